@@ -1,0 +1,3 @@
+"""ttsframe: a plugin-based text-to-speech server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The framework core: hook specs, registry, config, scheduler and domain types."""

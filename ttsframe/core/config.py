@@ -1,0 +1,230 @@
+"""Settings: defaults < ``ttsframe.toml`` < ``TTSFRAME_*`` environment < command-line flags.
+
+Every key is declared here once, with its type and default; ``ttsframe.toml`` at the
+repository root documents them for users. Relative paths are resolved against the
+directory of the config file (or the working directory when there is none).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from ttsframe.core.errors import ConfigError
+
+ENV_PREFIX = "TTSFRAME_"
+DEFAULT_CONFIG_NAME = "ttsframe.toml"
+
+
+class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 7860
+    debug_mode: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class SecurityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    api_keys: list[str] = []
+    admin_keys: list[str] = []
+    # SillyTavern's default address; never combined with credentials for "*".
+    cors_origins: list[str] = msgspec.field(
+        default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
+    )
+
+
+class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    data_dir: str = "data"
+    audio_prompts_dir: str = "audio_prompts"
+    audio_outputs_dir: str = "audio_outputs"
+    max_upload_mb: Annotated[float, msgspec.Meta(gt=0, le=1024)] = 25.0
+
+
+class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    default_backend: str = "dia"
+    default_format: str = "wav"
+    voice_store: str = "builtin"
+    max_text_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
+    batch_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20
+    unknown_nonverbals: Literal["warn", "reject"] = "warn"
+
+
+class LoggingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    save_outputs: bool = False
+    show_prompts: bool = False
+    output_retention_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 365)] = 24.0
+    job_retention_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 365)] = 1.0
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
+    generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
+    plugins: dict[str, dict[str, Any]] = {}
+    # Where the file came from; not a config key.
+    config_path: str | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.config_path).parent if self.config_path else Path.cwd()
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.storage.data_dir)
+
+    def plugin_enabled(self, plugin: str) -> bool:
+        return bool(self.plugins.get(plugin, {}).get("enabled", True))
+
+    def plugin_section(self, plugin: str) -> dict[str, Any]:
+        return {k: v for k, v in self.plugins.get(plugin, {}).items() if k != "enabled"}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an environment value as a TOML literal when it is one, else as a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """``TTSFRAME_SERVER__PORT=8000`` -> ``{"server": {"port": 8000}}``."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_env_value(raw)
+    return out
+
+
+def find_config_file(explicit: str | None, environ: typing.Mapping[str, str]) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {explicit!r} does not exist")
+        return path.resolve()
+    if environ.get("TTSFRAME_CONFIG"):
+        return find_config_file(environ["TTSFRAME_CONFIG"], {})
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local.resolve() if local.is_file() else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_settings(
+    config_file: str | None = None,
+    *,
+    environ: typing.Mapping[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build the effective settings; raise ``ConfigError`` naming the bad key."""
+    environ = os.environ if environ is None else environ
+    path = find_config_file(config_file, environ)
+    raw: dict[str, Any] = read_toml(path) if path else {}
+    raw = _deep_merge(raw, env_overrides(environ))
+    raw = _deep_merge(raw, overrides or {})
+    raw["config_path"] = str(path) if path else None
+    return convert(raw, Settings, prefix="")
+
+
+def convert(raw: Any, type_: type, *, prefix: str) -> Any:
+    """``msgspec.convert`` with errors that name the key and its allowed values."""
+    try:
+        return msgspec.convert(raw, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, type_, prefix)) from None
+
+
+def describe_validation_error(exc: msgspec.ValidationError, type_: type, prefix: str) -> str:
+    text = str(exc)
+    match = re.search(r" - at `\$\.?(.*)`$", text)
+    where = match.group(1) if match else ""
+    reason = text[: match.start()] if match else text
+    key = ".".join(p for p in (prefix, where) if p)
+    unknown = re.match(r"Object contains unknown field `(.+)`", reason)
+    if unknown:
+        key = ".".join(p for p in (key, unknown.group(1)) if p)
+        allowed = _field_names(type_, where)
+        hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
+        return f"unknown config key '{key}'{hint}"
+    allowed = _allowed_values(type_, where)
+    hint = f"; allowed values: {allowed}" if allowed else ""
+    return f"invalid value for '{key or 'config'}': {reason}{hint}"
+
+
+def _resolve(type_: Any, path: str) -> Any:
+    for part in [p for p in path.split(".") if p]:
+        hints = typing.get_type_hints(type_, include_extras=True) if isinstance(type_, type) else {}
+        if part not in hints:
+            return None
+        type_ = hints[part]
+    return type_
+
+
+def _field_names(type_: Any, path: str) -> list[str]:
+    target = _resolve(type_, path)
+    if isinstance(target, type) and issubclass(target, msgspec.Struct):
+        return [f for f in target.__struct_fields__ if f != "config_path"]
+    return []
+
+
+def _allowed_values(type_: Any, path: str) -> str:
+    target = _resolve(type_, path)
+    if target is None:
+        return ""
+    if typing.get_origin(target) is Literal:
+        return ", ".join(repr(v) for v in typing.get_args(target))
+    if typing.get_origin(target) is Annotated:
+        base, *metas = typing.get_args(target)
+        bounds = []
+        for meta in metas:
+            if isinstance(meta, msgspec.Meta):
+                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(meta, attr, None) is not None:
+                        bounds.append(f"{sym} {getattr(meta, attr)}")
+        return f"{base.__name__} {' and '.join(bounds)}".strip()
+    if isinstance(target, type):
+        return target.__name__
+    return ""
+
+
+def to_toml_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as a plain dict ready for ``tomli_w`` (without ``config_path``)."""
+    data = msgspec.to_builtins(settings)
+    data.pop("config_path", None)
+    return data

@@ -1,0 +1,56 @@
+"""Domain errors. The HTTP layer maps each class to one status code in one place."""
+
+from __future__ import annotations
+
+
+class TTSFrameError(Exception):
+    """Base class: ``message`` is safe to show to the caller."""
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class InvalidInput(TTSFrameError):
+    """The request is well-formed but its content cannot be served (400)."""
+
+
+class NotFound(TTSFrameError):
+    """A named voice, prompt, job, log or model does not exist (404)."""
+
+
+class Conflict(TTSFrameError):
+    """The request clashes with stored state, e.g. a duplicate id (409)."""
+
+
+class PayloadTooLarge(TTSFrameError):
+    """An upload is larger than the configured limit (413)."""
+
+
+class NotReady(TTSFrameError):
+    """A result is not available yet, e.g. a job still running (409 with Retry-After)."""
+
+
+class QueueFull(TTSFrameError):
+    """The scheduler's bounded queue is full (429 with Retry-After)."""
+
+
+class BackendUnavailable(TTSFrameError):
+    """The backend is loading or failed to load (503)."""
+
+
+class Cancelled(TTSFrameError):
+    """A generation was cancelled before it finished."""
+
+
+class GenerationFailed(TTSFrameError):
+    """The backend raised while generating (500)."""
+
+
+class ConfigError(TTSFrameError):
+    """Configuration is invalid; raised at startup or on PUT /config."""
+
+
+class PluginError(TTSFrameError):
+    """A plugin is malformed or two plugins claim the same name."""

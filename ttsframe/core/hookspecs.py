@@ -1,0 +1,47 @@
+"""Hook specifications: the whole plugin contract.
+
+Each hook hands the plugin a ``register`` callback. The core's registry owns naming, so
+two plugins claiming one name is a startup error instead of a silent override.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ttsframe")
+hookimpl = pluggy.HookimplMarker("ttsframe")
+
+
+@hookspec
+def register_backends(register):
+    """Register backends: ``register(name, factory, config=StructType | None)``.
+
+    ``factory(ctx: PluginContext) -> Backend``; ``config`` is a msgspec Struct type that
+    the plugin's ``[plugins.<plugin>]`` section is validated against.
+    """
+
+
+@hookspec
+def register_preprocessors(register):
+    """Register text preprocessors: ``register(name, factory, config=None)``.
+
+    ``factory(ctx) -> TextPreprocessor``; they run in ascending ``order``.
+    """
+
+
+@hookspec
+def register_voice_stores(register):
+    """Register voice stores: ``register(name, factory, config=None)``; one is active."""
+
+
+@hookspec
+def register_encoders(register):
+    """Register output encoders: ``register(format, factory, config=None)``."""
+
+
+@hookspec
+def register_routes(register):
+    """Add HTTP routes: ``register(handler)`` with a Litestar route handler or Router.
+
+    Handlers may declare a ``services`` parameter to receive the server's ``Services``.
+    """

@@ -1,0 +1,165 @@
+"""Plugin loading and the registry of what each plugin provides.
+
+Plugins are found through the ``ttsframe`` entry-point group; the built-ins are found the
+same way. Each hook receives a ``register`` callback bound to the calling plugin, so the
+registry knows who registered what and refuses duplicate names.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from ttsframe.core import hookspecs
+from ttsframe.core.errors import PluginError
+
+ENTRY_POINT_GROUP = "ttsframe"
+KINDS = {
+    "register_backends": "backend",
+    "register_preprocessors": "preprocessor",
+    "register_voice_stores": "voice_store",
+    "register_encoders": "encoder",
+    "register_routes": "routes",
+}
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    factory: Any
+    config: type | None
+    plugin: str
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str
+    version: str
+    hooks: list[str]
+    provides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registry:
+    """Named registrations per kind; built once at startup."""
+
+    items: dict[str, dict[str, Registration]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS.values()}
+    )
+    routes: list[Registration] = field(default_factory=list)
+
+    def add(self, reg: Registration) -> None:
+        if reg.kind == "routes":
+            self.routes.append(reg)
+            return
+        if not isinstance(reg.name, str) or not reg.name:
+            raise PluginError(f"plugin {reg.plugin!r} registered a {reg.kind} without a name")
+        existing = self.items[reg.kind].get(reg.name)
+        if existing is not None:
+            raise PluginError(
+                f"{reg.kind} {reg.name!r} is registered by both plugin {existing.plugin!r} "
+                f"and plugin {reg.plugin!r}; disable one with "
+                f"'[plugins.{reg.plugin}] enabled = false' in ttsframe.toml"
+            )
+        self.items[reg.kind][reg.name] = reg
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.items[kind])
+
+    def get(self, kind: str, name: str) -> Registration | None:
+        return self.items[kind].get(name)
+
+
+def new_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("ttsframe")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def load_entry_points(
+    pm: pluggy.PluginManager, enabled: Callable[[str], bool]
+) -> dict[str, tuple[str, str]]:
+    """Register every enabled ``ttsframe`` entry point; return name -> (dist, version)."""
+    sources: dict[str, tuple[str, str]] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if not enabled(ep.name) or pm.has_plugin(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}; fix or uninstall "
+                f"it, or set '[plugins.{ep.name}] enabled = false'"
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        dist = ep.dist
+        sources[ep.name] = (dist.name, dist.version) if dist else ("unknown", "")
+    return sources
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Call every registration hook, one plugin at a time, so names can be attributed."""
+    pm.check_pending()
+    registry = Registry()
+    for hook_name, kind in KINDS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            plugin = impl.plugin_name
+
+            def register(name: Any, factory: Any = None, config: type | None = None,
+                         *, _kind: str = kind, _plugin: str = plugin) -> None:
+                if _kind == "routes":
+                    registry.add(Registration(_kind, getattr(name, "path", "route"), name,
+                                              None, _plugin))
+                else:
+                    if not callable(factory):
+                        raise PluginError(f"plugin {_plugin!r}: {_kind} {name!r} needs a factory")
+                    registry.add(Registration(_kind, name, factory, config, _plugin))
+
+            impl.function(register=register)
+    return registry
+
+
+def describe_plugins(
+    pm: pluggy.PluginManager, registry: Registry, sources: dict[str, tuple[str, str]]
+) -> list[PluginInfo]:
+    """What ``ttsframe plugins`` prints: each plugin, where it comes from, what it provides."""
+    provided: dict[str, list[str]] = {}
+    for kind_items in registry.items.values():
+        for reg in kind_items.values():
+            provided.setdefault(reg.plugin, []).append(f"{reg.kind}:{reg.name}")
+    for reg in registry.routes:
+        provided.setdefault(reg.plugin, []).append(f"routes:{reg.name}")
+    infos = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        dist, version = sources.get(name, ("", ""))
+        if dist == "ttsframe":
+            source = "built-in"
+        elif dist:
+            source = f"distribution {dist}"
+        else:
+            source = f"registered in code ({getattr(plugin, '__name__', type(plugin).__name__)})"
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        infos.append(PluginInfo(name, source, version, hooks, sorted(provided.get(name, []))))
+    return infos
+
+
+def load_plugins(
+    enabled: Callable[[str], bool],
+    extra: Iterable[tuple[str, object]] = (),
+    *,
+    entry_points: bool = True,
+) -> tuple[pluggy.PluginManager, Registry, list[PluginInfo]]:
+    """Load entry points (unless disabled) plus ``extra`` (name, plugin) pairs."""
+    pm = new_manager()
+    sources = load_entry_points(pm, enabled) if entry_points else {}
+    for name, plugin in extra:
+        if enabled(name):
+            pm.register(plugin, name=name)
+    registry = build_registry(pm)
+    return pm, registry, describe_plugins(pm, registry, sources)

@@ -1,0 +1,251 @@
+"""The one path to a backend: a bounded queue, one worker thread per backend, batching.
+
+Synchronous requests and asynchronous jobs both call :meth:`Scheduler.submit`, so neither
+can bypass the queue. Each backend instance is owned by a single thread (Dia's generate
+is not safe to call concurrently); concurrency comes from batching compatible tasks into
+one ``generate`` call, up to ``workers`` tasks at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull
+from ttsframe.core.interfaces import Backend
+from ttsframe.core.types import SynthesisResult, SynthesisTask
+
+log = logging.getLogger("ttsframe.scheduler")
+
+BackendState = Literal["loading", "ready", "failed"]
+
+
+@dataclass
+class Ticket:
+    """A task in the scheduler: its future and timings."""
+
+    task: SynthesisTask
+    backend: str
+    future: asyncio.Future[SynthesisResult]
+    submitted_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = None
+    progress: tuple[int, int] = (0, 0)
+
+    @property
+    def status(self) -> str:
+        if not self.future.done():
+            return "processing" if self.started_at else "pending"
+        if self.future.cancelled():
+            return "cancelled"
+        exc = self.future.exception()
+        if isinstance(exc, Cancelled):
+            return "cancelled"
+        return "failed" if exc else "completed"
+
+
+class BackendWorker:
+    """Owns one backend on one thread: loads it, then runs its batches."""
+
+    def __init__(self, name: str, backend: Backend) -> None:
+        self.name = name
+        self.backend = backend
+        self.state: BackendState = "loading"
+        self.error: str | None = None
+        self.loaded_at: float | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{name}")
+        self.busy = 0
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.backend.load()
+        except Exception as exc:  # the server stays up and reports why
+            self.state, self.error = "failed", str(exc) or type(exc).__name__
+            log.error("backend %s failed to load: %s", self.name, self.error)
+            return
+        self.state, self.loaded_at = "ready", time.time()
+        log.info("backend %s ready in %.1f s", self.name, time.perf_counter() - started)
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+
+    async def run(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
+        loop = asyncio.get_running_loop()
+        self.busy = len(tasks)
+        try:
+            return await loop.run_in_executor(self._executor, self._generate, tasks)
+        finally:
+            self.busy = 0
+
+    def _generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
+        try:
+            results = self.backend.generate(tasks)
+        except BaseException as exc:  # a crash fails this batch, never the worker
+            log.exception("backend %s raised", self.name)
+            return [exc] * len(tasks)
+        if len(results) != len(tasks):
+            err = RuntimeError(f"backend {self.name} returned {len(results)} results "
+                               f"for {len(tasks)} tasks")
+            return [err] * len(tasks)
+        return list(results)
+
+    def check_ready(self) -> None:
+        if self.state == "loading":
+            raise BackendUnavailable(
+                f"backend '{self.name}' is still loading its model; retry shortly "
+                "(GET /health shows progress)", headers={"Retry-After": "5"})
+        if self.state == "failed":
+            raise BackendUnavailable(
+                f"backend '{self.name}' failed to load: {self.error}. Fix the [plugins] "
+                "section of ttsframe.toml (see GET /health) and restart the server")
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.backend.close()
+        except Exception:
+            log.exception("backend %s failed to close", self.name)
+
+
+class Scheduler:
+    """Bounded queue in front of the backend workers; batches compatible tasks."""
+
+    def __init__(self, workers: dict[str, BackendWorker], *, queue_size: int,
+                 max_batch: int, batch_wait_s: float) -> None:
+        self.workers = workers
+        self.queue_size = queue_size
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_s
+        self._pending: dict[str, list[Ticket]] = {name: [] for name in workers}
+        self._running: dict[str, Ticket] = {}
+        self._tickets: dict[str, Ticket] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._loops: list[asyncio.Task] = []
+        self._lock = threading.Lock()
+        self.completed = 0
+        self.failed = 0
+
+    async def start(self) -> None:
+        for name, worker in self.workers.items():
+            self._wakeups[name] = asyncio.Event()
+            self._loops.append(asyncio.create_task(worker.start(), name=f"load-{name}"))
+            self._loops.append(asyncio.create_task(self._dispatch(name), name=f"run-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for worker in self.workers.values():
+            worker.shutdown()
+
+    @property
+    def pending_count(self) -> int:
+        return sum(len(q) for q in self._pending.values())
+
+    def submit(self, backend: str, task: SynthesisTask) -> Ticket:
+        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full."""
+        worker = self.workers.get(backend)
+        if worker is None:
+            raise NotFound(f"Model '{backend}' not found")
+        worker.check_ready()
+        if self.pending_count >= self.queue_size:
+            raise QueueFull(
+                f"the generation queue is full ({self.queue_size} pending); retry later "
+                "or raise generation.queue_size", headers={"Retry-After": "2"})
+        ticket = Ticket(task, backend, asyncio.get_running_loop().create_future())
+        self._tickets[task.task_id] = ticket
+        self._pending[backend].append(ticket)
+        self._wakeups[backend].set()
+        return ticket
+
+    def get(self, task_id: str) -> Ticket | None:
+        return self._tickets.get(task_id)
+
+    def cancel(self, task_id: str, reason: str = "cancelled by request") -> bool:
+        """Cancel a pending task at once, or ask a running one to stop between steps."""
+        ticket = self._tickets.get(task_id)
+        if ticket is None or ticket.future.done():
+            return False
+        ticket.task.cancel.cancel(reason)
+        queue = self._pending[ticket.backend]
+        if ticket in queue:
+            queue.remove(ticket)
+            ticket.future.set_exception(Cancelled(reason))
+            ticket.future.exception()  # mark retrieved
+            self._forget(ticket)
+        return True
+
+    def _forget(self, ticket: Ticket) -> None:
+        self._tickets.pop(ticket.task.task_id, None)
+
+    def batch_key(self, backend: str, ticket: Ticket) -> Hashable:
+        return self.workers[backend].backend.batch_key(ticket.task)
+
+    def _take_batch(self, backend: str) -> list[Ticket]:
+        queue = self._pending[backend]
+        caps = self.workers[backend].backend.capabilities
+        limit = min(self.max_batch, caps.max_batch_size if caps.supports_batching else 1)
+        first = queue.pop(0)
+        batch = [first]
+        key = self.batch_key(backend, first)
+        for ticket in list(queue):
+            if len(batch) >= limit:
+                break
+            if self.batch_key(backend, ticket) == key:
+                queue.remove(ticket)
+                batch.append(ticket)
+        return batch
+
+    async def _dispatch(self, backend: str) -> None:
+        worker = self.workers[backend]
+        wake = self._wakeups[backend]
+        while True:
+            if not self._pending[backend]:
+                wake.clear()
+                await wake.wait()
+                continue
+            if self.batch_wait_s and len(self._pending[backend]) < self.max_batch:
+                await asyncio.sleep(self.batch_wait_s)  # let close arrivals join the batch
+            if not self._pending[backend]:
+                continue
+            batch = self._take_batch(backend)
+            now = time.time()
+            for ticket in batch:
+                ticket.started_at = now
+                ticket.worker = f"{backend}-0"
+                self._running[ticket.task.task_id] = ticket
+            results = await worker.run([t.task for t in batch])
+            done = time.time()
+            for ticket, result in zip(batch, results, strict=True):
+                ticket.finished_at = done
+                self._running.pop(ticket.task.task_id, None)
+                self._forget(ticket)
+                if ticket.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    if ticket.task.cancel.cancelled and not isinstance(result, Cancelled):
+                        result = Cancelled(ticket.task.cancel.reason)
+                    self.failed += not isinstance(result, Cancelled)
+                    ticket.future.set_exception(result)
+                    ticket.future.exception()
+                else:
+                    self.completed += 1
+                    ticket.future.set_result(result)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "pending_jobs": self.pending_count,
+            "processing_jobs": len(self._running),
+            "completed_jobs": self.completed,
+            "failed_jobs": self.failed,
+            "total_workers": self.max_batch * len(self.workers),
+            "active_workers": sum(w.busy for w in self.workers.values()),
+        }

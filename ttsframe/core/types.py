@@ -1,0 +1,115 @@
+"""Domain types shared by the core, the plugins and the HTTP layer.
+
+They are msgspec Structs so that the same definitions validate requests, document the
+OpenAPI schema and travel between the scheduler and the backends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+
+Role = Literal["user", "assistant", "system"]
+Speaker = Literal["S1", "S2"]
+
+
+class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Model parameters a request may set; ``None`` means "the backend's default".
+
+    Ranges are those of the API guide.
+    """
+
+    temperature: Annotated[float, msgspec.Meta(ge=0.1, le=2.0)] | None = None
+    cfg_scale: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=100, le=10000)] | None = None
+    use_torch_compile: bool | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
+    greedy: bool = False
+
+
+class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
+    """What a backend can do; the core reads this instead of guessing."""
+
+    sample_rate: int
+    max_text_bytes: int
+    max_decoder_steps: int | None = None
+    frames_per_second: float | None = None
+    supports_cloning: bool = False
+    supports_batching: bool = False
+    max_batch_size: int = 1
+    supports_streaming: bool = False
+    speaker_tags: bool = False
+    languages: tuple[str, ...] = ("en",)
+
+
+class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A named voice: optional audio prompt and transcript, speaker and fixed seed."""
+
+    voice_id: str
+    style: str = "neutral"
+    primary_speaker: Speaker = "S1"
+    audio_prompt: str | None = None
+    audio_prompt_transcript: str | None = None
+    seed: int | None = None
+    builtin: bool = False
+    backends: list[str] | None = None
+
+
+class AudioPrompt(msgspec.Struct, frozen=True):
+    """A stored prompt: mono float32 samples at ``sample_rate``."""
+
+    prompt_id: str
+    samples: np.ndarray
+    sample_rate: int
+
+
+class CancelToken:
+    """Set by the scheduler when a request is cancelled; backends poll it between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class SynthesisTask(msgspec.Struct, kw_only=True):
+    """One unit of work for a backend: processed text, params and voice conditioning.
+
+    ``text`` is the request text after every preprocessor. Cloning backends combine
+    ``prompt_transcript`` and ``prompt`` with it the way their model expects.
+    ``on_progress(done, total)`` and ``on_audio(samples)`` are optional callbacks a
+    backend may call from its worker thread.
+    """
+
+    task_id: str
+    text: str
+    params: GenerationParams
+    prompt: AudioPrompt | None = None
+    prompt_transcript: str | None = None
+    cancel: CancelToken = msgspec.field(default_factory=CancelToken)
+    on_progress: Callable[[int, int], None] | None = None
+    on_audio: Callable[[np.ndarray], None] | None = None
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+class SynthesisResult(msgspec.Struct, kw_only=True):
+    """Mono float32 audio in [-1, 1] at ``sample_rate``, plus what the backend reports."""
+
+    samples: np.ndarray
+    sample_rate: int
+    tokens: int = 0
+    notes: list[str] = msgspec.field(default_factory=list)
+    info: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""HTTP layer (Litestar). Nothing here imports torch."""
