@@ -113,3 +113,30 @@ class SynthesisResult(msgspec.Struct, kw_only=True):
     tokens: int = 0
     notes: list[str] = msgspec.field(default_factory=list)
     info: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class SpeechRequest(msgspec.Struct, kw_only=True):
+    """A validated request, whichever HTTP shape it arrived in."""
+
+    text: str
+    voice_id: str
+    model: str | None = None
+    role: Role | None = None
+    response_format: str = "wav"
+    speed: float = 1.0
+    params: GenerationParams = msgspec.field(default_factory=GenerationParams)
+    stream: bool = False
+
+
+class SpeechOutput(msgspec.Struct, kw_only=True):
+    """Encoded audio plus what the caller should be told about it."""
+
+    audio: bytes
+    content_type: str
+    sample_rate: int
+    duration_s: float
+    text: str
+    voice_id: str
+    backend: str
+    tokens: int = 0
+    warnings: list[str] = msgspec.field(default_factory=list)

@@ -1,1 +1,49 @@
-"""Placeholder."""
+"""The six built-in voices of the API guide, as a read-only voice store.
+
+Each built-in voice has a fixed seed, so a voice sounds the same from one request to the
+next instead of drawing a random speaker every call. Writable stores (see the filesystem
+store) include these voices too and refuse to delete them.
+"""
+
+from __future__ import annotations
+
+from ttsframe.core.errors import NotFound
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe.core.interfaces import VoiceStore
+from ttsframe.core.types import AudioPrompt, Voice
+
+BUILTIN_VOICES: tuple[Voice, ...] = (
+    Voice(voice_id="alloy", style="neutral", primary_speaker="S1", seed=1011, builtin=True),
+    Voice(voice_id="echo", style="calm", primary_speaker="S1", seed=2027, builtin=True),
+    Voice(voice_id="fable", style="expressive", primary_speaker="S2", seed=3041, builtin=True),
+    Voice(voice_id="nova", style="bright", primary_speaker="S2", seed=4057, builtin=True),
+    Voice(voice_id="onyx", style="deep", primary_speaker="S1", seed=5077, builtin=True),
+    Voice(voice_id="shimmer", style="soft", primary_speaker="S2", seed=6089, builtin=True),
+)
+
+
+def builtin_voice(voice_id: str) -> Voice | None:
+    return next((v for v in BUILTIN_VOICES if v.voice_id == voice_id), None)
+
+
+class BuiltinVoiceStore(VoiceStore):
+    """Only the built-in voices; no prompts, no writes."""
+
+    name = "builtin"
+
+    def list_voices(self) -> list[Voice]:
+        return list(BUILTIN_VOICES)
+
+    def get_voice(self, voice_id: str) -> Voice:
+        voice = builtin_voice(voice_id)
+        if voice is None:
+            raise NotFound(f"Voice '{voice_id}' not found")
+        return voice
+
+    def load_prompt(self, prompt_id: str) -> AudioPrompt:
+        raise NotFound(f"Audio prompt '{prompt_id}' not found")
+
+
+@hookimpl
+def register_voice_stores(register):
+    register("builtin", lambda ctx: BuiltinVoiceStore())

@@ -1,1 +1,44 @@
-"""Placeholder."""
+"""Speaker-tag normalisation: canonical ``[S1]``/``[S2]`` spelling, a leading tag always.
+
+Runs after role tagging, so text that is still untagged gets the voice's primary speaker.
+Tags the model does not know (``[S3]``) are rejected instead of being read aloud.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ttsframe.core.errors import InvalidInput
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe.core.interfaces import TextContext, TextPreprocessor
+from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS
+
+
+class SpeakerTagNormaliser(TextPreprocessor):
+    name = "speaker_tags"
+    order = 30
+
+    def process(self, text: str, ctx: TextContext) -> str:
+        if not ctx.speaker_tags:
+            return ANY_TAG.sub(" ", text).strip()
+
+        def canonical(match: re.Match[str]) -> str:
+            tag = f"S{int(match.group(1))}"
+            if tag not in SPEAKERS:
+                raise InvalidInput(
+                    f"unknown speaker tag [{tag}]: backend '{ctx.backend}' knows "
+                    f"{', '.join(f'[{s}]' for s in SPEAKERS)}")
+            return f"[{tag}]"
+
+        text = ANY_TAG.sub(canonical, text)
+        text = re.sub(r"\s+", " ", text).strip()
+        if not LEADING_TAG.match(text):
+            text = f"[{ctx.voice.primary_speaker}] {text}"
+        if not ANY_TAG.sub("", text).strip():
+            raise InvalidInput("text contains only speaker tags; add words to speak")
+        return text
+
+
+@hookimpl
+def register_preprocessors(register):
+    register("speaker_tags", lambda ctx: SpeakerTagNormaliser())

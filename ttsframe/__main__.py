@@ -1,0 +1,5 @@
+import sys
+
+from ttsframe.cli import main
+
+sys.exit(main())

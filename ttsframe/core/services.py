@@ -1,0 +1,96 @@
+"""Startup assembly: settings + plugins -> the objects the HTTP layer is given.
+
+Everything stateful is built here once and injected; there are no module-level singletons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pluggy
+
+from ttsframe.core.config import Settings, convert
+from ttsframe.core.errors import ConfigError
+from ttsframe.core.interfaces import (
+    Backend,
+    Encoder,
+    PluginContext,
+    TextPreprocessor,
+    VoiceStore,
+)
+from ttsframe.core.plugins import PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.scheduler import BackendWorker, Scheduler
+from ttsframe.core.speech import SpeechService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    plugin_manager: pluggy.PluginManager
+    registry: Registry
+    plugins: list[PluginInfo]
+    backends: dict[str, Backend]
+    preprocessors: list[TextPreprocessor]
+    voices: VoiceStore
+    encoders: dict[str, Encoder]
+    scheduler: Scheduler
+    speech: SpeechService
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+
+
+def _instantiate(reg: Registration, settings: Settings):
+    section = settings.plugin_section(reg.plugin)
+    if reg.config is not None:
+        config = convert(section, reg.config, prefix=f"plugins.{reg.plugin}")
+    else:
+        config = section
+    ctx = PluginContext(plugin=reg.plugin, config=config, data_dir=settings.data_dir,
+                        settings=settings)
+    return reg.factory(ctx)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    entry_points: bool = True,
+) -> Services:
+    """Load plugins, validate their config, build backends, stores, encoders, scheduler."""
+    pm, registry, infos = load_plugins(settings.plugin_enabled, extra_plugins,
+                                       entry_points=entry_points)
+    gen = settings.generation
+
+    backends = {name: _instantiate(reg, settings)
+                for name, reg in registry.items["backend"].items()}
+    if gen.default_backend not in backends:
+        raise ConfigError(
+            f"invalid value for 'generation.default_backend': no backend named "
+            f"'{gen.default_backend}' is registered; allowed values: "
+            f"{', '.join(sorted(backends)) or '(none: install or enable a backend plugin)'}")
+    store_reg = registry.get("voice_store", gen.voice_store)
+    if store_reg is None:
+        raise ConfigError(
+            f"invalid value for 'generation.voice_store': '{gen.voice_store}'; allowed "
+            f"values: {', '.join(registry.names('voice_store')) or '(none registered)'}")
+    if gen.default_format not in registry.items["encoder"]:
+        raise ConfigError(
+            f"invalid value for 'generation.default_format': '{gen.default_format}'; "
+            f"allowed values: {', '.join(registry.names('encoder'))}")
+    voices = _instantiate(store_reg, settings)
+    preprocessors = [_instantiate(reg, settings)
+                     for reg in registry.items["preprocessor"].values()]
+    encoders = {name: _instantiate(reg, settings)
+                for name, reg in registry.items["encoder"].items()}
+    workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
+    scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
+                          batch_wait_s=gen.batch_wait_ms / 1000)
+    speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
+    return Services(settings, pm, registry, infos, backends, preprocessors, voices, encoders,
+                    scheduler, speech)

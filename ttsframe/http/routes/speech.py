@@ -1,0 +1,58 @@
+"""``/generate``, ``/models``, ``/voices``: the guide's text-to-speech endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Response, get, post
+
+from ttsframe.core.services import Services
+from ttsframe.http.responses import audio_response
+from ttsframe.http.schemas import (
+    GenerateRequest,
+    ModelInfo,
+    ModelsResponse,
+    VoiceInfo,
+    VoicesResponse,
+)
+
+AUDIO_RESPONSES: dict[int | str, Any] = {}
+
+
+@post("/generate", operation_id="generate", summary="Generate speech from text",
+       status_code=200, tags=["speech"])
+async def generate(data: GenerateRequest, services: Services) -> Response[bytes]:
+    """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default)."""
+    request = data.to_domain(default_format=services.settings.generation.default_format)
+    output = await services.speech.synthesize(request)
+    return audio_response(output)
+
+
+@get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])
+async def list_models(services: Services) -> ModelsResponse:
+    default = services.settings.generation.default_backend
+    models = []
+    for name, backend in sorted(services.backends.items()):
+        worker = services.scheduler.workers[name]
+        models.append(ModelInfo(
+            id=name, name=name, state=worker.state, default=name == default,
+            capabilities=msgspec.to_builtins(backend.capabilities),
+            info=backend.describe() if worker.state == "ready" else {}))
+    return ModelsResponse(models=models)
+
+
+def voice_info(voice) -> VoiceInfo:
+    return VoiceInfo(voice_id=voice.voice_id, name=voice.voice_id,
+                     type="builtin" if voice.builtin else "custom", style=voice.style,
+                     primary_speaker=voice.primary_speaker, audio_prompt=voice.audio_prompt,
+                     audio_prompt_transcript=voice.audio_prompt_transcript,
+                     backends=voice.backends)
+
+
+@get("/voices", operation_id="list_voices", summary="List voices", tags=["speech"])
+async def list_voices(services: Services) -> VoicesResponse:
+    return VoicesResponse(voices=[voice_info(v) for v in services.voices.list_voices()])
+
+
+ROUTES = [generate, list_models, list_voices]
