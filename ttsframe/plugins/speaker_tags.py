@@ -20,7 +20,7 @@ class SpeakerTagNormaliser(TextPreprocessor):
 
     def process(self, text: str, ctx: TextContext) -> str:
         if not ctx.speaker_tags:
-            return ANY_TAG.sub(" ", text).strip()
+            return re.sub(r"\s+", " ", ANY_TAG.sub(" ", text)).strip()
 
         def canonical(match: re.Match[str]) -> str:
             tag = f"S{int(match.group(1))}"

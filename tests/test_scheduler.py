@@ -1,0 +1,128 @@
+"""The scheduler: bounded queue, batching, cancellation, failures isolated per task."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
+from ttsframe.core.scheduler import BackendWorker, Scheduler
+from ttsframe.core.types import GenerationParams, SynthesisTask
+from tests.fakes import ToneBackend, ToneConfig
+
+
+def task(text: str) -> SynthesisTask:
+    return SynthesisTask(task_id=text, text=text, params=GenerationParams())
+
+
+async def started(config: ToneConfig, **kw) -> tuple[Scheduler, ToneBackend]:
+    backend = ToneBackend(config)
+    sched = Scheduler({"tone": BackendWorker("tone", backend)}, **kw)
+    await sched.start()
+    for _ in range(100):
+        if sched.workers["tone"].state != "loading":
+            break
+        await asyncio.sleep(0.01)
+    return sched, backend
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_close_requests_are_batched_and_split_back():
+    async def main():
+        sched, backend = await started(ToneConfig(), queue_size=10, max_batch=4,
+                                       batch_wait_s=0.05)
+        tickets = [sched.submit("tone", task(f"text number {i}")) for i in range(6)]
+        results = await asyncio.gather(*(t.future for t in tickets))
+        await sched.stop()
+        return backend, results
+
+    backend, results = run(main())
+    assert [len(c) for c in backend.calls] == [4, 2]
+    lengths = [len(r.samples) for r in results]
+    assert lengths == [int(len(f"text number {i}") * 0.01 * 24000) for i in range(6)]
+
+
+def test_queue_full_is_429_material():
+    async def main():
+        sched, _ = await started(ToneConfig(step_delay_s=0.05), queue_size=2, max_batch=1,
+                                 batch_wait_s=0)
+        first = sched.submit("tone", task("a"))
+        await asyncio.sleep(0.02)  # "a" is now running, the queue is empty
+        sched.submit("tone", task("b"))
+        sched.submit("tone", task("c"))
+        with pytest.raises(QueueFull) as err:
+            sched.submit("tone", task("d"))
+        assert err.value.headers["Retry-After"]
+        for t in ("a", "b", "c"):
+            sched.cancel(t)
+        await asyncio.gather(first.future, return_exceptions=True)
+        await sched.stop()
+
+    run(main())
+
+
+def test_cancel_pending_and_running():
+    async def main():
+        sched, backend = await started(ToneConfig(step_delay_s=0.05, steps=100),
+                                       queue_size=10, max_batch=1, batch_wait_s=0)
+        running = sched.submit("tone", task("running"))
+        await asyncio.sleep(0.1)
+        pending = sched.submit("tone", task("pending"))
+        assert sched.stats()["pending_jobs"] == 1
+        assert sched.cancel("pending")
+        with pytest.raises(Cancelled):
+            await pending.future
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert sched.cancel("running")
+        with pytest.raises(Cancelled):
+            await running.future
+        elapsed = loop.time() - t0
+        after = sched.submit("tone", task("after"))
+        for _ in range(100):  # the freed worker picks the next task up at once
+            if after.started_at:
+                break
+            await asyncio.sleep(0.01)
+        assert after.started_at and after.status == "processing"
+        sched.cancel("after")
+        await asyncio.gather(after.future, return_exceptions=True)
+        await sched.stop()
+        return elapsed, backend
+
+    elapsed, backend = run(main())
+    assert elapsed < 1.0  # 100 steps x 50 ms would be 5 s: the worker stopped early
+    assert ["pending"] not in backend.calls
+
+
+def test_one_failing_task_fails_alone():
+    async def main():
+        sched, _ = await started(ToneConfig(), queue_size=10, max_batch=4, batch_wait_s=0.05)
+        ok = sched.submit("tone", task("fine"))
+        bad = sched.submit("tone", task("(explode)"))
+        res = await asyncio.gather(ok.future, bad.future, return_exceptions=True)
+        stats = sched.stats()
+        await sched.stop()
+        return res, stats
+
+    (ok, bad), stats = run(main())
+    assert ok.sample_rate == 24000
+    assert isinstance(bad, RuntimeError)
+    assert (stats["completed_jobs"], stats["failed_jobs"]) == (1, 1)
+
+
+def test_failed_load_is_reported():
+    async def main():
+        sched, _ = await started(ToneConfig(fail_load="weights missing"), queue_size=1,
+                                 max_batch=1, batch_wait_s=0)
+        worker = sched.workers["tone"]
+        with pytest.raises(BackendUnavailable, match="weights missing"):
+            sched.submit("tone", task("x"))
+        await sched.stop()
+        return worker
+
+    worker = run(main())
+    assert (worker.state, worker.error) == ("failed", "weights missing")
