@@ -73,6 +73,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.
     config_path: str | None = None
+    # From TTSFRAME_LOAD_PLUGINS="a,b": load only these plugins (tests, debugging).
+    plugin_allowlist: list[str] | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -88,6 +90,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.path(self.storage.data_dir)
 
     def plugin_enabled(self, plugin: str) -> bool:
+        if self.plugin_allowlist is not None and plugin not in self.plugin_allowlist:
+            return False
         return bool(self.plugins.get(plugin, {}).get("enabled", True))
 
     def plugin_section(self, plugin: str) -> dict[str, Any]:
@@ -159,6 +163,9 @@ def load_settings(
     raw = _deep_merge(raw, env_overrides(environ))
     raw = _deep_merge(raw, overrides or {})
     raw["config_path"] = str(path) if path else None
+    allow = environ.get("TTSFRAME_LOAD_PLUGINS")
+    if allow is not None:
+        raw["plugin_allowlist"] = [p.strip() for p in allow.split(",") if p.strip()]
     return convert(raw, Settings, prefix="")
 
 
@@ -199,7 +206,8 @@ def _resolve(type_: Any, path: str) -> Any:
 def _field_names(type_: Any, path: str) -> list[str]:
     target = _resolve(type_, path)
     if isinstance(target, type) and issubclass(target, msgspec.Struct):
-        return [f for f in target.__struct_fields__ if f != "config_path"]
+        return [f for f in target.__struct_fields__
+                if f not in ("config_path", "plugin_allowlist")]
     return []
 
 
@@ -227,4 +235,5 @@ def to_toml_dict(settings: Settings) -> dict[str, Any]:
     """The settings as a plain dict ready for ``tomli_w`` (without ``config_path``)."""
     data = msgspec.to_builtins(settings)
     data.pop("config_path", None)
+    data.pop("plugin_allowlist", None)
     return data

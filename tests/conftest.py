@@ -1,0 +1,33 @@
+"""Shared fixtures: in-process apps over the torch-free tone backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests import fakes
+from ttsframe.core.config import load_settings
+from ttsframe.core.services import Services, build_services
+from ttsframe.http.app import create_app
+
+
+def make_services(tmp_path, **overrides: Any) -> Services:
+    base: dict[str, Any] = {
+        "generation": {"default_backend": "tone", "batch_wait_ms": 0},
+        "plugins": {"dia": {"enabled": False}},
+    }
+    for section, values in overrides.items():
+        base.setdefault(section, {}).update(values)
+    cfg = tmp_path / "ttsframe.toml"
+    cfg.touch()
+    settings = load_settings(str(cfg), environ={}, overrides=base)
+    return build_services(settings, extra_plugins=[("tone-plugin", fakes)])
+
+
+@pytest.fixture
+def app_client(tmp_path) -> Iterator[TestClient]:
+    with TestClient(app=create_app(make_services(tmp_path))) as client:
+        yield client
