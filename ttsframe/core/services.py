@@ -92,5 +92,6 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
-    return Services(settings, pm, registry, infos, backends, preprocessors, voices, encoders,
-                    scheduler, speech)
+    return Services(settings=settings, plugin_manager=pm, registry=registry, plugins=infos,
+                    backends=backends, preprocessors=preprocessors, voices=voices,
+                    encoders=encoders, scheduler=scheduler, speech=speech)
