@@ -9,6 +9,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests import fakes
+from tests.server import builtin_plugin_names
 from ttsframe.core.config import load_settings
 from ttsframe.core.services import Services, build_services
 from ttsframe.http.app import create_app
@@ -23,7 +24,8 @@ def make_services(tmp_path, **overrides: Any) -> Services:
         base.setdefault(section, {}).update(values)
     cfg = tmp_path / "ttsframe.toml"
     cfg.touch()
-    settings = load_settings(str(cfg), environ={}, overrides=base)
+    allow = ",".join([*builtin_plugin_names(), "tone-plugin"])
+    settings = load_settings(str(cfg), environ={"TTSFRAME_LOAD_PLUGINS": allow}, overrides=base)
     return build_services(settings, extra_plugins=[("tone-plugin", fakes)])
 
 

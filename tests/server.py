@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 import socket
@@ -13,6 +14,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def builtin_plugin_names() -> list[str]:
+    return sorted(ep.name for ep in importlib.metadata.entry_points(group="ttsframe")
+                  if ep.dist is not None and ep.dist.name == "ttsframe")
 
 
 def free_port() -> int:
@@ -45,7 +51,9 @@ class ServerProcess:
         self.config = config
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", **(env or {})}
+        # Only ttsframe's own plugins unless the test says otherwise (env may override).
+        self.env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                    "TTSFRAME_LOAD_PLUGINS": ",".join(builtin_plugin_names()), **(env or {})}
         self.args = args or []
         self.ready_timeout = ready_timeout
         self.wait_for = wait_for
