@@ -1,0 +1,99 @@
+"""Split long text into chunks a backend can speak naturally, without losing a character.
+
+Boundaries are chosen in order of preference: speaker turns, sentence ends, clause
+punctuation, then whitespace. Every chunk starts with the speaker tag in force at that
+point, so a turn split across chunks keeps its speaker and a tag is never separated from
+its text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ttsframe.core.text import ANY_TAG
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
+_CLAUSE_END = re.compile(r"(?<=[,;:—–-])\s+")
+
+
+def _turns(text: str) -> list[tuple[str | None, str]]:
+    """``[S1] a [S2] b`` -> ``[("S1", "a"), ("S2", "b")]``; text before any tag has None."""
+    turns: list[tuple[str | None, str]] = []
+    pos, speaker = 0, None
+    for match in ANY_TAG.finditer(text):
+        body = text[pos:match.start()].strip()
+        if body:
+            turns.append((speaker, body))
+        speaker, pos = f"S{int(match.group(1))}", match.end()
+    body = text[pos:].strip()
+    if body:
+        turns.append((speaker, body))
+    return turns
+
+
+def _split_to_fit(piece: str, limit: int) -> list[str]:
+    """Split one over-long piece at clause punctuation, then whitespace, then bytes."""
+    if len(piece.encode()) <= limit:
+        return [piece]
+    for pattern in (_CLAUSE_END, re.compile(r"\s+")):
+        parts = [p for p in pattern.split(piece) if p]
+        if len(parts) > 1:
+            return _pack(parts, limit)
+    out, current = [], ""
+    for char in piece:  # one unbroken "word" longer than the limit
+        if len((current + char).encode()) > limit:
+            out.append(current)
+            current = ""
+        current += char
+    return [*out, current] if current else out
+
+
+def _pack(parts: list[str], limit: int) -> list[str]:
+    out: list[str] = []
+    current = ""
+    for part in parts:
+        for piece in _split_to_fit(part, limit):
+            candidate = f"{current} {piece}" if current else piece
+            if len(candidate.encode()) <= limit:
+                current = candidate
+            else:
+                if current:
+                    out.append(current)
+                current = piece
+    if current:
+        out.append(current)
+    return out
+
+
+def split_text(text: str, max_bytes: int, *, tag_speakers: bool = True) -> list[str]:
+    """Chunks of at most ``max_bytes`` UTF-8 bytes, each with its speaker tag.
+
+    Joining the chunks' words in order gives back every word of ``text``.
+    """
+    if max_bytes < 16:
+        raise ValueError("max_bytes must leave room for a speaker tag and some text")
+    chunks: list[str] = []
+    current_speaker: str | None = None
+    current = ""
+    for speaker, body in _turns(text):
+        tag = f"[{speaker}] " if speaker and tag_speakers else ""
+        budget = max_bytes - len(tag.encode())
+        sentences = [s for s in _SENTENCE_END.split(body) if s.strip()]
+        for sentence in _pack(sentences, budget):
+            piece = f"{tag}{sentence}"
+            if current and speaker != current_speaker:
+                candidate = f"{current} {piece}"
+            elif current:
+                candidate = f"{current} {sentence}"
+            else:
+                candidate = piece
+            if current and len(candidate.encode()) <= max_bytes:
+                current = candidate
+            else:
+                if current:
+                    chunks.append(current)
+                current = piece
+            current_speaker = speaker
+    if current:
+        chunks.append(current)
+    return chunks
