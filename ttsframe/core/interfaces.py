@@ -141,6 +141,14 @@ class Encoder(abc.ABC):
         """Start an incremental encoding; the default buffers until ``finish``."""
         return BufferedStream(self, sample_rate)
 
+    def output_rate(self, sample_rate: int) -> int:
+        """The rate a decoder reports for output made from ``sample_rate`` audio."""
+        return sample_rate
+
+    def response_headers(self, sample_rate: int) -> dict[str, str]:
+        """Extra HTTP headers the client needs to play the output (raw PCM: its rate)."""
+        return {}
+
 
 class StreamWriter(abc.ABC):
     """Incremental encoder state: ``feed`` audio as it arrives, then ``finish``."""

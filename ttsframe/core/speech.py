@@ -23,7 +23,8 @@ from ttsframe.core.types import SpeechOutput, SpeechRequest, SynthesisResult, Sy
 log = logging.getLogger("ttsframe.speech")
 
 # Model names OpenAI-style clients send; they mean "the default backend".
-OPENAI_MODEL_ALIASES = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts"})
+OPENAI_MODEL_ALIASES = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts",
+                                  "gpt-4o-mini-tts-2025-03-20", "gpt-4o-mini-tts-2025-12-15"})
 
 
 @dataclass
@@ -109,7 +110,8 @@ class SpeechService:
             prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript)
-        return PreparedSpeech(task, backend_name, voice, request, ctx.warnings)
+        return PreparedSpeech(task, backend_name, voice, request,
+                              [*request.notes, *ctx.warnings])
 
     def submit(self, prepared: PreparedSpeech) -> Ticket:
         return self.scheduler.submit(prepared.backend, prepared.task)
@@ -130,7 +132,9 @@ class SpeechService:
         for warning in warnings:
             log.warning("request %s: %s", prepared.task.task_id, warning)
         return SpeechOutput(audio=data, content_type=encoder.content_type,
-                            sample_rate=result.sample_rate, duration_s=duration,
+                            sample_rate=encoder.output_rate(result.sample_rate),
+                            headers=encoder.response_headers(result.sample_rate),
+                            duration_s=duration,
                             text=prepared.task.text, voice_id=prepared.voice.voice_id,
                             backend=prepared.backend, tokens=result.tokens, warnings=warnings)
 

@@ -126,6 +126,9 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     speed: float = 1.0
     params: GenerationParams = msgspec.field(default_factory=GenerationParams)
     stream: bool = False
+    # What the HTTP layer accepted but ignores (e.g. OpenAI's ``instructions``); reported
+    # back to the caller with the other warnings.
+    notes: list[str] = msgspec.field(default_factory=list)
 
 
 class SpeechOutput(msgspec.Struct, kw_only=True):
@@ -140,3 +143,5 @@ class SpeechOutput(msgspec.Struct, kw_only=True):
     backend: str
     tokens: int = 0
     warnings: list[str] = msgspec.field(default_factory=list)
+    # Headers the encoder needs sent with the audio (raw PCM: ``X-Sample-Rate``).
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
