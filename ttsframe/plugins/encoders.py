@@ -193,16 +193,19 @@ class _AVStream(StreamWriter):
         self._sink: _Chunks | io.BytesIO = _Chunks() if streaming else io.BytesIO()
         options = dict(enc.stream_muxer_options) if streaming else {}
         self._container = av.open(self._sink, mode="w", format=enc.muxer, options=options)
-        stream = self._container.add_stream(enc.codec, rate=self._rate, layout="mono")
-        ctx = stream.codec_context
-        ctx.format = enc.sample_format
-        if enc.bit_rate:
-            ctx.bit_rate = enc.bit_rate
-        ctx.options = dict(enc.codec_options)
-        # Write the header now: codec errors surface here, and even empty audio gives a
-        # valid file (PyAV would otherwise write nothing until the first packet).
-        self._container.start_encoding()
-        self._stream = stream
+        try:
+            self._stream = self._container.add_stream(enc.codec, rate=self._rate, layout="mono")
+            ctx = self._stream.codec_context
+            ctx.format = enc.sample_format
+            if enc.bit_rate:
+                ctx.bit_rate = enc.bit_rate
+            ctx.options = dict(enc.codec_options)
+            # Write the header now: codec errors surface here, and even empty audio gives
+            # a valid file (PyAV would otherwise write nothing until the first packet).
+            self._container.start_encoding()
+        except BaseException:
+            self._container.close()
+            raise
         self._pts = 0
         self._done = False
 
