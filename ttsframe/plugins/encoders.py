@@ -61,22 +61,10 @@ def wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
     )
 
 
-class _BaseEncoder(Encoder):
-    """Adds what the HTTP layer needs besides bytes: the output rate and extra headers."""
-
-    def output_rate(self, sample_rate: int) -> int:
-        """Sample rate a decoder will report for output made from ``sample_rate`` input."""
-        return sample_rate
-
-    def response_headers(self, sample_rate: int) -> dict[str, str]:
-        """Headers to add to the HTTP response; only raw PCM needs any."""
-        return {}
-
-
 # --------------------------------------------------------------------------- wav / pcm
 
 
-class PcmEncoder(_BaseEncoder):
+class PcmEncoder(Encoder):
     """Raw 16-bit little-endian mono at the generation rate (no header at all).
 
     The rate travels out of band: the HTTP layer sets ``X-Sample-Rate`` from
@@ -96,7 +84,7 @@ class PcmEncoder(_BaseEncoder):
         return _PcmStream(b"")
 
 
-class WavEncoder(_BaseEncoder):
+class WavEncoder(Encoder):
     """16-bit PCM WAV. Whole files carry exact sizes; streams carry 0xFFFFFFFF sizes."""
 
     format = "wav"
@@ -145,7 +133,7 @@ class _Chunks:
         return out
 
 
-class _AVEncoder(_BaseEncoder):
+class _AVEncoder(Encoder):
     """Encodes through an FFmpeg muxer + codec; subclasses only set the names below."""
 
     muxer: str
@@ -295,13 +283,13 @@ class FlacEncoder(_AVEncoder):
         return BufferedStream(self, sample_rate)
 
 
-ENCODERS: dict[str, type[_BaseEncoder]] = {
+ENCODERS: dict[str, type[Encoder]] = {
     cls.format: cls
     for cls in (WavEncoder, PcmEncoder, Mp3Encoder, OpusEncoder, AacEncoder, FlacEncoder)
 }
 
 
-def _factory(cls: type[_BaseEncoder]):
+def _factory(cls: type[Encoder]):
     def build(ctx: Any) -> Encoder:
         return cls()
 
