@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+import time
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
 from ttsframe.core.services import Services
+from ttsframe.http.auth import api_key_guard, openapi_security
+from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
-from ttsframe.http.routes import speech, system
+from ttsframe.http.routes import openai, speech, system
+
+
+def plugin_routers(services: Services) -> list[Router]:
+    """One router per plugin holding its handlers, which may ask for ``plugin_config``
+    (the plugin's validated ``[plugins.<name>]`` section) besides ``services``."""
+    handlers: dict[str, list] = {}
+    for reg in services.registry.routes:
+        handlers.setdefault(reg.plugin, []).append(reg.factory)
+    return [
+        Router(path="/", route_handlers=group,
+               dependencies={"plugin_config": _constant(services.route_configs.get(plugin))})
+        for plugin, group in handlers.items()
+    ]
+
+
+def _constant(value: object) -> Provide:
+    return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
 def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
-    plugin_routes = [reg.factory for reg in services.registry.routes]
+    plugin_routes = plugin_routers(services)
     return Litestar(
-        route_handlers=[*system.ROUTES, *speech.ROUTES, *plugin_routes],
+        route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *plugin_routes],
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[services.start],
         on_shutdown=[services.stop],
         openapi_config=OpenAPIConfig(title="ttsframe", version=__version__,
-                                     description="Text-to-speech server API"),
+                                     description="Text-to-speech server API",
+                                     **openapi_security(services.settings.security)),
+        # Every route, plugin routes included, passes the API-key check (http/auth.py).
+        guards=[api_key_guard(lambda: services.settings.security)],
+        cors_config=cors_config(services.settings.security),
+        state=State({"started_at": int(time.time())}),
         request_max_body_size=int(services.settings.storage.max_upload_mb * 1024 * 1024) + 65536,
         signature_namespace={"Services": Services},
         debug=False,

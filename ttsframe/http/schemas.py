@@ -11,6 +11,16 @@ from ttsframe.core.types import GenerationParams, Role, SpeechRequest
 
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
 
+# The voice used when a request names none (or sends ``""``, as SillyTavern does for an
+# unset voice): OpenAI's and SillyTavern's first voice.
+DEFAULT_VOICE = "alloy"
+
+
+class VoiceRef(msgspec.Struct):
+    """OpenAI's custom-voice form, ``"voice": {"id": "my_voice"}``."""
+
+    id: str
+
 
 class GenerateRequest(GenerationParams, kw_only=True):
     """``/generate`` body. Accepts the API guide's shape (``text``, ``voice_id``) and the
@@ -19,7 +29,7 @@ class GenerateRequest(GenerationParams, kw_only=True):
     text: str | None = None
     input: str | None = None
     voice_id: str | None = None
-    voice: str | None = None
+    voice: str | VoiceRef | None = None
     model: str | None = None
     role: Role | None = None
     response_format: str | None = None
@@ -27,24 +37,71 @@ class GenerateRequest(GenerationParams, kw_only=True):
     stream: bool = False
     instructions: str | None = None
 
-    def to_domain(self, *, default_format: str, default_voice: str = "alloy") -> SpeechRequest:
+    def to_domain(self, *, default_format: str,
+                  default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
         text = _one_of("text", self.text, "input", self.input)
-        voice = _one_of("voice_id", self.voice_id, "voice", self.voice)
+        voice = _one_of("voice_id", _voice_name(self.voice_id), "voice", _voice_name(self.voice))
         if text is None:
             raise InvalidInput("missing text: send 'text' (or 'input')")
-        params = msgspec.convert(
-            {f: getattr(self, f) for f in GenerationParams.__struct_fields__},
-            GenerationParams)
-        return SpeechRequest(
-            text=text,
-            voice_id=(voice if voice and voice.strip() else default_voice).strip(),
-            model=self.model,
-            role=self.role,
-            response_format=(self.response_format or default_format).strip().lower(),
-            speed=self.speed,
-            params=params,
-            stream=self.stream,
-        )
+        return _speech_request(self, text=text, voice=voice or default_voice,
+                               response_format=self.response_format or default_format)
+
+
+class SpeechCreateRequest(GenerationParams, kw_only=True):
+    """``/v1/audio/speech`` body: OpenAI's fields plus the model parameters (temperature,
+    cfg_scale, ...) and ``role``; unknown fields are ignored. ``model`` may be a backend
+    name or an OpenAI model name (``tts-1``, ...), which means the default backend."""
+
+    input: str | None = None
+    model: str | None = None
+    voice: str | VoiceRef | None = None
+    response_format: str | None = None
+    speed: Speed = 1.0
+    instructions: str | None = None
+    stream_format: str | None = None
+    stream: bool = False
+    role: Role | None = None
+
+    def to_domain(self, *, default_format: str = "mp3",
+                  default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
+        if self.input is None:
+            raise InvalidInput("missing text: send the words to speak in 'input'")
+        if self.stream_format not in (None, "audio"):
+            raise InvalidInput(
+                f"unsupported stream_format '{self.stream_format}'; supported: 'audio' "
+                "(or leave it out)")
+        return _speech_request(self, text=self.input,
+                               voice=_voice_name(self.voice) or default_voice,
+                               response_format=self.response_format or default_format)
+
+
+def _voice_name(voice: str | VoiceRef | None) -> str | None:
+    """The voice id, stripped (SillyTavern splits ``"a, b"`` into ``" b"``); ``None`` when
+    missing or blank."""
+    name = voice.id if isinstance(voice, VoiceRef) else voice
+    if name is None:
+        return None
+    return name.strip() or None
+
+
+def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, voice: str,
+                    response_format: str) -> SpeechRequest:
+    params = msgspec.convert(
+        {f: getattr(body, f) for f in GenerationParams.__struct_fields__}, GenerationParams)
+    notes = []
+    if body.instructions:
+        notes.append("'instructions' is not supported by this server and was ignored")
+    return SpeechRequest(
+        text=text,
+        voice_id=voice,
+        model=body.model,
+        role=body.role,
+        response_format=response_format.strip().lower(),
+        speed=body.speed,
+        params=params,
+        stream=body.stream,
+        notes=notes,
+    )
 
 
 def _one_of(a: str, va: str | None, b: str, vb: str | None) -> str | None:
@@ -93,3 +150,43 @@ class VoiceInfo(msgspec.Struct, omit_defaults=True):
 
 class VoicesResponse(msgspec.Struct):
     voices: list[VoiceInfo]
+
+
+class OpenAIModel(msgspec.Struct):
+    """One entry of ``GET /v1/models`` in OpenAI's shape."""
+
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"
+
+
+class OpenAIModelList(msgspec.Struct):
+    data: list[OpenAIModel]
+    object: str = "list"
+
+
+class OpenAIVoice(msgspec.Struct, omit_defaults=True):
+    """One entry of ``GET /v1/audio/voices``: ``id`` is what to send as ``voice``."""
+
+    id: str
+    name: str
+    type: str
+    style: str
+    primary_speaker: str
+    backends: list[str] | None = None
+
+
+class OpenAIVoiceList(msgspec.Struct):
+    voices: list[OpenAIVoice]
+
+
+class VoiceOption(msgspec.Struct):
+    """``GET /v1/audio/voices/{model}`` entry, the shape TTS WebUI's client reads."""
+
+    value: str
+    label: str
+
+
+class VoiceOptionList(msgspec.Struct):
+    voices: list[VoiceOption]

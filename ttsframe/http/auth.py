@@ -1,0 +1,134 @@
+"""API keys: which requests need which key, decided in this one place.
+
+One app-level Litestar guard covers every route, including routes that plugins add and
+routes written later, so no handler has to remember to protect itself:
+
+- ``/health`` and ``OPTIONS`` requests (CORS preflights) are always open.
+- *Admin routes* are any ``DELETE``, ``PUT /config``, ``POST /cleanup`` and any handler
+  declared with ``opt={"admin": True}``. When ``security.admin_keys`` is set they need one
+  of those keys (403 for a valid non-admin key).
+- Every other route, when ``security.api_keys`` is set, needs one of the API keys or an
+  admin key.
+- With no key configured, any ``Authorization`` header (even ``Bearer `` with an empty
+  token, as SillyTavern sends) is accepted.
+
+Keys are read from the live settings on every request and compared in constant time
+against every configured key. Keys never appear in messages or logs.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityScheme
+
+from ttsframe.core.config import SecurityConfig
+
+PUBLIC_PATHS = frozenset({"/health"})
+ADMIN_PATHS = frozenset({("PUT", "/config"), ("POST", "/cleanup")})
+SCHEME = "BearerAuth"
+
+
+def is_public(method: str, path: str) -> bool:
+    return method == "OPTIONS" or _normal(path) in PUBLIC_PATHS
+
+
+def is_admin_route(method: str, path: str, opt: dict | None = None) -> bool:
+    """The admin rule: deletes, ``PUT /config``, ``POST /cleanup``, or ``opt["admin"]``."""
+    if opt and opt.get("admin"):
+        return True
+    return method == "DELETE" or (method, _normal(path)) in ADMIN_PATHS
+
+
+def _normal(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; ``""`` for an empty token and
+    ``None`` when there is no Bearer header at all."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
+def key_matches(token: str, keys: list[str]) -> bool:
+    """Constant-time check against every key (no early exit that would leak which)."""
+    given = token.encode()
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given, key.encode())
+    return found
+
+
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = 'Bearer realm="ttsframe"'
+    if error:
+        value += f', error="{error}"'
+    return {"WWW-Authenticate": value}
+
+
+def _refuse(token: str | None, which: str) -> NotAuthorizedException:
+    send = 'send the header "Authorization: Bearer <key>"'
+    if token is None:
+        return NotAuthorizedException(
+            detail=f"missing API key: this server requires {which}; {send}",
+            headers=_challenge())
+    if token == "":
+        return NotAuthorizedException(
+            detail=f"empty API key in the Authorization header: this server requires "
+                   f"{which}; {send}",
+            headers=_challenge("invalid_token"))
+    return NotAuthorizedException(
+        detail=f"invalid API key: it is not one of {which}; {send}",
+        headers=_challenge("invalid_token"))
+
+
+def check_access(security: SecurityConfig, method: str, path: str,
+                 authorization: str | None, opt: dict | None = None) -> None:
+    """Raise 401/403 unless the request may proceed under ``security``."""
+    if is_public(method, path):
+        return
+    token = bearer_token(authorization)
+    if security.admin_keys and is_admin_route(method, path, opt):
+        if token and key_matches(token, security.admin_keys):
+            return
+        if token and key_matches(token, security.api_keys):
+            raise PermissionDeniedException(
+                detail=f"{method} {path} is an admin route: it needs an admin key "
+                       "(security.admin_keys), not an API key",
+                headers=_challenge("insufficient_scope"))
+        raise _refuse(token, "an admin key (security.admin_keys) for this admin route")
+    if not security.api_keys:
+        return
+    if token and key_matches(token, [*security.api_keys, *security.admin_keys]):
+        return
+    raise _refuse(token, "an API key (security.api_keys)")
+
+
+def api_key_guard(security: Callable[[], SecurityConfig]):
+    """The app-level guard; ``security`` returns the current ``[security]`` settings."""
+
+    def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        method = connection.scope.get("method") or "GET"  # websockets have no method
+        check_access(security(), method, connection.scope["path"],
+                     connection.headers.get("authorization"), handler.opt)
+
+    return guard
+
+
+def openapi_security(security: SecurityConfig) -> dict:
+    """OpenAPI config arguments that document the Bearer scheme when keys are set."""
+    if not (security.api_keys or security.admin_keys):
+        return {}
+    scheme = SecurityScheme(type="http", scheme="bearer",
+                            description="Authorization: Bearer <key> (security.api_keys)")
+    return {"security": [{SCHEME: []}],
+            "components": Components(security_schemes={SCHEME: scheme})}

@@ -1,0 +1,108 @@
+"""OpenAI-compatible routes: ``/v1/audio/speech``, ``/v1/models``, ``/v1/audio/voices``.
+
+They run the same request path as ``/generate``; only the body shape, the default format
+(mp3, as OpenAI) and the listings' shapes differ. Errors keep the project's
+``{"detail": "..."}`` body: the OpenAI SDKs raise ``APIStatusError`` with that body in the
+message, so callers see our explanation.
+"""
+
+from __future__ import annotations
+
+from litestar import Response, get, post
+from litestar.datastructures import State
+
+from ttsframe.core.errors import NotFound
+from ttsframe.core.services import Services
+from ttsframe.core.speech import OPENAI_MODEL_ALIASES
+from ttsframe.core.types import Voice
+from ttsframe.http.responses import audio_response
+from ttsframe.http.schemas import (
+    OpenAIModel,
+    OpenAIModelList,
+    OpenAIVoice,
+    OpenAIVoiceList,
+    SpeechCreateRequest,
+    VoiceOption,
+    VoiceOptionList,
+)
+
+OWNER = "ttsframe"
+
+
+@post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
+      summary="Generate speech (OpenAI-compatible; mp3 by default)")
+async def create_speech(data: SpeechCreateRequest, services: Services) -> Response[bytes]:
+    """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
+    (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
+    (reported in ``X-TTSFrame-Warnings``)."""
+    output = await services.speech.synthesize(data.to_domain())
+    return audio_response(output)
+
+
+def _models(services: Services, created: int) -> list[OpenAIModel]:
+    backends = [
+        OpenAIModel(id=name, created=created, owned_by=_owner(services, name))
+        for name in sorted(services.backends)
+    ]
+    aliases = [OpenAIModel(id=name, created=created, owned_by=OWNER)
+               for name in sorted(OPENAI_MODEL_ALIASES) if name not in services.backends]
+    return backends + aliases
+
+
+def _owner(services: Services, backend: str) -> str:
+    reg = services.registry.get("backend", backend)
+    return reg.plugin if reg is not None else OWNER
+
+
+@get("/v1/models", operation_id="openai_list_models", tags=["openai"],
+     summary="List models (OpenAI shape): every backend plus the OpenAI model names")
+async def list_models(services: Services, state: State) -> OpenAIModelList:
+    return OpenAIModelList(data=_models(services, state.started_at))
+
+
+@get("/v1/models/{model_id:str}", operation_id="openai_get_model", tags=["openai"],
+     summary="One model (OpenAI shape)")
+async def get_model(model_id: str, services: Services, state: State) -> OpenAIModel:
+    for model in _models(services, state.started_at):
+        if model.id == model_id:
+            return model
+    raise NotFound(_unknown_model(services, model_id))
+
+
+def _unknown_model(services: Services, model: str) -> str:
+    known = [*sorted(services.backends), *sorted(OPENAI_MODEL_ALIASES)]
+    return f"Model '{model}' not found; available models: {', '.join(known)}"
+
+
+def _voices_for(services: Services, model: str | None) -> list[Voice]:
+    voices = services.voices.list_voices()
+    if model is None:
+        return voices
+    if model not in services.backends and model not in OPENAI_MODEL_ALIASES:
+        raise NotFound(_unknown_model(services, model))
+    backend = services.speech.resolve_backend(model)
+    return [v for v in voices if not v.backends or backend in v.backends]
+
+
+@get("/v1/audio/voices", operation_id="openai_list_voices", tags=["openai"],
+     summary="List voices; send a voice's id as 'voice'")
+async def list_voices(services: Services, model: str | None = None) -> OpenAIVoiceList:
+    """``?model=`` keeps only the voices that work with that model."""
+    return OpenAIVoiceList(voices=[
+        OpenAIVoice(id=v.voice_id, name=v.voice_id,
+                    type="builtin" if v.builtin else "custom", style=v.style,
+                    primary_speaker=v.primary_speaker, backends=v.backends)
+        for v in _voices_for(services, model)
+    ])
+
+
+@get("/v1/audio/voices/{model:str}", operation_id="openai_list_voices_for_model",
+     tags=["openai"], summary="Voices of one model as {value, label} options")
+async def list_voice_options(model: str, services: Services) -> VoiceOptionList:
+    return VoiceOptionList(voices=[
+        VoiceOption(value=v.voice_id, label=f"{v.voice_id} ({v.style})")
+        for v in _voices_for(services, model)
+    ])
+
+
+ROUTES = [create_speech, list_models, get_model, list_voices, list_voice_options]
