@@ -114,16 +114,24 @@ class VoiceStore(abc.ABC):
     def update_voice(self, voice_id: str, voice: Voice) -> Voice:
         raise NotImplementedError(f"voice store {self.name!r} is read-only")
 
-    def delete_voice(self, voice_id: str) -> None:
+    def delete_voice(self, voice_id: str, *, keep_prompt: bool = False) -> str | None:
+        """Delete a custom voice and, unless ``keep_prompt`` or another voice uses it,
+        its audio prompt; return the id of the prompt deleted with it."""
         raise NotImplementedError(f"voice store {self.name!r} is read-only")
 
     def list_prompts(self) -> list[dict[str, Any]]:
         return []
 
-    def save_prompt(self, prompt_id: str, samples: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    def save_prompt(self, prompt_id: str, samples: np.ndarray, sample_rate: int, *,
+                    overwrite: bool = False, source: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+        """Store a prompt (``Conflict`` if it exists unless ``overwrite``); return its
+        listing entry. ``source`` describes the upload (format, rate, file name)."""
         raise NotImplementedError(f"voice store {self.name!r} is read-only")
 
     def delete_prompt(self, prompt_id: str, *, cascade: bool = False) -> list[str]:
+        """Delete a prompt; ``Conflict`` naming the voices that use it unless ``cascade``
+        deletes them too. Return the deleted voices."""
         raise NotImplementedError(f"voice store {self.name!r} is read-only")
 
 
