@@ -1,1 +1,72 @@
-"""Placeholder."""
+"""Dia (nari-labs) through Hugging Face transformers, as the ``dia`` backend.
+
+Importing this module stays cheap: torch and transformers are imported by the factory's
+backend module only, so ``ttsframe plugins`` and the HTTP layer never pay for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe.core.interfaces import Backend, PluginContext
+
+
+class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[plugins.dia]``: where the weights come from and how they run."""
+
+    # Hugging Face repo id, or a local directory written by save_pretrained.
+    model: str = "nari-labs/Dia-1.6B-0626"
+    # Hub revision (branch, tag or commit) of ``model``; ignored for a local directory.
+    revision: str | None = None
+    # The DAC codec: hub id or directory. Default: the one the checkpoint names
+    # (``descript/dac_44khz`` for the real model).
+    codec: str | None = None
+    # "auto": CUDA when present, else CPU.
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # "auto": bfloat16 on CUDA when supported (else float32), float32 elsewhere.
+    # The codec always runs in float32.
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # torch.compile with a static cache, CUDA only. "auto": on for CUDA unless a request
+    # sets use_torch_compile = false; "on": the same, and logged on CPU; "off": never.
+    compile: Literal["auto", "on", "off"] = "auto"
+    # Never contact the hub: use the local directory or the Hugging Face cache only.
+    local_files_only: bool = False
+    # Hugging Face cache directory; default: HF_HUB_CACHE / HF_HOME as huggingface_hub does.
+    cache_dir: str | None = None
+    # The most requests one generate call may hold (CFG doubles the internal batch).
+    max_batch_size: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # Give up on an unreachable hub after this many seconds instead of retrying.
+    hub_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+
+
+def _local_path(value: str | None, ctx: PluginContext) -> str | None:
+    """Resolve a relative directory against the config file's directory, as the server
+    does for its own paths; anything else (a hub id) is kept as written."""
+    if not value or value.startswith(("/", "~")):
+        return value
+    base = Path(ctx.settings.base_dir) if ctx.settings is not None else Path.cwd()
+    if value.startswith(("./", "../", ".\\", "..\\")) or (base / value).is_dir():
+        return str((base / value).resolve())
+    return value
+
+
+def make_backend(ctx: PluginContext) -> Backend:
+    """Build the backend; its module (torch, transformers) is imported only now."""
+    from ttsframe.plugins.dia.backend import DiaBackend
+
+    config: DiaConfig = ctx.config
+    config = msgspec.structs.replace(
+        config,
+        model=_local_path(config.model, ctx),
+        codec=_local_path(config.codec, ctx),
+        cache_dir=_local_path(config.cache_dir, ctx))
+    return DiaBackend(config)
+
+
+@hookimpl
+def register_backends(register):
+    register("dia", make_backend, config=DiaConfig)
