@@ -15,7 +15,9 @@ from ttsframe.core.services import Services, build_services
 from ttsframe.http.app import create_app
 
 
-def make_services(tmp_path, **overrides: Any) -> Services:
+def make_services(tmp_path, *, extra_plugins: tuple[tuple[str, object], ...] = (),
+                  **overrides: Any) -> Services:
+    """Services over the tone backend; ``extra_plugins`` are ``(name, module)`` pairs."""
     base: dict[str, Any] = {
         "generation": {"default_backend": "tone", "batch_wait_ms": 0},
         "plugins": {"dia": {"enabled": False}},
@@ -24,9 +26,9 @@ def make_services(tmp_path, **overrides: Any) -> Services:
         base.setdefault(section, {}).update(values)
     cfg = tmp_path / "ttsframe.toml"
     cfg.touch()
-    allow = ",".join([*builtin_plugin_names(), "tone-plugin"])
+    allow = ",".join([*builtin_plugin_names(), "tone-plugin", *(n for n, _ in extra_plugins)])
     settings = load_settings(str(cfg), environ={"TTSFRAME_LOAD_PLUGINS": allow}, overrides=base)
-    return build_services(settings, extra_plugins=[("tone-plugin", fakes)])
+    return build_services(settings, extra_plugins=[("tone-plugin", fakes), *extra_plugins])
 
 
 @pytest.fixture
