@@ -48,7 +48,7 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_backend: str = "dia"
     default_format: str = "wav"
-    voice_store: str = "builtin"
+    voice_store: str = "filesystem"
     max_text_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64

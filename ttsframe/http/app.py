@@ -14,7 +14,7 @@ from ttsframe.core.services import Services
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
-from ttsframe.http.routes import openai, speech, system
+from ttsframe.http.routes import openai, speech, system, voices
 
 
 def plugin_routers(services: Services) -> list[Router]:
@@ -38,7 +38,8 @@ def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
     plugin_routes = plugin_routers(services)
     return Litestar(
-        route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *plugin_routes],
+        route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
+                        *plugin_routes],
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.types import GenerationParams, Role, SpeechRequest
+from ttsframe.core.types import GenerationParams, Role, Speaker, SpeechRequest
 
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
 
@@ -190,3 +190,68 @@ class VoiceOption(msgspec.Struct):
 
 class VoiceOptionList(msgspec.Struct):
     voices: list[VoiceOption]
+
+
+class VoiceMappingBody(msgspec.Struct, kw_only=True):
+    """``POST /voice_mappings`` and ``PUT /voice_mappings/{voice_id}`` body (the guide's
+    fields plus ``seed``). On PUT, omitted fields keep their value; ``null`` clears
+    ``audio_prompt`` / ``audio_prompt_transcript``. Unknown fields are ignored."""
+
+    voice_id: str | msgspec.UnsetType = msgspec.UNSET
+    style: str | msgspec.UnsetType = msgspec.UNSET
+    primary_speaker: Speaker | msgspec.UnsetType = msgspec.UNSET
+    audio_prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+    audio_prompt_transcript: str | msgspec.UnsetType | None = msgspec.UNSET
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | msgspec.UnsetType | None = \
+        msgspec.UNSET
+
+    def given(self) -> dict[str, Any]:
+        """The fields the caller sent, except ``voice_id``."""
+        return {name: getattr(self, name) for name in self.__struct_fields__
+                if name != "voice_id" and getattr(self, name) is not msgspec.UNSET}
+
+
+class VoiceMapping(msgspec.Struct):
+    """One voice as ``/voice_mappings`` shows it."""
+
+    voice_id: str
+    style: str
+    primary_speaker: str
+    audio_prompt: str | None
+    audio_prompt_transcript: str | None
+    seed: int | None
+    builtin: bool
+
+
+class VoiceMappingReply(msgspec.Struct):
+    message: str
+    voice_config: VoiceMapping
+
+
+class VoiceDeleteReply(msgspec.Struct):
+    message: str
+    deleted_prompt: str | None
+
+
+class AudioPromptInfo(msgspec.Struct):
+    """One stored prompt: always 44.1 kHz mono 16-bit WAV on disk."""
+
+    prompt_id: str
+    file: str
+    duration: float
+    sample_rate: int
+    channels: int
+    size: int
+    created: str
+    used_by: list[str]
+    source: dict[str, Any]
+
+
+class AudioPromptUploadReply(AudioPromptInfo, kw_only=True):
+    message: str
+    original_sample_rate: int | None = None
+
+
+class AudioPromptDeleteReply(msgspec.Struct):
+    message: str
+    deleted_voices: list[str]

@@ -2,6 +2,12 @@
 
 Only untagged text is tagged; text that already starts with a speaker tag is the
 caller's explicit choice and is left alone.
+
+A cloned voice (one with an audio prompt) is different: Dia gives the prompt's voice to
+the speaker its transcript is tagged with (the voice's ``primary_speaker``), so untagged
+text for a cloned voice always continues as that speaker, whatever the role. A role that
+maps to the other speaker is reported as a warning instead of silently switching to a
+voice the prompt never conditioned.
 """
 
 from __future__ import annotations
@@ -20,7 +26,15 @@ class RoleTagger(TextPreprocessor):
     def process(self, text: str, ctx: TextContext) -> str:
         if not ctx.speaker_tags or ctx.role is None or LEADING_TAG.match(text):
             return text
-        return f"[{ROLE_SPEAKERS[ctx.role]}] {text}"
+        speaker = ROLE_SPEAKERS[ctx.role]
+        voice = ctx.voice
+        if voice.audio_prompt and speaker != voice.primary_speaker:
+            ctx.warnings.append(
+                f"role '{ctx.role}' maps to [{speaker}], but cloned voice '{voice.voice_id}' "
+                f"speaks as [{voice.primary_speaker}] (its transcript's speaker); used "
+                f"[{voice.primary_speaker}]. Start the text with a tag to choose a speaker")
+            speaker = voice.primary_speaker
+        return f"[{speaker}] {text}"
 
 
 @hookimpl

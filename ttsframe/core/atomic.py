@@ -1,0 +1,75 @@
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of one.
+
+The data goes to a temporary file in the same directory, is flushed and fsynced, then
+renamed over the target with ``os.replace`` (atomic on POSIX), and the directory is
+fsynced so the rename itself survives a power cut. A crash before the rename leaves the
+old file untouched plus a hidden ``.<name>.tmp-*`` file that :func:`remove_stale_temps`
+deletes at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_MARK = ".tmp-"
+
+
+def temp_path_for(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(4)}")
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Create or replace ``path`` with what ``write(fh)`` writes, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        with tmp.open("xb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def remove_file(path: Path) -> bool:
+    """Delete ``path`` durably; return whether it existed."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Delete temporary files left by writes that a crash interrupted."""
+    removed = []
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
