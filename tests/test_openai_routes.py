@@ -112,7 +112,20 @@ def test_missing_voice_means_alloy(app_client, voice):
 def test_speech_errors_are_clear(app_client, payload, status, fragment):
     r = app_client.post("/v1/audio/speech", json=payload)
     assert r.status_code == status, r.text
-    assert fragment in r.json()["detail"]
+    body = r.json()
+    assert fragment in body["detail"]
+    # OpenAI's error object too: its SDKs put error.message in the exception text.
+    assert body["error"]["message"] == body["detail"]
+    assert body["error"]["type"] == "invalid_request_error"
+    assert {"param", "code"} <= set(body["error"])
+
+
+def test_only_openai_routes_add_the_openai_error_object(app_client):
+    r = app_client.post("/generate", json={"text": "hi", "voice_id": "coral"})
+    assert r.json() == {"detail": "Voice 'coral' not found"}
+    r = app_client.get("/v1/no/such/route")
+    assert r.status_code == 404
+    assert r.json()["error"]["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize("model", ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tone", None])

@@ -1,4 +1,10 @@
-"""The one place where domain errors become HTTP responses (``{"detail": "..."}``)."""
+"""The one place where domain errors become HTTP responses (``{"detail": "..."}``).
+
+Under ``/v1/`` (the OpenAI-compatible routes) the body also carries OpenAI's error object,
+``"error": {"message", "type", "param", "code"}``: OpenAI's SDKs show only
+``error.message`` in their exceptions, so without it a client would read just
+"Error code: 404".
+"""
 
 from __future__ import annotations
 
@@ -33,16 +39,30 @@ def status_for(exc: errors.TTSFrameError) -> int:
     return HTTP_500_INTERNAL_SERVER_ERROR
 
 
+OPENAI_PREFIX = "/v1/"
+
+
+def openai_error(status: int, message: str) -> dict[str, str | None]:
+    kind = {401: "authentication_error", 403: "permission_error",
+            429: "rate_limit_error"}.get(status)
+    kind = kind or ("server_error" if status >= 500 else "invalid_request_error")
+    return {"message": message, "type": kind, "param": None, "code": None}
+
+
 def detail_response(status: int, detail: str, headers: dict[str, str] | None = None,
-                    **extra) -> Response:
-    return Response({"detail": detail, **extra}, status_code=status, headers=headers)
+                    *, path: str = "", **extra) -> Response:
+    body = {"detail": detail, **extra}
+    if path.startswith(OPENAI_PREFIX):
+        body["error"] = openai_error(status, detail)
+    return Response(body, status_code=status, headers=headers)
 
 
-def domain_error(_: Request, exc: errors.TTSFrameError) -> Response:
-    return detail_response(status_for(exc), exc.message, exc.headers)
+def domain_error(request: Request, exc: errors.TTSFrameError) -> Response:
+    return detail_response(status_for(exc), exc.message, exc.headers,
+                           path=request.scope["path"])
 
 
-def validation_error(_: Request, exc: ValidationException) -> Response:
+def validation_error(request: Request, exc: ValidationException) -> Response:
     """Name each offending field: ``temperature: Expected `float` <= 2.0``."""
     problems = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -51,20 +71,24 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
             message = item.get("message", "")
             problems.append(f"{key}: {message}" if key else message)
     detail = "; ".join(problems) or str(exc.detail)
-    return detail_response(400, f"Invalid request: {detail}", errors=exc.extra)
+    return detail_response(400, f"Invalid request: {detail}", path=request.scope["path"],
+                           errors=exc.extra)
 
 
-def http_error(_: Request, exc: HTTPException) -> Response:
-    return detail_response(exc.status_code, str(exc.detail), exc.headers)
+def http_error(request: Request, exc: HTTPException) -> Response:
+    return detail_response(exc.status_code, str(exc.detail), exc.headers,
+                           path=request.scope["path"])
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return detail_response(500, f"internal server error: {type(exc).__name__}: {exc}")
+    return detail_response(500, f"internal server error: {type(exc).__name__}: {exc}",
+                           path=request.scope["path"])
 
 
-def read_only(_: Request, exc: NotImplementedError) -> Response:
-    return detail_response(405, str(exc) or "not supported by the configured plugins")
+def read_only(request: Request, exc: NotImplementedError) -> Response:
+    return detail_response(405, str(exc) or "not supported by the configured plugins",
+                           path=request.scope["path"])
 
 
 EXCEPTION_HANDLERS = {
