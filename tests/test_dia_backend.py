@@ -1,0 +1,347 @@
+"""DiaBackend generation on the tiny checkpoint, compared with transformers used directly."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from ttsframe.core.errors import Cancelled, InvalidInput  # noqa: E402
+from ttsframe.core.types import (  # noqa: E402
+    AudioPrompt,
+    GenerationParams,
+    SynthesisResult,
+    SynthesisTask,
+)
+from ttsframe.plugins.dia.backend import DiaCodes  # noqa: E402
+
+pytest_plugins = ["tests.dia_fixtures"]
+
+HOP = 512
+GREEDY = {"do_sample": False, "guidance_scale": None}
+
+
+def make_task(text: str, *, task_id: str | None = None, prompt: AudioPrompt | None = None,
+              transcript: str | None = None, **params) -> SynthesisTask:
+    return SynthesisTask(task_id=task_id or text, text=text, params=GenerationParams(**params),
+                         prompt=prompt, prompt_transcript=transcript)
+
+
+def noise_prompt(seconds: float, seed: int = 0, rate: int = 44100) -> AudioPrompt:
+    rng = np.random.default_rng(seed)
+    samples = (rng.standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
+    return AudioPrompt(prompt_id=f"noise{seed}", samples=samples, sample_rate=rate)
+
+
+def ok(result) -> SynthesisResult:
+    assert not isinstance(result, BaseException), repr(result)
+    return result
+
+
+def codes_of(backend, tasks):
+    return [ok(out).codes for out in backend.generate_codes(tasks)]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir):
+    """Model and processor loaded the plain transformers way."""
+    from transformers import DiaForConditionalGeneration, DiaProcessor
+
+    cwd = os.getcwd()
+    os.chdir(tiny_model_dir)  # the saved processor names its codec relative to the model
+    try:
+        processor = DiaProcessor.from_pretrained(str(tiny_model_dir))
+    finally:
+        os.chdir(cwd)
+    model = DiaForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
+    return model, processor
+
+
+def reference_run(reference, text, *, prompt=None, transcript=None, max_new=60, seed=None,
+                  **generate_kwargs):
+    """Cloning as the notes describe it: transcript + text, prompt audio, batch_decode."""
+    model, processor = reference
+    if prompt is None:
+        inputs = processor(text=[text], padding=True, return_tensors="pt")
+        prompt_len = None
+    else:
+        inputs = processor(text=[transcript + " " + text], audio=[prompt.samples],
+                           sampling_rate=44100, padding=True, return_tensors="pt")
+        prompt_len = processor.get_audio_prompt_len(inputs["decoder_attention_mask"])
+    if seed is not None:
+        torch.manual_seed(seed)
+    sequences = model.generate(**inputs, max_new_tokens=max_new, **generate_kwargs)
+    audio = processor.batch_decode(sequences, audio_prompt_len=prompt_len)[0].numpy()
+    # Frame t of channel c sits at step start + t + delay[c] of the delayed output.
+    delay = np.array(model.config.delay_pattern)
+    frames = audio.shape[-1] // HOP
+    steps = (prompt_len or 1) + np.arange(frames)[:, None] + delay[None, :]
+    codes = sequences[0].numpy()[steps, np.arange(len(delay))[None, :]]
+    return codes, audio
+
+
+def test_audio_is_44k_float_and_as_long_as_its_frames(tiny_backend):
+    (result,) = tiny_backend.generate([make_task("[S1] Hello there.", greedy=True,
+                                                 max_tokens=60)])
+    result = ok(result)
+    assert result.sample_rate == 44100
+    assert result.samples.dtype == np.float32 and result.samples.ndim == 1
+    assert result.tokens == result.info["frames"] == 60 - 16  # EOS is forced 16 steps early
+    assert result.samples.size == result.tokens * HOP
+    assert np.abs(result.samples).max() <= 1.0
+    assert np.sqrt(np.mean(result.samples ** 2)) > 0.01
+    assert result.info["steps"] == 60
+
+
+def test_greedy_is_deterministic(tiny_backend):
+    tasks = [make_task("[S1] Same every time.", greedy=True, max_tokens=50)]
+    first, second = tiny_backend.generate(tasks)[0], tiny_backend.generate(tasks)[0]
+    assert np.array_equal(ok(first).samples, ok(second).samples)
+    assert np.array_equal(codes_of(tiny_backend, tasks)[0], codes_of(tiny_backend, tasks)[0])
+
+
+def test_seed_makes_sampling_reproducible_without_touching_the_global_rng(tiny_backend):
+    def run(seed):
+        return codes_of(tiny_backend, [make_task("[S1] Seeded.", seed=seed, max_tokens=60)])[0]
+
+    state = torch.get_rng_state()
+    assert np.array_equal(run(7), run(7))
+    assert not np.array_equal(run(7), run(8))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_sampling_parameters_reach_transformers(tiny_backend, reference):
+    params = {"temperature": 1.4, "top_p": 0.9, "top_k": 30}
+    ours = codes_of(tiny_backend, [make_task("[S1] Mapped.", seed=11, max_tokens=60,
+                                             cfg_scale=2.0, **params)])[0]
+    theirs, _ = reference_run(reference, "[S1] Mapped.", seed=11, do_sample=True,
+                              guidance_scale=2.0, **params)
+    assert np.array_equal(ours, theirs)
+    # No parameters: the checkpoint's generation config (1.2, 0.95, 45, CFG 3.0).
+    ours = codes_of(tiny_backend, [make_task("[S1] Defaults.", seed=3, max_tokens=60)])[0]
+    theirs, _ = reference_run(reference, "[S1] Defaults.", seed=3)
+    assert np.array_equal(ours, theirs)
+    (result,) = tiny_backend.generate([make_task("[S1] Defaults.", seed=3, max_tokens=60)])
+    assert {k: ok(result).info[k] for k in ("temperature", "top_p", "top_k", "cfg_scale")} == {
+        "temperature": 1.2, "top_p": 0.95, "top_k": 45, "cfg_scale": 3.0}
+
+
+def test_cloning_matches_transformers(tiny_backend, reference):
+    prompt = noise_prompt(0.6)
+    transcript = "[S1] This is the prompt speaking."
+    text = "[S1] And this is new speech."
+    task = make_task(text, prompt=prompt, transcript=transcript, greedy=True, max_tokens=60)
+    (codes,) = codes_of(tiny_backend, [task])
+    (result,) = tiny_backend.generate([task])
+    ref_codes, ref_audio = reference_run(reference, text, prompt=prompt,
+                                         transcript=transcript, **GREEDY)
+    assert np.array_equal(codes, ref_codes)
+    np.testing.assert_allclose(ok(result).samples, ref_audio, atol=1e-6)
+    assert result.info["prompt_frames"] == -(-prompt.samples.size // HOP)
+    assert result.tokens == 60 - 16  # only audio after the prompt
+
+
+def test_greedy_batch_with_a_prompt_equals_single_runs(tiny_backend):
+    tasks = [make_task("[S1] First row.", greedy=True, max_tokens=60),
+             make_task("[S2] The second row is a little longer.", greedy=True, max_tokens=60,
+                       prompt=noise_prompt(0.5), transcript="[S1] Prompt words."),
+             make_task("[S1] Third.", greedy=True, max_tokens=60)]
+    assert len({tiny_backend.batch_key(t) for t in tasks}) == 1
+    batch = tiny_backend.generate(tasks)
+    assert all(ok(r).info["batch_size"] == 3 for r in batch)
+    batch_codes = codes_of(tiny_backend, tasks)
+    for task, result, codes in zip(tasks, batch, batch_codes, strict=True):
+        (single,) = tiny_backend.generate([task])
+        assert np.array_equal(codes, codes_of(tiny_backend, [task])[0])
+        assert np.array_equal(ok(result).samples, ok(single).samples)
+
+
+def test_rows_ending_at_different_steps_match_single_runs(tiny_eos_backend):
+    texts = ["[S1] hi there. [S1] more", "[S2] a longer text here to check padding",
+             "[S1] third"]
+    tasks = [make_task(t, greedy=True, max_tokens=300) for t in texts]
+    batch = codes_of(tiny_eos_backend, tasks)
+    singles = [codes_of(tiny_eos_backend, [t])[0] for t in tasks]
+    for got, want in zip(batch, singles, strict=True):
+        assert np.array_equal(got, want)
+    lengths = [c.shape[0] for c in batch]
+    assert len(set(lengths)) > 1 and max(lengths) < 300 - 16
+
+
+def test_cancel_mid_generation_stops_early(tiny_backend):
+    seen: list[int] = []
+    task = make_task("[S1] Cancel me.", greedy=True, max_tokens=2000)
+
+    def progress(step, total):
+        seen.append(step)
+        if step >= 32:
+            task.cancel.cancel("client went away")
+
+    task.on_progress = progress
+    (result,) = tiny_backend.generate([task])
+    assert isinstance(result, Cancelled)
+    assert "client went away" in str(result)
+    assert max(seen) == 32  # stopped at the step it was cancelled, not at 2000
+
+
+def test_cancelling_one_row_keeps_the_other(tiny_backend):
+    keep = make_task("[S1] Keep me.", greedy=True, max_tokens=80)
+    drop = make_task("[S1] Drop me.", greedy=True, max_tokens=80)
+    gone = make_task("[S1] Already gone.", greedy=True, max_tokens=80)
+    gone.cancel.cancel()
+    drop.on_progress = lambda step, total: drop.cancel.cancel() if step >= 16 else None
+    kept, dropped, never = tiny_backend.generate([keep, drop, gone])
+    assert ok(kept).tokens == 80 - 16
+    assert isinstance(dropped, Cancelled) and isinstance(never, Cancelled)
+
+
+def test_progress_is_reported_every_few_steps(tiny_backend):
+    calls: list[tuple[int, int]] = []
+    task = make_task("[S1] Progress.", greedy=True, max_tokens=100)
+    task.on_progress = lambda step, total: calls.append((step, total))
+    ok(tiny_backend.generate([task])[0])
+    assert calls[-1] == (100, 100)
+    assert all(total == 100 for _, total in calls)
+    assert [s for s, _ in calls] == sorted({s for s, _ in calls})
+    assert len(calls) <= 100 // 16 + 2
+
+
+def test_cancel_from_another_thread(tiny_backend):
+    task = make_task("[S1] Stop soon.", greedy=True, max_tokens=3000)
+    started = threading.Event()
+    seen: list[int] = []
+
+    def progress(step, total):
+        seen.append(step)
+        started.set()
+
+    task.on_progress = progress
+    timer = threading.Thread(target=lambda: started.wait(5) and task.cancel.cancel("stop"))
+    timer.start()
+    (result,) = tiny_backend.generate([task])
+    timer.join()
+    assert isinstance(result, Cancelled)
+    assert "of 3000 decoding steps" in str(result)
+    assert max(seen) < 3000
+
+
+def test_speech_ending_at_once_gives_empty_audio(tiny_backend):
+    empty = DiaCodes(np.zeros((0, 9), np.int64), steps=16, notes=["n"], info={"frames": 0})
+    result = tiny_backend._decode(empty)
+    assert result.samples.shape == (0,) and result.samples.dtype == np.float32
+    assert result.tokens == 0 and result.notes == ["n"]
+
+
+def test_temperature_below_one_is_honoured(tiny_backend, monkeypatch):
+    def sample(temperature):
+        (out,) = tiny_backend.generate_codes([make_task("[S1] Cool.", seed=5, max_tokens=60,
+                                                        temperature=temperature)])
+        return ok(out)
+
+    low, one = sample(0.5), sample(1.0)
+    assert low.info["temperature"] == 0.5
+    assert not any("temperature" in note for note in low.notes)
+    assert not np.array_equal(low.codes, one.codes)  # a clamp to 1.0 would make them equal
+
+    # Where the hook is unavailable, the clamp happens and is reported.
+    monkeypatch.setattr(tiny_backend, "_can_lower_temperature", False)
+    clamped = sample(0.5)
+    assert any("temperature 0.5 was raised to 1.0" in note for note in clamped.notes)
+    assert np.array_equal(clamped.codes, one.codes)
+
+
+def test_max_tokens_guard_and_clamps(tiny_backend):
+    (small,) = tiny_backend.generate([make_task("[S1] Tiny.", greedy=True, max_tokens=10)])
+    small = ok(small)
+    assert any("max_tokens 10 was raised to 32" in note for note in small.notes)
+    assert small.tokens == 16 and small.samples.size == 16 * HOP
+
+    plan, notes = tiny_backend._plan(make_task("[S1] Huge.", max_tokens=5000))
+    assert plan.max_new_tokens == 3071
+    assert any("max_tokens 5000 was lowered to 3071" in note for note in notes)
+
+    auto, notes = tiny_backend._plan(make_task("[S1] " + "word " * 40))
+    assert auto.max_new_tokens % 128 == 0 and 256 <= auto.max_new_tokens <= 3071
+    assert notes == []
+
+
+def test_prompt_frames_count_against_the_decoder(tiny_backend):
+    frames = 3000
+    prompt = AudioPrompt("long", np.full(frames * HOP, 0.01, np.float32), 44100)
+    (result,) = tiny_backend.generate([make_task("[S1] After a long prompt.", prompt=prompt,
+                                                 transcript="[S1] Long.", greedy=True,
+                                                 max_tokens=200)])
+    result = ok(result)
+    room = 3072 - (frames + 1)
+    assert any(f"max_tokens 200 was lowered to {room}" in note for note in result.notes)
+    assert result.tokens == room - 16
+
+    too_long = AudioPrompt("too-long", np.zeros(3060 * HOP, np.float32), 44100)
+    (failed,) = tiny_backend.generate([make_task("[S1] x", prompt=too_long, greedy=True)])
+    assert isinstance(failed, InvalidInput) and "too-long" in str(failed)
+
+
+def test_bad_input_fails_only_its_row(tiny_backend):
+    empty = AudioPrompt("empty", np.zeros(0, np.float32), 44100)
+    nan = AudioPrompt("nan", np.full(4096, np.nan, np.float32), 44100)
+    results = tiny_backend.generate([
+        make_task("[S1] Empty prompt.", prompt=empty, transcript="x", greedy=True,
+                  max_tokens=40),
+        make_task("[S1] Fine.", greedy=True, max_tokens=40),
+        make_task("[S1] NaN prompt.", prompt=nan, transcript="x", greedy=True, max_tokens=40),
+        make_task("[S1] " + "a" * 1100, greedy=True, max_tokens=40),
+        make_task("[S1] short", prompt=noise_prompt(0.2), transcript="b" * 1020, greedy=True,
+                  max_tokens=40),
+    ])
+    assert isinstance(results[0], InvalidInput) and "'empty'" in str(results[0])
+    assert ok(results[1]).tokens == 40 - 16
+    assert isinstance(results[2], InvalidInput) and "'nan'" in str(results[2])
+    assert isinstance(results[3], InvalidInput) and "1024 bytes" in str(results[3])
+    assert isinstance(results[4], InvalidInput) and "transcript" in str(results[4])
+
+
+def test_prompt_at_another_rate_is_resampled(tiny_backend):
+    (result,) = tiny_backend.generate([make_task(
+        "[S1] Resampled.", prompt=noise_prompt(0.5, rate=22050), transcript="[S1] Hi.",
+        greedy=True, max_tokens=40)])
+    result = ok(result)
+    assert any("resampled from 22050 Hz" in note for note in result.notes)
+    assert result.info["prompt_frames"] == -(-44100 // 2 // HOP)
+
+
+def test_compile_request_on_cpu_runs_eagerly_with_a_note(tiny_backend):
+    (result,) = tiny_backend.generate([make_task("[S1] Compile?", greedy=True, max_tokens=40,
+                                                 use_torch_compile=True)])
+    result = ok(result)
+    assert result.info["compiled"] is False
+    assert any("only used on CUDA" in note for note in result.notes)
+
+
+def test_batch_key(tiny_backend):
+    key = tiny_backend.batch_key
+    same = key(make_task("[S1] a", temperature=1.3, max_tokens=500))
+    assert same == key(make_task("[S2] other text", temperature=1.3, max_tokens=500))
+    assert same != key(make_task("[S1] a", temperature=1.4, max_tokens=500))
+    assert same != key(make_task("[S1] a", temperature=1.3, max_tokens=600))
+    # Seeded sampling never shares a batch; greedy ignores the seed.
+    assert key(make_task("a", task_id="1", seed=1)) != key(make_task("a", task_id="2", seed=1))
+    assert key(make_task("a", task_id="1", greedy=True, seed=1)) == key(
+        make_task("b", task_id="2", greedy=True, seed=2))
+    # "auto" max_tokens comes in buckets, so texts of similar length batch together.
+    assert key(make_task("[S1] one two")) == key(make_task("[S1] three four five"))
+
+
+def test_capabilities_and_description(tiny_backend):
+    caps = tiny_backend.capabilities
+    assert (caps.sample_rate, caps.max_text_bytes, caps.max_decoder_steps) == (44100, 1024, 3072)
+    assert caps.frames_per_second == pytest.approx(44100 / 512)
+    assert caps.supports_cloning and caps.supports_batching and caps.speaker_tags
+    assert caps.max_batch_size == 8
+    facts = tiny_backend.describe()
+    assert facts["device"] == "cpu" and facts["dtype"] == "float32"
+    assert facts["compile"] == "unavailable (CUDA only)"
