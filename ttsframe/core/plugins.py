@@ -115,7 +115,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                          *, _kind: str = kind, _plugin: str = plugin) -> None:
                 if _kind == "routes":
                     registry.add(Registration(_kind, getattr(name, "path", "route"), name,
-                                              None, _plugin))
+                                              config, _plugin))
                 else:
                     if not callable(factory):
                         raise PluginError(f"plugin {_plugin!r}: {_kind} {name!r} needs a factory")

@@ -6,7 +6,8 @@ Everything stateful is built here once and injected; there are no module-level s
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
@@ -36,6 +37,9 @@ class Services:
     encoders: dict[str, Encoder]
     scheduler: Scheduler
     speech: SpeechService
+    # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
+    # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
+    route_configs: dict[str, Any] = field(default_factory=dict)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -45,12 +49,16 @@ class Services:
         await self.scheduler.stop()
 
 
-def _instantiate(reg: Registration, settings: Settings):
+def plugin_config(reg: Registration, settings: Settings) -> Any:
+    """The plugin's section, validated by its config Struct when it registered one."""
     section = settings.plugin_section(reg.plugin)
     if reg.config is not None:
-        config = convert(section, reg.config, prefix=f"plugins.{reg.plugin}")
-    else:
-        config = section
+        return convert(section, reg.config, prefix=f"plugins.{reg.plugin}")
+    return section
+
+
+def _instantiate(reg: Registration, settings: Settings):
+    config = plugin_config(reg, settings)
     ctx = PluginContext(plugin=reg.plugin, config=config, data_dir=settings.data_dir,
                         settings=settings)
     return reg.factory(ctx)
@@ -83,6 +91,10 @@ def build_services(
         raise ConfigError(
             f"invalid value for 'generation.default_format': '{gen.default_format}'; "
             f"allowed values: {', '.join(registry.names('encoder'))}")
+    route_configs: dict[str, Any] = {}
+    for reg in registry.routes:  # a config type given with any of its routes applies
+        if reg.config is not None or reg.plugin not in route_configs:
+            route_configs[reg.plugin] = plugin_config(reg, settings)
     voices = _instantiate(store_reg, settings)
     preprocessors = [_instantiate(reg, settings)
                      for reg in registry.items["preprocessor"].values()]
@@ -94,4 +106,5 @@ def build_services(
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
     return Services(settings=settings, plugin_manager=pm, registry=registry, plugins=infos,
                     backends=backends, preprocessors=preprocessors, voices=voices,
-                    encoders=encoders, scheduler=scheduler, speech=speech)
+                    encoders=encoders, scheduler=scheduler, speech=speech,
+                    route_configs=route_configs)

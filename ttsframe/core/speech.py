@@ -93,6 +93,10 @@ class SpeechService:
                 f"not '{backend_name}'")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
                           speaker_tags=caps.speaker_tags)
+        if request.language and not _speaks(caps.languages, request.language):
+            ctx.warnings.append(
+                f"backend '{backend_name}' does not list language '{request.language}' "
+                f"(it lists {', '.join(caps.languages)}); the text is spoken anyway")
         for pre in self.preprocessors:
             text = pre.process(text, ctx)
         if len(text.encode()) > caps.max_text_bytes:
@@ -109,7 +113,8 @@ class SpeechService:
                                    f"voice '{voice.voice_id}' needs an audio prompt")
             prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
-                             prompt_transcript=voice.audio_prompt_transcript)
+                             prompt_transcript=voice.audio_prompt_transcript,
+                             voice_id=voice.voice_id, language=request.language)
         return PreparedSpeech(task, backend_name, voice, request,
                               [*request.notes, *ctx.warnings])
 
@@ -147,6 +152,13 @@ class SpeechService:
             self.scheduler.cancel(prepared.task.task_id, "request abandoned")
             raise
         return await self.finish(prepared, result)
+
+
+def _speaks(languages: tuple[str, ...], language: str) -> bool:
+    """``en-us`` is spoken by a backend listing ``en`` (or ``en-us``), case aside."""
+    wanted = language.lower().replace("_", "-")
+    listed = {lang.lower() for lang in languages}
+    return wanted in listed or wanted.split("-")[0] in listed
 
 
 def _fields(struct) -> dict:

@@ -103,6 +103,10 @@ class SynthesisTask(msgspec.Struct, kw_only=True):
     on_progress: Callable[[int, int], None] | None = None
     on_audio: Callable[[np.ndarray], None] | None = None
     notes: list[str] = msgspec.field(default_factory=list)
+    # The request's voice and language, for backends that pick a speaker or a language
+    # themselves (eSpeak voices, multilingual models); others ignore them.
+    voice_id: str | None = None
+    language: str | None = None
 
 
 class SynthesisResult(msgspec.Struct, kw_only=True):
@@ -126,6 +130,8 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     speed: float = 1.0
     params: GenerationParams = msgspec.field(default_factory=GenerationParams)
     stream: bool = False
+    # A language code ("en", "de", "zh-cn") for multilingual backends; None: the backend's.
+    language: str | None = None
     # What the HTTP layer accepted but ignores (e.g. OpenAI's ``instructions``); reported
     # back to the caller with the other warnings.
     notes: list[str] = msgspec.field(default_factory=list)
