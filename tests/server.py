@@ -1,107 +1,21 @@
-"""Start a real ``ttsframe serve`` process on 127.0.0.1 for end-to-end tests."""
+"""Start a real ``ttsframe serve`` process on 127.0.0.1 for end-to-end tests.
+
+The helpers live in the plugin authors' testing kit (``ttsframe.testing.server``), so
+this suite and third-party plugins start servers the same way.
+"""
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
+from ttsframe.testing.server import (
+    ServerProcess,
+    builtin_plugin_names,
+    free_port,
+    install_fake_distribution,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def builtin_plugin_names() -> list[str]:
-    return sorted(ep.name for ep in importlib.metadata.entry_points(group="ttsframe")
-                  if ep.dist is not None and ep.dist.name == "ttsframe")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def install_fake_distribution(site: Path, dist: str, module: str, entry_points: dict[str, str],
-                              source: str | None = None) -> Path:
-    """Lay out a distribution on a path entry exactly as pip would: module + dist-info
-    with an ``entry_points.txt`` in the ``ttsframe`` group."""
-    site.mkdir(parents=True, exist_ok=True)
-    if source is not None:
-        (site / f"{module}.py").write_text(source)
-    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[ttsframe]\n{lines}\n")
-    return site
-
-
-class ServerProcess:
-    """``with ServerProcess(config_path) as srv: srv.client.get("/health")``."""
-
-    def __init__(self, config: Path, *, env: dict[str, str] | None = None,
-                 args: list[str] | None = None, ready_timeout: float = 90.0,
-                 wait_for: str = "ready") -> None:
-        self.config = config
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Only ttsframe's own plugins unless the test says otherwise (env may override).
-        self.env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                    "TTSFRAME_LOAD_PLUGINS": ",".join(builtin_plugin_names()), **(env or {})}
-        self.args = args or []
-        self.ready_timeout = ready_timeout
-        self.wait_for = wait_for
-        self.log = config.parent / f"server-{self.port}.log"
-        self.proc: subprocess.Popen | None = None
-        self.client = httpx.Client(base_url=self.url, timeout=120)
-
-    def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "ttsframe", "serve", "--config", str(self.config),
-               "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     env=self.env, cwd=self.config.parent)
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                health = self.client.get("/health", timeout=2).json()
-            except httpx.HTTPError:
-                time.sleep(0.2)
-                continue
-            state = health["backends"][health["default_backend"]]["state"]
-            if self.wait_for == "up" or state == self.wait_for or state == "failed":
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"server not {self.wait_for} in {self.ready_timeout}s:\n"
-                           f"{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.client.close()
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+__all__ = ["ROOT", "ServerProcess", "builtin_plugin_names", "free_port",
+           "install_fake_distribution"]

@@ -1,0 +1,92 @@
+"""ttsframe's own plugins pass the same contract suites that plugin authors run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes import ToneBackend, ToneConfig
+from ttsframe.plugins import encoders
+from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
+from ttsframe.plugins.roles import RoleTagger
+from ttsframe.plugins.speaker_tags import SpeakerTagNormaliser
+from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
+from ttsframe.testing.contracts import (
+    BackendContract,
+    EncoderContract,
+    PreprocessorContract,
+    VoiceStoreContract,
+)
+
+
+class TestToneBackend(BackendContract):
+    @pytest.fixture
+    def backend(self):
+        return ToneBackend(ToneConfig())
+
+
+class TestBuiltinVoiceStore(VoiceStoreContract):
+    writable = False
+
+    @pytest.fixture
+    def open_store(self):
+        return BuiltinVoiceStore
+
+
+class TestFilesystemVoiceStore(VoiceStoreContract):
+    @pytest.fixture
+    def open_store(self, tmp_path):
+        return lambda: FilesystemVoiceStore(tmp_path / "prompts", tmp_path / "data")
+
+
+class TestRoles(PreprocessorContract):
+    samples = ["[s1] lower-case tag", "(laughs) a nonverbal first"]
+
+    @pytest.fixture
+    def preprocessor(self):
+        return RoleTagger()
+
+
+class TestSpeakerTags(PreprocessorContract):
+    samples = ["[s1] lower-case tag", "[ S2 ]spaced tag", "  extra   spaces  ", "[S3] unknown"]
+
+    @pytest.fixture
+    def preprocessor(self):
+        return SpeakerTagNormaliser()
+
+
+class TestWavEncoder(EncoderContract):
+    @pytest.fixture
+    def encoder(self):
+        return encoders.WavEncoder()
+
+
+class TestPcmEncoder(EncoderContract):
+    decode_format = "s16le"
+
+    @pytest.fixture
+    def encoder(self):
+        return encoders.PcmEncoder()
+
+
+class TestMp3Encoder(EncoderContract):
+    @pytest.fixture
+    def encoder(self):
+        return encoders.Mp3Encoder()
+
+
+class TestOpusEncoder(EncoderContract):
+    @pytest.fixture
+    def encoder(self):
+        return encoders.OpusEncoder()
+
+
+class TestAacEncoder(EncoderContract):
+    @pytest.fixture
+    def encoder(self):
+        return encoders.AacEncoder()
+
+
+class TestFlacEncoder(EncoderContract):
+    @pytest.fixture
+    def encoder(self):
+        return encoders.FlacEncoder()

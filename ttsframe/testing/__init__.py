@@ -1,0 +1,13 @@
+"""A testing kit for plugin authors (and for ttsframe's own suite).
+
+* ``ttsframe.testing.contracts``: suites to subclass (``BackendContract``,
+  ``VoiceStoreContract``, ``EncoderContract``, ``PreprocessorContract``).
+* ``ttsframe.testing.app``: ``make_services`` / ``app_client`` for an in-process server
+  with your plugin registered by name or by entry point.
+* ``ttsframe.testing.server``: ``ServerProcess``, a real ``ttsframe serve`` on loopback.
+* ``ttsframe.testing.audio``: ``decode`` bytes with PyAV, ``sine``, ``rms``.
+* ``ttsframe.testing.fixtures``: pytest fixtures, loaded automatically through the
+  ``pytest11`` entry point when ttsframe is installed.
+
+It needs pytest (``pip install ttsframe[dev]``); nothing here is imported by the server.
+"""

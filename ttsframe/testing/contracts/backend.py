@@ -1,0 +1,269 @@
+"""What every backend must do, as tests an author runs against their own backend.
+
+    from ttsframe.testing.contracts import BackendContract
+
+    class TestMyBackend(BackendContract):
+        @pytest.fixture
+        def backend(self):
+            return MyBackend(MyConfig())   # a new, unloaded instance
+
+Class attributes tune the suite to the backend (see :class:`BackendContract`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import msgspec
+import numpy as np
+import pytest
+
+from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe.core.interfaces import Backend, VoiceStore
+from ttsframe.core.speech import SpeechService
+from ttsframe.core.types import (
+    AudioPrompt,
+    Capabilities,
+    GenerationParams,
+    SpeechRequest,
+    SynthesisResult,
+    SynthesisTask,
+    Voice,
+)
+
+
+def make_task(text: str, *, params: GenerationParams | None = None,
+              prompt: AudioPrompt | None = None, prompt_transcript: str | None = None,
+              voice_id: str | None = None, language: str | None = None,
+              on_progress: Callable[[int, int], None] | None = None,
+              on_audio: Callable[[np.ndarray], None] | None = None) -> SynthesisTask:
+    """A task as the scheduler hands it to ``Backend.generate``."""
+    return SynthesisTask(task_id=uuid.uuid4().hex, text=text,
+                         params=params or GenerationParams(), prompt=prompt,
+                         prompt_transcript=prompt_transcript, voice_id=voice_id,
+                         language=language, on_progress=on_progress, on_audio=on_audio)
+
+
+class _OneVoiceStore(VoiceStore):
+    """Just enough store for ``SpeechService.prepare``: one voice, one prompt."""
+
+    name = "contract"
+
+    def __init__(self, voice: Voice, prompt: AudioPrompt | None = None) -> None:
+        self.voice, self.prompt = voice, prompt
+
+    def list_voices(self) -> list[Voice]:
+        return [self.voice]
+
+    def get_voice(self, voice_id: str) -> Voice:
+        if voice_id != self.voice.voice_id:
+            raise NotFound(f"Voice '{voice_id}' not found")
+        return self.voice
+
+    def load_prompt(self, prompt_id: str) -> AudioPrompt:
+        if self.prompt is None or prompt_id != self.prompt.prompt_id:
+            raise NotFound(f"Audio prompt '{prompt_id}' not found")
+        return self.prompt
+
+
+class BackendContract:
+    """Subclass it and provide a ``backend`` fixture returning a new, unloaded backend.
+
+    Attributes a subclass may override:
+
+    * ``text``: what to speak (a leading ``[S1]`` is added for speaker-tag backends, as
+      the core's preprocessors would);
+    * ``params``: generation parameters for every call (e.g. a low ``max_tokens``);
+    * ``duration_grows_with_text``: set ``False`` when output length does not follow the
+      text (random test weights);
+    * ``prompt_seconds``: length of the audio prompt used when the backend clones.
+    """
+
+    text = "Hello there. This is a short test of a speech backend."
+    longer_text = ("Hello there. This is a much longer test of a speech backend, with several "
+                   "clauses, a few more sentences, and enough words that any backend which "
+                   "speaks them all must produce clearly more audio than for the short one.")
+    params = GenerationParams()
+    duration_grows_with_text = True
+    prompt_seconds = 2.0
+
+    @pytest.fixture
+    def backend(self) -> Backend:
+        pytest.fail(f"{type(self).__name__} must define a `backend` fixture returning a new, "
+                    "unloaded instance of the backend under test")
+
+    @pytest.fixture
+    def loaded(self, backend: Backend):
+        backend.load()
+        yield backend
+        backend.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def spoken(self, backend: Backend, text: str | None = None) -> str:
+        text = self.text if text is None else text
+        return f"[S1] {text}" if backend.capabilities.speaker_tags else text
+
+    def task(self, backend: Backend, text: str | None = None, **kw) -> SynthesisTask:
+        return make_task(self.spoken(backend, text), params=self.params, **kw)
+
+    def generate_one(self, backend: Backend, task: SynthesisTask) -> SynthesisResult:
+        results = backend.generate([task])
+        assert len(results) == 1, f"generate returned {len(results)} entries for 1 task"
+        result = results[0]
+        if isinstance(result, BaseException):
+            raise AssertionError(f"generate failed the task: {result!r}") from result
+        return result
+
+    def check_audio(self, backend: Backend, result: SynthesisResult) -> None:
+        caps = backend.capabilities
+        assert isinstance(result, SynthesisResult)
+        assert isinstance(result.samples, np.ndarray)
+        assert result.samples.dtype == np.float32, f"samples are {result.samples.dtype}"
+        assert result.samples.ndim == 1, f"samples have shape {result.samples.shape}, not mono"
+        assert result.sample_rate == caps.sample_rate, (
+            f"result is at {result.sample_rate} Hz; capabilities declare {caps.sample_rate}")
+        assert len(result.samples) > 0, "no audio"
+        assert np.all(np.isfinite(result.samples)), "samples contain NaN or inf"
+        assert float(np.max(np.abs(result.samples))) <= 1.0, "samples exceed [-1, 1]"
+
+    def service(self, tmp_path: Path, backend: Backend, store: VoiceStore) -> SpeechService:
+        """The real request path (built-in preprocessors included) over this backend."""
+        from ttsframe.testing.app import make_services
+
+        def register_backends(register):
+            register("under-test", lambda ctx: backend)
+
+        def register_voice_stores(register):
+            register("under-test", lambda ctx: store)
+
+        plugin = SimpleNamespace(register_backends=hookimpl(register_backends),
+                                 register_voice_stores=hookimpl(register_voice_stores))
+        config = {"generation": {"default_backend": "under-test", "voice_store": "under-test",
+                                 "max_text_chars": 1_000_000}}
+        return make_services(tmp_path, config, plugins={"contract": plugin}).speech
+
+    # ------------------------------------------------------------------ capabilities
+
+    def test_name_is_set(self, backend: Backend):
+        assert isinstance(backend.name, str) and backend.name
+
+    def test_capabilities_are_known_before_load_and_consistent(self, backend: Backend):
+        caps = backend.capabilities
+        assert isinstance(caps, Capabilities)
+        assert isinstance(caps.sample_rate, int) and 8000 <= caps.sample_rate <= 192000
+        assert caps.max_text_bytes > 0
+        assert caps.max_batch_size >= 1
+        assert caps.supports_batching or caps.max_batch_size == 1, (
+            "max_batch_size > 1 but supports_batching is False")
+        assert caps.languages and all(isinstance(x, str) and x for x in caps.languages)
+
+    def test_describe_is_json(self, loaded: Backend):
+        msgspec.json.encode(loaded.describe())
+
+    # ------------------------------------------------------------------ generation
+
+    def test_generate_returns_float32_mono_at_declared_rate(self, loaded: Backend):
+        self.check_audio(loaded, self.generate_one(loaded, self.task(loaded)))
+
+    def test_generate_returns_one_entry_per_task_in_order(self, loaded: Backend):
+        caps = loaded.capabilities
+        tasks = [self.task(loaded, f"Number {i}. {self.text}")
+                 for i in range(min(3, caps.max_batch_size))]
+        keys = {loaded.batch_key(t) for t in tasks}
+        if len(keys) > 1:  # the scheduler only batches tasks with equal keys
+            tasks = tasks[:1]
+        results = loaded.generate(tasks)
+        assert len(results) == len(tasks)
+        for result in results:
+            assert not isinstance(result, BaseException), repr(result)
+            self.check_audio(loaded, result)
+
+    def test_more_text_gives_more_audio(self, loaded: Backend):
+        if not self.duration_grows_with_text:
+            pytest.skip("duration_grows_with_text = False for this backend")
+        short = self.generate_one(loaded, self.task(loaded, "Hello."))
+        long = self.generate_one(loaded, self.task(loaded, self.longer_text))
+        assert len(long.samples) > 1.5 * len(short.samples), (
+            f"{len(long.samples)} samples for long text, {len(short.samples)} for short")
+
+    def test_speaker_tags_are_understood(self, loaded: Backend):
+        if not loaded.capabilities.speaker_tags:
+            pytest.skip("backend does not declare speaker_tags (the core strips them)")
+        task = make_task("[S1] Hello there. [S2] Hi, how are you?", params=self.params)
+        self.check_audio(loaded, self.generate_one(loaded, task))
+
+    # ------------------------------------------------------------------ cancellation
+
+    def test_a_cancelled_task_yields_cancelled(self, loaded: Backend):
+        task = self.task(loaded)
+        task.cancel.cancel("cancelled by the contract test")
+        results = loaded.generate([task])
+        assert len(results) == 1
+        assert isinstance(results[0], Cancelled), f"expected Cancelled, got {results[0]!r}"
+
+    def test_cancelling_during_generation_yields_cancelled(self, loaded: Backend):
+        seen: list[str] = []
+
+        def cancel(kind: str) -> None:
+            seen.append(kind)
+            task.cancel.cancel("cancelled by the contract test")
+
+        task = self.task(loaded, self.longer_text,
+                         on_progress=lambda done, total: cancel("progress"),
+                         on_audio=lambda samples: cancel("audio"))
+        results = loaded.generate([task])
+        if not seen:
+            pytest.skip("the backend calls neither on_progress nor on_audio, so it cannot be "
+                        "cancelled mid-run from a test; call task.on_progress between steps")
+        assert len(results) == 1
+        assert isinstance(results[0], Cancelled), (
+            f"the task was cancelled during generate (at its first {seen[0]} callback) "
+            f"but the backend returned {results[0]!r}")
+
+    def test_a_cancelled_task_leaves_its_batch_mates_alone(self, loaded: Backend):
+        caps = loaded.capabilities
+        cancelled, kept = self.task(loaded), self.task(loaded)
+        if not caps.supports_batching or loaded.batch_key(cancelled) != loaded.batch_key(kept):
+            pytest.skip("backend does not batch these tasks")
+        cancelled.cancel.cancel("cancelled by the contract test")
+        results = loaded.generate([cancelled, kept])
+        assert len(results) == 2
+        assert isinstance(results[0], Cancelled), repr(results[0])
+        assert not isinstance(results[1], BaseException), repr(results[1])
+        self.check_audio(loaded, results[1])
+
+    # ------------------------------------------------------------------ declared limits
+
+    def test_core_refuses_text_beyond_max_text_bytes(self, backend: Backend, tmp_path: Path):
+        limit = backend.capabilities.max_text_bytes
+        service = self.service(tmp_path, backend, _OneVoiceStore(Voice(voice_id="v")))
+        request = SpeechRequest(text="a" * (limit + 1), voice_id="v")
+        with pytest.raises(InvalidInput, match=f"at most {limit} bytes"):
+            asyncio.run(service.prepare(request))
+
+    def test_cloning_matches_supports_cloning(self, backend: Backend, tmp_path: Path):
+        rate = backend.capabilities.sample_rate
+        t = np.arange(int(self.prompt_seconds * rate)) / rate
+        prompt = AudioPrompt("contract-prompt", (0.3 * np.sin(2 * np.pi * 180 * t))
+                             .astype(np.float32), rate)
+        voice = Voice(voice_id="v", audio_prompt=prompt.prompt_id,
+                      audio_prompt_transcript="[S1] This is what the prompt says.")
+        service = self.service(tmp_path, backend, _OneVoiceStore(voice, prompt))
+        request = SpeechRequest(text=self.spoken(backend), voice_id="v", params=self.params)
+        if not backend.capabilities.supports_cloning:
+            with pytest.raises(InvalidInput, match="cannot clone"):
+                asyncio.run(service.prepare(request))
+            return
+        prepared = asyncio.run(service.prepare(request))
+        assert prepared.task.prompt is prompt
+        backend.load()
+        try:
+            self.check_audio(backend, self.generate_one(backend, prepared.task))
+        finally:
+            backend.close()
