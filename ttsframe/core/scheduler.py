@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,6 +38,8 @@ class Ticket:
     finished_at: float | None = None
     worker: str | None = None
     progress: tuple[int, int] = (0, 0)
+    # Called on the event loop when the task starts generating (jobs record it).
+    on_start: Callable[[Ticket], None] | None = None
 
     @property
     def status(self) -> str:
@@ -189,10 +191,14 @@ class Scheduler:
     def batch_key(self, backend: str, ticket: Ticket) -> Hashable:
         return self.workers[backend].backend.batch_key(ticket.task)
 
+    def batch_limit(self, backend: str) -> int:
+        """How many tasks one generate call of ``backend`` may hold."""
+        caps = self.workers[backend].backend.capabilities
+        return min(self.max_batch, caps.max_batch_size if caps.supports_batching else 1)
+
     def _take_batch(self, backend: str) -> list[Ticket]:
         queue = self._pending[backend]
-        caps = self.workers[backend].backend.capabilities
-        limit = min(self.max_batch, caps.max_batch_size if caps.supports_batching else 1)
+        limit = self.batch_limit(backend)
         first = queue.pop(0)
         batch = [first]
         key = self.batch_key(backend, first)
@@ -222,6 +228,11 @@ class Scheduler:
                 ticket.started_at = now
                 ticket.worker = f"{backend}-0"
                 self._running[ticket.task.task_id] = ticket
+                if ticket.on_start is not None:
+                    try:
+                        ticket.on_start(ticket)
+                    except Exception:
+                        log.exception("on_start callback of %s failed", ticket.task.task_id)
             results = await worker.run([t.task for t in batch])
             done = time.time()
             for ticket, result in zip(batch, results, strict=True):
@@ -246,6 +257,7 @@ class Scheduler:
             "processing_jobs": len(self._running),
             "completed_jobs": self.completed,
             "failed_jobs": self.failed,
-            "total_workers": self.max_batch * len(self.workers),
+            # How many requests may be generating at once: one batch per backend.
+            "total_workers": sum(self.batch_limit(name) for name in self.workers),
             "active_workers": sum(w.busy for w in self.workers.values()),
         }

@@ -12,7 +12,9 @@ from typing import Any
 import pluggy
 
 from ttsframe.core.config import Settings, convert
+from ttsframe.core.database import Database
 from ttsframe.core.errors import ConfigError
+from ttsframe.core.generation_log import GenerationLog
 from ttsframe.core.interfaces import (
     Backend,
     Encoder,
@@ -20,7 +22,10 @@ from ttsframe.core.interfaces import (
     TextPreprocessor,
     VoiceStore,
 )
+from ttsframe.core.jobs import JobService, JobStore
 from ttsframe.core.plugins import PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.retention import Retention
+from ttsframe.core.runtime_config import ConfigEditor
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
 
@@ -37,16 +42,28 @@ class Services:
     encoders: dict[str, Encoder]
     scheduler: Scheduler
     speech: SpeechService
+    database: Database
+    jobs: JobService
+    generation_log: GenerationLog
+    retention: Retention
+    config_editor: ConfigEditor
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.database.open()
         await self.scheduler.start()
+        await self.generation_log.start()
+        await self.jobs.start()  # accounts for the jobs of the last run before new ones
+        self.retention.start()
 
     async def stop(self) -> None:
+        await self.retention.stop()
+        await self.jobs.stop()
         await self.scheduler.stop()
+        await self.database.close()
 
 
 def plugin_config(reg: Registration, settings: Settings) -> Any:
@@ -104,7 +121,16 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
+    database = Database(settings.data_dir / "ttsframe.db")
+    generation_log = GenerationLog(settings, database,
+                                   settings.path(settings.storage.audio_outputs_dir))
+    speech.observers.append(generation_log.record)
+    jobs = JobService(settings, JobStore(database), speech, settings.data_dir / "jobs")
+    retention = Retention(jobs, generation_log)
+    config_editor = ConfigEditor(settings, scheduler, list(encoders))
     return Services(settings=settings, plugin_manager=pm, registry=registry, plugins=infos,
                     backends=backends, preprocessors=preprocessors, voices=voices,
-                    encoders=encoders, scheduler=scheduler, speech=speech,
+                    encoders=encoders, scheduler=scheduler, speech=speech, database=database,
+                    jobs=jobs, generation_log=generation_log, retention=retention,
+                    config_editor=config_editor,
                     route_configs=route_configs)

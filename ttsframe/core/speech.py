@@ -7,8 +7,10 @@ loop keeps answering ``/health`` and job polls during generation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -38,6 +40,18 @@ class PreparedSpeech:
     warnings: list[str]
 
 
+@dataclass
+class GenerationEvent:
+    """One generation that ended (completed, failed or cancelled), for observers such as
+    the generation log. ``job_id`` is set for asynchronous jobs."""
+
+    prepared: PreparedSpeech
+    ticket: Ticket
+    output: SpeechOutput | None = None
+    error: BaseException | None = None
+    job_id: str | None = None
+
+
 class SpeechService:
     def __init__(
         self,
@@ -54,6 +68,8 @@ class SpeechService:
         self.voices = voices
         self.encoders = encoders
         self.scheduler = scheduler
+        # Awaited with every GenerationEvent, sync and async alike (see ``notify``).
+        self.observers: list[Callable[[GenerationEvent], Awaitable[None]]] = []
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -148,10 +164,21 @@ class SpeechService:
         ticket = self.submit(prepared)
         try:
             result = await ticket.future
-        except BaseException:
+            output = await self.finish(prepared, result)
+        except BaseException as exc:
             self.scheduler.cancel(prepared.task.task_id, "request abandoned")
+            await asyncio.shield(self.notify(GenerationEvent(prepared, ticket, error=exc)))
             raise
-        return await self.finish(prepared, result)
+        await self.notify(GenerationEvent(prepared, ticket, output=output))
+        return output
+
+    async def notify(self, event: GenerationEvent) -> None:
+        """Tell every observer; an observer's failure is logged, never the caller's."""
+        for observer in self.observers:
+            try:
+                await observer(event)
+            except Exception:
+                log.exception("generation observer %r failed", observer)
 
 
 def _speaks(languages: tuple[str, ...], language: str) -> bool:

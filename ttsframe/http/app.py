@@ -14,7 +14,7 @@ from ttsframe.core.services import Services
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
-from ttsframe.http.routes import openai, speech, system, voices
+from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
 
 
 def plugin_routers(services: Services) -> list[Router]:
@@ -39,6 +39,7 @@ def create_app(services: Services) -> Litestar:
     plugin_routes = plugin_routers(services)
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES,
                         *plugin_routes],
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},

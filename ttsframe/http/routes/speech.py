@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Response, get, post
 
+from ttsframe.core.errors import InvalidInput
 from ttsframe.core.services import Services
 from ttsframe.http.responses import audio_response
 from ttsframe.http.schemas import (
@@ -22,9 +23,19 @@ AUDIO_RESPONSES: dict[int | str, Any] = {}
 
 @post("/generate", operation_id="generate", summary="Generate speech from text",
        status_code=200, tags=["speech"])
-async def generate(data: GenerateRequest, services: Services) -> Response[bytes]:
-    """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default)."""
+async def generate(data: GenerateRequest, services: Services,
+                   async_mode: bool = False) -> Response:
+    """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
+
+    With ``?async_mode=true`` the request becomes a durable job: the reply (202) is the
+    job's record, ``{"job_id": ..., "status": "pending", ...}``; see ``/jobs``.
+    """
     request = data.to_domain(default_format=services.settings.generation.default_format)
+    if async_mode:
+        if request.stream:
+            raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "
+                               "is downloaded whole from GET /jobs/{job_id}/result")
+        return Response(await services.jobs.submit(request), status_code=202)
     output = await services.speech.synthesize(request)
     return audio_response(output)
 

@@ -1,0 +1,134 @@
+"""The embedded database (SQLite in the data directory) for jobs and generation logs.
+
+One connection, owned by one dedicated thread: every query runs there, so the event
+loop never blocks on disk and no two queries race. WAL mode lets other readers (an
+operator's ``sqlite3`` shell, tests) look while the server writes; ``synchronous=FULL``
+makes a committed row survive a crash or power cut, which is what lets the server answer
+"accepted" for a job only after its row is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id          TEXT PRIMARY KEY,
+    status          TEXT NOT NULL,
+    request         TEXT NOT NULL,
+    backend         TEXT NOT NULL,
+    voice_id        TEXT NOT NULL,
+    response_format TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    started_at      REAL,
+    completed_at    REAL,
+    worker          TEXT,
+    interrupted     INTEGER NOT NULL DEFAULT 0,
+    error_message   TEXT,
+    result_file     TEXT,
+    content_type    TEXT,
+    result_bytes    INTEGER,
+    duration_s      REAL,
+    sample_rate     INTEGER,
+    warnings        TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS generation_logs (
+    log_id          TEXT PRIMARY KEY,
+    created_at      REAL NOT NULL,
+    kind            TEXT NOT NULL,
+    job_id          TEXT,
+    status          TEXT NOT NULL,
+    voice_id        TEXT NOT NULL,
+    backend         TEXT NOT NULL,
+    response_format TEXT NOT NULL,
+    text_chars      INTEGER NOT NULL,
+    text            TEXT,
+    params          TEXT NOT NULL,
+    queued_s        REAL,
+    generation_s    REAL,
+    duration_s      REAL,
+    sample_rate     INTEGER,
+    audio_file      TEXT,
+    content_type    TEXT,
+    audio_bytes     INTEGER,
+    error           TEXT,
+    warnings        TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS logs_by_time ON generation_logs (created_at);
+"""
+
+
+class Database:
+    """``await db.call(fn, *args)`` runs ``fn(connection, *args)`` on the database thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = dict_row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise RuntimeError(f"{self.path} was written by a newer ttsframe "
+                               f"(schema {version} > {SCHEMA_VERSION}); upgrade ttsframe")
+        conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._conn = conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ttsframe-db")
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._conn is None:
+            raise RuntimeError("the database is not open")
+        return await self._run(partial(fn, self._conn, *args))
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+def dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        out = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return out

@@ -1,0 +1,487 @@
+"""Durable asynchronous jobs, built on the one scheduler that sync requests use too.
+
+A job's row is committed to the database before the client is told its id, and its
+result is written to a file before the row says ``completed``, so an accepted job is
+never lost: after a restart finished jobs are still listed and downloadable, pending
+ones are queued again, and one that was generating when the server died is retried
+once (``retried: true``), then marked failed if the server dies on it a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+
+from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
+from ttsframe.core.config import Settings
+from ttsframe.core.database import Database, transaction
+from ttsframe.core.errors import (
+    BackendUnavailable,
+    Cancelled,
+    Conflict,
+    GenerationFailed,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    QueueFull,
+    TTSFrameError,
+)
+from ttsframe.core.ids import check_id
+from ttsframe.core.scheduler import Ticket
+from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
+from ttsframe.core.types import SpeechRequest
+
+log = logging.getLogger("ttsframe.jobs")
+
+Row = dict[str, Any]  # a database row, column -> value
+
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled")
+RESULT_FILE = re.compile(r"([0-9a-f]{32})\.[a-z0-9]+")
+# The columns a freshly inserted row leaves at their defaults.
+NEW_ROW: dict[str, Any] = {
+    "started_at": None, "completed_at": None, "worker": None, "interrupted": 0,
+    "error_message": None, "result_file": None, "content_type": None, "result_bytes": None,
+    "duration_s": None, "sample_rate": None, "warnings": "[]",
+}
+INTERRUPTED_TWICE = ("the server stopped twice while this job was generating; "
+                     "it is not retried again")
+
+
+def timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+class JobInfo(msgspec.Struct, kw_only=True):
+    """What ``GET /jobs/{id}`` answers. Times are UTC; ``progress`` is 0-1 when the
+    backend reports decoding steps."""
+
+    job_id: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    worker: str | None
+    error_message: str | None
+    progress: float | None
+    model: str
+    voice_id: str
+    response_format: str
+    retried: bool
+    result_url: str | None
+    result_bytes: int | None
+    duration_s: float | None
+    sample_rate: int | None
+    warnings: list[str]
+
+
+class JobCancelled(msgspec.Struct, kw_only=True):
+    """What ``DELETE /jobs/{id}`` answers: the status the job has now."""
+
+    job_id: str
+    status: str
+    detail: str
+
+
+class QueueStats(msgspec.Struct, kw_only=True):
+    """``GET /queue/stats``. The ``*_jobs`` counts are of asynchronous jobs in the
+    database; the rest is the scheduler's live view, synchronous requests included."""
+
+    pending_jobs: int
+    processing_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    cancelled_jobs: int
+    total_workers: int  # requests that may be generating at once (one batch per backend)
+    active_workers: int  # requests generating now
+    queued_requests: int  # requests waiting in the scheduler's queue, sync and async
+    queue_size: int  # the queue's bound; beyond it requests get 429
+
+
+class JobStore:
+    """The ``jobs`` table. Status changes are conditional, so a late update (a result
+    arriving after a cancel) cannot overwrite a decision already recorded."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        await self.db.call(lambda c: c.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})",
+                                               tuple(row.values())))
+
+    async def get(self, job_id: str) -> Row | None:
+        return await self.db.call(
+            lambda c: c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone())
+
+    async def select(self, status: str | None, limit: int) -> list[Row]:
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?"
+        return await self.db.call(lambda c: c.execute(sql, (*args, limit)).fetchall())
+
+    async def update(self, job_id: str, from_statuses: tuple[str, ...],
+                     **fields: Any) -> bool:
+        """Set ``fields`` if the job is in one of ``from_statuses``; return whether it was."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        marks = ", ".join("?" for _ in from_statuses)
+        sql = f"UPDATE jobs SET {sets} WHERE job_id = ? AND status IN ({marks})"
+        cur = await self.db.call(lambda c: c.execute(sql, (*fields.values(), job_id,
+                                                           *from_statuses)))
+        return cur.rowcount == 1
+
+    async def finished(self, *, statuses: tuple[str, ...] = FINISHED,
+                       before: float | None = None) -> list[Row]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = f"SELECT * FROM jobs WHERE status IN ({marks})"
+        args: tuple = statuses
+        if before is not None:
+            sql += " AND completed_at < ?"
+            args = (*statuses, before)
+        return await self.db.call(lambda c: c.execute(sql, args).fetchall())
+
+    async def delete(self, job_ids: list[str]) -> None:
+        await self.db.call(lambda c: c.executemany("DELETE FROM jobs WHERE job_id = ?",
+                                                   [(j,) for j in job_ids]))
+
+    async def ids(self) -> set[str]:
+        rows = await self.db.call(lambda c: c.execute("SELECT job_id FROM jobs").fetchall())
+        return {r["job_id"] for r in rows}
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.call(lambda c: c.execute(
+            "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall())
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({r["status"]: r["n"] for r in rows})
+        return counts
+
+    async def recover(self, now: float) -> list[Row]:
+        """After a crash: retry jobs that were generating once, fail them the second
+        time; return every pending job, oldest first."""
+
+        def work(c: sqlite3.Connection) -> list[Row]:
+            c.execute("UPDATE jobs SET status = 'failed', completed_at = ?, error_message = ? "
+                      "WHERE status = 'processing' AND interrupted >= 1",
+                      (now, INTERRUPTED_TWICE))
+            c.execute("UPDATE jobs SET status = 'pending', interrupted = interrupted + 1, "
+                      "started_at = NULL, worker = NULL WHERE status = 'processing'")
+            return c.execute("SELECT * FROM jobs WHERE status = 'pending' "
+                             "ORDER BY created_at, job_id").fetchall()
+
+        return await self.db.call(transaction, work)
+
+    async def requeue_processing(self) -> None:
+        """At a clean shutdown: jobs stopped mid-generation run again at the next start."""
+        await self.db.call(lambda c: c.execute(
+            "UPDATE jobs SET status = 'pending', started_at = NULL, worker = NULL "
+            "WHERE status = 'processing'"))
+
+
+@dataclass
+class ActiveJob:
+    """A job this process has handed to the scheduler."""
+
+    prepared: PreparedSpeech
+    ticket: Ticket | None = None
+    runner: asyncio.Task | None = None
+    progress: tuple[int, int] | None = None
+
+
+class JobService:
+    """Submit, run, cancel, list and expire jobs. Results live in ``results_dir``."""
+
+    def __init__(self, settings: Settings, store: JobStore, speech: SpeechService,
+                 results_dir: Path) -> None:
+        self.settings = settings
+        self.store = store
+        self.speech = speech
+        self.scheduler = speech.scheduler
+        self.results_dir = results_dir
+        self.active: dict[str, ActiveJob] = {}
+        self._background: set[asyncio.Task] = set()
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Account for every job the last process left behind; queue the pending ones."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(remove_stale_temps, self.results_dir)
+        pending = await self.store.recover(time.time())
+        if pending:
+            log.info("resuming %d pending job(s)", len(pending))
+            self._spawn(self._resume(pending))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = list(self._background)  # job runners, resumption, bookkeeping
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.store.db.is_open:
+            await self.store.requeue_processing()
+
+    def _spawn(self, coro: Coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job bookkeeping failed", exc_info=task.exception())
+
+    # -- submitting and running --------------------------------------------------------
+
+    async def submit(self, request: SpeechRequest) -> JobInfo:
+        """Validate (every 4xx first), commit the row, then queue; 429/503 remove it."""
+        prepared = await self.speech.prepare(request)
+        job_id = prepared.task.task_id
+        row = {
+            "job_id": job_id, "status": "pending", "created_at": time.time(),
+            "request": msgspec.json.encode(request).decode(), "backend": prepared.backend,
+            "voice_id": prepared.voice.voice_id, "response_format": request.response_format,
+        }
+        await self.store.insert(row)
+        try:
+            self._enqueue(job_id, prepared)
+        except BaseException:
+            await self.store.delete([job_id])
+            raise
+        return self._info({**NEW_ROW, **row})
+
+    def _enqueue(self, job_id: str, prepared: PreparedSpeech) -> None:
+        active = ActiveJob(prepared)
+        prepared.task.task_id = job_id
+
+        def progress(done: int, total: int) -> None:  # called on the backend's thread
+            active.progress = (done, total)
+
+        prepared.task.on_progress = progress
+        active.ticket = self.speech.submit(prepared)  # raises QueueFull / BackendUnavailable
+        active.ticket.on_start = lambda t: self._spawn(self.store.update(
+            job_id, ("pending",), status="processing", started_at=t.started_at,
+            worker=t.worker))
+        self.active[job_id] = active
+        active.runner = self._spawn(self._run(job_id, active))
+
+    async def _run(self, job_id: str, active: ActiveJob) -> None:
+        prepared, ticket = active.prepared, active.ticket
+        assert ticket is not None
+        event = GenerationEvent(prepared, ticket, job_id=job_id)
+        try:
+            result = await ticket.future
+            event.output = await self.speech.finish(prepared, result)
+            if not await self._store_result(job_id, event):
+                event.output, event.error = None, Cancelled("cancelled by request")
+        except asyncio.CancelledError:  # server shutting down: the job stays pending
+            self.scheduler.cancel(job_id, "server stopping")
+            raise
+        except Cancelled as exc:
+            event.error = exc
+            await self.store.update(job_id, ("pending", "processing"), status="cancelled",
+                                    completed_at=time.time(), error_message=exc.message)
+        except Exception as exc:
+            event.error = exc
+            message = exc.message if isinstance(exc, TTSFrameError) else (
+                f"{type(exc).__name__}: {exc}")
+            await self.store.update(job_id, ("pending", "processing"), status="failed",
+                                    completed_at=time.time(), error_message=message)
+        finally:
+            self.active.pop(job_id, None)
+        await self.speech.notify(event)
+
+    async def _store_result(self, job_id: str, event: GenerationEvent) -> bool:
+        """Write the file, then mark the row completed; False if it was cancelled first."""
+        output = event.output
+        assert output is not None
+        name = f"{job_id}.{event.prepared.request.response_format}"
+        path = self.results_dir / name
+        await anyio.to_thread.run_sync(atomic_write_bytes, path, output.audio)
+        done = await self.store.update(
+            job_id, ("pending", "processing"), status="completed", completed_at=time.time(),
+            result_file=name, content_type=output.content_type,
+            result_bytes=len(output.audio), duration_s=round(output.duration_s, 3),
+            sample_rate=output.sample_rate, warnings=msgspec.json.encode(output.warnings).decode())
+        if not done:
+            await anyio.to_thread.run_sync(remove_file, path)
+        return done
+
+    async def _resume(self, rows: list[Row]) -> None:
+        """Queue jobs left pending by the last process, oldest first, as room allows."""
+        for row in rows:
+            job_id = row["job_id"]
+            try:
+                prepared = await self._prepare_again(row)
+            except TTSFrameError as exc:
+                await self.store.update(
+                    job_id, ("pending",), status="failed", completed_at=time.time(),
+                    error_message=f"could not be resumed after a restart: {exc.message}")
+                continue
+            while not self._stopping:
+                current = await self.store.get(job_id)
+                if current is None or current["status"] != "pending":
+                    break  # cancelled or deleted while it waited
+                try:
+                    self._enqueue(job_id, prepared)
+                    break
+                except QueueFull:
+                    await asyncio.sleep(0.5)
+
+    async def _prepare_again(self, row: Row) -> PreparedSpeech:
+        request = msgspec.json.decode(row["request"], type=SpeechRequest)
+        worker = self.scheduler.workers.get(self.speech.resolve_backend(request.model))
+        if worker is None:
+            raise NotFound(f"Model '{request.model}' is not loaded any more")
+        while worker.state == "loading":
+            await asyncio.sleep(0.2)
+        if worker.state == "failed":
+            raise BackendUnavailable(f"backend '{worker.name}' failed to load: {worker.error}")
+        return await self.speech.prepare(request)
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def info(self, job_id: str) -> JobInfo:
+        row = await self.store.get(check_id(job_id, "job id"))
+        if row is None:
+            raise NotFound(self._not_found(job_id))
+        return self._info(row)
+
+    async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobInfo]:
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"unknown job status {status!r}; use one of "
+                               f"{', '.join(STATUSES)}")
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
+        return [self._info(r) for r in await self.store.select(status, limit)]
+
+    async def result(self, job_id: str) -> tuple[Path, str, str]:
+        """``(path, content_type, download name)`` of a completed job's audio."""
+        row = await self.store.get(check_id(job_id, "job id"))
+        if row is None:
+            raise NotFound(self._not_found(job_id))
+        status = row["status"]
+        if status in ("pending", "processing"):
+            raise NotReady(f"job {job_id} is {status}; poll GET /jobs/{job_id} until its "
+                           "status is completed", headers={"Retry-After": "1"})
+        if status == "failed":
+            raise GenerationFailed(f"job {job_id} failed: {row['error_message']}")
+        if status == "cancelled":
+            raise Conflict(f"job {job_id} was cancelled ({row['error_message']}); "
+                           "it has no result")
+        path = self.results_dir / row["result_file"]
+        if not path.is_file():
+            raise NotFound(f"the result file of job {job_id} is missing from "
+                           f"{self.results_dir}")
+        return path, row["content_type"], f"{job_id}.{row['response_format']}"
+
+    def _not_found(self, job_id: str) -> str:
+        hours = self.settings.logging.job_retention_hours
+        return (f"Job '{job_id}' not found (finished jobs are removed {hours:g} hours after "
+                "they finish, logging.job_retention_hours)")
+
+    def _info(self, row: Row) -> JobInfo:
+        active = self.active.get(row["job_id"])
+        progress = None
+        if row["status"] == "completed":
+            progress = 1.0
+        elif active is not None and active.progress and active.progress[1]:
+            done, total = active.progress
+            progress = round(min(done / total, 1.0), 3)
+        completed = row["status"] == "completed"
+        return JobInfo(
+            job_id=row["job_id"], status=row["status"],
+            created_at=timestamp(row["created_at"]), started_at=timestamp(row["started_at"]),
+            completed_at=timestamp(row["completed_at"]), worker=row["worker"],
+            error_message=row["error_message"], progress=progress, model=row["backend"],
+            voice_id=row["voice_id"], response_format=row["response_format"],
+            retried=row["interrupted"] > 0,
+            result_url=f"/jobs/{row['job_id']}/result" if completed else None,
+            result_bytes=row["result_bytes"], duration_s=row["duration_s"],
+            sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]))
+
+    async def stats(self) -> QueueStats:
+        """Job counts from the database plus the scheduler's live view of every request."""
+        counts = await self.store.counts()
+        live = self.scheduler.stats()
+        return QueueStats(
+            pending_jobs=counts["pending"], processing_jobs=counts["processing"],
+            completed_jobs=counts["completed"], failed_jobs=counts["failed"],
+            cancelled_jobs=counts["cancelled"], total_workers=live["total_workers"],
+            active_workers=live["active_workers"], queued_requests=live["pending_jobs"],
+            queue_size=self.scheduler.queue_size)
+
+    # -- cancelling and removing ---------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> JobCancelled:
+        """Cancel a pending or generating job (the worker stops between decoding steps);
+        remove a finished one and its result."""
+        row = await self.store.get(check_id(job_id, "job id"))
+        if row is None:
+            raise NotFound(self._not_found(job_id))
+        if row["status"] in FINISHED:
+            await self.remove([row])
+            return JobCancelled(job_id=job_id, status="deleted",
+                                detail=f"job {job_id} ({row['status']}) and its result "
+                                       "were deleted")
+        reason = "cancelled by DELETE /jobs/{id}"
+        if await self.store.update(job_id, ("pending", "processing"), status="cancelled",
+                                   completed_at=time.time(), error_message=reason):
+            self.scheduler.cancel(job_id, reason)
+            return JobCancelled(job_id=job_id, status="cancelled",
+                                detail=f"job {job_id} was {row['status']} and is cancelled")
+        now = await self.info(job_id)  # it finished while we looked
+        return JobCancelled(job_id=job_id, status=now.status,
+                            detail=f"job {job_id} finished ({now.status}) before it could "
+                                   "be cancelled")
+
+    async def clear(self, status: str | None = None) -> list[str]:
+        """Delete finished jobs (all of them, or those with ``status``) and their files."""
+        if status is not None and status not in FINISHED:
+            raise InvalidInput(f"only finished jobs can be cleared; status must be one of "
+                               f"{', '.join(FINISHED)}, not {status!r}")
+        rows = await self.store.finished(statuses=(status,) if status else FINISHED)
+        await self.remove(rows)
+        return [r["job_id"] for r in rows]
+
+    async def remove(self, rows: list[Row]) -> list[Path]:
+        """Delete rows first, then their files (a crash in between leaves only an orphan
+        file, which the cleanup sweeps)."""
+        await self.store.delete([r["job_id"] for r in rows])
+        paths = [self.results_dir / r["result_file"] for r in rows if r["result_file"]]
+
+        def unlink() -> list[Path]:
+            return [p for p in paths if remove_file(p)]
+
+        return await anyio.to_thread.run_sync(unlink)
+
+    async def expire(self, now: float) -> tuple[list[str], list[Path]]:
+        """Remove jobs finished more than ``logging.job_retention_hours`` ago (0: never),
+        and result files no job refers to."""
+        hours = self.settings.logging.job_retention_hours
+        rows = await self.store.finished(before=now - hours * 3600) if hours > 0 else []
+        files = await self.remove(rows)
+
+        def result_files() -> list[tuple[str, Path]]:
+            return [(m.group(1), entry) for entry in self.results_dir.iterdir()
+                    if (m := RESULT_FILE.fullmatch(entry.name))]
+
+        # List the files before reading the ids: a file written after its job's row was
+        # read cannot be mistaken for an orphan.
+        found = await anyio.to_thread.run_sync(result_files)
+        known = await self.store.ids() | set(self.active)
+        stale = [path for job_id, path in found if job_id not in known]
+        files += await anyio.to_thread.run_sync(lambda: [p for p in stale if remove_file(p)])
+        return [r["job_id"] for r in rows], files

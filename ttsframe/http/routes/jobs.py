@@ -1,0 +1,63 @@
+"""``/jobs``, ``/queue/stats``: asynchronous jobs (``POST /generate?async_mode=true``)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import delete, get
+from litestar.response import File
+
+from ttsframe.core.jobs import JobCancelled, JobInfo, QueueStats
+from ttsframe.core.services import Services
+
+
+class JobList(msgspec.Struct):
+    jobs: list[JobInfo]
+
+
+class JobsCleared(msgspec.Struct):
+    deleted: int
+    job_ids: list[str]
+
+
+@get("/jobs", operation_id="list_jobs", summary="List jobs, newest first", tags=["jobs"])
+async def list_jobs(services: Services, status: str | None = None, limit: int = 100
+                    ) -> JobList:
+    """``status``: pending, processing, completed, failed or cancelled; ``limit`` 1-1000."""
+    return JobList(jobs=await services.jobs.list_jobs(status, limit))
+
+
+@get("/jobs/{job_id:str}", operation_id="get_job", summary="Job status and details",
+     tags=["jobs"])
+async def get_job(job_id: str, services: Services) -> JobInfo:
+    return await services.jobs.info(job_id)
+
+
+@get("/jobs/{job_id:str}/result", operation_id="get_job_result",
+     summary="Download a completed job's audio", tags=["jobs"])
+async def get_job_result(job_id: str, services: Services) -> File:
+    """409 with Retry-After while the job is pending or processing; 500 with the error if
+    it failed; 409 if it was cancelled; 404 when unknown or expired."""
+    path, content_type, name = await services.jobs.result(job_id)
+    return File(path=path, filename=name, media_type=content_type)
+
+
+@delete("/jobs/{job_id:str}", operation_id="cancel_job", status_code=200,
+        summary="Cancel a pending or running job; delete a finished one", tags=["jobs"])
+async def cancel_job(job_id: str, services: Services) -> JobCancelled:
+    return await services.jobs.cancel(job_id)
+
+
+@delete("/jobs", operation_id="clear_jobs", status_code=200,
+        summary="Delete finished jobs and their results", tags=["jobs"])
+async def clear_jobs(services: Services, status: str | None = None) -> JobsCleared:
+    """All finished jobs, or only those with ``status`` (completed, failed, cancelled)."""
+    ids = await services.jobs.clear(status)
+    return JobsCleared(deleted=len(ids), job_ids=ids)
+
+
+@get("/queue/stats", operation_id="queue_stats", summary="Queue statistics", tags=["jobs"])
+async def queue_stats(services: Services) -> QueueStats:
+    return await services.jobs.stats()
+
+
+ROUTES = [list_jobs, get_job, get_job_result, cancel_job, clear_jobs, queue_stats]

@@ -1,0 +1,65 @@
+"""``/logs``, ``/cleanup``: generation logs, saved outputs and retention."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import delete, get, post
+from litestar.response import File
+
+from ttsframe.core.generation_log import LogEntry
+from ttsframe.core.retention import CleanupReport
+from ttsframe.core.services import Services
+
+
+class LogList(msgspec.Struct):
+    logs: list[LogEntry]
+
+
+class LogsDeleted(msgspec.Struct):
+    deleted: int
+    log_ids: list[str]
+    files_removed: list[str]
+
+
+@get("/logs", operation_id="list_logs", summary="Recent generations, newest first",
+     tags=["logs"])
+async def list_logs(services: Services, limit: int = 100) -> LogList:
+    return LogList(logs=await services.generation_log.list_logs(limit))
+
+
+@get("/logs/{log_id:str}", operation_id="get_log", summary="One generation", tags=["logs"])
+async def get_log(log_id: str, services: Services) -> LogEntry:
+    return await services.generation_log.get(log_id)
+
+
+@get("/logs/{log_id:str}/download", operation_id="download_log_audio",
+     summary="Download a generation's saved audio (save_outputs)", tags=["logs"])
+async def download_log_audio(log_id: str, services: Services) -> File:
+    path, content_type, name = await services.generation_log.audio(log_id)
+    return File(path=path, filename=name, media_type=content_type)
+
+
+def _deleted(ids: list[str], files: list) -> LogsDeleted:
+    return LogsDeleted(deleted=len(ids), log_ids=ids, files_removed=[p.name for p in files])
+
+
+@delete("/logs", operation_id="clear_logs", status_code=200,
+        summary="Delete every generation log and saved output", tags=["logs"])
+async def clear_logs(services: Services) -> LogsDeleted:
+    return _deleted(*await services.generation_log.delete())
+
+
+@delete("/logs/{log_id:str}", operation_id="delete_log", status_code=200,
+        summary="Delete one generation log and its saved output", tags=["logs"])
+async def delete_log(log_id: str, services: Services) -> LogsDeleted:
+    return _deleted(*await services.generation_log.delete([log_id]))
+
+
+@post("/cleanup", operation_id="cleanup", status_code=200,
+      summary="Remove expired jobs, logs and files now", tags=["logs"])
+async def cleanup(services: Services) -> CleanupReport:
+    """What the scheduled cleanup does, at once; the reply lists exactly what went."""
+    return await services.retention.run_once()
+
+
+ROUTES = [list_logs, get_log, download_log_audio, clear_logs, delete_log, cleanup]
