@@ -45,8 +45,11 @@ def tiny_eos_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_model_dir) -> Iterator[DiaBackend]:
-    """A loaded DiaBackend on ``tiny_model_dir`` (CPU); tests must not change its config."""
-    backend = DiaBackend(DiaConfig(model=str(tiny_model_dir), device="cpu"))
+    """A loaded DiaBackend on ``tiny_model_dir`` (CPU); tests must not change its config.
+
+    One CPU thread: the tiny model gains nothing from more, and spinning threads slow it
+    down many times over when other tests share the cores."""
+    backend = DiaBackend(DiaConfig(model=str(tiny_model_dir), device="cpu", cpu_threads=1))
     backend.load()
     yield backend
     backend.close()
@@ -54,7 +57,8 @@ def tiny_backend(tiny_model_dir) -> Iterator[DiaBackend]:
 
 @pytest.fixture(scope="session")
 def tiny_eos_backend(tiny_eos_model_dir) -> Iterator[DiaBackend]:
-    backend = DiaBackend(DiaConfig(model=str(tiny_eos_model_dir), device="cpu"))
+    backend = DiaBackend(DiaConfig(model=str(tiny_eos_model_dir), device="cpu",
+                                   cpu_threads=1))
     backend.load()
     yield backend
     backend.close()

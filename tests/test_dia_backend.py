@@ -345,3 +345,4 @@ def test_capabilities_and_description(tiny_backend):
     facts = tiny_backend.describe()
     assert facts["device"] == "cpu" and facts["dtype"] == "float32"
     assert facts["compile"] == "unavailable (CUDA only)"
+    assert torch.get_num_threads() == 1  # [plugins.dia] cpu_threads

@@ -41,6 +41,9 @@ class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_batch_size: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     # Give up on an unreachable hub after this many seconds instead of retrying.
     hub_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    # torch's CPU threads for the whole process (torch.set_num_threads); None: torch's
+    # default, one per core. Fewer threads help when other work shares the cores.
+    cpu_threads: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
 
 
 def _local_path(value: str | None, ctx: PluginContext) -> str | None:

@@ -152,6 +152,8 @@ class DiaBackend(Backend):
             cfg.model, revision=cfg.revision, codec=cfg.codec,
             local_files_only=cfg.local_files_only, cache_dir=cfg.cache_dir,
             timeout_s=cfg.hub_timeout_s)
+        if cfg.cpu_threads:
+            torch.set_num_threads(cfg.cpu_threads)
         self.device = _pick_device(cfg.device)
         self.dtype = _pick_dtype(cfg.dtype, self.device)
         try:
@@ -370,6 +372,11 @@ class DiaBackend(Backend):
         """Text and prompt of one row through the processor, exactly as the reference."""
         notes = list(notes)  # the task's own notes are reported by the core
         text = task.text
+        if not text.strip():
+            raise InvalidInput("the text is empty: there is nothing to speak")
+        language = getattr(task, "language", None)
+        if language and not language.lower().startswith("en"):
+            notes.append(f"language '{language}' was ignored: Dia speaks English only")
         samples = None
         prompt_frames = 0
         if task.prompt is not None:
@@ -411,28 +418,27 @@ class DiaBackend(Backend):
             kwargs.update(do_sample=True, temperature=max(plan.temperature, 1.0),
                           top_p=plan.top_p, top_k=plan.top_k,
                           guidance_scale=plan.guidance_scale)
-        low_temperature = (not plan.greedy and plan.temperature < 1.0)
-        with _seeded(plan.seed, self.device):
-            if plan.compile:
-                try:
-                    return self._call(kwargs, low_temperature, plan, compile=True), True
-                except Exception as exc:  # compile problems surface at the first call
-                    if watch.stopped_for_cancel:
-                        raise
-                    self.compile_problem = f"{type(exc).__name__}: {exc}"[:300]
-                    log.warning("torch.compile failed, generating eagerly from now on: %s",
-                                self.compile_problem)
-                    for row in rows:
-                        row.notes.append("torch.compile failed, so this ran without it")
-                    watch.reset()
-            return self._call(kwargs, low_temperature, plan, compile=False), False
+        if not plan.compile:
+            return self._call(kwargs, plan, compile=False), False
+        try:
+            return self._call(kwargs, plan, compile=True), True
+        except Exception as exc:  # compile problems surface inside the first generate
+            problem = f"{type(exc).__name__}: {exc}"[:300]
+        log.warning("compiled generation failed (%s); retrying without torch.compile", problem)
+        sequences = self._call(kwargs, plan, compile=False)  # raises if not compile's fault
+        self.compile_problem = problem
+        for row in rows:
+            row.notes.append("torch.compile failed, so this ran without it")
+        return sequences, False
 
-    def _call(self, kwargs, low_temperature: bool, plan: _Plan, *, compile: bool):
+    def _call(self, kwargs, plan: _Plan, *, compile: bool):
         # A static cache is what makes transformers compile the forward pass on CUDA.
         extra = {"cache_implementation": "static"} if compile else {}
-        self.model.requested_temperature = plan.temperature if low_temperature else None
+        low = not plan.greedy and plan.temperature < 1.0
+        self.model.requested_temperature = plan.temperature if low else None
         try:
-            return self.model.generate(**kwargs, **extra)
+            with _seeded(plan.seed, self.device):  # a retry replays the same random stream
+                return self.model.generate(**kwargs, **extra)
         finally:
             self.model.requested_temperature = None
 
@@ -615,22 +621,16 @@ class _Watch:
 
     def __init__(self, tasks: list[SynthesisTask], prompt_len: int, max_new: int) -> None:
         self.tasks, self.prompt_len, self.max_new = tasks, prompt_len, max_new
-        self.stopped_for_cancel = False
-        self.steps = 0
-
-    def reset(self) -> None:
-        self.stopped_for_cancel, self.steps = False, 0
 
     def __call__(self, input_ids, scores, **kwargs):
-        self.steps = int(input_ids.shape[1]) - self.prompt_len
-        if self.steps % PROGRESS_EVERY == 0 or self.steps >= self.max_new:
+        step = int(input_ids.shape[1]) - self.prompt_len
+        if step % PROGRESS_EVERY == 0 or step >= self.max_new:
             for task in self.tasks:
                 if task.on_progress is not None:
                     try:
-                        task.on_progress(self.steps, self.max_new)
+                        task.on_progress(step, self.max_new)
                     except Exception:
                         log.exception("on_progress callback failed")
         stop = all(task.cancel.cancelled for task in self.tasks)
-        self.stopped_for_cancel = stop
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool,
                           device=input_ids.device)
