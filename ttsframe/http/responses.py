@@ -13,6 +13,7 @@ def audio_response(output: SpeechOutput) -> Response[bytes]:
         "X-Audio-Duration": f"{output.duration_s:.3f}",
         "X-Voice-Id": output.voice_id,
         "X-Model": output.backend,
+        "X-Generated-Tokens": str(output.tokens),
         **output.headers,
     }
     if output.warnings:
