@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.dia_fixtures import tiny_backend, tiny_model_dir  # noqa: F401 (fixtures)
 from tests.fakes import ToneBackend, ToneConfig
+from ttsframe.core.types import GenerationParams
 from ttsframe.plugins import encoders
 from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
 from ttsframe.plugins.roles import RoleTagger
@@ -90,3 +92,22 @@ class TestFlacEncoder(EncoderContract):
     @pytest.fixture
     def encoder(self):
         return encoders.FlacEncoder()
+
+
+class TestDiaBackend(BackendContract):
+    """The real transformers path on the tiny random checkpoint: its length does not
+    follow the text, so only the contract's other promises are checked."""
+
+    params = GenerationParams(max_tokens=100)
+    duration_grows_with_text = False
+
+    @pytest.fixture
+    def backend(self, tiny_model_dir):
+        from ttsframe.plugins.dia import DiaConfig
+        from ttsframe.plugins.dia.backend import DiaBackend
+
+        return DiaBackend(DiaConfig(model=str(tiny_model_dir), device="cpu"))
+
+    @pytest.fixture
+    def loaded(self, tiny_backend):
+        return tiny_backend

@@ -240,30 +240,26 @@ class BackendContract:
 
     # ------------------------------------------------------------------ declared limits
 
-    def test_core_refuses_text_beyond_max_text_bytes(self, backend: Backend, tmp_path: Path):
-        limit = backend.capabilities.max_text_bytes
-        service = self.service(tmp_path, backend, _OneVoiceStore(Voice(voice_id="v")))
+    def test_core_refuses_text_beyond_max_text_bytes(self, loaded: Backend, tmp_path: Path):
+        limit = loaded.capabilities.max_text_bytes
+        service = self.service(tmp_path, loaded, _OneVoiceStore(Voice(voice_id="v")))
         request = SpeechRequest(text="a" * (limit + 1), voice_id="v")
         with pytest.raises(InvalidInput, match=f"at most {limit} bytes"):
             asyncio.run(service.prepare(request))
 
-    def test_cloning_matches_supports_cloning(self, backend: Backend, tmp_path: Path):
-        rate = backend.capabilities.sample_rate
+    def test_cloning_matches_supports_cloning(self, loaded: Backend, tmp_path: Path):
+        rate = loaded.capabilities.sample_rate
         t = np.arange(int(self.prompt_seconds * rate)) / rate
         prompt = AudioPrompt("contract-prompt", (0.3 * np.sin(2 * np.pi * 180 * t))
                              .astype(np.float32), rate)
         voice = Voice(voice_id="v", audio_prompt=prompt.prompt_id,
                       audio_prompt_transcript="[S1] This is what the prompt says.")
-        service = self.service(tmp_path, backend, _OneVoiceStore(voice, prompt))
-        request = SpeechRequest(text=self.spoken(backend), voice_id="v", params=self.params)
-        if not backend.capabilities.supports_cloning:
+        service = self.service(tmp_path, loaded, _OneVoiceStore(voice, prompt))
+        request = SpeechRequest(text=self.text, voice_id="v", params=self.params)
+        if not loaded.capabilities.supports_cloning:
             with pytest.raises(InvalidInput, match="cannot clone"):
                 asyncio.run(service.prepare(request))
             return
         prepared = asyncio.run(service.prepare(request))
         assert prepared.task.prompt is prompt
-        backend.load()
-        try:
-            self.check_audio(backend, self.generate_one(backend, prepared.task))
-        finally:
-            backend.close()
+        self.check_audio(loaded, self.generate_one(loaded, prepared.task))
