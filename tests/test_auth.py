@@ -219,3 +219,29 @@ def test_without_keys_any_authorization_header_works(app_client):
         assert r.status_code == 200, header
     schema = app_client.get("/schema/openapi.json").json()
     assert "security" not in schema
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [({"TTSFRAME_SECURITY__API_KEYS": '["ok", ""]'}, "security.api_keys[1]"),
+     ({"TTSFRAME_SECURITY__ADMIN_KEYS": '["two words"]'}, "security.admin_keys[0]"),
+     ({"TTSFRAME_SECURITY__API_KEYS": "not-a-list"}, "security.api_keys")],
+)
+def test_unusable_keys_stop_startup_without_echoing_them(tmp_path, env, key):
+    from ttsframe.core.config import load_settings
+    from ttsframe.core.errors import ConfigError
+
+    (tmp_path / "ttsframe.toml").touch()
+    with pytest.raises(ConfigError) as err:
+        load_settings(str(tmp_path / "ttsframe.toml"), environ=env)
+    assert f"invalid value for '{key}'" in err.value.message
+    assert "two words" not in err.value.message and "not-a-list" not in err.value.message
+
+
+def test_keys_from_the_environment(tmp_path):
+    from ttsframe.core.config import load_settings
+
+    (tmp_path / "ttsframe.toml").touch()
+    settings = load_settings(str(tmp_path / "ttsframe.toml"),
+                             environ={"TTSFRAME_SECURITY__API_KEYS": '["k1", "k2"]'})
+    assert settings.security.api_keys == ["k1", "k2"]

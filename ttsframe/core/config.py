@@ -29,9 +29,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+# An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
+ApiKey = Annotated[str, msgspec.Meta(pattern=r"^\S+$")]
+
+
 class SecurityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    api_keys: list[str] = []
-    admin_keys: list[str] = []
+    api_keys: list[ApiKey] = []
+    admin_keys: list[ApiKey] = []
     # SillyTavern's default address; never combined with credentials for "*".
     cors_origins: list[str] = msgspec.field(
         default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
