@@ -53,7 +53,7 @@ def decode(data: bytes, fmt: str | None = None, options: dict[str, str] | None =
 
 def sine(seconds: float, sample_rate: int, freq: float = 440.0, amplitude: float = 0.5
          ) -> np.ndarray:
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
