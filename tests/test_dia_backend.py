@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
@@ -320,6 +321,32 @@ def test_compile_request_on_cpu_runs_eagerly_with_a_note(tiny_backend):
     result = ok(result)
     assert result.info["compiled"] is False
     assert any("only used on CUDA" in note for note in result.notes)
+
+
+def test_compile_path_and_its_fallback(tiny_backend, monkeypatch):
+    """The static-cache (compile) path gives the eager codes; when it raises, the batch is
+    retried eagerly with a note, and compile stays off for the process."""
+    task = make_task("[S1] Static cache.", greedy=True, max_tokens=60)
+    (eager,) = codes_of(tiny_backend, [task])
+    plan_of = tiny_backend._plan
+    monkeypatch.setattr(tiny_backend, "_plan", lambda t: (
+        dataclasses.replace(plan_of(t)[0], compile=True), plan_of(t)[1]))
+    monkeypatch.setattr(tiny_backend, "compile_problem", None)
+    (static,) = tiny_backend.generate_codes([task])
+    assert ok(static).info["compiled"] is True and np.array_equal(static.codes, eager)
+
+    call = tiny_backend._call
+
+    def broken_compile(kwargs, plan, *, compile):
+        if compile:
+            raise RuntimeError("inductor failed")
+        return call(kwargs, plan, compile=compile)
+
+    monkeypatch.setattr(tiny_backend, "_call", broken_compile)
+    (fallback,) = tiny_backend.generate_codes([task])
+    assert ok(fallback).info["compiled"] is False and np.array_equal(fallback.codes, eager)
+    assert "torch.compile failed, so this ran without it" in fallback.notes
+    assert "inductor failed" in tiny_backend.compile_problem
 
 
 def test_batch_key(tiny_backend):

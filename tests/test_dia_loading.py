@@ -173,3 +173,11 @@ def test_registration_config_and_factory(tmp_path, tiny_model_dir):
     hub = factory(PluginContext(plugin="dia", config=DiaConfig(), data_dir=tmp_path,
                                 settings=settings))
     assert hub.config.model == "nari-labs/Dia-1.6B-0626"
+
+
+def test_tiny_checkpoint_is_deterministic_per_seed(tmp_path):
+    from ttsframe.plugins.dia.tiny import write_tiny_checkpoint
+
+    weights = [(write_tiny_checkpoint(tmp_path / name, seed=seed) / "model.safetensors")
+               .read_bytes() for name, seed in (("a", 3), ("b", 3), ("c", 4))]
+    assert weights[0] == weights[1] != weights[2]

@@ -30,8 +30,9 @@ class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # "auto": bfloat16 on CUDA when supported (else float32), float32 elsewhere.
     # The codec always runs in float32.
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    # torch.compile with a static cache, CUDA only. "auto": on for CUDA unless a request
-    # sets use_torch_compile = false; "on": the same, and logged on CPU; "off": never.
+    # torch.compile with a static cache, CUDA only. "auto": when a request sets
+    # use_torch_compile = true; "on": for every request unless it sets it to false;
+    # "off": never. Each new batch size and max_tokens bucket compiles again (slow once).
     compile: Literal["auto", "on", "off"] = "auto"
     # Never contact the hub: use the local directory or the Hugging Face cache only.
     local_files_only: bool = False

@@ -135,7 +135,7 @@ class DiaBackend(Backend):
             return "unavailable (CUDA only)"
         if self.compile_problem:
             return f"failed, running eagerly: {self.compile_problem}"
-        return "on" if self.config.compile == "on" else "auto (on unless a request opts out)"
+        return "on" if self.config.compile == "on" else "auto (when a request asks for it)"
 
     # -- loading -----------------------------------------------------------------------
 
@@ -247,7 +247,7 @@ class DiaBackend(Backend):
             if asked:
                 notes.append("use_torch_compile was ignored: [plugins.dia] compile is off")
             return False
-        want = asked if asked is not None else True
+        want = asked if asked is not None else self.config.compile == "on"
         if want and (self.device is None or self.device.type != "cuda"):
             if asked:
                 notes.append("use_torch_compile was ignored: torch.compile is only used on "
