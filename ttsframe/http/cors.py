@@ -16,8 +16,8 @@ from ttsframe.core.config import SecurityConfig
 ALLOW_HEADERS = ["authorization", "cache-control", "content-type", "x-requested-with"]
 # Response headers a page may read (fetch hides all but a few by default).
 EXPOSE_HEADERS = ["Content-Disposition", "Retry-After", "WWW-Authenticate",
-                  "X-Audio-Duration", "X-Model", "X-Sample-Rate", "X-TTSFrame-Warnings",
-                  "X-Voice-Id"]
+                  "X-Audio-Duration", "X-Generated-Tokens", "X-Model", "X-Sample-Rate",
+                  "X-TTSFrame-Warnings", "X-Voice-Id"]
 
 
 def cors_config(security: SecurityConfig) -> CORSConfig | None:
