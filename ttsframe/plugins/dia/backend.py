@@ -309,7 +309,8 @@ class DiaBackend(Backend):
                 except Exception as exc:
                     log.exception("Dia generation failed")
                     for i, _, _ in members:
-                        out[i] = GenerationFailed(f"Dia generation failed: {exc}")
+                        if out[i] is None:  # rows already answered keep their answer
+                            out[i] = GenerationFailed(f"Dia generation failed: {exc}")
         return out  # type: ignore[return-value]
 
     def _run(self, tasks, members, plan: _Plan):
@@ -323,6 +324,9 @@ class DiaBackend(Backend):
                 rows.append(self._prepare(i, task, notes))
             except TTSFrameError as exc:
                 yield i, exc
+            except Exception as exc:  # fails this row only
+                log.exception("preparing a Dia input failed")
+                yield i, GenerationFailed(f"preparing the input for Dia failed: {exc}")
         if not rows:
             return
         decoder = self.model.config.decoder_config
@@ -395,8 +399,8 @@ class DiaBackend(Backend):
                              "the prompt's transcript is given")
         size = len(text.encode())
         if size > MAX_TEXT_BYTES:
-            what = "text and the voice's prompt transcript" if text is not task.text else "text"
-            raise InvalidInput(f"the {what} are {size} bytes; Dia reads at most "
+            what = "text with the voice's prompt transcript" if text is not task.text else "text"
+            raise InvalidInput(f"the {what} is {size} bytes; Dia reads at most "
                                f"{MAX_TEXT_BYTES} bytes per generation: split the text")
         try:
             if samples is None:

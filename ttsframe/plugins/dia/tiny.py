@@ -43,11 +43,17 @@ def write_tiny_checkpoint(
     variable-length batches.
     """
     import torch
+    from transformers.utils import logging as hf_logging
 
     dest = Path(dest)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model, processor, codec = _build(eos_scale)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the deprecation notes on the token ids below
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model, processor, codec = _build(eos_scale)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if layout == "dir":
         _save_dir(dest, model, processor, codec)
     elif layout == "hub-cache":
