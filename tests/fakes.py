@@ -22,6 +22,8 @@ class ToneConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seconds_per_char: float = 0.01
     step_delay_s: float = 0.0
     steps: int = 10
+    # A batch holding text with "(slow)" runs steps * slow_factor steps (long generations).
+    slow_factor: int = 100
     max_batch_size: int = 4
     fail_load: str | None = None
 
@@ -50,12 +52,15 @@ class ToneBackend(Backend):
 
     def generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
         self.calls.append([t.text for t in tasks])
-        for step in range(self.config.steps):
+        steps = self.config.steps
+        if any("(slow)" in t.text for t in tasks):
+            steps *= self.config.slow_factor
+        for step in range(steps):
             if all(t.cancel.cancelled for t in tasks):
                 return [Cancelled(t.cancel.reason) for t in tasks]
             for t in tasks:
                 if t.on_progress:
-                    t.on_progress(step + 1, self.config.steps)
+                    t.on_progress(step + 1, steps)
             time.sleep(self.config.step_delay_s)
         out: list[SynthesisResult | BaseException] = []
         for t in tasks:
