@@ -11,8 +11,8 @@ from litestar.testing import TestClient
 
 from tests import fakes
 from tests.conftest import make_services
+from tests.job_helpers import TONE, tone_server
 from tests.server import builtin_plugin_names
-from tests.tone_server import TONE, tone_server
 from ttsframe.core.config import load_settings
 from ttsframe.core.runtime_config import update_toml_text
 from ttsframe.core.services import build_services

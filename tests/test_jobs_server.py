@@ -6,48 +6,11 @@ from __future__ import annotations
 import io
 import sqlite3
 import time
-from datetime import datetime
 from pathlib import Path
 
-import httpx
 import soundfile as sf
 
-from tests.tone_server import tone_server
-
-
-def submit(client: httpx.Client, text: str, **body) -> str:
-    r = client.post("/generate?async_mode=true", json={"text": text, "voice_id": "alloy", **body})
-    assert r.status_code == 202, r.text
-    job = r.json()
-    assert job["status"] == "pending"
-    return job["job_id"]
-
-
-def wait_for(client: httpx.Client, job_id: str, *statuses: str, progress: bool = False,
-             timeout: float = 30.0) -> dict:
-    """Poll like the guide's client until the job has one of ``statuses`` (and, with
-    ``progress``, has reported decoding steps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in statuses and (not progress or job["progress"]):
-            return job
-        assert time.monotonic() < deadline, f"job never became {statuses}: {job}"
-        time.sleep(0.05)
-
-
-def when(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
-
-
-def tone_length(text: str) -> int:
-    return int(len(text) * 0.01 * 24000)  # the tone backend speaks 10 ms per character
-
-
-def ids(client: httpx.Client, query: str = "") -> list[str]:
-    r = client.get(f"/jobs{query}")
-    assert r.status_code == 200, r.text
-    return [j["job_id"] for j in r.json()["jobs"]]
+from tests.job_helpers import ids, submit, tone_length, tone_server, wait_for, when
 
 
 def test_guide_job_workflow(tmp_path):

@@ -1,0 +1,75 @@
+"""Helpers for job tests: a real server on the tone backend, and the guide's client steps."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.server import ServerProcess, install_fake_distribution
+
+FAKES = Path(__file__).with_name("fakes.py")
+# One request generating at a time; a plain job takes 10 x 50 ms, one whose text holds
+# "(slow)" takes slow_factor times longer (50 s by default): long enough to cancel.
+TONE = """\
+[generation]
+default_backend = "tone"
+workers = 1
+batch_wait_ms = 0
+
+[plugins.tone]
+step_delay_s = 0.05
+steps = 10
+"""
+
+
+def tone_server(tmp_path: Path, config: str = TONE) -> ServerProcess:
+    """A server on the tone backend, installed as an outside distribution. The config file
+    is written once, so a restarted server reads what the last one left there."""
+    cfg = tmp_path / "ttsframe.toml"
+    if not cfg.exists():
+        cfg.write_text(config)
+    site = tmp_path / "site"
+    if not site.exists():
+        install_fake_distribution(site, "ttsframe-tone", "tone_plugin", {"tone": "tone_plugin"},
+                                  source=FAKES.read_text())
+    return ServerProcess(cfg, env={"PYTHONPATH": str(site),
+                                   "TTSFRAME_PLUGINS__DIA__ENABLED": "false"},
+                         plugins=["tone"])
+
+
+def submit(client: httpx.Client, text: str, **body) -> str:
+    r = client.post("/generate?async_mode=true", json={"text": text, "voice_id": "alloy", **body})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "pending"
+    return job["job_id"]
+
+
+def wait_for(client: httpx.Client, job_id: str, *statuses: str, progress: bool = False,
+             timeout: float = 30.0) -> dict:
+    """Poll like the guide's client until the job has one of ``statuses`` (and, with
+    ``progress``, has reported decoding steps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in statuses and (not progress or job["progress"]):
+            return job
+        assert time.monotonic() < deadline, f"job never became {statuses}: {job}"
+        time.sleep(0.05)
+
+
+def when(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def tone_length(text: str) -> int:
+    return int(len(text) * 0.01 * 24000)  # the tone backend speaks 10 ms per character
+
+
+def ids(client: httpx.Client, query: str = "") -> list[str]:
+    r = client.get(f"/jobs{query}")
+    assert r.status_code == 200, r.text
+    return [j["job_id"] for j in r.json()["jobs"]]
