@@ -111,3 +111,11 @@ class TestDiaBackend(BackendContract):
     @pytest.fixture
     def loaded(self, tiny_backend):
         return tiny_backend
+
+
+class TestKitBeeper(BackendContract):
+    @pytest.fixture
+    def backend(self):
+        from ttsframe.testing.beeper import Beeper
+
+        return Beeper()

@@ -3,7 +3,8 @@
 Only ttsframe's built-in plugins are loaded, plus what the test names: plugin modules
 or objects registered by name (``plugins={"mine": my_module}``) and installed
 entry-point plugins (``entry_points=["mine"]``). The Dia backend is off unless the
-config turns it on, so no test downloads a model by accident.
+config turns it on, so no test downloads a model by accident; the default backend is
+the kit's ``beeper`` (see ``ttsframe.testing.beeper``) unless the config names another.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def make_services(directory: Path, config: Mapping[str, Any] | None = None, *,
                   entry_points: Iterable[str] = ()) -> Services:
     """Build the server's services with the built-ins, ``plugins`` (name -> module or
     object with hook implementations) and the installed ``entry_points`` named."""
-    plugins = dict(plugins or {})
+    from ttsframe.testing import beeper
+
+    plugins = {"testing": beeper, **(plugins or {})}
+    config = _merge({"generation": {"default_backend": "beeper"}}, config or {})
     settings = make_settings(directory, config, plugins=[*plugins, *entry_points])
     return build_services(settings, extra_plugins=plugins.items())
 

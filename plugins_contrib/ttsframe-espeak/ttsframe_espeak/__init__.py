@@ -1,0 +1,13 @@
+"""eSpeak NG as a ttsframe backend (plugin ``espeak``, backend ``espeak``)."""
+
+from __future__ import annotations
+
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe_espeak.backend import EspeakBackend, EspeakConfig
+
+__all__ = ["EspeakBackend", "EspeakConfig"]
+
+
+@hookimpl
+def register_backends(register):
+    register("espeak", lambda ctx: EspeakBackend(ctx.config), config=EspeakConfig)

@@ -1,0 +1,14 @@
+"""XTTS API server compatibility routes (plugin ``xtts_api``)."""
+
+from __future__ import annotations
+
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe_xtts_api.routes import ROUTES, XttsApiConfig
+
+__all__ = ["ROUTES", "XttsApiConfig"]
+
+
+@hookimpl
+def register_routes(register):
+    for handler in ROUTES:
+        register(handler, config=XttsApiConfig)

@@ -1,0 +1,169 @@
+"""The XTTS API server's routes, answered by ttsframe's voices and backends.
+
+SillyTavern's XTTSv2 provider calls them from the browser (so CORS applies: list the
+page's origin in ``security.cors_origins``):
+
+* ``GET /speakers`` -> ``[{"name", "voice_id", "preview_url"}]``, one per ttsframe voice
+  the configured backend can speak;
+* ``POST /set_tts_settings`` -> remembered for this server's later requests; its values
+  arrive as numbers or as strings (the provider reads them from form inputs);
+* ``POST /tts_to_audio/`` ``{text, speaker_wav, language}`` -> WAV bytes;
+* ``GET /tts_stream/?text=&speaker_wav=&language=`` -> WAV, for its streaming mode;
+* ``GET /sample/{voice}.wav`` -> a short preview in that voice (the ``preview_url``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from ttsframe.core.errors import InvalidInput
+from ttsframe.core.services import Services
+from ttsframe.core.types import GenerationParams, SpeechRequest, Voice
+from ttsframe.http.responses import audio_response
+
+STATE_KEY = "xtts_api_settings"
+
+
+class XttsApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[plugins.xtts_api]``."""
+
+    model: str = ""  # backend to speak with; "" = generation.default_backend
+    response_format: Literal["wav", "mp3", "opus", "aac", "flac"] = "wav"
+    apply_speed: bool = True  # the provider's speed slider becomes the request's speed
+    # XTTS's temperature/top_p/top_k suit XTTS, not every backend; off by default.
+    forward_sampling: bool = False
+    send_language: bool = True  # pass the provider's language on to the backend
+    preview_text: str = "Hello! This is how I sound."
+
+
+class XttsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """``POST /set_tts_settings``; unknown fields are ignored, as XTTS does."""
+
+    temperature: float | None = None
+    speed: float | None = None
+    length_penalty: float | None = None
+    repetition_penalty: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    enable_text_splitting: bool | None = None
+    stream_chunk_size: int | None = None
+
+
+class TtsRequest(msgspec.Struct, kw_only=True):
+    text: str
+    speaker_wav: str
+    language: str | None = None
+
+
+class Speaker(msgspec.Struct):
+    name: str
+    voice_id: str
+    preview_url: str
+
+
+def _decode(data: bytes, type_: type) -> Any:
+    """Parse a JSON body leniently ("0.75" is 0.75), naming the bad field on failure."""
+    try:
+        return msgspec.convert(msgspec.json.decode(data or b"{}"), type_, strict=False)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidInput(f"Invalid request: {exc}") from None
+
+
+def _settings(state: State) -> XttsSettings:
+    return state.get(STATE_KEY) or XttsSettings()
+
+
+def _backend(services: Services, config: XttsApiConfig) -> str:
+    return services.speech.resolve_backend(config.model or None)
+
+
+def _usable(voice: Voice, backend: str) -> bool:
+    return not voice.backends or backend in voice.backends
+
+
+def _voice_id(speaker_wav: str) -> str:
+    """XTTS clients name a speaker by its sample file; ``alice.wav`` is voice ``alice``."""
+    name = speaker_wav.strip().rsplit("/", 1)[-1]
+    return name[:-4] if name.lower().endswith(".wav") else name
+
+
+def _clamp(value: float | None, low: float, high: float) -> float | None:
+    return None if value is None else min(max(value, low), high)
+
+
+def _speech_request(text: str, speaker_wav: str, language: str | None,
+                    config: XttsApiConfig, settings: XttsSettings) -> SpeechRequest:
+    if not text.strip():
+        raise InvalidInput("text is empty; send the words to speak in 'text'")
+    params = GenerationParams()
+    if config.forward_sampling:
+        params = GenerationParams(
+            temperature=_clamp(settings.temperature, 0.1, 2.0),
+            top_p=_clamp(settings.top_p, 0.0, 1.0),
+            top_k=int(_clamp(settings.top_k, 1, 1024)) if settings.top_k else None)
+    speed = _clamp(settings.speed, 0.25, 4.0) if config.apply_speed else None
+    return SpeechRequest(text=text, voice_id=_voice_id(speaker_wav),
+                         model=config.model or None, response_format=config.response_format,
+                         speed=speed or 1.0, params=params,
+                         language=language if config.send_language else None)
+
+
+@get("/speakers", operation_id="xtts_speakers", tags=["xtts"],
+     summary="XTTS API: the voices the configured backend can speak")
+async def speakers(request: Request, services: Services,
+                   plugin_config: XttsApiConfig) -> list[Speaker]:
+    backend = _backend(services, plugin_config)
+    base = str(request.base_url).rstrip("/")
+    return [Speaker(name=v.voice_id, voice_id=v.voice_id,
+                    preview_url=f"{base}/sample/{v.voice_id}.wav")
+            for v in services.voices.list_voices() if _usable(v, backend)]
+
+
+@get("/speakers_list", operation_id="xtts_speakers_list", tags=["xtts"],
+     summary="XTTS API: speaker names only")
+async def speakers_list(services: Services, plugin_config: XttsApiConfig) -> list[str]:
+    backend = _backend(services, plugin_config)
+    return [v.voice_id for v in services.voices.list_voices() if _usable(v, backend)]
+
+
+@post("/set_tts_settings", operation_id="xtts_set_tts_settings", status_code=200,
+      tags=["xtts"], summary="XTTS API: settings for this server's later requests")
+async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
+    settings = _decode(await request.body(), XttsSettings)
+    state[STATE_KEY] = settings
+    return {"message": "Settings successfully applied"}
+
+
+@post("/tts_to_audio/", operation_id="xtts_tts_to_audio", status_code=200, tags=["xtts"],
+      summary="XTTS API: speak text with a speaker; returns audio (WAV by default)")
+async def tts_to_audio(request: Request, services: Services, state: State,
+                       plugin_config: XttsApiConfig) -> Response[bytes]:
+    body = _decode(await request.body(), TtsRequest)
+    speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
+                             _settings(state))
+    return audio_response(await services.speech.synthesize(speech))
+
+
+@get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],
+     summary="XTTS API: the same as tts_to_audio, as a GET an audio element can play")
+async def tts_stream(services: Services, state: State, plugin_config: XttsApiConfig,
+                     text: str, speaker_wav: str, language: str | None = None
+                     ) -> Response[bytes]:
+    speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
+    return audio_response(await services.speech.synthesize(speech))
+
+
+@get("/sample/{name:str}", operation_id="xtts_sample", tags=["xtts"],
+     summary="XTTS API: a short preview of a speaker")
+async def sample(name: str, services: Services, plugin_config: XttsApiConfig
+                 ) -> Response[bytes]:
+    speech = _speech_request(plugin_config.preview_text, name, None, plugin_config,
+                             XttsSettings())
+    return audio_response(await services.speech.synthesize(speech))
+
+
+ROUTES = [speakers, speakers_list, set_tts_settings, tts_to_audio, tts_stream, sample]
