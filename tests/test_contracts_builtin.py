@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dia_fixtures import tiny_backend, tiny_model_dir  # noqa: F401 (fixtures)
 from tests.fakes import ToneBackend, ToneConfig
 from ttsframe.core.types import GenerationParams
 from ttsframe.plugins import encoders
@@ -18,6 +17,8 @@ from ttsframe.testing.contracts import (
     PreprocessorContract,
     VoiceStoreContract,
 )
+
+pytest_plugins = ["tests.dia_fixtures"]
 
 
 class TestToneBackend(BackendContract):
