@@ -114,8 +114,8 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             def register(name: Any, factory: Any = None, config: type | None = None,
                          *, _kind: str = kind, _plugin: str = plugin) -> None:
                 if _kind == "routes":
-                    registry.add(Registration(_kind, getattr(name, "path", "route"), name,
-                                              config, _plugin))
+                    registry.add(Registration(_kind, _route_name(name), name, config,
+                                              _plugin))
                 else:
                     if not callable(factory):
                         raise PluginError(f"plugin {_plugin!r}: {_kind} {name!r} needs a factory")
@@ -123,6 +123,12 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
             impl.function(register=register)
     return registry
+
+
+def _route_name(handler: Any) -> str:
+    """What ``ttsframe plugins`` shows for a route: its path(s), or a router's path."""
+    paths = getattr(handler, "paths", None) or [getattr(handler, "path", "?")]
+    return "|".join(sorted(paths))
 
 
 def describe_plugins(
