@@ -29,8 +29,8 @@ RATE = 16000
 
 class Beeper(Backend):
     name = "beeper"
-    dtype, rate_error, check_cancel, poll, one_result, fixed_length = (
-        np.float32, 0, True, True, False, False)
+    dtype, rate_error, check_cancel, poll, one_result, fixed_length, stream_gain = (
+        np.float32, 0, True, True, False, False, 1.0)
 
     @property
     def capabilities(self):
@@ -59,6 +59,8 @@ class Beeper(Backend):
                 continue
             n = 1000 if self.fixed_length else 100 * len(task.text)
             audio = 0.2 * np.sin(np.arange(n) / 5)
+            if task.on_audio:
+                task.on_audio(audio[:500].astype(np.float32) * self.stream_gain)
             out.append(SynthesisResult(samples=audio.astype(self.dtype),
                                        sample_rate=RATE + self.rate_error))
         return out[:1] if self.one_result else out
@@ -83,6 +85,7 @@ TestIgnoresCancel = backend_test("IgnoresCancel", check_cancel=False, poll=False
 TestNeverPolls = backend_test("NeverPolls", poll=False)
 TestOneResult = backend_test("OneResult", one_result=True)
 TestFixedLength = backend_test("FixedLength", fixed_length=True)
+TestStreamsOtherAudio = backend_test("StreamsOtherAudio", stream_gain=0.5)
 
 
 class MemoryStore(VoiceStore):
@@ -164,6 +167,7 @@ EXPECTED = {
     "TestNeverPolls": "test_cancelling_during_generation_yields_cancelled",
     "TestOneResult": "test_generate_returns_one_entry_per_task_in_order",
     "TestFixedLength": "test_more_text_gives_more_audio",
+    "TestStreamsOtherAudio": "test_streamed_pieces_start_the_result",
     "TestMemoryStore": "test_voice_round_trips_and_survives_reopening",
     "TestLyingWav": "test_encode_decodes_at_the_reported_rate_and_duration[0]",
     "TestAddsFullStop": "test_running_twice_changes_nothing_more",

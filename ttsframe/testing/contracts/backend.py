@@ -198,6 +198,18 @@ class BackendContract:
         task = make_task("[S1] Hello there. [S2] Hi, how are you?", params=self.params)
         self.check_audio(loaded, self.generate_one(loaded, task))
 
+    def test_streamed_pieces_start_the_result(self, loaded: Backend):
+        pieces: list[np.ndarray] = []
+        task = self.task(loaded, on_audio=lambda samples: pieces.append(np.array(samples)))
+        result = self.generate_one(loaded, task)
+        if not pieces:
+            pytest.skip("the backend does not stream (never calls on_audio)")
+        streamed = np.concatenate(pieces)
+        assert streamed.ndim == 1 and streamed.dtype == np.float32
+        assert np.array_equal(result.samples[:len(streamed)], streamed), (
+            "the audio passed to on_audio is not the start of the returned samples; the "
+            "core sends the streamed pieces and then only the rest of the result")
+
     # ------------------------------------------------------------------ cancellation
 
     def test_a_cancelled_task_yields_cancelled(self, loaded: Backend):
