@@ -193,3 +193,35 @@ def test_unreadable_prompt_file_is_a_clear_error(store, tmp_path):
     assert store.list_prompts() == []
     with pytest.raises(InvalidInput, match="cannot be read"):
         store.load_prompt("junk")
+
+
+def test_reads_do_not_wait_for_a_write_in_progress(tmp_path, monkeypatch):
+    """get_voice runs on the event loop: a slow prompt write must not hold it up."""
+    import ttsframe.plugins.voice_store_fs as fs
+
+    store = open_store(tmp_path)
+    store.create_voice(Voice(voice_id="v"))
+    writing, release = threading.Event(), threading.Event()
+    real_write = fs.atomic_write
+
+    def slow_write(path, write):
+        writing.set()
+        assert release.wait(30)
+        real_write(path, write)
+
+    monkeypatch.setattr(fs, "atomic_write", slow_write)
+    writer = threading.Thread(target=store.save_prompt, args=("p", tone(), 44100))
+    writer.start()
+    try:
+        assert writing.wait(30)
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(
+            [store.get_voice("v").voice_id, *(v.voice_id for v in store.list_voices())]))
+        reader.start()
+        reader.join(10)  # generous; a reader waiting on the writer would never finish
+        assert not reader.is_alive(), "reading waited for the write in progress"
+        assert seen[0] == "v" and "v" in seen[1:]
+    finally:
+        release.set()
+        writer.join()
+    assert store.load_prompt("p").sample_rate == 44100

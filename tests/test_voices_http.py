@@ -437,3 +437,14 @@ def test_unknown_nonverbal_rejected_when_configured(tmp_path):
         assert "(clears throat)" in detail and 'unknown_nonverbals = "warn"' in detail
         assert h.backend.tasks == []
         assert h.generate(text="Hi (laughs)", voice_id="alloy").status_code == 200
+
+
+def test_openapi_documents_the_voice_routes(h):
+    schema = h.client.get("/schema/openapi.json").json()
+    for path in ("/voice_mappings", "/voice_mappings/{voice_id}", "/audio_prompts",
+                 "/audio_prompts/upload", "/audio_prompts/{prompt_id}"):
+        assert path in schema["paths"], path
+    form = schema["paths"]["/audio_prompts/upload"]["post"]["requestBody"]["content"][
+        "multipart/form-data"]["schema"]
+    assert form["required"] == ["prompt_id", "audio_file"]
+    assert form["properties"]["audio_file"]["format"] == "binary"

@@ -59,7 +59,10 @@ class FilesystemVoiceStore(VoiceStore):
         self.prompts_dir = Path(prompts_dir)
         self.index_path = Path(data_dir) / INDEX_NAME
         self._lock_path = Path(data_dir) / f".{INDEX_NAME}.lock"
-        self._lock = threading.RLock()
+        # Writers serialise on _write_lock (+ flock); readers never wait for a write in
+        # progress (get_voice runs on the event loop): they see the last committed index.
+        self._write_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._cache: dict[str, Any] | None = None
         self._cache_sig: tuple[int, int, int] | None = None
         self.prompts_dir.mkdir(parents=True, exist_ok=True)
@@ -79,31 +82,37 @@ class FilesystemVoiceStore(VoiceStore):
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _read_index(self) -> dict[str, Any]:
-        """The index as stored (re-read only when the file changed on disk)."""
-        with self._lock:
-            sig = self._signature()
+        """The index as last committed; re-read only when the file changed on disk (by
+        this process or another). Callers must not modify the returned dict."""
+        sig = self._signature()
+        with self._cache_lock:
             if self._cache is not None and sig == self._cache_sig:
                 return self._cache
-            if sig is None:
-                data: dict[str, Any] = {"version": INDEX_VERSION, "voices": {}, "prompts": {}}
-            else:
-                try:
-                    data = json.loads(self.index_path.read_bytes())
-                    if not isinstance(data, dict):
-                        raise ValueError("top level is not an object")
-                except ValueError as exc:
-                    raise ConfigError(
-                        f"{self.index_path} is not valid voice-store JSON ({exc}); restore it "
-                        "from a backup or move it away to start with no custom voices") from None
-                data.setdefault("voices", {})
-                data.setdefault("prompts", {})
+        if sig is None:
+            data: dict[str, Any] = {"version": INDEX_VERSION, "voices": {}, "prompts": {}}
+        else:
+            try:
+                data = json.loads(self.index_path.read_bytes())
+                if not isinstance(data, dict):
+                    raise ValueError("top level is not an object")
+            except FileNotFoundError:
+                return self._read_index()
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{self.index_path} is not valid voice-store JSON ({exc}); restore it "
+                    "from a backup or move it away to start with no custom voices") from None
+            data.setdefault("voices", {})
+            data.setdefault("prompts", {})
+        # A replace between stat and read only caches newer data under an older
+        # signature, which the next call notices and re-reads.
+        with self._cache_lock:
             self._cache, self._cache_sig = data, sig
-            return data
+        return data
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[dict[str, Any]]:
         """Exclusive read-modify-write of the index; written atomically on success."""
-        with self._lock, self._lock_path.open("a") as lock_fh:
+        with self._write_lock, self._lock_path.open("a") as lock_fh:
             fcntl.flock(lock_fh, fcntl.LOCK_EX)
             try:
                 data = json.loads(json.dumps(self._read_index()))  # a private copy
@@ -111,7 +120,8 @@ class FilesystemVoiceStore(VoiceStore):
                 data["version"] = INDEX_VERSION
                 payload = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
                 atomic_write_bytes(self.index_path, payload)
-                self._cache, self._cache_sig = data, self._signature()
+                with self._cache_lock:
+                    self._cache, self._cache_sig = data, self._signature()
             finally:
                 fcntl.flock(lock_fh, fcntl.LOCK_UN)
 

@@ -7,6 +7,7 @@ writes run in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -15,6 +16,9 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation
+from litestar.openapi.spec import RequestBody as OpenAPIRequestBody
+from litestar.openapi.spec import Schema as OpenAPISchema
 
 from ttsframe.core import audio
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
@@ -156,9 +160,27 @@ async def _read_form(request: Request, limit: int, limit_mb: float) -> tuple[str
     return prompt_id.strip(), upload
 
 
+@dataclass
+class UploadOperation(Operation):
+    """The upload reads its multipart body itself (to enforce the size limit while it
+    streams), so its request body is described here for the OpenAPI schema."""
+
+    def __post_init__(self) -> None:
+        form = OpenAPISchema(
+            type=OpenAPIType.OBJECT, required=["prompt_id", "audio_file"],
+            properties={
+                "prompt_id": OpenAPISchema(type=OpenAPIType.STRING, max_length=64,
+                                           pattern="^[A-Za-z0-9][A-Za-z0-9_-]*$"),
+                "audio_file": OpenAPISchema(type=OpenAPIType.STRING,
+                                            format=OpenAPIFormat.BINARY),
+            })
+        self.request_body = OpenAPIRequestBody(
+            required=True, content={"multipart/form-data": OpenAPIMediaType(schema=form)})
+
+
 @post("/audio_prompts/upload", operation_id="upload_audio_prompt",
       summary="Upload a voice sample (WAV, MP3, M4A, FLAC, OGG or AAC)", status_code=201,
-      tags=["voices"])
+      tags=["voices"], operation_class=UploadOperation)
 async def upload_audio_prompt(request: Request, services: Services,
                               overwrite: bool = False) -> AudioPromptUploadReply:
     """Multipart ``prompt_id`` + ``audio_file``; stored as 44.1 kHz mono 16-bit WAV.
