@@ -14,10 +14,12 @@ from ttsframe.core.config import SecurityConfig
 # Request headers a browser client may send: SillyTavern asks for the first two; the API
 # key travels in ``authorization``.
 ALLOW_HEADERS = ["authorization", "cache-control", "content-type", "x-requested-with"]
-# Response headers a page may read (fetch hides all but a few by default).
-EXPOSE_HEADERS = ["Content-Disposition", "Retry-After", "WWW-Authenticate",
+# Response headers a page may read (fetch hides all but a few by default). "*" exposes
+# every header to requests without credentials, including ones added later; the names are
+# for credentialed requests, where "*" is not a wildcard.
+EXPOSE_HEADERS = ["*", "Content-Disposition", "Retry-After", "WWW-Authenticate",
                   "X-Audio-Duration", "X-Generated-Tokens", "X-Model", "X-Sample-Rate",
-                  "X-TTSFrame-Warnings", "X-Voice-Id"]
+                  "X-Text-Chunks", "X-TTSFrame-Warnings", "X-Voice-Id"]
 
 
 def cors_config(security: SecurityConfig) -> CORSConfig | None:
