@@ -418,9 +418,11 @@ def test_unknown_voice_on_generate_is_the_guides_404(h):
 # ------------------------------------------------------------------------- nonverbals
 
 
-def test_unknown_nonverbal_is_reported_in_header(h):
+def test_unknown_nonverbal_is_reported_in_header_and_log(h, caplog):
     r = h.generate(text="Ha (laughs) (giggles) (Sighs) (see page 4) (NASA)", voice_id="alloy")
     assert r.status_code == 200, r.text
+    assert any("unknown nonverbal tag(s) (giggles)" in rec.getMessage()
+               for rec in caplog.records if rec.levelname == "WARNING")
     warning = r.headers["x-ttsframe-warnings"]
     assert "unknown nonverbal tag(s) (giggles)" in warning
     assert "nonverbal (Sighs) written as (sighs)" in warning
