@@ -75,7 +75,7 @@ def test_invalid_values_name_the_key(tmp_path, text, expected):
 
 
 def test_invalid_env_value_names_the_key(tmp_path):
-    with pytest.raises(ConfigError, match="'generation.workers'"):
+    with pytest.raises(ConfigError, match=r"'generation\.workers'"):
         load_settings(write(tmp_path, ""), environ={"TTSFRAME_GENERATION__WORKERS": "zero"})
 
 
