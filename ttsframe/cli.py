@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="how many requests may be generating (batched) at once")
     serve.add_argument("--retention-hours", type=float,
-                       help="delete saved outputs older than this")
+                       help="delete generation logs and saved outputs older than this")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
     serve.set_defaults(func=cmd_serve)

@@ -13,11 +13,13 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+Row = dict[str, Any]  # a row as column -> value
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -118,8 +120,13 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
 
-def dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
+def dict_row(cursor: sqlite3.Cursor, row: tuple) -> Row:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def timestamp(value: float | None) -> datetime | None:
+    """A stored time (seconds since the epoch) as an aware UTC datetime for replies."""
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
 def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -21,10 +21,9 @@ import msgspec
 
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
 from ttsframe.core.config import Settings
-from ttsframe.core.database import Database, transaction
+from ttsframe.core.database import Database, Row, timestamp, transaction
 from ttsframe.core.errors import Cancelled, InvalidInput, NotFound, TTSFrameError
 from ttsframe.core.ids import check_id
-from ttsframe.core.jobs import Row, timestamp
 from ttsframe.core.speech import GenerationEvent
 
 OUTPUT_FILE = re.compile(r"(\d{8}_\d{6})_([0-9a-f]{32})_[A-Za-z0-9_-]*\.[a-z0-9]+")

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import msgspec
 
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
 from ttsframe.core.config import Settings
-from ttsframe.core.database import Database, transaction
+from ttsframe.core.database import Database, Row, timestamp, transaction
 from ttsframe.core.errors import (
     BackendUnavailable,
     Cancelled,
@@ -44,7 +44,6 @@ from ttsframe.core.types import SpeechRequest
 
 log = logging.getLogger("ttsframe.jobs")
 
-Row = dict[str, Any]  # a database row, column -> value
 
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 FINISHED = ("completed", "failed", "cancelled")
@@ -57,10 +56,6 @@ NEW_ROW: dict[str, Any] = {
 }
 INTERRUPTED_TWICE = ("the server stopped twice while this job was generating; "
                      "it is not retried again")
-
-
-def timestamp(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
 class JobInfo(msgspec.Struct, kw_only=True):

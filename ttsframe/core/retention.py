@@ -16,8 +16,9 @@ from datetime import datetime
 
 import msgspec
 
+from ttsframe.core.database import timestamp
 from ttsframe.core.generation_log import GenerationLog
-from ttsframe.core.jobs import JobService, timestamp
+from ttsframe.core.jobs import JobService
 
 log = logging.getLogger("ttsframe.retention")
 
