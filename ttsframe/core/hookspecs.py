@@ -41,7 +41,9 @@ def register_encoders(register):
 
 @hookspec
 def register_routes(register):
-    """Add HTTP routes: ``register(handler)`` with a Litestar route handler or Router.
+    """Add HTTP routes: ``register(handler, config=StructType | None)`` with a Litestar
+    route handler, Controller or Router.
 
-    Handlers may declare a ``services`` parameter to receive the server's ``Services``.
+    Handlers may declare a ``services`` parameter to receive the server's ``Services`` and
+    a ``plugin_config`` parameter to receive the plugin's validated section.
     """

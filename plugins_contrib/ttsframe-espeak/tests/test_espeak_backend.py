@@ -126,8 +126,9 @@ def test_bad_config_is_refused_at_startup(tmp_path):
 def test_two_threads_never_mix_their_audio():
     """The C library is process-global; the lock keeps concurrent callers apart.
 
-    eSpeak's output varies by a few samples from run to run, so each thread checks that
-    every result has its own voice's length (the other is 30% longer) and pitch.
+    eSpeak's output length varies by up to a few percent from run to run, so each thread
+    checks that every result has its own voice's length (the other's is 30% longer, so
+    mixed audio would be off by far more than 10%) and pitch.
     """
     a, b = EspeakBackend(EspeakConfig()), EspeakBackend(EspeakConfig(rate=120))
     a.load()
@@ -157,5 +158,5 @@ def test_two_threads_never_mix_their_audio():
     for i in (0, 1):
         assert len(results[i]) == 15
         for samples in results[i]:
-            assert abs(len(samples) - expected[i]) < 0.02 * expected[i]
+            assert abs(len(samples) - expected[i]) < 0.1 * expected[i]
             assert abs(f0(samples, 22050) - pitch[i]) < 0.1 * pitch[i]
