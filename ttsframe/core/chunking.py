@@ -13,7 +13,7 @@ import re
 from ttsframe.core.text import ANY_TAG
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
-_CLAUSE_END = re.compile(r"(?<=[,;:—–-])\s+")
+_CLAUSE_END = re.compile(r"(?<=[,;:—–-])\s+")  # noqa: RUF001 (em and en dashes end clauses)
 
 
 def _turns(text: str) -> list[tuple[str | None, str]]:
@@ -97,3 +97,27 @@ def split_text(text: str, max_bytes: int, *, tag_speakers: bool = True) -> list[
     if current:
         chunks.append(current)
     return chunks
+
+
+def chunk_text(text: str, preferred_bytes: int, *, tag_speakers: bool = True) -> list[str]:
+    """Chunks of at most ``preferred_bytes``, as few as :func:`split_text` makes, but of
+    even size: a greedy split can leave a last chunk of a few words, and a backend like
+    Dia speaks such a short text unnaturally (rushed, or padded with noise).
+
+    The smallest limit that still gives the greedy number of chunks is found by bisection
+    (the count only grows as the limit shrinks), so the chunks come out about equal.
+    """
+    chunks = split_text(text, preferred_bytes, tag_speakers=tag_speakers)
+    if len(chunks) < 2:
+        return chunks
+    total = sum(len(c.encode()) for c in chunks)
+    low, high = max(16, total // len(chunks)), preferred_bytes
+    best = chunks
+    while low < high:
+        middle = (low + high) // 2
+        candidate = split_text(text, middle, tag_speakers=tag_speakers)
+        if len(candidate) <= len(chunks):
+            best, high = candidate, middle
+        else:
+            low = middle + 1
+    return best

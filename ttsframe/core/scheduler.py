@@ -40,6 +40,9 @@ class Ticket:
     progress: tuple[int, int] = (0, 0)
     # Called on the event loop when the task starts generating (jobs record it).
     on_start: Callable[[Ticket], None] | None = None
+    # A request split into several tasks (long text): one ticket per part, in order.
+    # This ticket's future holds the joined result (see ``Scheduler.submit_parts``).
+    parts: list[Ticket] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -132,6 +135,8 @@ class Scheduler:
         self._wakeups: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task] = []
         self._lock = threading.Lock()
+        self._last_arrival: dict[str, float] = {name: 0.0 for name in workers}
+        self._joins: set[asyncio.Task] = set()
         self.completed = 0
         self.failed = 0
 
@@ -142,9 +147,9 @@ class Scheduler:
             self._loops.append(asyncio.create_task(self._dispatch(name), name=f"run-{name}"))
 
     async def stop(self) -> None:
-        for task in self._loops:
+        for task in [*self._loops, *self._joins]:
             task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await asyncio.gather(*self._loops, *self._joins, return_exceptions=True)
         for worker in self.workers.values():
             worker.shutdown()
 
@@ -163,10 +168,77 @@ class Scheduler:
                 f"the generation queue is full ({self.queue_size} pending); retry later "
                 "or raise generation.queue_size", headers={"Retry-After": "2"})
         ticket = Ticket(task, backend, asyncio.get_running_loop().create_future())
-        self._tickets[task.task_id] = ticket
-        self._pending[backend].append(ticket)
-        self._wakeups[backend].set()
+        self._enqueue(ticket)
         return ticket
+
+    def submit_parts(self, backend: str, task: SynthesisTask, parts: list[SynthesisTask],
+                     join: Callable[[list[SynthesisResult]], SynthesisResult]) -> Ticket:
+        """Queue a request made of several tasks (the chunks of a long text) as one ticket.
+
+        Each part is queued as its own task, so parts batch with each other and with other
+        requests like any task. The returned ticket stands for the request: it starts
+        with its first part, cancelling it cancels every part, the first part that fails
+        fails it (and cancels the rest), and its future holds ``join(results)`` (computed
+        in a thread) once every part is done. An empty queue always accepts a request,
+        however many parts it has.
+        """
+        worker = self.workers.get(backend)
+        if worker is None:
+            raise NotFound(f"Model '{backend}' not found")
+        worker.check_ready()
+        pending = self.pending_count
+        if pending and pending + len(parts) > self.queue_size:
+            raise QueueFull(
+                f"the generation queue is full ({pending} pending; this request needs "
+                f"{len(parts)} places); retry later or raise generation.queue_size",
+                headers={"Retry-After": "2"})
+        loop = asyncio.get_running_loop()
+        ticket = Ticket(task, backend, loop.create_future())
+        for part in parts:
+            ticket.parts.append(Ticket(part, backend, loop.create_future(),
+                                       on_start=_start_parent(ticket)))
+        self._tickets[task.task_id] = ticket
+        for part_ticket in ticket.parts:
+            self._enqueue(part_ticket)
+        joiner = asyncio.create_task(self._join_parts(ticket, join),
+                                     name=f"join-{task.task_id}")
+        self._joins.add(joiner)
+        joiner.add_done_callback(self._joins.discard)
+        return ticket
+
+    def _enqueue(self, ticket: Ticket) -> None:
+        self._tickets[ticket.task.task_id] = ticket
+        self._pending[ticket.backend].append(ticket)
+        self._last_arrival[ticket.backend] = time.monotonic()
+        self._wakeups[ticket.backend].set()
+
+    async def _join_parts(self, ticket: Ticket,
+                          join: Callable[[list[SynthesisResult]], SynthesisResult]) -> None:
+        futures = [part.future for part in ticket.parts]
+        try:
+            await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+            failed = next((f for f in futures if f.done() and _error(f) is not None), None)
+            if failed is not None:
+                for part in ticket.parts:
+                    self.cancel(part.task.task_id, "another part of this request failed")
+                error = _error(failed)
+                ticket.finished_at = time.time()
+                _settle(ticket.future, error=error)
+                return
+            results = [f.result() for f in futures]
+            ticket.finished_at = max(p.finished_at or 0.0 for p in ticket.parts) or None
+            joined = await asyncio.get_running_loop().run_in_executor(None, join, results)
+            _settle(ticket.future, result=joined)
+        except asyncio.CancelledError:
+            for part in ticket.parts:
+                self.cancel(part.task.task_id, "server stopping")
+            _settle(ticket.future, error=Cancelled("server stopping"))
+            raise
+        except Exception as exc:  # join failed
+            log.exception("joining the parts of %s failed", ticket.task.task_id)
+            _settle(ticket.future, error=exc)
+        finally:
+            self._forget(ticket)
 
     def get(self, task_id: str) -> Ticket | None:
         return self._tickets.get(task_id)
@@ -177,6 +249,8 @@ class Scheduler:
         if ticket is None or ticket.future.done():
             return False
         ticket.task.cancel.cancel(reason)
+        for part in ticket.parts:
+            self.cancel(part.task.task_id, reason)
         queue = self._pending[ticket.backend]
         if ticket in queue:
             queue.remove(ticket)
@@ -218,8 +292,7 @@ class Scheduler:
                 wake.clear()
                 await wake.wait()
                 continue
-            if self.batch_wait_s and len(self._pending[backend]) < self.max_batch:
-                await asyncio.sleep(self.batch_wait_s)  # let close arrivals join the batch
+            await self._gather(backend)
             if not self._pending[backend]:
                 continue
             batch = self._take_batch(backend)
@@ -251,6 +324,27 @@ class Scheduler:
                     self.completed += 1
                     ticket.future.set_result(result)
 
+    async def _gather(self, backend: str) -> None:
+        """Let close arrivals join the batch: wait until it is full, no request has
+        arrived for a quarter of ``batch_wait_s``, or ``batch_wait_s`` has passed.
+
+        A lone request thus waits only the quiet quarter (5 ms by default), while a burst
+        keeps the window open as long as its requests keep coming, up to the whole window.
+        """
+        window = self.batch_wait_s
+        if not window:
+            return
+        quiet = window / 4
+        queue = self._pending[backend]
+        opened = time.monotonic()
+        while queue and len(queue) < self.batch_limit(backend):
+            now = time.monotonic()
+            since_last = now - self._last_arrival[backend]
+            left = window - (now - opened)
+            if since_last >= quiet or left <= 0:
+                return
+            await asyncio.sleep(min(quiet - since_last, left))
+
     def stats(self) -> dict[str, int]:
         return {
             "pending_jobs": self.pending_count,
@@ -261,3 +355,30 @@ class Scheduler:
             "total_workers": sum(self.batch_limit(name) for name in self.workers),
             "active_workers": sum(w.busy for w in self.workers.values()),
         }
+
+
+def _start_parent(parent: Ticket) -> Callable[[Ticket], None]:
+    """``on_start`` of a part: the request starts with its first part."""
+    def started(part: Ticket) -> None:
+        if parent.started_at is None:
+            parent.started_at, parent.worker = part.started_at, part.worker
+            if parent.on_start is not None:
+                parent.on_start(parent)
+    return started
+
+
+def _settle(future: asyncio.Future, *, result: object = None,
+            error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+        future.exception()  # mark retrieved: the caller may have gone away
+    else:
+        future.set_result(result)
+
+
+def _error(future: asyncio.Future) -> BaseException | None:
+    if future.cancelled():
+        return Cancelled("cancelled")
+    return future.exception()

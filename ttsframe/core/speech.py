@@ -11,22 +11,36 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import anyio.to_thread
+import numpy as np
 
 from ttsframe.core import audio
+from ttsframe.core.chunking import chunk_text
 from ttsframe.core.config import Settings
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreprocessor, VoiceStore
 from ttsframe.core.scheduler import Scheduler, Ticket
-from ttsframe.core.types import SpeechOutput, SpeechRequest, SynthesisResult, SynthesisTask, Voice
+from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
+from ttsframe.core.types import (
+    AudioPrompt,
+    Capabilities,
+    SpeechOutput,
+    SpeechRequest,
+    SynthesisResult,
+    SynthesisTask,
+    Voice,
+)
 
 log = logging.getLogger("ttsframe.speech")
 
 # Model names OpenAI-style clients send; they mean "the default backend".
 OPENAI_MODEL_ALIASES = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts",
                                   "gpt-4o-mini-tts-2025-03-20", "gpt-4o-mini-tts-2025-12-15"})
+# No chunk of a long text is made smaller than this (UTF-8 bytes).
+MIN_CHUNK_BYTES = 64
 
 
 @dataclass
@@ -38,6 +52,8 @@ class PreparedSpeech:
     voice: Voice
     request: SpeechRequest
     warnings: list[str]
+    # The text of each generation, in order: ``[task.text]`` unless a long text was split.
+    chunks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -115,10 +131,6 @@ class SpeechService:
                 f"(it lists {', '.join(caps.languages)}); the text is spoken anyway")
         for pre in self.preprocessors:
             text = pre.process(text, ctx)
-        if len(text.encode()) > caps.max_text_bytes:
-            raise InvalidInput(
-                f"text is {len(text.encode())} bytes after processing; backend "
-                f"'{backend_name}' accepts at most {caps.max_text_bytes} bytes per request")
         params = request.params
         if params.seed is None and voice.seed is not None:
             params = type(params)(**{**_fields(params), "seed": voice.seed})
@@ -128,14 +140,61 @@ class SpeechService:
                 raise InvalidInput(f"backend '{backend_name}' cannot clone voices; "
                                    f"voice '{voice.voice_id}' needs an audio prompt")
             prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
+        transcript = voice.audio_prompt_transcript if prompt is not None else None
+        budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
+        chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
+                  if len(text.encode()) > budget else [text])
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)
         return PreparedSpeech(task, backend_name, voice, request,
-                              [*request.notes, *ctx.warnings])
+                              [*request.notes, *ctx.warnings], chunks)
 
-    def submit(self, prepared: PreparedSpeech) -> Ticket:
-        return self.scheduler.submit(prepared.backend, prepared.task)
+    @staticmethod
+    def chunk_bytes(backend: str, caps: Capabilities, prompt: AudioPrompt | None,
+                    transcript: str | None) -> int:
+        """How much text one generation gets: the backend's preferred size, shrunk in
+        proportion to the decoder steps an audio prompt takes, and never more than the
+        backend holds once the prompt's transcript is prepended."""
+        hard = caps.max_text_bytes
+        if transcript:
+            hard -= len(transcript.encode()) + 1
+            if hard < MIN_CHUNK_BYTES:
+                raise InvalidInput(
+                    f"the voice's prompt transcript is {len(transcript.encode())} bytes; "
+                    f"backend '{backend}' reads at most {caps.max_text_bytes} bytes per "
+                    "generation including the transcript, which leaves no room for text: "
+                    "shorten audio_prompt_transcript")
+        budget = caps.preferred_text_bytes or hard
+        if (prompt is not None and caps.preferred_text_bytes and caps.max_decoder_steps
+                and caps.frames_per_second):
+            frames = prompt.samples.shape[-1] / prompt.sample_rate * caps.frames_per_second
+            budget = int(budget * max(0.0, 1.0 - frames / caps.max_decoder_steps))
+        return min(max(budget, MIN_CHUNK_BYTES), hard)
+
+    def part_tasks(self, prepared: PreparedSpeech) -> list[SynthesisTask]:
+        """The tasks that generate ``prepared``: its own task, or one per text chunk with
+        the same voice, prompt, transcript, parameters (seed included) and cancel token."""
+        task = prepared.task
+        if len(prepared.chunks) <= 1:
+            return [task]
+        progress = _PartsProgress(task, len(prepared.chunks))
+        return [
+            SynthesisTask(task_id=f"{task.task_id}.{i}", text=chunk, params=task.params,
+                          prompt=task.prompt, prompt_transcript=task.prompt_transcript,
+                          cancel=task.cancel, on_progress=partial(progress.update, i),
+                          voice_id=task.voice_id, language=task.language)
+            for i, chunk in enumerate(prepared.chunks)
+        ]
+
+    def submit(self, prepared: PreparedSpeech,
+               tasks: list[SynthesisTask] | None = None) -> Ticket:
+        """Queue the request's tasks (``part_tasks`` unless given); one ticket for all."""
+        tasks = tasks if tasks is not None else self.part_tasks(prepared)
+        if len(tasks) == 1 and tasks[0] is prepared.task:
+            return self.scheduler.submit(prepared.backend, prepared.task)
+        return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
+                                           join_results)
 
     async def finish(self, prepared: PreparedSpeech, result: SynthesisResult) -> SpeechOutput:
         """Speed change and encoding, off the event loop."""
@@ -154,7 +213,8 @@ class SpeechService:
             log.warning("request %s: %s", prepared.task.task_id, warning)
         return SpeechOutput(audio=data, content_type=encoder.content_type,
                             sample_rate=encoder.output_rate(result.sample_rate),
-                            headers=encoder.response_headers(result.sample_rate),
+                            headers={**encoder.response_headers(result.sample_rate),
+                                     **chunk_headers(prepared)},
                             duration_s=duration,
                             text=prepared.task.text, voice_id=prepared.voice.voice_id,
                             backend=prepared.backend, tokens=result.tokens, warnings=warnings)
@@ -172,6 +232,54 @@ class SpeechService:
         await self.notify(GenerationEvent(prepared, ticket, output=output))
         return output
 
+    async def open_stream(self, request: SpeechRequest) -> tuple[PreparedSpeech, SpeechStream]:
+        """Start a streamed generation; return once its first bytes are ready, so that
+        everything that fails before any audio is an ordinary error reply."""
+        prepared = await self.prepare(request)
+        encoder = self.encoder(request.response_format)
+        rate = self.backends[prepared.backend].capabilities.sample_rate
+        pipeline = StreamEncoder(encoder, rate, request.speed,
+                                 keep=self.settings.logging.save_outputs)
+        tasks = self.part_tasks(prepared)
+        ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent
+        stream = SpeechStream(scheduler=self.scheduler, ticket=ticket, encoder=pipeline,
+                              loop=asyncio.get_running_loop(),
+                              on_end=partial(self._stream_ended, prepared, ticket, encoder))
+        # No await since submit: the dispatcher cannot have started a task yet.
+        for index, task in enumerate(tasks):
+            task.on_audio = stream.audio_callback(index)
+        stream.head = SpeechOutput(
+            audio=b"", content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
+            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
+            duration_s=0.0, text=prepared.task.text, voice_id=prepared.voice.voice_id,
+            backend=prepared.backend, warnings=[*prepared.warnings, *prepared.task.notes])
+        await stream.start()
+        return prepared, stream
+
+    async def _stream_ended(self, prepared: PreparedSpeech, ticket: Ticket, encoder: Encoder,
+                            pipeline: StreamEncoder, results: list[SynthesisResult],
+                            error: BaseException | None) -> None:
+        """Report a stream that ended to the observers (the generation log)."""
+        if error is not None:
+            await self.notify(GenerationEvent(prepared, ticket, error=error))
+            return
+        warnings = _unique([*prepared.warnings, *prepared.task.notes,
+                            *(note for r in results for note in r.notes)])
+        for warning in warnings:
+            log.warning("request %s: %s", prepared.task.task_id, warning)
+        data = b""
+        if pipeline.kept is not None:  # logging.save_outputs: keep a whole file
+            samples = np.concatenate(pipeline.kept) if pipeline.kept else np.zeros(0, np.float32)
+            data = await anyio.to_thread.run_sync(encoder.encode, samples, pipeline.rate)
+        output = SpeechOutput(
+            audio=data, content_type=encoder.content_type,
+            sample_rate=encoder.output_rate(pipeline.rate),
+            headers={**encoder.response_headers(pipeline.rate), **chunk_headers(prepared)},
+            duration_s=pipeline.duration_s, text=prepared.task.text,
+            voice_id=prepared.voice.voice_id, backend=prepared.backend,
+            tokens=sum(r.tokens for r in results), warnings=warnings)
+        await self.notify(GenerationEvent(prepared, ticket, output=output))
+
     async def notify(self, event: GenerationEvent) -> None:
         """Tell every observer; an observer's failure is logged, never the caller's."""
         for observer in self.observers:
@@ -179,6 +287,40 @@ class SpeechService:
                 await observer(event)
             except Exception:
                 log.exception("generation observer %r failed", observer)
+
+
+def join_results(results: list[SynthesisResult]) -> SynthesisResult:
+    """The chunks of a long text as one result: audio crossfaded, notes once each."""
+    rate = results[0].sample_rate
+    pieces = [r.samples if r.sample_rate == rate else audio.resample(r.samples, r.sample_rate,
+                                                                      rate)
+              for r in results]
+    return SynthesisResult(
+        samples=audio.crossfade_concat(pieces, rate, CROSSFADE_MS), sample_rate=rate,
+        tokens=sum(r.tokens for r in results),
+        notes=_unique([note for r in results for note in r.notes]),
+        info={"chunks": len(results), "parts": [r.info for r in results]})
+
+
+def chunk_headers(prepared: PreparedSpeech) -> dict[str, str]:
+    return {"X-Text-Chunks": str(max(1, len(prepared.chunks)))}
+
+
+class _PartsProgress:
+    """Progress of a split request: the mean of its parts' progress, out of 1000."""
+
+    def __init__(self, task: SynthesisTask, parts: int) -> None:
+        self.task = task
+        self.done = [0.0] * parts
+
+    def update(self, index: int, done: int, total: int) -> None:
+        self.done[index] = min(done / total, 1.0) if total else 0.0
+        if self.task.on_progress is not None:
+            self.task.on_progress(round(1000 * sum(self.done) / len(self.done)), 1000)
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _speaks(languages: tuple[str, ...], language: str) -> bool:

@@ -37,7 +37,11 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     """What a backend can do; the core reads this instead of guessing."""
 
     sample_rate: int
+    # The most text one generation may hold (UTF-8 bytes, after preprocessing).
     max_text_bytes: int
+    # Longer text is split into chunks of about this size, each its own generation, and
+    # the audio joined (core/chunking.py); None: split only beyond ``max_text_bytes``.
+    preferred_text_bytes: int | None = None
     max_decoder_steps: int | None = None
     frames_per_second: float | None = None
     supports_cloning: bool = False
@@ -91,7 +95,9 @@ class SynthesisTask(msgspec.Struct, kw_only=True):
     ``text`` is the request text after every preprocessor. Cloning backends combine
     ``prompt_transcript`` and ``prompt`` with it the way their model expects.
     ``on_progress(done, total)`` and ``on_audio(samples)`` are optional callbacks a
-    backend may call from its worker thread.
+    backend may call from its worker thread. ``on_audio`` receives consecutive pieces of
+    the task's audio as it is produced (streaming); a backend that calls it must return
+    a result whose samples start with those pieces, so the core sends only the rest.
     """
 
     task_id: str

@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
-from litestar import Response
+from collections.abc import AsyncIterator
 
+from litestar import Response
+from litestar.response import Stream
+
+from ttsframe.core.streaming import SpeechStream
 from ttsframe.core.types import SpeechOutput
 
 
-def audio_response(output: SpeechOutput) -> Response[bytes]:
+def _headers(output: SpeechOutput, *, duration: bool = True) -> dict[str, str]:
     headers = {
         "X-Sample-Rate": str(output.sample_rate),
-        "X-Audio-Duration": f"{output.duration_s:.3f}",
         "X-Voice-Id": output.voice_id,
         "X-Model": output.backend,
-        "X-Generated-Tokens": str(output.tokens),
         **output.headers,
     }
+    if duration:
+        headers["X-Audio-Duration"] = f"{output.duration_s:.3f}"
+        headers["X-Generated-Tokens"] = str(output.tokens)
     if output.warnings:
         # Header values must be latin-1 and single-line.
         text = " | ".join(output.warnings).replace("\n", " ")
         headers["X-TTSFrame-Warnings"] = text.encode("latin-1", "replace").decode("latin-1")
-    return Response(content=output.audio, media_type=output.content_type, headers=headers)
+    return headers
+
+
+def audio_response(output: SpeechOutput) -> Response[bytes]:
+    return Response(content=output.audio, media_type=output.content_type,
+                    headers=_headers(output))
+
+
+def stream_response(stream: SpeechStream) -> Stream:
+    """Chunked audio as it is produced. Duration and the backend's notes are not known
+    when the headers leave, so ``X-Audio-Duration`` is absent and notes are only logged."""
+    assert stream.head is not None
+    headers = {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}  # ask reverse proxies not to buffer the stream
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for data in stream:
+                yield data
+        finally:
+            stream.close()
+
+    return Stream(body(), media_type=stream.head.content_type, headers=headers)

@@ -69,10 +69,13 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
         if self.stream_format not in (None, "audio"):
             raise InvalidInput(
                 f"unsupported stream_format '{self.stream_format}'; supported: 'audio' "
-                "(or leave it out)")
-        return _speech_request(self, text=self.input,
-                               voice=_voice_name(self.voice) or default_voice,
-                               response_format=self.response_format or default_format)
+                "(chunked audio as it is generated; server-sent events are not offered), "
+                "or leave it out")
+        request = _speech_request(self, text=self.input,
+                                  voice=_voice_name(self.voice) or default_voice,
+                                  response_format=self.response_format or default_format)
+        request.stream = self.stream or self.stream_format == "audio"
+        return request
 
 
 def _voice_name(voice: str | VoiceRef | None) -> str | None:

@@ -15,7 +15,7 @@ from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
 from ttsframe.core.speech import OPENAI_MODEL_ALIASES
 from ttsframe.core.types import Voice
-from ttsframe.http.responses import audio_response
+from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
@@ -31,12 +31,16 @@ OWNER = "ttsframe"
 
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default)")
-async def create_speech(data: SpeechCreateRequest, services: Services) -> Response[bytes]:
+async def create_speech(data: SpeechCreateRequest, services: Services) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
-    (reported in ``X-TTSFrame-Warnings``)."""
-    output = await services.speech.synthesize(data.to_domain())
-    return audio_response(output)
+    (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
+    "audio"`` sends the audio as it is generated (chunked transfer encoding)."""
+    request = data.to_domain()
+    if request.stream:
+        _, stream = await services.speech.open_stream(request)
+        return stream_response(stream)
+    return audio_response(await services.speech.synthesize(request))
 
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:

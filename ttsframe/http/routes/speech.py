@@ -9,7 +9,7 @@ from litestar import Response, get, post
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.services import Services
-from ttsframe.http.responses import audio_response
+from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
     GenerateRequest,
     ModelInfo,
@@ -29,6 +29,10 @@ async def generate(data: GenerateRequest, services: Services,
 
     With ``?async_mode=true`` the request becomes a durable job: the reply (202) is the
     job's record, ``{"job_id": ..., "status": "pending", ...}``; see ``/jobs``.
+
+    With ``"stream": true`` the audio is sent with chunked transfer encoding as it is
+    generated (wav: a 44-byte header with unknown sizes, then PCM; pcm, mp3, opus, aac
+    stream; flac is sent whole at the end).
     """
     request = data.to_domain(default_format=services.settings.generation.default_format)
     if async_mode:
@@ -36,6 +40,9 @@ async def generate(data: GenerateRequest, services: Services,
             raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "
                                "is downloaded whole from GET /jobs/{job_id}/result")
         return Response(await services.jobs.submit(request), status_code=202)
+    if request.stream:
+        _, stream = await services.speech.open_stream(request)
+        return stream_response(stream)
     output = await services.speech.synthesize(request)
     return audio_response(output)
 
