@@ -45,6 +45,11 @@ class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # torch's CPU threads for the whole process (torch.set_num_threads); None: torch's
     # default, one per core. Fewer threads help when other work shares the cores.
     cpu_threads: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    # Streaming replies: decode and send audio every this many frames (86 frames = 1 s).
+    # Smaller: earlier first audio, more codec work (each window adds 20 frames of context).
+    stream_frames: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
+    # Encoded audio prompts kept in memory (least recently used dropped beyond this).
+    prompt_cache_size: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32
 
 
 def _local_path(value: str | None, ctx: PluginContext) -> str | None:

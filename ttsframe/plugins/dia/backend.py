@@ -23,6 +23,8 @@ from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSF
 from ttsframe.core.interfaces import Backend
 from ttsframe.core.types import AudioPrompt, Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.plugins.dia.loading import ModelUnavailable, resolve_model
+from ttsframe.plugins.dia.prompt_cache import PromptCache
+from ttsframe.plugins.dia.streaming import AudioStreamer
 
 try:  # the plugin must import without torch; load() says what to install
     import torch
@@ -37,6 +39,14 @@ log = logging.getLogger("ttsframe.dia")
 INSTALL_HINT = "the Dia backend needs torch and transformers: pip install 'ttsframe[dia]'"
 SAMPLE_RATE = 44100
 MAX_TEXT_BYTES = 1024  # the encoder's positions; longer text is past what it was trained on
+# Longer text is split (core/chunking.py) into chunks of about this size: ~15-20 s of speech
+# at Dia's usual 13-17 bytes/s, inside the 5-20 s it speaks naturally; the automatic
+# max_tokens for it is 2048 steps, which leaves the decoder room for a 10 s prompt (861
+# frames). The core shrinks chunks in proportion to the steps a longer prompt takes.
+PREFERRED_TEXT_BYTES = 256
+# Streaming: the codec's receptive field is about 9.3 frames either side, so windows are
+# decoded with 10 frames of context on both sides (exact to float rounding).
+STREAM_CONTEXT_FRAMES = 10
 # The reference checkpoint's sampling defaults, used when a checkpoint's config has none.
 REFERENCE_DEFAULTS = {"temperature": 1.2, "top_p": 0.95, "top_k": 45, "guidance_scale": 3.0}
 # "auto" max_tokens: speech of BYTES_PER_SECOND plus a margin (EOS normally ends earlier),
@@ -85,6 +95,8 @@ class DiaCodes:
     steps: int
     notes: list[str]
     info: dict[str, Any]
+    # The audio already decoded while streaming (what on_audio received), if it streamed.
+    audio: np.ndarray | None = None
 
 
 class DiaBackend(Backend):
@@ -105,6 +117,8 @@ class DiaBackend(Backend):
         self._delay = [0, 8, 9, 10, 11, 12, 13, 14, 15]
         self._hop = 512
         self._can_lower_temperature = False
+        # Encoded audio prompts, reused across requests and the chunks of a long text.
+        self._prompts = PromptCache(config.prompt_cache_size)
 
     # -- facts -------------------------------------------------------------------------
 
@@ -112,9 +126,10 @@ class DiaBackend(Backend):
     def capabilities(self) -> Capabilities:
         return Capabilities(
             sample_rate=SAMPLE_RATE, max_text_bytes=MAX_TEXT_BYTES,
+            preferred_text_bytes=PREFERRED_TEXT_BYTES,
             max_decoder_steps=self._max_steps, frames_per_second=SAMPLE_RATE / self._hop,
             supports_cloning=True, supports_batching=True,
-            max_batch_size=self.config.max_batch_size, supports_streaming=False,
+            max_batch_size=self.config.max_batch_size, supports_streaming=True,
             speaker_tags=True, languages=("en",))
 
     def describe(self) -> dict[str, Any]:
@@ -125,7 +140,9 @@ class DiaBackend(Backend):
         if self.model is not None:
             facts.update(device=str(self.device), dtype=str(self.dtype).removeprefix("torch."),
                          compile=self._compile_state(),
-                         max_decoder_steps=self._max_steps)
+                         max_decoder_steps=self._max_steps,
+                         prompt_cache={"entries": len(self._prompts),
+                                       "max": self._prompts.size})
         return facts
 
     def _compile_state(self) -> str:
@@ -342,7 +359,12 @@ class DiaBackend(Backend):
                     f"{'s of this batch take' if len(rows) > 1 else ' takes'} "
                     f"{prompt_len - 1} of the model's {self._max_steps} decoder steps")
             max_new = room
-        watch = _Watch([r.task for r in rows], prompt_len, max_new)
+        streamer = AudioStreamer(
+            rows, codec=self.processor.audio_tokenizer, prompt_len=prompt_len,
+            delay=self._delay, hop=self._hop, eos=decoder.eos_token_id,
+            pad=decoder.pad_token_id, window=self.config.stream_frames,
+            context=STREAM_CONTEXT_FRAMES)
+        watch = _Watch([r.task for r in rows], prompt_len, max_new, streamer or None)
         started = time.perf_counter()
         sequences, compiled = self._generate(batch, plan, max_new, watch, rows)
         elapsed = time.perf_counter() - started
@@ -370,7 +392,8 @@ class DiaBackend(Backend):
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, top_k=plan.top_k,
                             cfg_scale=plan.guidance_scale, seed=plan.seed)
-            yield row.index, DiaCodes(row_codes, steps, notes, info)
+            streamed = streamer.finish(k, row_codes)  # what is left of a streaming row
+            yield row.index, DiaCodes(row_codes, steps, notes, info, streamed)
 
     def _prepare(self, index: int, task: SynthesisTask, notes: list[str]) -> _Row:
         """Text and prompt of one row through the processor, exactly as the reference."""
@@ -403,15 +426,20 @@ class DiaBackend(Backend):
             raise InvalidInput(f"the {what} is {size} bytes; Dia reads at most "
                                f"{MAX_TEXT_BYTES} bytes per generation: split the text")
         try:
-            if samples is None:
-                inputs = self.processor(text=[text], padding=True, return_tensors="pt")
-            else:
-                inputs = self.processor(text=[text], audio=[samples], sampling_rate=SAMPLE_RATE,
-                                        padding=True, return_tensors="pt")
+            inputs = dict(self.processor(text=[text], padding=True, return_tensors="pt"))
+            if samples is not None:  # the prompt's decoder prefix depends on its audio only
+                inputs.update(self._prompts.get(task.prompt.prompt_id, samples,
+                                                self._encode_prompt))
         except Exception as exc:
             what = f"audio prompt '{task.prompt.prompt_id}'" if samples is not None else "text"
             raise InvalidInput(f"the {what} could not be encoded for Dia: {exc}") from exc
         return _Row(index, task, dict(inputs), prompt_frames, notes)
+
+    def _encode_prompt(self, samples: np.ndarray) -> dict[str, Any]:
+        """The decoder prefix (codec codes, delayed) the processor makes for ``samples``."""
+        inputs = self.processor(text=["."], audio=[samples], sampling_rate=SAMPLE_RATE,
+                                padding=True, return_tensors="pt")
+        return {key: inputs[key] for key in ("decoder_input_ids", "decoder_attention_mask")}
 
     def _generate(self, batch, plan: _Plan, max_new: int, watch, rows):
         kwargs: dict[str, Any] = dict(batch, max_new_tokens=max_new,
@@ -448,7 +476,9 @@ class DiaBackend(Backend):
 
     def _decode(self, out: DiaCodes) -> SynthesisResult:
         """The codec step of DiaProcessor.batch_decode for one row."""
-        if out.codes.shape[0] == 0:
+        if out.audio is not None:  # decoded window by window while streaming
+            samples = out.audio
+        elif out.codes.shape[0] == 0:
             samples = np.zeros(0, np.float32)
         else:
             codec = self.processor.audio_tokenizer
@@ -617,14 +647,17 @@ class _seeded:
 
 
 class _Watch:
-    """Stopping criterion: reports progress and stops once every row is cancelled.
+    """Stopping criterion: reports progress, streams the audio that is final (if a row
+    streams) and stops once every row is cancelled.
 
     transformers calls it after each decoding step with the (batch * channels, length)
     token ids; returning all-True ends generation there.
     """
 
-    def __init__(self, tasks: list[SynthesisTask], prompt_len: int, max_new: int) -> None:
+    def __init__(self, tasks: list[SynthesisTask], prompt_len: int, max_new: int,
+                 streamer: AudioStreamer | None = None) -> None:
         self.tasks, self.prompt_len, self.max_new = tasks, prompt_len, max_new
+        self.streamer = streamer
 
     def __call__(self, input_ids, scores, **kwargs):
         step = int(input_ids.shape[1]) - self.prompt_len
@@ -635,6 +668,8 @@ class _Watch:
                         task.on_progress(step, self.max_new)
                     except Exception:
                         log.exception("on_progress callback failed")
+        if self.streamer is not None:
+            self.streamer.step(input_ids)
         stop = all(task.cancel.cancelled for task in self.tasks)
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool,
                           device=input_ids.device)
