@@ -38,6 +38,8 @@ class Ticket:
     finished_at: float | None = None
     worker: str | None = None
     progress: tuple[int, int] = (0, 0)
+    # How many tasks shared the backend call that ran this one (the largest, for parts).
+    batch_size: int = 0
     # Called on the event loop when the task starts generating (jobs record it).
     on_start: Callable[[Ticket], None] | None = None
     # A request split into several tasks (long text): one ticket per part, in order.
@@ -227,6 +229,7 @@ class Scheduler:
                 return
             results = [f.result() for f in futures]
             ticket.finished_at = max(p.finished_at or 0.0 for p in ticket.parts) or None
+            ticket.batch_size = max(p.batch_size for p in ticket.parts)
             joined = await asyncio.get_running_loop().run_in_executor(None, join, results)
             _settle(ticket.future, result=joined)
         except asyncio.CancelledError:
@@ -300,6 +303,7 @@ class Scheduler:
             for ticket in batch:
                 ticket.started_at = now
                 ticket.worker = f"{backend}-0"
+                ticket.batch_size = len(batch)
                 self._running[ticket.task.task_id] = ticket
                 if ticket.on_start is not None:
                     try:

@@ -230,6 +230,7 @@ class SpeechService:
             await asyncio.shield(self.notify(GenerationEvent(prepared, ticket, error=exc)))
             raise
         await self.notify(GenerationEvent(prepared, ticket, output=output))
+        output.headers["X-Batch-Size"] = str(ticket.batch_size)
         return output
 
     async def open_stream(self, request: SpeechRequest) -> tuple[PreparedSpeech, SpeechStream]:
