@@ -75,3 +75,32 @@ def test_random_texts_never_lose_words_or_exceed_limits():
         assert all(len(c.encode()) <= limit for c in chunks)
         assert words(" ".join(chunks)) == words(text)
         assert all(TAG.match(c) for c in chunks)
+
+
+def test_chunk_text_keeps_the_count_but_evens_the_sizes():
+    from ttsframe.core.chunking import chunk_text
+
+    text = "[S1] " + " ".join(f"Sentence {i} is here." for i in range(21))  # 20+ bytes each
+    greedy = split_text(text, 200)
+    even = chunk_text(text, 200)
+    assert len(even) == len(greedy) >= 3
+    sizes = [len(c.encode()) for c in even]
+    assert len(greedy[-1].encode()) < 100  # the greedy split leaves a short tail
+    assert max(sizes) <= 200 and min(sizes) >= 0.7 * max(sizes)
+    assert words(" ".join(even)) == words(text)
+    assert chunk_text("[S1] Short.", 200) == ["[S1] Short."]
+
+
+def test_chunk_text_on_random_texts_respects_the_limit():
+    from ttsframe.core.chunking import chunk_text
+
+    rng = random.Random(11)
+    vocab = ["hello", "world,", "yes.", "no!", "(laughs)", "maybe?", "[S1]", "[S2]", "ok;"]
+    for _ in range(100):
+        text = "[S1] " + " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 300)))
+        limit = rng.randint(32, 300)
+        chunks = chunk_text(text, limit)
+        assert len(chunks) == len(split_text(text, limit))
+        assert all(len(c.encode()) <= limit for c in chunks)
+        assert words(" ".join(chunks)) == words(text)
+        assert all(TAG.match(c) for c in chunks)

@@ -1,0 +1,209 @@
+"""Long text: split into chunks the backend speaks well, every chunk a task with the
+request's voice, prompt and seed, the audio joined with crossfades, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from tests import streaming_fakes
+from tests.audio_checks import decode
+from tests.conftest import make_services
+from tests.streaming_fakes import speech_like
+from ttsframe.core import audio
+from ttsframe.core.errors import InvalidInput
+from ttsframe.core.speech import SpeechService
+from ttsframe.core.types import AudioPrompt, Capabilities, SpeechRequest, Voice
+from ttsframe.http.app import create_app
+
+TAG = re.compile(r"\[S\d\]")
+RATE = 24000
+
+
+def words(text: str) -> list[str]:
+    return TAG.sub(" ", text).split()
+
+
+def long_dialogue(sentences: int = 60) -> str:
+    parts = []
+    for i in range(sentences):
+        speaker = "[S1]" if (i // 4) % 2 == 0 else "[S2]"
+        parts.append(f"{speaker} Sentence {i} talks about item {i * 7} (laughs), then stops.")
+    return " ".join(parts)
+
+
+def pieces_services(tmp_path, *, plugin: dict | None = None, **generation):
+    return make_services(
+        tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+        generation={"default_backend": "pieces", "voice_store": "filesystem", **generation},
+        plugins={"pieces-plugin": plugin or {}})
+
+
+def tasks_given(services) -> list:
+    return [task for call in services.backends["pieces"].calls for task in call]
+
+
+def test_every_word_reaches_a_chunk_under_the_preferred_size(tmp_path):
+    text = long_dialogue()
+    services = pieces_services(tmp_path)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": text, "voice_id": "alloy", "seed": 5})
+        assert r.status_code == 200, r.text
+    tasks = tasks_given(services)
+    chunks = int(r.headers["x-text-chunks"])
+    assert chunks == len(tasks) > 5
+    for task in tasks:
+        assert len(task.text.encode()) <= 200
+        assert TAG.match(task.text), task.text  # each chunk starts with its speaker
+        assert task.params.seed == 5 and task.voice_id == "alloy"
+    ordered = sorted(tasks, key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
+    assert words(" ".join(t.text for t in ordered)) == words(text)
+    # Turns keep their speaker: a sentence said by S2 is in a chunk under an [S2] tag.
+    for task in tasks:
+        for tag, body in re.findall(r"(\[S\d\])([^\[]*)", task.text):
+            for n in re.findall(r"Sentence (\d+)", body):
+                assert tag == ("[S1]" if (int(n) // 4) % 2 == 0 else "[S2]")
+
+
+def test_chunks_are_joined_with_crossfades(tmp_path):
+    text = long_dialogue(30)
+    services = pieces_services(tmp_path)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": text, "response_format": "wav"})
+    samples, rate, _ = decode(r.content, "wav")
+    tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
+    parts = [speech_like(t.text, len(t.text.encode()) * 0.01, RATE) for t in tasks]
+    want = audio.crossfade_concat(parts, RATE, 10.0)
+    assert rate == RATE and len(tasks) > 1
+    assert len(samples) == len(want)
+    assert np.abs(samples - want).max() < 1e-4  # 16-bit rounding only
+    assert float(r.headers["x-audio-duration"]) == pytest.approx(len(want) / RATE, abs=1e-3)
+
+
+def test_chunks_may_share_batches_and_progress_covers_them_all(tmp_path):
+    services = pieces_services(tmp_path, workers=4, batch_wait_ms=50)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": long_dialogue(30)})
+    calls = services.backends["pieces"].calls
+    assert r.status_code == 200
+    assert max(len(c) for c in calls) > 1  # chunks of one request batched together
+    assert int(r.headers["x-batch-size"]) == max(len(c) for c in calls)
+
+
+def test_voice_prompt_and_transcript_go_with_every_chunk(tmp_path):
+    services = pieces_services(tmp_path)
+    store = services.voices
+    samples = speech_like("prompt", 2.0, 44100)
+    store.save_prompt("narrator", samples, 44100)
+    transcript = "[S1] This is how I sound when I read a story aloud."
+    store.create_voice(Voice(voice_id="narrator-voice", audio_prompt="narrator",
+                             audio_prompt_transcript=transcript, seed=99))
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": long_dialogue(30), "voice_id": "narrator-voice"})
+        assert r.status_code == 200, r.text
+    tasks = tasks_given(services)
+    assert len(tasks) > 1
+    for task in tasks:
+        assert task.prompt is not None and task.prompt.prompt_id == "narrator"
+        assert task.prompt_transcript == transcript
+        assert task.params.seed == 99
+        # The chunk and the transcript the backend prepends fit its text limit together.
+        assert len(task.text.encode()) + len(transcript.encode()) + 1 <= 1024
+
+
+def test_chunk_budget_rules():
+    caps = Capabilities(sample_rate=44100, max_text_bytes=1024, preferred_text_bytes=256,
+                        max_decoder_steps=3072, frames_per_second=44100 / 512)
+    budget = SpeechService.chunk_bytes
+    assert budget("dia", caps, None, None) == 256
+    ten_s = AudioPrompt("p", np.zeros(441000, np.float32), 44100)
+    # A 10 s prompt takes 861 of 3072 decoder steps: chunks shrink in proportion.
+    assert budget("dia", caps, ten_s, "[S1] hi.") == int(256 * (1 - 861.328125 / 3072))
+    huge = AudioPrompt("p", np.zeros(44100 * 40, np.float32), 44100)
+    assert budget("dia", caps, huge, None) == 64  # never below the minimum
+    # Without a preferred size the backend's limit less the transcript is the chunk.
+    plain = Capabilities(sample_rate=24000, max_text_bytes=500)
+    assert budget("x", plain, ten_s, "a" * 99) == 400
+    with pytest.raises(InvalidInput, match="leaves no room for text"):
+        budget("x", plain, ten_s, "a" * 470)
+
+
+def test_text_limit_stays_and_is_configurable(tmp_path):
+    services = pieces_services(tmp_path)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": "word " * 1000})  # 5000 characters
+        assert r.status_code == 400
+        assert "the limit is 4096 (generation.max_text_chars)" in r.json()["detail"]
+    (tmp_path / "more").mkdir()
+    services = pieces_services(tmp_path / "more", max_text_chars=8000)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": "word " * 1000, "response_format": "pcm"})
+        assert r.status_code == 200, r.text
+    assert sum(len(words(t.text)) for t in tasks_given(services)) == 1000
+
+
+def test_one_failing_chunk_fails_the_request_and_stops_the_rest(tmp_path):
+    services = pieces_services(tmp_path, workers=1,
+                               plugin={"step_delay_s": 0.01, "max_batch_size": 1})
+    text = "[S1] " + "Fine words here. " * 15 + "This one will (explode) now. " + \
+           "More words after it. " * 40
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": text})
+        assert r.status_code == 500
+        assert "asked to fail" in r.json()["detail"]
+        assert client.post("/generate", json={"text": "[S1] Still working."}).status_code == 200
+    calls = services.backends["pieces"].calls
+    texts = [t.text for call in calls for t in call]
+    exploded = next(i for i, t in enumerate(texts) if "(explode)" in t)
+    # The parts queued after the failing one were cancelled instead of generated.
+    assert len(texts) - 1 <= exploded + 2
+
+
+def test_async_job_of_a_long_text_and_its_cancellation(tmp_path):
+    services = pieces_services(tmp_path, workers=1,
+                               plugin={"step_delay_s": 0.02, "max_batch_size": 1})
+    with TestClient(app=create_app(services)) as client:
+        job = client.post("/generate?async_mode=true",
+                          json={"text": long_dialogue(20), "response_format": "wav"}).json()
+        for _ in range(300):
+            info = client.get(f"/jobs/{job['job_id']}").json()
+            if info["status"] == "completed":
+                break
+            asyncio.run(asyncio.sleep(0.02))
+        assert info["status"] == "completed", info
+        result = client.get(f"/jobs/{job['job_id']}/result")
+        samples, _, _ = decode(result.content, "wav")
+        assert len(samples) / RATE == pytest.approx(info["duration_s"], abs=1e-3)
+
+        calls_before = len(services.backends["pieces"].calls)
+        job = client.post("/generate?async_mode=true", json={"text": long_dialogue(40)}).json()
+        for _ in range(200):  # let it start
+            if client.get(f"/jobs/{job['job_id']}").json()["status"] == "processing":
+                break
+            asyncio.run(asyncio.sleep(0.01))
+        cancelled = client.delete(f"/jobs/{job['job_id']}").json()
+        assert cancelled["status"] == "cancelled"
+        for _ in range(200):
+            if services.scheduler.pending_count == 0 and not services.scheduler._running:
+                break
+            asyncio.run(asyncio.sleep(0.01))
+        assert services.scheduler.pending_count == 0
+    # Every part of the cancelled job was dropped: at most the running one was generated.
+    assert len(services.backends["pieces"].calls) - calls_before <= 2
+
+
+def test_prepare_reports_the_chunks_it_will_run(tmp_path):
+    services = pieces_services(tmp_path)
+    request = SpeechRequest(text=long_dialogue(12), voice_id="alloy")
+    prepared = asyncio.run(services.speech.prepare(request))
+    tasks = services.speech.part_tasks(prepared)
+    assert [t.text for t in tasks] == prepared.chunks
+    assert all(t.cancel is prepared.task.cancel for t in tasks)
+    assert words(" ".join(prepared.chunks)) == words(prepared.task.text)
+    short = asyncio.run(services.speech.prepare(SpeechRequest(text="[S1] Hi.", voice_id="alloy")))
+    assert short.chunks == ["[S1] Hi."]
+    assert services.speech.part_tasks(short) == [short.task]
