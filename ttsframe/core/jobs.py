@@ -189,7 +189,6 @@ class ActiveJob:
 
     prepared: PreparedSpeech
     ticket: Ticket | None = None
-    runner: asyncio.Task | None = None
     progress: tuple[int, int] | None = None
 
 
@@ -270,7 +269,7 @@ class JobService:
             job_id, ("pending",), status="processing", started_at=t.started_at,
             worker=t.worker))
         self.active[job_id] = active
-        active.runner = self._spawn(self._run(job_id, active))
+        self._spawn(self._run(job_id, active))
 
     async def _run(self, job_id: str, active: ActiveJob) -> None:
         prepared, ticket = active.prepared, active.ticket
