@@ -17,8 +17,9 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from ttsframe.core.config import Settings, load_settings
+from ttsframe.core.config import Settings, _deep_merge, load_settings
 from ttsframe.core.services import Services, build_services
+from ttsframe.testing import beeper
 from ttsframe.testing.server import builtin_plugin_names
 
 TEST_DEFAULTS: dict[str, Any] = {
@@ -27,18 +28,8 @@ TEST_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def with_test_defaults(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    return _merge(TEST_DEFAULTS, config or {})
+    return _deep_merge(TEST_DEFAULTS, dict(config or {}))
 
 
 def make_settings(directory: Path, config: Mapping[str, Any] | None = None, *,
@@ -58,10 +49,8 @@ def make_services(directory: Path, config: Mapping[str, Any] | None = None, *,
                   entry_points: Iterable[str] = ()) -> Services:
     """Build the server's services with the built-ins, ``plugins`` (name -> module or
     object with hook implementations) and the installed ``entry_points`` named."""
-    from ttsframe.testing import beeper
-
     plugins = {"testing": beeper, **(plugins or {})}
-    config = _merge({"generation": {"default_backend": "beeper"}}, config or {})
+    config = _deep_merge({"generation": {"default_backend": "beeper"}}, dict(config or {}))
     settings = make_settings(directory, config, plugins=[*plugins, *entry_points])
     return build_services(settings, extra_plugins=plugins.items())
 
