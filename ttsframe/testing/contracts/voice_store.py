@@ -151,6 +151,43 @@ class VoiceStoreContract:
         assert "Words in the prompt." in (voice.audio_prompt_transcript or "")
         assert len(store.load_prompt(voice.audio_prompt).samples) > 0
 
+    def test_saving_a_prompt_twice_needs_overwrite(self, store: VoiceStore):
+        self.need_writable()
+        store.save_prompt("again", self.prompt_samples(1.0), self.prompt_rate)
+        with pytest.raises(Conflict):
+            store.save_prompt("again", self.prompt_samples(2.0), self.prompt_rate)
+        store.save_prompt("again", self.prompt_samples(2.0), self.prompt_rate, overwrite=True)
+        loaded = store.load_prompt("again")
+        assert abs(len(loaded.samples) / loaded.sample_rate - 2.0) < 0.01
+
+    def test_a_prompt_in_use_is_deleted_only_with_its_voices(self, open_store):
+        self.need_writable()
+        store = open_store()
+        store.save_prompt("shared", self.prompt_samples(), self.prompt_rate)
+        store.create_voice(Voice(voice_id="user-one", audio_prompt="shared",
+                                 audio_prompt_transcript="[S1] Words in the prompt."))
+        with pytest.raises(Conflict, match="user-one"):
+            store.delete_prompt("shared")
+        assert store.get_voice("user-one").audio_prompt == "shared"
+        assert store.delete_prompt("shared", cascade=True) == ["user-one"]
+        reopened = open_store()
+        with pytest.raises(NotFound):
+            reopened.get_voice("user-one")
+        with pytest.raises(NotFound):
+            reopened.load_prompt("shared")
+
+    def test_deleting_a_voice_deletes_its_prompt_unless_kept(self, store: VoiceStore):
+        self.need_writable()
+        for voice_id in ("goes", "stays"):
+            store.save_prompt(f"{voice_id}-prompt", self.prompt_samples(), self.prompt_rate)
+            store.create_voice(Voice(voice_id=voice_id, audio_prompt=f"{voice_id}-prompt",
+                                     audio_prompt_transcript="[S1] Words in the prompt."))
+        assert store.delete_voice("goes") == "goes-prompt"
+        with pytest.raises(NotFound):
+            store.load_prompt("goes-prompt")
+        assert store.delete_voice("stays", keep_prompt=True) is None
+        assert len(store.load_prompt("stays-prompt").samples) > 0
+
     def test_bad_ids_are_refused_on_write(self, open_store, tmp_path: Path):
         self.need_writable()
         store = open_store()
