@@ -104,4 +104,5 @@ def test_sillytavern_xtts_provider_against_espeak(ttsframe_server):
     r = client.get("/tts_stream/", params={"text": plain, "speaker_wav": "nova",
                                            "language": "de"})
     assert r.status_code == 200
+    assert r.headers["transfer-encoding"] == "chunked"
     assert decode(r.content).duration > 1.0

@@ -140,6 +140,7 @@ def test_streaming_mode_and_previews_are_plain_gets(client):
     r = c.get("/tts_stream/", params={"text": TEXT, "speaker_wav": "anywhere",
                                       "language": "en"})
     assert r.status_code == 200, r.text
+    assert "content-length" not in r.headers  # sent as it is generated
     assert decode(r.content).duration == pytest.approx(8 * 0.2, abs=0.01)
     preview_url = c.get("/speakers").json()[0]["preview_url"]
     assert preview_url == "http://testserver.local/sample/anywhere.wav"

@@ -8,7 +8,8 @@ page's origin in ``security.cors_origins``):
 * ``POST /set_tts_settings`` -> remembered for this server's later requests; its values
   arrive as numbers or as strings (the provider reads them from form inputs);
 * ``POST /tts_to_audio/`` ``{text, speaker_wav, language}`` -> WAV bytes;
-* ``GET /tts_stream/?text=&speaker_wav=&language=`` -> WAV, for its streaming mode;
+* ``GET /tts_stream/?text=&speaker_wav=&language=`` -> WAV streamed as it is generated,
+  for its streaming mode;
 * ``GET /sample/{voice}.wav`` -> a short preview in that voice (the ``preview_url``).
 """
 
@@ -19,11 +20,12 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.response import Stream
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.services import Services
 from ttsframe.core.types import GenerationParams, SpeechRequest, Voice
-from ttsframe.http.responses import audio_response
+from ttsframe.http.responses import audio_response, stream_response
 
 STATE_KEY = "xtts_api_settings"
 
@@ -149,12 +151,12 @@ async def tts_to_audio(request: Request, services: Services, state: State,
 
 
 @get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],
-     summary="XTTS API: the same as tts_to_audio, as a GET an audio element can play")
+     summary="XTTS API: tts_to_audio as a GET an audio element plays while it arrives")
 async def tts_stream(services: Services, state: State, plugin_config: XttsApiConfig,
-                     text: str, speaker_wav: str, language: str | None = None
-                     ) -> Response[bytes]:
+                     text: str, speaker_wav: str, language: str | None = None) -> Stream:
     speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
-    return audio_response(await services.speech.synthesize(speech))
+    _, stream = await services.speech.open_stream(speech)
+    return stream_response(stream)
 
 
 @get("/sample/{name:str}", operation_id="xtts_sample", tags=["xtts"],
