@@ -13,7 +13,7 @@ import zlib
 import msgspec
 import numpy as np
 
-from ttsframe.core.errors import Cancelled
+from ttsframe.core.errors import Cancelled, InvalidInput
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.interfaces import Backend
 from ttsframe.core.types import Capabilities, SynthesisResult, SynthesisTask
@@ -82,7 +82,7 @@ class PiecesBackend(Backend):
                 break
             time.sleep(c.step_delay_s)
             for i, task in enumerate(tasks):
-                if task.cancel.cancelled:
+                if task.cancel.cancelled or "(refuse)" in task.text:
                     continue
                 if task.on_progress:
                     task.on_progress(step, steps)
@@ -94,7 +94,9 @@ class PiecesBackend(Backend):
         for task, samples in zip(tasks, audio, strict=True):
             if task.cancel.cancelled:
                 out.append(Cancelled(task.cancel.reason))
-            elif "(explode)" in task.text:
+            elif "(refuse)" in task.text:  # fails before any audio
+                out.append(InvalidInput("the pieces backend refuses this text"))
+            elif "(explode)" in task.text:  # fails after streaming its audio
                 out.append(RuntimeError("the pieces backend was asked to fail"))
             else:
                 out.append(SynthesisResult(samples=samples, sample_rate=c.sample_rate,

@@ -239,7 +239,7 @@ class SpeechService:
         prepared = await self.prepare(request)
         encoder = self.encoder(request.response_format)
         rate = self.backends[prepared.backend].capabilities.sample_rate
-        pipeline = StreamEncoder(encoder, rate, request.speed,
+        pipeline = StreamEncoder(encoder, rate, request.speed, parts=len(prepared.chunks),
                                  keep=self.settings.logging.save_outputs)
         tasks = self.part_tasks(prepared)
         ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent

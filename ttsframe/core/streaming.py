@@ -143,9 +143,10 @@ class StreamEncoder:
     """
 
     def __init__(self, encoder: Encoder, sample_rate: int, speed: float, *,
-                 keep: bool = False) -> None:
+                 parts: int = 1, keep: bool = False) -> None:
         self.rate = sample_rate
-        self._joiner = CrossfadeJoiner(sample_rate)
+        # One part has no joins: nothing needs holding back.
+        self._joiner = CrossfadeJoiner(sample_rate, CROSSFADE_MS if parts > 1 else 0.0)
         self._tempo = TempoStream(sample_rate, speed) if speed != 1.0 else None
         self._writer: StreamWriter = encoder.open_stream(sample_rate)
         self.samples_out = 0
@@ -258,6 +259,10 @@ class SpeechStream:
         if error is not None:
             reason = getattr(error, "message", None) or str(error) or type(error).__name__
             self.scheduler.cancel(self.ticket.task.task_id, reason)
+            if self._first is not None and not isinstance(error, Cancelled):
+                log.error("stream %s failed after its audio had started; the connection is "
+                          "closed without a clean end so the client sees it: %s",
+                          self.ticket.task.task_id, reason)
         task = self._loop.create_task(self._on_end(self.encoder, self.results, error))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,231 @@
+"""Streaming replies over the real core with a streaming fake backend: the same audio as
+the buffered reply in every format, in order across chunks, errors before audio are
+ordinary replies, and a client that goes away stops the generation."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from tests import streaming_fakes
+from tests.audio_checks import decode
+from tests.conftest import make_services
+from tests.server import ServerProcess, install_fake_distribution
+from ttsframe.core import audio
+from ttsframe.core.streaming import CrossfadeJoiner, TempoStream
+from ttsframe.http.app import create_app
+
+RATE = 24000
+TEXT = "[S1] Streaming audio arrives while the rest is still being made. [S2] Nice."
+
+
+def long_text(sentences: int = 24) -> str:
+    return " ".join(f"[S{1 + (i // 3) % 2}] Sentence number {i} is spoken here, then it ends."
+                    for i in range(sentences))
+
+
+def aligned_correlation(a: np.ndarray, b: np.ndarray, max_lag: int = 4000) -> float:
+    """Best normalised correlation of ``a`` and ``b`` over lags up to ``max_lag`` (codec
+    delays shift lossy streams by up to a few thousand samples)."""
+    n = min(len(a), len(b)) - max_lag
+    best = -1.0
+    ref = b[max_lag:max_lag + n]
+    for lag in range(0, 2 * max_lag + 1, 1):
+        seg = a[lag:lag + n]
+        if len(seg) < n:
+            break
+        c = float(np.dot(seg, ref) / (np.linalg.norm(seg) * np.linalg.norm(ref) + 1e-12))
+        best = max(best, c)
+    return best
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def test_joiner_equals_crossfade_concat_however_the_audio_arrives():
+    rng = random.Random(3)
+    nprng = np.random.default_rng(3)
+    for _ in range(200):
+        parts = [nprng.standard_normal(rng.choice([0, 1, 5, 100, 239, 240, 241, 1000, 3000]))
+                 .astype(np.float32) for _ in range(rng.randint(1, 5))]
+        joiner = CrossfadeJoiner(24000, fade_ms=10.0)  # 240 samples
+        out = []
+        for part in parts:
+            cuts = sorted(rng.randint(0, len(part)) for _ in range(rng.randint(0, 4)))
+            for a, b in zip([0, *cuts], [*cuts, len(part)], strict=True):
+                out.append(joiner.feed(part[a:b]))
+            out.append(joiner.end_part())
+        out.append(joiner.finish())
+        got = np.concatenate(out)
+        want = audio.crossfade_concat(parts, 24000, 10.0)
+        assert got.shape == want.shape
+        assert np.allclose(got, want, atol=1e-6)
+
+
+def test_tempo_stream_matches_time_stretch():
+    samples = streaming_fakes.speech_like("tempo", 3.0, RATE)
+    for speed in (0.5, 1.5, 3.0):
+        whole = audio.time_stretch(samples, RATE, speed)
+        stream = TempoStream(RATE, speed)
+        pieces = [stream.feed(samples[i:i + 1234]) for i in range(0, len(samples), 1234)]
+        got = np.concatenate([*pieces, stream.finish()])
+        assert abs(len(got) - len(whole)) <= 0.01 * len(whole)
+        assert aligned_correlation(got, whole, 200) > 0.99
+
+
+# ----------------------------------------------------------------------------- in process
+
+
+@pytest.fixture
+def client(tmp_path):
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+                             generation={"default_backend": "pieces"})
+    with TestClient(app=create_app(services)) as c:
+        c.services = services
+        yield c
+
+
+def both(client, route, body):
+    """The buffered and the streamed reply to the same request."""
+    plain = client.post(route, json=body)
+    assert plain.status_code == 200, plain.text
+    streamed = client.post(route, json={**body, "stream": True})
+    assert streamed.status_code == 200, streamed.text
+    return plain, streamed
+
+
+@pytest.mark.parametrize("text", [TEXT, long_text()], ids=["one-chunk", "many-chunks"])
+def test_wav_and_pcm_streams_equal_the_buffered_reply(client, text):
+    plain, streamed = both(client, "/generate", {"text": text, "response_format": "wav"})
+    assert "x-audio-duration" not in streamed.headers  # unknown when the headers leave
+    assert streamed.content[:4] == b"RIFF" and streamed.content[4:8] == b"\xff\xff\xff\xff"
+    assert streamed.content[44:] == plain.content[44:]  # identical PCM after the header
+    a, _, _ = decode(plain.content, "wav")
+    b, rate, _ = decode(streamed.content, "wav")
+    assert rate == RATE and np.array_equal(a, b)
+
+    plain, streamed = both(client, "/generate", {"text": text, "response_format": "pcm"})
+    assert streamed.content == plain.content
+    assert streamed.headers["x-sample-rate"] == str(RATE)
+
+
+@pytest.mark.parametrize("fmt,slack_s", [("mp3", 0.08), ("opus", 0.03), ("aac", 0.06)])
+def test_lossy_streams_decode_to_the_buffered_audio(client, fmt, slack_s):
+    plain, streamed = both(client, "/v1/audio/speech",
+                           {"input": long_text(9), "response_format": fmt})
+    a, rate_a, codec_a = decode(plain.content, fmt)
+    b, rate_b, codec_b = decode(streamed.content, fmt)
+    assert (rate_a, codec_a) == (rate_b, codec_b)
+    assert abs(len(a) - len(b)) / rate_a <= slack_s
+    assert len(b) / rate_b == pytest.approx(float(plain.headers["x-audio-duration"]),
+                                            abs=slack_s + 0.03)
+    assert aligned_correlation(b, a) > 0.97
+
+
+def test_flac_is_sent_whole_at_the_end(client):
+    plain, streamed = both(client, "/generate", {"text": TEXT, "response_format": "flac"})
+    assert streamed.content == plain.content
+
+
+def test_speed_applies_to_streams(client):
+    body = {"text": long_text(6), "response_format": "wav", "speed": 1.5}
+    plain, streamed = both(client, "/generate", body)
+    a, _, _ = decode(plain.content, "wav")
+    b, _, _ = decode(streamed.content, "wav")
+    assert abs(len(a) - len(b)) <= 0.01 * len(a)
+    assert aligned_correlation(b, a, 300) > 0.99
+
+
+def test_errors_before_audio_are_ordinary_replies(client):
+    r = client.post("/generate", json={"text": TEXT, "stream": True, "voice_id": "nobody"})
+    assert r.status_code == 404 and "nobody" in r.json()["detail"]
+    r = client.post("/generate?async_mode=true", json={"text": TEXT, "stream": True})
+    assert r.status_code == 400 and "async_mode" in r.json()["detail"]
+    r = client.post("/generate", json={"text": "[S1] it will (refuse) this", "stream": True})
+    assert r.status_code == 400 and "refuses this text" in r.json()["detail"]
+    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "sse"})
+    assert r.status_code == 400 and "server-sent events are not offered" in r.json()["detail"]
+
+
+def test_openai_stream_format_audio_streams(client):
+    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "audio",
+                                              "response_format": "pcm"})
+    assert r.status_code == 200
+    assert "x-audio-duration" not in r.headers and "content-length" not in r.headers
+    plain = client.post("/v1/audio/speech", json={"input": TEXT, "response_format": "pcm"})
+    assert r.content == plain.content
+
+
+def test_streams_are_logged_like_other_generations(client):
+    client.post("/generate", json={"text": TEXT, "stream": True})
+    logs = client.get("/logs").json()["logs"]
+    assert logs[0]["status"] == "completed"
+    assert logs[0]["duration_s"] == pytest.approx(len(TEXT.encode()) * 0.01, abs=0.01)
+    assert "note from" in logs[0]["warnings"][0]
+
+
+# ----------------------------------------------------------------------------- real server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("streaming-server")
+    site = install_fake_distribution(
+        tmp / "site", "ttsframe-pieces", "ttsframe_pieces", {"pieces": "ttsframe_pieces"},
+        source=Path(streaming_fakes.__file__).read_text())
+    cfg = tmp / "ttsframe.toml"
+    cfg.write_text('[generation]\ndefault_backend = "pieces"\nworkers = 1\n'
+                   '[plugins.dia]\nenabled = false\n'
+                   '[plugins.pieces]\nstep_delay_s = 0.05\nsteps = 10\nmax_batch_size = 1\n')
+    with ServerProcess(cfg, env={"PYTHONPATH": str(site)}, plugins=["pieces"]) as srv:
+        yield srv
+
+
+def test_audio_arrives_in_pieces_before_generation_ends(server):
+    started = time.perf_counter()
+    arrivals = []
+    with httpx.Client(base_url=server.url, timeout=60) as c, \
+            c.stream("POST", "/generate", json={"text": TEXT, "stream": True,
+                                                "response_format": "pcm"}) as r:
+        assert r.status_code == 200
+        assert r.headers["transfer-encoding"] == "chunked"
+        data = b""
+        for piece in r.iter_raw():
+            arrivals.append(time.perf_counter() - started)
+            data += piece
+    total = time.perf_counter() - started
+    assert len(arrivals) >= 5  # ten generation steps, each sent as it was made
+    assert arrivals[0] < total / 2  # 10 steps of 50 ms: the first came after about one
+    plain = server.client.post("/generate", json={"text": TEXT, "response_format": "pcm"})
+    assert data == plain.content
+
+
+def test_disconnect_stops_the_generation(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c, \
+            c.stream("POST", "/generate", json={"text": "[S1] This takes (slow) minutes.",
+                                                "stream": True}) as r:
+        assert r.status_code == 200
+        next(r.iter_raw())  # audio is flowing; now hang up (200 x 10 steps would be 100 s)
+    started = time.perf_counter()
+    r = server.client.post("/generate", json={"text": "[S1] Next please."}, timeout=30)
+    assert r.status_code == 200  # the only worker was freed
+    assert time.perf_counter() - started < 10
+    logs = server.client.get("/logs").json()["logs"]
+    slow = next(log for log in logs if log["status"] != "completed")
+    assert slow["status"] == "cancelled" and "disconnected" in slow["error"]
+
+
+def test_failure_mid_stream_breaks_the_stream(server):
+    text = "[S1] " + "A fine first chunk of words. " * 8 + "[S2] Then it will (explode) here."
+    with httpx.Client(base_url=server.url, timeout=60) as c, \
+            c.stream("POST", "/generate", json={"text": text, "stream": True}) as r:
+        assert r.status_code == 200  # the first chunk's audio had started
+        with pytest.raises(httpx.RemoteProtocolError):  # no clean end: the client knows
+            for _ in r.iter_raw():
+                pass
