@@ -1,0 +1,193 @@
+"""Dynamic batching end to end: close arrivals (sync and async) share one generate call,
+greedy batched audio equals unbatched audio, one failure stays with its request, and
+requests that cannot share a batch are grouped apart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tests.dia_fixtures import tiny_backend, tiny_model_dir  # noqa: E402, F401
+from tests.server import ServerProcess  # noqa: E402
+from tests.streaming_fakes import PiecesBackend, PiecesConfig  # noqa: E402
+from ttsframe.core.errors import InvalidInput  # noqa: E402
+from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
+from ttsframe.core.types import AudioPrompt, GenerationParams, SynthesisTask  # noqa: E402
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Spy:
+    """Wraps a backend's generate to record the tasks of every call."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.calls = backend, []
+        self._generate = backend.generate
+
+    def __enter__(self):
+        def generate(tasks):
+            self.calls.append([t.task_id for t in tasks])
+            return self._generate(tasks)
+        self.backend.generate = generate
+        return self
+
+    def __exit__(self, *exc):
+        del self.backend.generate
+
+
+async def scheduled(backend, *, window: float, max_batch: int = 8) -> Scheduler:
+    sched = Scheduler({"b": BackendWorker("b", backend)}, queue_size=64, max_batch=max_batch,
+                      batch_wait_s=window)
+    worker = sched.workers["b"]
+    worker.state = "ready"  # loaded by the fixture, which also closes it at the end
+    worker.start = _noop  # type: ignore[method-assign]
+    worker.shutdown = lambda: None  # type: ignore[method-assign]
+    await sched.start()
+    return sched
+
+
+async def _noop() -> None:
+    return None
+
+
+def task(task_id: str, text: str, **params) -> SynthesisTask:
+    return SynthesisTask(task_id=task_id, text=text, params=GenerationParams(**params))
+
+
+# ----------------------------------------------------------------------------- in process
+
+
+def test_failure_in_one_request_fails_only_that_request(tiny_backend):  # noqa: F811
+    long_prompt = AudioPrompt("too-long", np.zeros(44100 * 40, np.float32), 44100)
+    good = [task(f"good{i}", f"[S1] Request number {i} is fine.", greedy=True, max_tokens=80)
+            for i in range(3)]
+    bad = task("bad", "[S1] My prompt leaves no room.", greedy=True, max_tokens=80)
+    bad.prompt, bad.prompt_transcript = long_prompt, "[S1] Forty seconds of talk."
+    alone = [tiny_backend.generate([t])[0].samples for t in
+             [task(f"a{i}", f"[S1] Request number {i} is fine.", greedy=True, max_tokens=80)
+              for i in range(3)]]
+
+    async def main():
+        sched = await scheduled(tiny_backend, window=0.05)
+        tickets = [sched.submit("b", t) for t in (good[0], bad, good[1], good[2])]
+        out = await asyncio.gather(*(t.future for t in tickets), return_exceptions=True)
+        await sched.stop()
+        return out
+
+    with Spy(tiny_backend) as spy:
+        first, failed, second, third = run(main())
+    assert spy.calls == [["good0", "bad", "good1", "good2"]]  # one batch
+    assert isinstance(failed, InvalidInput) and "no room left for speech" in failed.message
+    for got, want in zip((first, second, third), alone, strict=True):
+        assert np.array_equal(got.samples, want)  # greedy: batched equals alone
+
+
+def test_requests_are_grouped_by_what_can_share_a_batch(tiny_backend):  # noqa: F811
+    tasks = [
+        task("warm-1", "[S1] a", temperature=1.3, max_tokens=200),
+        task("cool-1", "[S1] b", temperature=1.1, max_tokens=200),
+        task("warm-2", "[S1] c", temperature=1.3, max_tokens=200),
+        task("long-1", "[S1] d", temperature=1.3, max_tokens=300),
+        task("cool-2", "[S1] e", temperature=1.1, max_tokens=200),
+        task("seed-1", "[S1] f", temperature=1.3, max_tokens=200, seed=4),
+        task("seed-2", "[S1] g", temperature=1.3, max_tokens=200, seed=4),
+        task("greedy-1", "[S1] h", greedy=True, max_tokens=200, seed=4),
+        task("greedy-2", "[S1] i", greedy=True, max_tokens=200, seed=9),
+    ]
+
+    async def main():
+        sched = await scheduled(tiny_backend, window=0.05)
+        tickets = [sched.submit("b", t) for t in tasks]
+        await asyncio.gather(*(t.future for t in tickets))
+        await sched.stop()
+
+    with Spy(tiny_backend) as spy:
+        run(main())
+    assert sorted(sorted(c) for c in spy.calls) == sorted([
+        ["warm-1", "warm-2"], ["cool-1", "cool-2"], ["long-1"], ["seed-1"], ["seed-2"],
+        ["greedy-1", "greedy-2"]])
+
+
+def test_a_lone_request_does_not_wait_for_the_whole_window():
+    backend = PiecesBackend(PiecesConfig())
+
+    async def main():
+        sched = await scheduled(backend, window=2.0)
+        started = time.perf_counter()
+        ticket = sched.submit("b", task("lone", "[S1] alone"))
+        await ticket.future
+        elapsed = time.perf_counter() - started
+        await sched.stop()
+        return elapsed
+
+    assert run(main()) < 1.5  # only the quiet quarter (0.5 s) of the 2 s window
+
+
+def test_a_burst_keeps_the_window_open_while_requests_keep_coming():
+    backend = PiecesBackend(PiecesConfig(max_batch_size=8))
+
+    async def main():
+        sched = await scheduled(backend, window=2.0)  # quiet after 0.5 s
+        tickets = []
+        for i in range(5):  # arrivals 0.1 s apart: the window stays open
+            tickets.append(sched.submit("b", task(f"t{i}", f"[S1] text {i}")))
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*(t.future for t in tickets))
+        await sched.stop()
+
+    run(main())
+    assert [len(c) for c in backend.calls] == [5]
+
+
+# ----------------------------------------------------------------------------- real server
+
+
+def test_sync_and_async_requests_share_one_call_and_match_single_runs(
+        tmp_path, tiny_model_dir):  # noqa: F811
+    cfg = tmp_path / "ttsframe.toml"
+    cfg.write_text(f'[generation]\nvoice_store = "builtin"\nbatch_wait_ms = 1000\nworkers = 4\n'
+                   f'[plugins.dia]\nmodel = "{tiny_model_dir}"\ndevice = "cpu"\n'
+                   'cpu_threads = 1\n')
+    texts = [f"[S1] Request {i} speaks its own words, number {i}." for i in range(4)]
+    body = {"greedy": True, "max_tokens": 160, "response_format": "pcm"}
+    with ServerProcess(cfg) as srv:
+        alone = []
+        for text in texts:
+            r = srv.client.post("/generate", json={**body, "text": text})
+            assert r.status_code == 200 and r.headers["x-batch-size"] == "1"
+            alone.append(r.content)
+
+        def sync(text):
+            return srv.client.post("/generate", json={**body, "text": text})
+
+        def async_job(text):
+            return srv.client.post("/generate?async_mode=true",
+                                   json={**body, "text": text}).json()["job_id"]
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(sync, texts[0]), pool.submit(async_job, texts[1]),
+                       pool.submit(sync, texts[2]), pool.submit(async_job, texts[3])]
+            replies = [f.result() for f in futures]
+        for index in (0, 2):
+            assert replies[index].status_code == 200
+            # Both sync replies came from a call holding all four requests.
+            assert replies[index].headers["x-batch-size"] == "4"
+            assert replies[index].content == alone[index]
+        for index in (1, 3):
+            job_id = replies[index]
+            for _ in range(300):
+                info = srv.client.get(f"/jobs/{job_id}").json()
+                if info["status"] == "completed":
+                    break
+                time.sleep(0.05)
+            result = srv.client.get(f"/jobs/{job_id}/result")
+            assert result.content == alone[index]
