@@ -153,6 +153,39 @@ def test_a_cloned_voice_is_encoded_once(tiny_backend):
     assert tiny_backend._prompts.misses - before <= 1
 
 
+def test_model_and_codec_run_in_inference_mode(tiny_backend):
+    seen: dict[str, list[bool]] = {}
+    codec = tiny_backend.processor.audio_tokenizer
+    patched = {"generate": tiny_backend.model, "decode": codec, "encode": codec}
+    originals = {name: getattr(obj, name) for name, obj in patched.items()}
+
+    def spy(name):
+        def call(*args, **kwargs):
+            seen.setdefault(name, []).append(torch.is_inference_mode_enabled())
+            return originals[name](*args, **kwargs)
+        return call
+
+    for name, obj in patched.items():
+        setattr(obj, name, spy(name))
+    try:
+        rng = np.random.default_rng(5)
+        prompt = AudioPrompt("inference-mode", (rng.standard_normal(30000) * 0.1)
+                             .astype(np.float32), 44100)
+        streamed = SynthesisTask(task_id="s", text="[S1] Streamed.", prompt=prompt,
+                                 prompt_transcript="[S1] Hi.",
+                                 params=GenerationParams(greedy=True, max_tokens=120))
+        streamed.on_audio = lambda samples: None
+        plain = SynthesisTask(task_id="p", text="[S1] Plain.",
+                              params=GenerationParams(greedy=True, max_tokens=120))
+        tiny_backend.generate([streamed])
+        tiny_backend.generate([plain])
+    finally:
+        for name, obj in patched.items():
+            delattr(obj, name)
+    assert set(seen) == {"generate", "decode", "encode"}
+    assert all(all(flags) for flags in seen.values()), seen
+
+
 # ----------------------------------------------------------------------------- over HTTP
 
 
