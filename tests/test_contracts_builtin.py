@@ -57,6 +57,16 @@ class TestSpeakerTags(PreprocessorContract):
         return SpeakerTagNormaliser()
 
 
+class TestNonverbals(PreprocessorContract):
+    samples = ["(laughs) known", "(purrs) unknown, only warned", "[S1] (sighs) tagged"]
+
+    @pytest.fixture(params=["warn", "reject"])
+    def preprocessor(self, request):
+        from ttsframe.plugins.nonverbals import NonverbalChecker
+
+        return NonverbalChecker(request.param)
+
+
 class TestWavEncoder(EncoderContract):
     @pytest.fixture
     def encoder(self):
