@@ -80,7 +80,7 @@ def test_guide_job_workflow(tmp_path):
         failed = wait_for(c, bad, "failed")
         assert failed["error_message"] == "RuntimeError: tone backend was asked to fail"
         r = c.get(f"/jobs/{bad}/result")
-        assert r.status_code == 500 and "tone backend was asked to fail" in r.json()["detail"]
+        assert r.status_code == 409 and "tone backend was asked to fail" in r.json()["detail"]
 
         # list all (newest first), filter, limit; bad queries are clear 4xx.
         assert ids(c) == [bad, mp3, doomed, hello, slow]

@@ -40,6 +40,15 @@ class BackendUnavailable(TTSFrameError):
     """The backend is loading or failed to load (503)."""
 
 
+class ShuttingDown(BackendUnavailable):
+    """The server is stopping and takes no new work (503 with Retry-After)."""
+
+
+class StorageFailed(TTSFrameError):
+    """Data could not be written: the disk is full or read-only (507). Nothing stored
+    was changed (every write is atomic)."""
+
+
 class Cancelled(TTSFrameError):
     """A generation was cancelled before it finished."""
 

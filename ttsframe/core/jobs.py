@@ -30,7 +30,6 @@ from ttsframe.core.errors import (
     BackendUnavailable,
     Cancelled,
     Conflict,
-    GenerationFailed,
     InvalidInput,
     NotFound,
     NotReady,
@@ -370,8 +369,8 @@ class JobService:
         if status in ("pending", "processing"):
             raise NotReady(f"job {job_id} is {status}; poll GET /jobs/{job_id} until its "
                            "status is completed", headers={"Retry-After": "1"})
-        if status == "failed":
-            raise GenerationFailed(f"job {job_id} failed: {row['error_message']}")
+        if status == "failed":  # the job failed, not this request: a conflict, not a 5xx
+            raise Conflict(f"job {job_id} failed ({row['error_message']}); it has no result")
         if status == "cancelled":
             raise Conflict(f"job {job_id} was cancelled ({row['error_message']}); "
                            "it has no result")

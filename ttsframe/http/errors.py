@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from ttsframe.core import errors
@@ -29,6 +29,7 @@ STATUS = {
     errors.Cancelled: 499,
     errors.GenerationFailed: 500,
     errors.BackendUnavailable: 503,
+    errors.StorageFailed: 507,
 }
 
 
@@ -76,8 +77,22 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
 
 
 def http_error(request: Request, exc: HTTPException) -> Response:
-    return detail_response(exc.status_code, str(exc.detail), exc.headers,
-                           path=request.scope["path"])
+    detail = str(exc.detail)
+    if isinstance(exc.__cause__, SerializationException):  # msgspec could not parse the body
+        detail = f"the request body is not valid JSON ({detail}); send a JSON object"
+    elif exc.status_code == 413:
+        limit_mb = (request.app.request_max_body_size or 0) / 1024 / 1024
+        detail = (f"the request body is larger than the {limit_mb:.0f} MB the server accepts "
+                  "(storage.max_upload_mb plus room for form fields)")
+    return detail_response(exc.status_code, detail, exc.headers, path=request.scope["path"])
+
+
+def not_utf8(request: Request, exc: UnicodeDecodeError) -> Response:
+    """msgspec raises this for a JSON body whose strings are not UTF-8: the client's
+    bytes, so a 400 rather than a 500."""
+    return detail_response(
+        400, f"the request body is not valid UTF-8 ({exc.reason}); encode JSON as UTF-8",
+        path=request.scope["path"])
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -95,6 +110,7 @@ EXCEPTION_HANDLERS = {
     errors.TTSFrameError: domain_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    UnicodeDecodeError: not_utf8,
     NotImplementedError: read_only,
     Exception: unexpected_error,
 }

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import get, put
 
 from ttsframe.core.services import Services
+from ttsframe.http.openapi import errors
 
 
 @get("/config", operation_id="get_config", summary="Current server configuration",
@@ -18,7 +19,7 @@ async def get_config(services: Services) -> dict[str, Any]:
 
 
 @put("/config", operation_id="update_config", summary="Change server configuration",
-     tags=["config"])
+     tags=["config"], responses=errors(400, 409, 413, 507))
 async def update_config(data: dict[str, Any], services: Services) -> dict[str, Any]:
     """Applies at once and is written to the config file; an unknown key or a wrong type
     is a 400 that changes nothing."""

@@ -8,6 +8,7 @@ from litestar.response import File
 
 from ttsframe.core.jobs import JobCancelled, JobInfo, QueueStats
 from ttsframe.core.services import Services
+from ttsframe.http.openapi import AudioFileOperation, JobIdPath, errors
 
 
 class JobList(msgspec.Struct):
@@ -19,7 +20,8 @@ class JobsCleared(msgspec.Struct):
     job_ids: list[str]
 
 
-@get("/jobs", operation_id="list_jobs", summary="List jobs, newest first", tags=["jobs"])
+@get("/jobs", operation_id="list_jobs", summary="List jobs, newest first", tags=["jobs"],
+     responses=errors(400))
 async def list_jobs(services: Services, status: str | None = None, limit: int = 100
                     ) -> JobList:
     """``status``: pending, processing, completed, failed or cancelled; ``limit`` 1-1000."""
@@ -27,28 +29,31 @@ async def list_jobs(services: Services, status: str | None = None, limit: int = 
 
 
 @get("/jobs/{job_id:str}", operation_id="get_job", summary="Job status and details",
-     tags=["jobs"])
-async def get_job(job_id: str, services: Services) -> JobInfo:
+     tags=["jobs"], responses=errors(400, 404))
+async def get_job(job_id: JobIdPath, services: Services) -> JobInfo:
     return await services.jobs.info(job_id)
 
 
 @get("/jobs/{job_id:str}/result", operation_id="get_job_result",
-     summary="Download a completed job's audio", tags=["jobs"])
-async def get_job_result(job_id: str, services: Services) -> File:
-    """409 with Retry-After while the job is pending or processing; 500 with the error if
-    it failed; 409 if it was cancelled; 404 when unknown or expired."""
+     summary="Download a completed job's audio", tags=["jobs"],
+     operation_class=AudioFileOperation, responses=errors(400, 404, 409))
+async def get_job_result(job_id: JobIdPath, services: Services) -> File:
+    """409 with Retry-After while the job is pending or processing; 409 with its error if
+    it failed or was cancelled; 404 when unknown or expired."""
     path, content_type, name = await services.jobs.result(job_id)
     return File(path=path, filename=name, media_type=content_type)
 
 
 @delete("/jobs/{job_id:str}", operation_id="cancel_job", status_code=200,
-        summary="Cancel a pending or running job; delete a finished one", tags=["jobs"])
-async def cancel_job(job_id: str, services: Services) -> JobCancelled:
+        summary="Cancel a pending or running job; delete a finished one", tags=["jobs"],
+        responses=errors(400, 404, 507))
+async def cancel_job(job_id: JobIdPath, services: Services) -> JobCancelled:
     return await services.jobs.cancel(job_id)
 
 
 @delete("/jobs", operation_id="clear_jobs", status_code=200,
-        summary="Delete finished jobs and their results", tags=["jobs"])
+        summary="Delete finished jobs and their results", tags=["jobs"],
+        responses=errors(400, 507))
 async def clear_jobs(services: Services, status: str | None = None) -> JobsCleared:
     """All finished jobs, or only those with ``status`` (completed, failed, cancelled)."""
     ids = await services.jobs.clear(status)

@@ -9,6 +9,7 @@ from litestar.response import File
 from ttsframe.core.generation_log import LogEntry
 from ttsframe.core.retention import CleanupReport
 from ttsframe.core.services import Services
+from ttsframe.http.openapi import AudioFileOperation, LogIdPath, errors
 
 
 class LogList(msgspec.Struct):
@@ -22,19 +23,21 @@ class LogsDeleted(msgspec.Struct):
 
 
 @get("/logs", operation_id="list_logs", summary="Recent generations, newest first",
-     tags=["logs"])
+     tags=["logs"], responses=errors(400))
 async def list_logs(services: Services, limit: int = 100) -> LogList:
     return LogList(logs=await services.generation_log.list_logs(limit))
 
 
-@get("/logs/{log_id:str}", operation_id="get_log", summary="One generation", tags=["logs"])
-async def get_log(log_id: str, services: Services) -> LogEntry:
+@get("/logs/{log_id:str}", operation_id="get_log", summary="One generation", tags=["logs"],
+     responses=errors(400, 404))
+async def get_log(log_id: LogIdPath, services: Services) -> LogEntry:
     return await services.generation_log.get(log_id)
 
 
 @get("/logs/{log_id:str}/download", operation_id="download_log_audio",
-     summary="Download a generation's saved audio (save_outputs)", tags=["logs"])
-async def download_log_audio(log_id: str, services: Services) -> File:
+     summary="Download a generation's saved audio (save_outputs)", tags=["logs"],
+     operation_class=AudioFileOperation, responses=errors(400, 404))
+async def download_log_audio(log_id: LogIdPath, services: Services) -> File:
     path, content_type, name = await services.generation_log.audio(log_id)
     return File(path=path, filename=name, media_type=content_type)
 
@@ -44,19 +47,22 @@ def _deleted(ids: list[str], files: list) -> LogsDeleted:
 
 
 @delete("/logs", operation_id="clear_logs", status_code=200,
-        summary="Delete every generation log and saved output", tags=["logs"])
+        summary="Delete every generation log and saved output", tags=["logs"],
+        responses=errors(507))
 async def clear_logs(services: Services) -> LogsDeleted:
     return _deleted(*await services.generation_log.delete())
 
 
 @delete("/logs/{log_id:str}", operation_id="delete_log", status_code=200,
-        summary="Delete one generation log and its saved output", tags=["logs"])
-async def delete_log(log_id: str, services: Services) -> LogsDeleted:
+        summary="Delete one generation log and its saved output", tags=["logs"],
+        responses=errors(400, 404, 507))
+async def delete_log(log_id: LogIdPath, services: Services) -> LogsDeleted:
     return _deleted(*await services.generation_log.delete([log_id]))
 
 
 @post("/cleanup", operation_id="cleanup", status_code=200,
-      summary="Remove expired jobs, logs and files now", tags=["logs"])
+      summary="Remove expired jobs, logs and files now", tags=["logs"],
+      responses=errors(507))
 async def cleanup(services: Services) -> CleanupReport:
     """What the scheduled cleanup does, at once; the reply lists exactly what went."""
     return await services.retention.run_once()

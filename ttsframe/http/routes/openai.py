@@ -15,13 +15,13 @@ from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
 from ttsframe.core.speech import OPENAI_MODEL_ALIASES
 from ttsframe.core.types import Voice
+from ttsframe.http.openapi import LookupOperation, SpeechCreateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
     OpenAIVoice,
     OpenAIVoiceList,
-    SpeechCreateRequest,
     VoiceOption,
     VoiceOptionList,
 )
@@ -30,8 +30,9 @@ OWNER = "ttsframe"
 
 
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
-      summary="Generate speech (OpenAI-compatible; mp3 by default)")
-async def create_speech(data: SpeechCreateRequest, services: Services) -> Response:
+      summary="Generate speech (OpenAI-compatible; mp3 by default)",
+      operation_class=SpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
+async def create_speech(data: SpeechCreateBody, services: Services) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
@@ -65,7 +66,7 @@ async def list_models(services: Services, state: State) -> OpenAIModelList:
 
 
 @get("/v1/models/{model_id:str}", operation_id="openai_get_model", tags=["openai"],
-     summary="One model (OpenAI shape)")
+     summary="One model (OpenAI shape)", responses=errors(404), operation_class=LookupOperation)
 async def get_model(model_id: str, services: Services, state: State) -> OpenAIModel:
     for model in _models(services, state.started_at):
         if model.id == model_id:
@@ -89,7 +90,8 @@ def _voices_for(services: Services, model: str | None) -> list[Voice]:
 
 
 @get("/v1/audio/voices", operation_id="openai_list_voices", tags=["openai"],
-     summary="List voices; send a voice's id as 'voice'")
+     summary="List voices; send a voice's id as 'voice'", responses=errors(404),
+     operation_class=LookupOperation)
 async def list_voices(services: Services, model: str | None = None) -> OpenAIVoiceList:
     """``?model=`` keeps only the voices that work with that model."""
     return OpenAIVoiceList(voices=[
@@ -101,7 +103,8 @@ async def list_voices(services: Services, model: str | None = None) -> OpenAIVoi
 
 
 @get("/v1/audio/voices/{model:str}", operation_id="openai_list_voices_for_model",
-     tags=["openai"], summary="Voices of one model as {value, label} options")
+     tags=["openai"], summary="Voices of one model as {value, label} options",
+     responses=errors(404), operation_class=LookupOperation)
 async def list_voice_options(model: str, services: Services) -> VoiceOptionList:
     return VoiceOptionList(voices=[
         VoiceOption(value=v.voice_id, label=f"{v.voice_id} ({v.style})")

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from litestar import Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 
 from ttsframe.core.errors import InvalidInput
+from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
+from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
-    GenerateRequest,
     ModelInfo,
     ModelsResponse,
     VoiceInfo,
     VoicesResponse,
 )
 
-AUDIO_RESPONSES: dict[int | str, Any] = {}
-
 
 @post("/generate", operation_id="generate", summary="Generate speech from text",
-       status_code=200, tags=["speech"])
-async def generate(data: GenerateRequest, services: Services,
+       status_code=200, tags=["speech"], operation_class=SpeechOperation,
+       responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
+                                    generate_examples=False),
+                  **errors(400, 404, 413, 429, 500, 503, 507)})
+async def generate(data: GenerateBody, services: Services,
                    async_mode: bool = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 

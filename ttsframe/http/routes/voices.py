@@ -26,6 +26,7 @@ from ttsframe.core.ids import check_id
 from ttsframe.core.services import Services
 from ttsframe.core.types import Voice
 from ttsframe.core.voices import build_voice
+from ttsframe.http.openapi import PromptIdPath, VoiceIdPath, VoiceMappingBodyIn, errors
 from ttsframe.http.schemas import (
     AudioPromptDeleteReply,
     AudioPromptInfo,
@@ -62,14 +63,14 @@ async def list_voice_mappings(services: Services) -> dict[str, VoiceMapping]:
 
 
 @get("/voice_mappings/{voice_id:str}", operation_id="get_voice_mapping",
-     summary="Get one voice configuration", tags=["voices"])
-async def get_voice_mapping(voice_id: str, services: Services) -> VoiceMapping:
-    return mapping(services.voices.get_voice(voice_id))
+     summary="Get one voice configuration", tags=["voices"], responses=errors(400, 404))
+async def get_voice_mapping(voice_id: VoiceIdPath, services: Services) -> VoiceMapping:
+    return mapping(services.voices.get_voice(check_id(voice_id, "voice_id")))
 
 
 @post("/voice_mappings", operation_id="create_voice_mapping", summary="Create a custom voice",
-      status_code=201, tags=["voices"])
-async def create_voice_mapping(data: VoiceMappingBody, services: Services) -> VoiceMappingReply:
+      status_code=201, tags=["voices"], responses=errors(400, 404, 405, 409, 413, 507))
+async def create_voice_mapping(data: VoiceMappingBodyIn, services: Services) -> VoiceMappingReply:
     if data.voice_id is msgspec.UNSET:
         raise InvalidInput("voice_id is required")
     voice = build_voice(data.voice_id, data.given())
@@ -79,8 +80,9 @@ async def create_voice_mapping(data: VoiceMappingBody, services: Services) -> Vo
 
 
 @put("/voice_mappings/{voice_id:str}", operation_id="update_voice_mapping",
-     summary="Update a custom voice", tags=["voices"])
-async def update_voice_mapping(voice_id: str, data: VoiceMappingBody,
+     summary="Update a custom voice", tags=["voices"],
+     responses=errors(400, 404, 405, 409, 413, 507))
+async def update_voice_mapping(voice_id: VoiceIdPath, data: VoiceMappingBody,
                                services: Services) -> VoiceMappingReply:
     """Change the fields sent; omitted fields keep their value."""
     check_id(voice_id, "voice_id")
@@ -97,8 +99,8 @@ async def update_voice_mapping(voice_id: str, data: VoiceMappingBody,
 
 @delete("/voice_mappings/{voice_id:str}", operation_id="delete_voice_mapping",
         summary="Delete a custom voice (and its audio prompt if no other voice uses it)",
-        status_code=200, tags=["voices"])
-async def delete_voice_mapping(voice_id: str, services: Services,
+        status_code=200, tags=["voices"], responses=errors(400, 404, 405, 409, 507))
+async def delete_voice_mapping(voice_id: VoiceIdPath, services: Services,
                                keep_prompt: bool = False) -> VoiceDeleteReply:
     check_id(voice_id, "voice_id")
     dropped = await anyio.to_thread.run_sync(
@@ -180,7 +182,8 @@ class UploadOperation(Operation):
 
 @post("/audio_prompts/upload", operation_id="upload_audio_prompt",
       summary="Upload a voice sample (WAV, MP3, M4A, FLAC, OGG or AAC)", status_code=201,
-      tags=["voices"], operation_class=UploadOperation)
+      tags=["voices"], operation_class=UploadOperation,
+      responses=errors(400, 405, 409, 413, 507))
 async def upload_audio_prompt(request: Request, services: Services,
                               overwrite: bool = False) -> AudioPromptUploadReply:
     """Multipart ``prompt_id`` + ``audio_file``; stored as 44.1 kHz mono 16-bit WAV.
@@ -212,8 +215,9 @@ async def upload_audio_prompt(request: Request, services: Services,
 
 
 @delete("/audio_prompts/{prompt_id:str}", operation_id="delete_audio_prompt",
-        summary="Delete an audio prompt and its file", status_code=200, tags=["voices"])
-async def delete_audio_prompt(prompt_id: str, services: Services,
+        summary="Delete an audio prompt and its file", status_code=200, tags=["voices"],
+        responses=errors(400, 404, 405, 409, 507))
+async def delete_audio_prompt(prompt_id: PromptIdPath, services: Services,
                               cascade: bool = False) -> AudioPromptDeleteReply:
     """409 naming the voices that use it, unless ``?cascade=true`` deletes them too."""
     check_id(prompt_id, "prompt_id")
