@@ -12,8 +12,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -138,6 +139,8 @@ class Scheduler:
         self._loops: list[asyncio.Task] = []
         self._lock = threading.Lock()
         self._last_arrival: dict[str, float] = {name: 0.0 for name in workers}
+        # Requests being validated on their way to submit (see ``arriving``).
+        self.incoming = 0
         self._joins: set[asyncio.Task] = set()
         self.completed = 0
         self.failed = 0
@@ -243,6 +246,16 @@ class Scheduler:
         finally:
             self._forget(ticket)
 
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request on its way to ``submit`` (being validated, its voice prompt
+        loading): an open batch window waits for it rather than start without it."""
+        self.incoming += 1
+        try:
+            yield
+        finally:
+            self.incoming -= 1
+
     def get(self, task_id: str) -> Ticket | None:
         return self._tickets.get(task_id)
 
@@ -329,25 +342,26 @@ class Scheduler:
                     ticket.future.set_result(result)
 
     async def _gather(self, backend: str) -> None:
-        """Let close arrivals join the batch: wait until it is full, no request has
-        arrived for a quarter of ``batch_wait_s``, or ``batch_wait_s`` has passed.
+        """Let close arrivals join the batch: wait until it is full, or ``batch_wait_s``
+        has passed, or no request is on its way (``arriving``) and none has been queued
+        for a tenth of the window.
 
-        A lone request thus waits only the quiet quarter (5 ms by default), while a burst
+        A lone request thus waits only that quiet tenth (2 ms by default), while a burst
         keeps the window open as long as its requests keep coming, up to the whole window.
         """
         window = self.batch_wait_s
         if not window:
             return
-        quiet = window / 4
+        quiet = window / 10
         queue = self._pending[backend]
         opened = time.monotonic()
         while queue and len(queue) < self.batch_limit(backend):
             now = time.monotonic()
             since_last = now - self._last_arrival[backend]
             left = window - (now - opened)
-            if since_last >= quiet or left <= 0:
+            if left <= 0 or (since_last >= quiet and not self.incoming):
                 return
-            await asyncio.sleep(min(quiet - since_last, left))
+            await asyncio.sleep(min(max(quiet - since_last, quiet / 4), left))
 
     def stats(self) -> dict[str, int]:
         return {

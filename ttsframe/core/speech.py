@@ -106,6 +106,10 @@ class SpeechService:
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
         """Validate and build the task; every 4xx is raised here, before queueing."""
+        with self.scheduler.arriving():  # an open batch window waits for this request
+            return await self._prepare(request)
+
+    async def _prepare(self, request: SpeechRequest) -> PreparedSpeech:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
         self.encoder(request.response_format)
