@@ -6,10 +6,10 @@ import types
 
 import pytest
 
+from tests import fakes
 from ttsframe.core.errors import PluginError
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.plugins import load_plugins
-from tests import fakes
 
 
 def plugin(**hooks) -> types.SimpleNamespace:

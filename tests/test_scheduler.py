@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from tests.fakes import ToneBackend, ToneConfig
 from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.types import GenerationParams, SynthesisTask
-from tests.fakes import ToneBackend, ToneConfig
 
 
 def task(text: str) -> SynthesisTask:
