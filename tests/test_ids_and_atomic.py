@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes, remove_stale_temps
-from ttsframe.core.errors import InvalidInput
+from ttsframe.core.errors import InvalidInput, StorageFailed
 from ttsframe.core.ids import MAX_ID_LENGTH, check_id, is_valid_id
 from ttsframe.core.types import Voice
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
@@ -63,7 +63,7 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         fh.write(b"half")
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageFailed, match=r"could not write f\.json .*: disk full"):
         atomic_write(target, explode)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]

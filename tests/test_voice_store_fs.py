@@ -202,14 +202,14 @@ def test_reads_do_not_wait_for_a_write_in_progress(tmp_path, monkeypatch):
     store = open_store(tmp_path)
     store.create_voice(Voice(voice_id="v"))
     writing, release = threading.Event(), threading.Event()
-    real_write = fs.atomic_write
+    real_write = fs.atomic_write_bytes
 
-    def slow_write(path, write):
+    def slow_write(path, data):
         writing.set()
         assert release.wait(30)
-        real_write(path, write)
+        real_write(path, data)
 
-    monkeypatch.setattr(fs, "atomic_write", slow_write)
+    monkeypatch.setattr(fs, "atomic_write_bytes", slow_write)
     writer = threading.Thread(target=store.save_prompt, args=("p", tone(), 44100))
     writer.start()
     try:

@@ -16,7 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from ttsframe.core.errors import StorageFailed
+
 TMP_MARK = ".tmp-"
+
+
+def storage_failed(exc: OSError, path: Path, action: str = "write") -> StorageFailed:
+    """A disk that cannot take a write (full, read-only, no permission) as the domain
+    error the HTTP layer answers with 507; the old file, if any, is untouched."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return StorageFailed(f"could not {action} {path.name} in {path.parent}: {reason}; free "
+                         "disk space or make the directory writable, then retry")
 
 
 def temp_path_for(path: Path) -> Path:
@@ -32,21 +42,27 @@ def fsync_dir(directory: Path) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Create or replace ``path`` with what ``write(fh)`` writes, atomically."""
+    """Create or replace ``path`` with what ``write(fh)`` writes, atomically. A failing
+    disk raises ``StorageFailed`` and leaves the old file as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("xb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise storage_failed(exc, path) from exc
         raise
-    fsync_dir(path.parent)
+    try:
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise storage_failed(exc, path) from exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -57,9 +73,11 @@ def remove_file(path: Path) -> bool:
     """Delete ``path`` durably; return whether it existed."""
     try:
         path.unlink()
+        fsync_dir(path.parent)
     except FileNotFoundError:
         return False
-    fsync_dir(path.parent)
+    except OSError as exc:
+        raise storage_failed(exc, path, "delete") from exc
     return True
 
 

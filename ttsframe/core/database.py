@@ -18,7 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ttsframe.core.errors import StorageFailed
+
 T = TypeVar("T")
+# SQLite's result codes for a disk that cannot take the write (full, read-only, failing).
+STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 Row = dict[str, Any]  # a row as column -> value
 
 SCHEMA_VERSION = 1
@@ -114,7 +118,15 @@ class Database:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._conn is None:
             raise RuntimeError("the database is not open")
-        return await self._run(partial(fn, self._conn, *args))
+        try:
+            return await self._run(partial(fn, self._conn, *args))
+        except sqlite3.OperationalError as exc:
+            if (exc.sqlite_errorname or "").startswith(STORAGE_ERRORS):
+                raise StorageFailed(
+                    f"could not write the database {self.path.name} in {self.path.parent}: "
+                    f"{exc}; free disk space or make the directory writable, then retry"
+                ) from exc
+            raise
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -134,8 +146,9 @@ def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T])
     conn.execute("BEGIN IMMEDIATE")
     try:
         out = fn(conn)
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may already have rolled back (a full disk does)
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
     return out

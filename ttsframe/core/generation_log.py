@@ -9,6 +9,7 @@ the moment of each generation, so ``PUT /config`` changes them at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -22,9 +23,17 @@ import msgspec
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
 from ttsframe.core.config import Settings
 from ttsframe.core.database import Database, Row, timestamp, transaction
-from ttsframe.core.errors import Cancelled, InvalidInput, NotFound, TTSFrameError
+from ttsframe.core.errors import (
+    Cancelled,
+    InvalidInput,
+    NotFound,
+    StorageFailed,
+    TTSFrameError,
+)
 from ttsframe.core.ids import check_id
 from ttsframe.core.speech import GenerationEvent
+
+log = logging.getLogger("ttsframe.logs")
 
 OUTPUT_FILE = re.compile(r"(\d{8}_\d{6})_([0-9a-f]{32})_[A-Za-z0-9_-]*\.[a-z0-9]+")
 
@@ -104,10 +113,15 @@ class GenerationLog:
                        warnings=msgspec.json.encode(output.warnings).decode())
             if self.settings.logging.save_outputs:
                 name = output_name(now, log_id, prepared.voice.voice_id, fmt)
-                await anyio.to_thread.run_sync(atomic_write_bytes, self.outputs_dir / name,
-                                               output.audio)
-                row.update(audio_file=name, content_type=output.content_type,
-                           audio_bytes=len(output.audio))
+                try:
+                    await anyio.to_thread.run_sync(atomic_write_bytes, self.outputs_dir / name,
+                                                   output.audio)
+                    row.update(audio_file=name, content_type=output.content_type,
+                               audio_bytes=len(output.audio))
+                except StorageFailed as exc:  # the caller has its audio; the log says why
+                    log.error("generation %s: saved output not kept: %s", log_id, exc.message)
+                    row["warnings"] = msgspec.json.encode(
+                        [*output.warnings, f"output not saved: {exc.message}"]).decode()
         else:
             cancelled = isinstance(error, Cancelled | asyncio.CancelledError)
             row.update(status="cancelled" if cancelled else "failed",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import threading
@@ -32,7 +33,12 @@ import numpy as np
 import soundfile as sf
 
 from ttsframe.core import audio
-from ttsframe.core.atomic import atomic_write, atomic_write_bytes, remove_file, remove_stale_temps
+from ttsframe.core.atomic import (
+    atomic_write_bytes,
+    remove_file,
+    remove_stale_temps,
+    storage_failed,
+)
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
@@ -109,10 +115,16 @@ class FilesystemVoiceStore(VoiceStore):
             self._cache, self._cache_sig = data, sig
         return data
 
+    def _open_lock(self):
+        try:
+            return self._lock_path.open("a")
+        except OSError as exc:  # a read-only data directory: 507, nothing changed
+            raise storage_failed(exc, self._lock_path) from exc
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[dict[str, Any]]:
         """Exclusive read-modify-write of the index; written atomically on success."""
-        with self._write_lock, self._lock_path.open("a") as lock_fh:
+        with self._write_lock, self._open_lock() as lock_fh:
             fcntl.flock(lock_fh, fcntl.LOCK_EX)
             try:
                 data = json.loads(json.dumps(self._read_index()))  # a private copy
@@ -264,12 +276,16 @@ class FilesystemVoiceStore(VoiceStore):
         path = self._prompt_path(prompt_id)
         samples = audio.resample(audio.to_mono(np.asarray(samples, np.float32)), sample_rate,
                                  PROMPT_RATE)
+        # Encoded in memory, then written plainly: soundfile writing to a file swallows the
+        # disk's OSError (a full disk would surface as an AssertionError, not a 507).
+        buf = io.BytesIO()
+        sf.write(buf, samples, PROMPT_RATE, format="WAV", subtype="PCM_16")
+        wav = buf.getvalue()
         with self._transaction() as data:
             if path.exists() and not overwrite:
                 raise Conflict(f"Audio prompt '{prompt_id}' already exists; delete it first "
                                "or upload with ?overwrite=true to replace it")
-            atomic_write(path, lambda fh: sf.write(fh, samples, PROMPT_RATE, format="WAV",
-                                                   subtype="PCM_16"))
+            atomic_write_bytes(path, wav)
             data["prompts"][prompt_id] = {"created": _now(), "source": source or {}}
         log.info("saved audio prompt %s (%.2f s)", prompt_id, len(samples) / PROMPT_RATE)
         info = self._prompt_info(prompt_id, self._read_index())
