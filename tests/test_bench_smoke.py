@@ -1,0 +1,27 @@
+"""The benchmark script runs end to end (tiny workload; no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_server_prints_the_four_figures():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_server.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stdout.splitlines() if re.match(r"\(\d\)", line)]
+    assert [line[:3] for line in lines] == ["(1)", "(2)", "(3)", "(4)"]
+    for line in lines[:3]:
+        assert re.search(r"= \d+\.\d{3}", line), line  # a ratio was computed
+    assert re.search(r"\d+ MB", lines[3])
+    assert "3-chunk stream" in lines[2]
