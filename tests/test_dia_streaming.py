@@ -268,3 +268,13 @@ def test_disconnect_frees_the_worker(tmp_path, endless_model):
         assert waited < whole / 2, (waited, whole)
         logs = srv.client.get("/logs").json()["logs"]
         assert [log["status"] for log in logs] == ["completed", "cancelled", "completed"]
+
+
+def test_chunks_of_one_text_share_dias_automatic_max_tokens(tiny_backend):
+    short = SynthesisTask(task_id="a", text="[S1] Short chunk.", params=GenerationParams(),
+                          text_bytes_hint=240)
+    long = SynthesisTask(task_id="b", text="[S1] " + "A much longer chunk of text. " * 8,
+                         params=GenerationParams(), text_bytes_hint=240)
+    assert tiny_backend.batch_key(short) == tiny_backend.batch_key(long)
+    alone = SynthesisTask(task_id="c", text="[S1] Short chunk.", params=GenerationParams())
+    assert tiny_backend._plan(alone)[0].max_new_tokens < tiny_backend._plan(short)[0].max_new_tokens

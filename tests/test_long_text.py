@@ -207,3 +207,13 @@ def test_prepare_reports_the_chunks_it_will_run(tmp_path):
     short = asyncio.run(services.speech.prepare(SpeechRequest(text="[S1] Hi.", voice_id="alloy")))
     assert short.chunks == ["[S1] Hi."]
     assert services.speech.part_tasks(short) == [short.task]
+
+
+def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
+    services = pieces_services(tmp_path)
+    prepared = asyncio.run(services.speech.prepare(
+        SpeechRequest(text=long_dialogue(12), voice_id="alloy")))
+    tasks = services.speech.part_tasks(prepared)
+    sizes = [len(t.text.encode()) for t in tasks]
+    assert len(set(sizes)) > 1
+    assert {t.text_bytes_hint for t in tasks} == {max(sizes)}

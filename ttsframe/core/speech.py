@@ -183,11 +183,13 @@ class SpeechService:
         if len(prepared.chunks) <= 1:
             return [task]
         progress = _PartsProgress(task, len(prepared.chunks))
+        largest = max(len(chunk.encode()) for chunk in prepared.chunks)
         return [
             SynthesisTask(task_id=f"{task.task_id}.{i}", text=chunk, params=task.params,
                           prompt=task.prompt, prompt_transcript=task.prompt_transcript,
                           cancel=task.cancel, on_progress=partial(progress.update, i),
-                          voice_id=task.voice_id, language=task.language)
+                          voice_id=task.voice_id, language=task.language,
+                          text_bytes_hint=largest)
             for i, chunk in enumerate(prepared.chunks)
         ]
 

@@ -113,6 +113,10 @@ class SynthesisTask(msgspec.Struct, kw_only=True):
     # themselves (eSpeak voices, multilingual models); others ignore them.
     voice_id: str | None = None
     language: str | None = None
+    # Chunks of a split text carry their largest chunk's size (UTF-8 bytes): a backend
+    # that estimates output length from the text (Dia's automatic max_tokens) should use
+    # at least this, so all chunks get the same estimate and can share a batch.
+    text_bytes_hint: int | None = None
 
 
 class SynthesisResult(msgspec.Struct, kw_only=True):

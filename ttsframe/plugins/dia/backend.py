@@ -240,12 +240,17 @@ class DiaBackend(Backend):
 
         Auto: ``ceil((bytes / 12 + 2 s) * 86.13 frames/s) + 16``, rounded up to a multiple
         of 128, within [256, 3072]; the model normally ends speech (EOS) well before it.
+        ``bytes`` is the text's size, or ``text_bytes_hint`` (a long text's largest chunk)
+        when that is larger.
         """
         floor = max(self._delay) + 1 + MIN_FRAMES
         ceiling = self._max_steps - 1  # one decoder position holds the start token
         requested = task.params.max_tokens
         if requested is None:
-            seconds = len(task.text.encode()) / AUTO_BYTES_PER_SECOND + AUTO_MARGIN_S
+            # Chunks of one long text estimate from their largest chunk: same bucket, so
+            # they can share a batch.
+            size = max(len(task.text.encode()), getattr(task, "text_bytes_hint", None) or 0)
+            seconds = size / AUTO_BYTES_PER_SECOND + AUTO_MARGIN_S
             steps = math.ceil(seconds * SAMPLE_RATE / self._hop) + max(self._delay) + 1
             steps = math.ceil(steps / AUTO_BUCKET) * AUTO_BUCKET
             return min(max(steps, AUTO_MIN_TOKENS), ceiling), []
