@@ -229,3 +229,18 @@ def test_failure_mid_stream_breaks_the_stream(server):
         with pytest.raises(httpx.RemoteProtocolError):  # no clean end: the client knows
             for _ in r.iter_raw():
                 pass
+
+
+def test_a_saved_stream_is_a_whole_file(tmp_path):
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+                             generation={"default_backend": "pieces"},
+                             logging={"save_outputs": True})
+    with TestClient(app=create_app(services)) as c:
+        body = {"text": long_text(6), "response_format": "wav"}
+        streamed = c.post("/generate", json={**body, "stream": True})
+        plain = c.post("/generate", json=body)
+        logs = c.get("/logs").json()["logs"]
+        saved = c.get(f"/logs/{logs[1]['log_id']}/download")  # the streamed one
+        assert saved.status_code == 200
+        assert saved.content == plain.content  # exact sizes in its header, same PCM
+        assert streamed.content[44:] == plain.content[44:]
