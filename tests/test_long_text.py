@@ -217,3 +217,16 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
     sizes = [len(t.text.encode()) for t in tasks]
     assert len(set(sizes)) > 1
     assert {t.text_bytes_hint for t in tasks} == {max(sizes)}
+
+
+def test_joined_result_reports_each_note_once():
+    from ttsframe.core.speech import join_results
+    from ttsframe.core.types import SynthesisResult
+
+    clamp = "max_tokens 10000 was lowered to 3071: the model holds 3072 decoder steps"
+    parts = [SynthesisResult(samples=np.full(1000, 0.1 * i, np.float32), sample_rate=RATE,
+                             tokens=10, notes=[clamp, f"part {i}"]) for i in range(3)]
+    joined = join_results(parts)
+    assert joined.notes == [clamp, "part 0", "part 1", "part 2"]
+    assert joined.tokens == 30 and joined.info["chunks"] == 3
+    assert len(joined.samples) == 3000 - 2 * 240  # two 10 ms joins at 24 kHz
