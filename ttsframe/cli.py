@@ -51,10 +51,9 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
+    from ttsframe.http.server import serve
 
     settings = _settings(args, _serve_overrides(args))
     level = "debug" if settings.server.debug_mode else settings.server.log_level
@@ -64,8 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(services)
     where = settings.config_path or "built-in defaults"
     logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=level,
-                timeout_graceful_shutdown=10)
+    serve(app, services, host=settings.server.host, port=settings.server.port, log_level=level)
     return 0
 
 

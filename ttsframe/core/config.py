@@ -27,6 +27,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 7860
     debug_mode: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # After SIGTERM / Ctrl-C: how long requests already generating may take to finish.
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).

@@ -34,6 +34,7 @@ from ttsframe.core.errors import (
     NotFound,
     NotReady,
     QueueFull,
+    ShuttingDown,
     TTSFrameError,
 )
 from ttsframe.core.ids import check_id
@@ -53,6 +54,8 @@ NEW_ROW: dict[str, Any] = {
     "error_message": None, "result_file": None, "content_type": None, "result_bytes": None,
     "duration_s": None, "sample_rate": None, "warnings": "[]",
 }
+# At a stop, how long jobs whose audio is generated may take to encode and store it.
+STORE_ON_STOP_S = 10.0
 INTERRUPTED_TWICE = ("the server stopped twice while this job was generating; "
                      "it is not retried again")
 
@@ -189,6 +192,7 @@ class ActiveJob:
     prepared: PreparedSpeech
     ticket: Ticket | None = None
     progress: tuple[int, int] | None = None
+    runner: asyncio.Task | None = None
 
 
 class JobService:
@@ -218,6 +222,11 @@ class JobService:
 
     async def stop(self) -> None:
         self._stopping = True
+        # Jobs whose audio is already generated are stored before the process goes.
+        storing = [a.runner for a in self.active.values()
+                   if a.runner is not None and a.ticket is not None and a.ticket.future.done()]
+        if storing:
+            await asyncio.wait(storing, timeout=STORE_ON_STOP_S)
         tasks = list(self._background)  # job runners, resumption, bookkeeping
         for task in tasks:
             task.cancel()
@@ -268,7 +277,7 @@ class JobService:
             job_id, ("pending",), status="processing", started_at=t.started_at,
             worker=t.worker))
         self.active[job_id] = active
-        self._spawn(self._run(job_id, active))
+        active.runner = self._spawn(self._run(job_id, active))
 
     async def _run(self, job_id: str, active: ActiveJob) -> None:
         prepared, ticket = active.prepared, active.ticket
@@ -282,6 +291,8 @@ class JobService:
         except asyncio.CancelledError:  # server shutting down: the job stays pending
             self.scheduler.cancel(job_id, "server stopping")
             raise
+        except ShuttingDown:  # stopped by the shutdown: it runs again at the next start
+            return
         except Cancelled as exc:
             event.error = exc
             await self.store.update(job_id, ("pending", "processing"), status="cancelled",
@@ -332,6 +343,8 @@ class JobService:
                     break
                 except QueueFull:
                     await asyncio.sleep(0.5)
+                except ShuttingDown:
+                    return  # still pending: the next start resumes it
 
     async def _prepare_again(self, row: Row) -> PreparedSpeech:
         request = msgspec.json.decode(row["request"], type=SpeechRequest)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull
+from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull, ShuttingDown
 from ttsframe.core.interfaces import Backend
 from ttsframe.core.types import SynthesisResult, SynthesisTask
 
@@ -144,6 +144,8 @@ class Scheduler:
         self._joins: set[asyncio.Task] = set()
         self.completed = 0
         self.failed = 0
+        self.closing = False  # a stop signal arrived: no new work (see ``close``)
+        self._grace_ends = 0.0
 
     async def start(self) -> None:
         for name, worker in self.workers.items():
@@ -158,6 +160,41 @@ class Scheduler:
         for worker in self.workers.values():
             worker.shutdown()
 
+    def close(self, grace_s: float) -> None:
+        """Stop taking work, at the first stop signal: new requests and every queued task
+        fail at once with ``ShuttingDown`` (503, so clients retry elsewhere or later),
+        and tasks already generating get ``grace_s`` to finish before they are stopped
+        between decoding steps and fail alike. Jobs that fail this way stay pending."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info("stopping: no new work; %d generating may finish within %.0f s",
+                 len(self._running), grace_s)
+        for queue in self._pending.values():
+            for ticket in queue:
+                self._shut(ticket)
+            queue.clear()
+        loop = asyncio.get_running_loop()
+        self._grace_ends = loop.time() + grace_s
+        loop.call_later(grace_s, self._stop_running)
+
+    async def drain(self) -> None:
+        """After ``close``: wait until nothing is generating, each task having finished
+        or been stopped at the end of the grace period (plus a second for a backend to
+        notice; one that never looks at its cancel token is not waited for longer)."""
+        loop = asyncio.get_running_loop()
+        while self._running and loop.time() < self._grace_ends + 1.0:
+            await asyncio.sleep(0.05)
+
+    def _stop_running(self) -> None:
+        for ticket in list(self._running.values()):
+            ticket.task.cancel.cancel("server stopping")
+            self._shut(ticket)  # its result, if it still comes, is dropped
+
+    def _shut(self, ticket: Ticket) -> None:
+        _settle(ticket.future, error=_shutting_down())
+        self._forget(ticket)
+
     @property
     def pending_count(self) -> int:
         return sum(len(q) for q in self._pending.values())
@@ -167,6 +204,8 @@ class Scheduler:
         worker = self.workers.get(backend)
         if worker is None:
             raise NotFound(f"Model '{backend}' not found")
+        if self.closing:
+            raise _shutting_down()
         worker.check_ready()
         if self.pending_count >= self.queue_size:
             raise QueueFull(
@@ -190,6 +229,8 @@ class Scheduler:
         worker = self.workers.get(backend)
         if worker is None:
             raise NotFound(f"Model '{backend}' not found")
+        if self.closing:
+            raise _shutting_down()
         worker.check_ready()
         pending = self.pending_count
         if pending and pending + len(parts) > self.queue_size:
@@ -373,6 +414,11 @@ class Scheduler:
             "total_workers": sum(self.batch_limit(name) for name in self.workers),
             "active_workers": sum(w.busy for w in self.workers.values()),
         }
+
+
+def _shutting_down() -> ShuttingDown:
+    return ShuttingDown("the server is shutting down and takes no new work; retry in a few "
+                        "seconds", headers={"Retry-After": "5"})
 
 
 def _start_parent(parent: Ticket) -> Callable[[Ticket], None]:

@@ -59,7 +59,14 @@ class Services:
         await self.jobs.start()  # accounts for the jobs of the last run before new ones
         self.retention.start()
 
+    def begin_stop(self) -> None:
+        """A stop signal arrived (called on the event loop before the server drains its
+        connections): take no new work, give what is generating the grace period."""
+        self.scheduler.close(self.settings.server.shutdown_grace_s)
+
     async def stop(self) -> None:
+        if self.scheduler.closing:  # stopped by a signal: let the grace period run out
+            await self.scheduler.drain()
         await self.retention.stop()
         await self.jobs.stop()
         await self.scheduler.stop()

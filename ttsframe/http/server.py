@@ -1,0 +1,47 @@
+"""Running the app under uvicorn, with a stop that loses nothing.
+
+At SIGTERM or Ctrl-C uvicorn stops listening and waits for open requests. ttsframe also
+stops taking work the moment the signal arrives (``Services.begin_stop``): requests still
+queued get a 503 at once instead of waiting out the grace period, requests generating get
+``server.shutdown_grace_s`` to finish, and accepted jobs stay in the database to run at
+the next start. uvicorn waits a little longer than the grace period, so that the replies
+of stopped requests still reach their clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import FrameType
+
+import uvicorn
+from litestar import Litestar
+
+from ttsframe.core.services import Services
+
+# uvicorn's wait beyond the grace period: time to send the 503s of stopped requests.
+REPLY_MARGIN_S = 2.0
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: hand the work to the event loop, thread-safely.
+        if not self.should_exit and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.services.begin_stop)
+        super().handle_exit(sig, frame)
+
+
+def serve(app: Litestar, services: Services, *, host: str, port: int, log_level: str) -> None:
+    grace = services.settings.server.shutdown_grace_s
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
+    _Server(config, services).run()
