@@ -99,7 +99,8 @@ def test_cloning_workflow_end_to_end(h):
     assert config == {"voice_id": "my_character", "style": "expressive",
                       "primary_speaker": "S1", "audio_prompt": "character_voice",
                       "audio_prompt_transcript": "[S1] Sample text from the character.",
-                      "seed": derive_seed("my_character"), "builtin": False}
+                      "seed": derive_seed("my_character"), "builtin": False,
+                      "backends": None}
 
     mappings = h.client.get("/voice_mappings").json()
     assert mappings["my_character"] == config

@@ -24,7 +24,9 @@ from ttsframe.core.ids import check_id
 from ttsframe.core.text import ANY_TAG, SPEAKERS, speaker_of_leading_tag
 from ttsframe.core.types import Voice
 
-EDITABLE_FIELDS = ("style", "primary_speaker", "audio_prompt", "audio_prompt_transcript", "seed")
+EDITABLE_FIELDS = (
+    "style", "primary_speaker", "audio_prompt", "audio_prompt_transcript", "seed", "backends",
+)
 MAX_STYLE_CHARS = 64
 MAX_TRANSCRIPT_CHARS = 4096
 
@@ -75,6 +77,13 @@ def build_voice(voice_id: str, given: Mapping[str, Any], base: Voice | None = No
     if len(style) > MAX_STYLE_CHARS:
         raise InvalidInput(f"style is {len(style)} characters; at most {MAX_STYLE_CHARS}")
     fields["style"] = style
+
+    backends = fields.get("backends") or None
+    if backends is not None:
+        for name in backends:
+            check_id(name, "backends entry")
+        backends = sorted(set(backends))
+    fields["backends"] = backends
 
     prompt = fields.get("audio_prompt") or None
     if prompt is not None:

@@ -207,6 +207,8 @@ class VoiceMappingBody(msgspec.Struct, kw_only=True):
     audio_prompt_transcript: str | msgspec.UnsetType | None = msgspec.UNSET
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | msgspec.UnsetType | None = \
         msgspec.UNSET
+    # Backends (model names) this voice works with; null or omitted: every backend.
+    backends: list[str] | msgspec.UnsetType | None = msgspec.UNSET
 
     def given(self) -> dict[str, Any]:
         """The fields the caller sent, except ``voice_id``."""
@@ -224,6 +226,7 @@ class VoiceMapping(msgspec.Struct):
     audio_prompt_transcript: str | None
     seed: int | None
     builtin: bool
+    backends: list[str] | None = None
 
 
 class VoiceMappingReply(msgspec.Struct):

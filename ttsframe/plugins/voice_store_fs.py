@@ -51,7 +51,9 @@ log = logging.getLogger("ttsframe.voices")
 PROMPT_RATE = 44100
 INDEX_NAME = "voices.json"
 INDEX_VERSION = 1
-_VOICE_KEYS = ("style", "primary_speaker", "audio_prompt", "audio_prompt_transcript", "seed")
+_VOICE_KEYS = (
+    "style", "primary_speaker", "audio_prompt", "audio_prompt_transcript", "seed", "backends",
+)
 
 
 def _now() -> str:

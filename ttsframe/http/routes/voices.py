@@ -48,7 +48,16 @@ def mapping(voice: Voice) -> VoiceMapping:
     return VoiceMapping(voice_id=voice.voice_id, style=voice.style,
                         primary_speaker=voice.primary_speaker, audio_prompt=voice.audio_prompt,
                         audio_prompt_transcript=voice.audio_prompt_transcript, seed=voice.seed,
-                        builtin=voice.builtin)
+                        builtin=voice.builtin, backends=voice.backends)
+
+
+def check_backends(voice: Voice, services: Services) -> Voice:
+    """A voice may only name backends this server has."""
+    unknown = sorted(set(voice.backends or ()) - set(services.backends))
+    if unknown:
+        raise InvalidInput(f"unknown backend(s) in backends: {', '.join(unknown)}; available: "
+                           f"{', '.join(sorted(services.backends))}")
+    return voice
 
 
 # ---------------------------------------------------------------------------- voices
@@ -73,7 +82,7 @@ async def get_voice_mapping(voice_id: VoiceIdPath, services: Services) -> VoiceM
 async def create_voice_mapping(data: VoiceMappingBodyIn, services: Services) -> VoiceMappingReply:
     if data.voice_id is msgspec.UNSET:
         raise InvalidInput("voice_id is required")
-    voice = build_voice(data.voice_id, data.given())
+    voice = check_backends(build_voice(data.voice_id, data.given()), services)
     created = await anyio.to_thread.run_sync(services.voices.create_voice, voice)
     return VoiceMappingReply(message=f"Voice '{created.voice_id}' created successfully",
                              voice_config=mapping(created))
@@ -91,7 +100,7 @@ async def update_voice_mapping(voice_id: VoiceIdPath, data: VoiceMappingBody,
                            f"the path ('{voice_id}'); voices cannot be renamed, create a new "
                            "one instead")
     current = services.voices.get_voice(voice_id)
-    voice = build_voice(voice_id, data.given(), base=current)
+    voice = check_backends(build_voice(voice_id, data.given(), base=current), services)
     updated = await anyio.to_thread.run_sync(services.voices.update_voice, voice_id, voice)
     return VoiceMappingReply(message=f"Voice '{voice_id}' updated successfully",
                              voice_config=mapping(updated))
