@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from ttsframe.core.errors import InvalidInput
 
 # "[S1]", "[s2]", "[ S1 ]" ... any bracketed S-number, so unknown speakers can be reported.
 ANY_TAG = re.compile(r"\[\s*[sS]\s*(\d+)\s*\]")
 LEADING_TAG = re.compile(r"^\s*\[\s*[sS]\s*\d+\s*\]")
 SPEAKERS = ("S1", "S2")
+
+
+def canonical_tags(text: str, unknown: Callable[[str], str]) -> str:
+    """``[s1]``/``[ S1 ]`` -> ``[S1]`` with single spaces; a speaker outside ``SPEAKERS``
+    raises ``InvalidInput(unknown(tag))`` so each caller words the error for its field."""
+
+    def canonical(match: re.Match[str]) -> str:
+        tag = f"S{int(match.group(1))}"
+        if tag not in SPEAKERS:
+            raise InvalidInput(unknown(tag))
+        return f"[{tag}]"
+
+    return re.sub(r"\s+", " ", ANY_TAG.sub(canonical, text)).strip()
 
 
 def speaker_of_leading_tag(text: str) -> str | None:

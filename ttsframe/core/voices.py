@@ -12,7 +12,6 @@ They live in the core so that any store plugin gives the same answers:
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +20,7 @@ import msgspec
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.ids import check_id
-from ttsframe.core.text import ANY_TAG, SPEAKERS, speaker_of_leading_tag
+from ttsframe.core.text import ANY_TAG, SPEAKERS, canonical_tags, speaker_of_leading_tag
 from ttsframe.core.types import Voice
 
 EDITABLE_FIELDS = (
@@ -39,15 +38,9 @@ def derive_seed(voice_id: str) -> int:
 def canonical_transcript(transcript: str) -> str:
     """Canonical ``[S1]``/``[S2]`` tags and single spaces; unknown speakers are a 400."""
 
-    def canonical(match: re.Match[str]) -> str:
-        tag = f"S{int(match.group(1))}"
-        if tag not in SPEAKERS:
-            raise InvalidInput(
-                f"audio_prompt_transcript has unknown speaker tag [{tag}]; use "
-                f"{' or '.join(f'[{s}]' for s in SPEAKERS)}")
-        return f"[{tag}]"
-
-    text = re.sub(r"\s+", " ", ANY_TAG.sub(canonical, transcript)).strip()
+    text = canonical_tags(transcript, lambda tag: (
+        f"audio_prompt_transcript has unknown speaker tag [{tag}]; use "
+        f"{' or '.join(f'[{s}]' for s in SPEAKERS)}"))
     if text and not ANY_TAG.sub("", text).strip():
         raise InvalidInput("audio_prompt_transcript contains only speaker tags; write the "
                            "words spoken in the audio prompt")

@@ -11,7 +11,7 @@ import re
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.interfaces import TextContext, TextPreprocessor
-from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS
+from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS, canonical_tags
 
 
 class SpeakerTagNormaliser(TextPreprocessor):
@@ -22,16 +22,9 @@ class SpeakerTagNormaliser(TextPreprocessor):
         if not ctx.speaker_tags:
             return re.sub(r"\s+", " ", ANY_TAG.sub(" ", text)).strip()
 
-        def canonical(match: re.Match[str]) -> str:
-            tag = f"S{int(match.group(1))}"
-            if tag not in SPEAKERS:
-                raise InvalidInput(
-                    f"unknown speaker tag [{tag}]: backend '{ctx.backend}' knows "
-                    f"{', '.join(f'[{s}]' for s in SPEAKERS)}")
-            return f"[{tag}]"
-
-        text = ANY_TAG.sub(canonical, text)
-        text = re.sub(r"\s+", " ", text).strip()
+        text = canonical_tags(text, lambda tag: (
+            f"unknown speaker tag [{tag}]: backend '{ctx.backend}' knows "
+            f"{', '.join(f'[{s}]' for s in SPEAKERS)}"))
         if not LEADING_TAG.match(text):
             text = f"[{ctx.voice.primary_speaker}] {text}"
         if not ANY_TAG.sub("", text).strip():
