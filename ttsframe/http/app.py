@@ -14,6 +14,7 @@ from ttsframe.core.services import Services
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
+from ttsframe.http.request import JSONRequest
 from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
 
 
@@ -55,5 +56,6 @@ def create_app(services: Services) -> Litestar:
         state=State({"started_at": int(time.time())}),
         request_max_body_size=int(services.settings.storage.max_upload_mb * 1024 * 1024) + 65536,
         signature_namespace={"Services": Services},
+        request_class=JSONRequest,  # undecodable JSON bodies are 400s (http/request.py)
         debug=False,
     )

@@ -11,7 +11,12 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotFoundException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from ttsframe.core import errors
@@ -70,6 +75,8 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
         if isinstance(item, dict):
             key = item.get("key")
             message = item.get("message", "")
+            if (key, item.get("source"), message) == ("data", "body", "'data'"):
+                message = "the request body is empty; send a JSON object"  # no body at all
             problems.append(f"{key}: {message}" if key else message)
     detail = "; ".join(problems) or str(exc.detail)
     return detail_response(400, f"Invalid request: {detail}", path=request.scope["path"],
@@ -80,19 +87,17 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     detail = str(exc.detail)
     if isinstance(exc.__cause__, SerializationException):  # msgspec could not parse the body
         detail = f"the request body is not valid JSON ({detail}); send a JSON object"
+    elif isinstance(exc, NotFoundException) and detail == "Not Found":  # no route matched
+        detail = (f"no endpoint {request.method} {request.url.path}; the API is listed at "
+                  "/schema/swagger")
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = (f"{request.method} is not allowed on {request.url.path}; the API is listed "
+                  "at /schema/swagger")
     elif exc.status_code == 413:
         limit_mb = (request.app.request_max_body_size or 0) / 1024 / 1024
         detail = (f"the request body is larger than the {limit_mb:.0f} MB the server accepts "
                   "(storage.max_upload_mb plus room for form fields)")
     return detail_response(exc.status_code, detail, exc.headers, path=request.scope["path"])
-
-
-def not_utf8(request: Request, exc: UnicodeDecodeError) -> Response:
-    """msgspec raises this for a JSON body whose strings are not UTF-8: the client's
-    bytes, so a 400 rather than a 500."""
-    return detail_response(
-        400, f"the request body is not valid UTF-8 ({exc.reason}); encode JSON as UTF-8",
-        path=request.scope["path"])
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -110,7 +115,6 @@ EXCEPTION_HANDLERS = {
     errors.TTSFrameError: domain_error,
     ValidationException: validation_error,
     HTTPException: http_error,
-    UnicodeDecodeError: not_utf8,
     NotImplementedError: read_only,
     Exception: unexpected_error,
 }
