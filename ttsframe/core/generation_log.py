@@ -31,6 +31,7 @@ from ttsframe.core.errors import (
     TTSFrameError,
 )
 from ttsframe.core.ids import check_id
+from ttsframe.core.paths import is_stored_file
 from ttsframe.core.speech import GenerationEvent
 
 log = logging.getLogger("ttsframe.logs")
@@ -159,7 +160,7 @@ class GenerationLog:
                            "logging.save_outputs was off (turn it on with PUT /config "
                            "{\"save_outputs\": true})")
         path = self.outputs_dir / row["audio_file"]
-        if not path.is_file():
+        if not is_stored_file(path):
             raise NotFound(f"the saved audio of generation {log_id} is missing from "
                            f"{self.outputs_dir}")
         return path, row["content_type"], row["audio_file"]

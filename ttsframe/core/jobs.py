@@ -38,6 +38,7 @@ from ttsframe.core.errors import (
     TTSFrameError,
 )
 from ttsframe.core.ids import check_id
+from ttsframe.core.paths import is_stored_file
 from ttsframe.core.scheduler import Ticket
 from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
 from ttsframe.core.types import SpeechRequest
@@ -388,7 +389,7 @@ class JobService:
             raise Conflict(f"job {job_id} was cancelled ({row['error_message']}); "
                            "it has no result")
         path = self.results_dir / row["result_file"]
-        if not path.is_file():
+        if not is_stored_file(path):
             raise NotFound(f"the result file of job {job_id} is missing from "
                            f"{self.results_dir}")
         return path, row["content_type"], f"{job_id}.{row['response_format']}"

@@ -43,6 +43,7 @@ from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
 from ttsframe.core.interfaces import PluginContext, VoiceStore
+from ttsframe.core.paths import is_stored_file
 from ttsframe.core.types import AudioPrompt, Voice
 from ttsframe.plugins.builtin_voices import BUILTIN_VOICES, builtin_voice
 
@@ -170,7 +171,7 @@ class FilesystemVoiceStore(VoiceStore):
                            "create a custom voice with another voice_id")
 
     def _check_prompt_exists(self, voice: Voice) -> None:
-        if voice.audio_prompt and not self._prompt_path(voice.audio_prompt).is_file():
+        if voice.audio_prompt and not is_stored_file(self._prompt_path(voice.audio_prompt)):
             raise NotFound(f"Audio prompt '{voice.audio_prompt}' not found; upload it first "
                            "with POST /audio_prompts/upload")
 
@@ -229,10 +230,10 @@ class FilesystemVoiceStore(VoiceStore):
 
     def _prompt_ids(self) -> list[str]:
         return sorted(p.stem for p in self.prompts_dir.glob("*.wav")
-                      if is_valid_id(p.stem) and p.is_file())
+                      if is_valid_id(p.stem) and is_stored_file(p))
 
     def load_prompt(self, prompt_id: str) -> AudioPrompt:
-        if not is_valid_id(prompt_id) or not self._prompt_path(prompt_id).is_file():
+        if not is_valid_id(prompt_id) or not is_stored_file(self._prompt_path(prompt_id)):
             raise NotFound(f"Audio prompt '{prompt_id}' not found")
         try:
             samples, rate = sf.read(self._prompt_path(prompt_id), dtype="float32")
@@ -324,6 +325,9 @@ class FilesystemVoiceStore(VoiceStore):
             if not is_valid_id(entry.stem):
                 log.warning("ignoring %s: prompt file names must be <prompt_id>.wav with "
                             "letters, digits, '_' or '-'", entry)
+            elif entry.is_symlink():
+                log.warning("ignoring %s: a symlink; prompts must be files in %s (copy the "
+                            "file there instead)", entry, self.prompts_dir)
         for voice_id, record in sorted(data["voices"].items()):
             prompt = record.get("audio_prompt")
             if prompt and prompt not in prompts:
