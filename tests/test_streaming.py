@@ -244,3 +244,15 @@ def test_a_saved_stream_is_a_whole_file(tmp_path):
         assert saved.status_code == 200
         assert saved.content == plain.content  # exact sizes in its header, same PCM
         assert streamed.content[44:] == plain.content[44:]
+
+
+def test_openai_sdk_streams_as_the_readme_says(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=TEXT, response_format="pcm",
+            extra_body={"stream_format": "audio"}) as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        data = b"".join(response.iter_bytes())
+    plain = server.client.post("/v1/audio/speech", json={"input": TEXT, "response_format": "pcm"})
+    assert data == plain.content
