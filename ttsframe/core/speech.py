@@ -2,7 +2,10 @@
 
 Each step is owned by one collaborator injected at startup; this module only orders them.
 Blocking work (prompt loading, time-stretching, encoding) runs in threads so the event
-loop keeps answering ``/health`` and job polls during generation.
+loop keeps answering ``/health`` and job polls during generation. Text longer than the
+backend speaks well becomes one task per chunk under one scheduler ticket (``part_tasks``,
+``join_results``); ``open_stream`` runs the same tasks and sends audio as it comes
+(``core/streaming.py``).
 """
 
 from __future__ import annotations

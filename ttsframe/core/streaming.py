@@ -189,10 +189,10 @@ class SpeechStream:
     """An open streamed generation: what to tell the client now, audio as it comes.
 
     ``parts`` are the tickets of the request's tasks in text order (one unless the text
-    was split). Their ``on_audio`` callbacks must call :meth:`audio_callback`'s result
-    (from any thread). Audio of later parts is held until earlier parts are sent.
-    :meth:`close` cancels the generation (client gone); ``on_end(samples, results,
-    error)`` is awaited once, however the stream ended.
+    was split); each part's task gets ``audio_callback(index)`` as its ``on_audio``.
+    Audio of later parts is held until earlier parts are sent. :meth:`close` cancels the
+    generation (client gone); ``on_end(encoder, results, error)`` runs once, however the
+    stream ended.
     """
 
     def __init__(self, *, scheduler: Scheduler, ticket: Ticket, encoder: StreamEncoder,
