@@ -208,3 +208,37 @@ def test_sync_and_async_requests_share_one_call_and_match_single_runs(
                 time.sleep(0.05)
             result = srv.client.get(f"/jobs/{job_id}/result")
             assert result.content == alone[index]
+
+
+def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
+    """Between validation and the queue (a job's row being written, say) a request still
+    holds the window open; one that is never submitted stops holding it."""
+    from tests import streaming_fakes
+    from tests.conftest import make_services
+    from ttsframe.core.types import SpeechRequest
+
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+                             generation={"default_backend": "pieces", "batch_wait_ms": 2000})
+    speech, backend = services.speech, services.backends["pieces"]
+
+    async def main():
+        await services.start()
+        try:
+            first = await speech.prepare(SpeechRequest(text="[S1] first", voice_id="alloy"))
+            second = await speech.prepare(SpeechRequest(text="[S1] second", voice_id="alloy"))
+            ticket = speech.submit(first)
+            await asyncio.sleep(0.6)  # three times the quiet gap
+            other = speech.submit(second)
+            await asyncio.gather(ticket.future, other.future)
+            await speech.prepare(SpeechRequest(text="[S1] never sent", voice_id="alloy"))
+            started = time.perf_counter()
+            await speech.submit(await speech.prepare(
+                SpeechRequest(text="[S1] alone", voice_id="alloy"))).future
+            return time.perf_counter() - started
+        finally:
+            await services.stop()
+
+    waited = run(main())
+    assert [[t.text for t in c] for c in backend.calls][:2] == [
+        ["[S1] first", "[S1] second"], ["[S1] alone"]]
+    assert waited < 2.5  # the abandoned one held the window at most until it closed

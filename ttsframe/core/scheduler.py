@@ -139,8 +139,9 @@ class Scheduler:
         self._loops: list[asyncio.Task] = []
         self._lock = threading.Lock()
         self._last_arrival: dict[str, float] = {name: 0.0 for name in workers}
-        # Requests being validated on their way to submit (see ``arriving``).
-        self.incoming = 0
+        # Requests on their way to submit: token -> when to stop waiting for it.
+        self._expected: dict[int, float] = {}
+        self._next_token = 0
         self._joins: set[asyncio.Task] = set()
         self.completed = 0
         self.failed = 0
@@ -287,15 +288,35 @@ class Scheduler:
         finally:
             self._forget(ticket)
 
+    def expect(self, ttl_s: float = 2.0) -> int:
+        """Announce a request on its way to ``submit`` (being validated, its voice prompt
+        loading, its job row being written): an open batch window waits for it rather
+        than start without it. Call :meth:`arrived` with the token once it is submitted
+        or given up; a token never returned stops counting after ``ttl_s``."""
+        self._next_token += 1
+        self._expected[self._next_token] = time.monotonic() + ttl_s
+        return self._next_token
+
+    def arrived(self, token: int | None) -> None:
+        if token is not None:
+            self._expected.pop(token, None)
+
     @contextmanager
     def arriving(self) -> Iterator[None]:
-        """Mark a request on its way to ``submit`` (being validated, its voice prompt
-        loading): an open batch window waits for it rather than start without it."""
-        self.incoming += 1
+        """:meth:`expect` for the duration of a block."""
+        token = self.expect()
         try:
             yield
         finally:
-            self.incoming -= 1
+            self.arrived(token)
+
+    @property
+    def incoming(self) -> int:
+        """How many announced requests have not arrived yet (expired ones dropped)."""
+        now = time.monotonic()
+        for token in [t for t, until in self._expected.items() if until <= now]:
+            del self._expected[token]
+        return len(self._expected)
 
     def get(self, task_id: str) -> Ticket | None:
         return self._tickets.get(task_id)
@@ -384,7 +405,7 @@ class Scheduler:
 
     async def _gather(self, backend: str) -> None:
         """Let close arrivals join the batch: wait until it is full, or ``batch_wait_s``
-        has passed, or no request is on its way (``arriving``) and none has been queued
+        has passed, or no request is on its way (``expect``) and none has been queued
         for a tenth of the window.
 
         A lone request thus waits only that quiet tenth (2 ms by default), while a burst

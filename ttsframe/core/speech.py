@@ -57,6 +57,9 @@ class PreparedSpeech:
     warnings: list[str]
     # The text of each generation, in order: ``[task.text]`` unless a long text was split.
     chunks: list[str] = field(default_factory=list)
+    # The scheduler's token for this request on its way to ``submit`` (see
+    # ``Scheduler.expect``): open batch windows wait for it until it is submitted.
+    arrival: int | None = None
 
 
 @dataclass
@@ -109,8 +112,14 @@ class SpeechService:
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
         """Validate and build the task; every 4xx is raised here, before queueing."""
-        with self.scheduler.arriving():  # an open batch window waits for this request
-            return await self._prepare(request)
+        token = self.scheduler.expect()  # an open batch window waits for this request
+        try:
+            prepared = await self._prepare(request)
+        except BaseException:
+            self.scheduler.arrived(token)
+            raise
+        prepared.arrival = token
+        return prepared
 
     async def _prepare(self, request: SpeechRequest) -> PreparedSpeech:
         backend_name = self.resolve_backend(request.model)
@@ -200,10 +209,13 @@ class SpeechService:
                tasks: list[SynthesisTask] | None = None) -> Ticket:
         """Queue the request's tasks (``part_tasks`` unless given); one ticket for all."""
         tasks = tasks if tasks is not None else self.part_tasks(prepared)
-        if len(tasks) == 1 and tasks[0] is prepared.task:
-            return self.scheduler.submit(prepared.backend, prepared.task)
-        return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
-                                           join_results)
+        try:
+            if len(tasks) == 1 and tasks[0] is prepared.task:
+                return self.scheduler.submit(prepared.backend, prepared.task)
+            return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
+                                               join_results)
+        finally:
+            self.scheduler.arrived(prepared.arrival)
 
     async def finish(self, prepared: PreparedSpeech, result: SynthesisResult) -> SpeechOutput:
         """Speed change and encoding, off the event loop."""
