@@ -10,6 +10,7 @@ deletes at the next start.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ttsframe.core.errors import StorageFailed
+
+log = logging.getLogger("ttsframe.files")
 
 TMP_MARK = ".tmp-"
 
@@ -59,10 +62,17 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         if isinstance(exc, OSError):
             raise storage_failed(exc, path) from exc
         raise
+    _sync_dir_after(path, "written")
+
+
+def _sync_dir_after(path: Path, done: str) -> None:
+    """The rename or unlink has happened: a directory that will not sync only puts its
+    durability in doubt, so it is logged rather than reported as a failure."""
     try:
         fsync_dir(path.parent)
     except OSError as exc:
-        raise storage_failed(exc, path) from exc
+        log.warning("%s was %s, but syncing %s failed: %s", path.name, done, path.parent,
+                    exc.strerror or exc)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -70,14 +80,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def remove_file(path: Path) -> bool:
-    """Delete ``path`` durably; return whether it existed."""
+    """Delete ``path`` durably; return whether it was deleted.
+
+    Callers delete a file after the record that names it, so a file that cannot be
+    deleted (a read-only or failing disk) is logged and left as an orphan, which the
+    retention cleanup sweeps later, rather than failing a deletion already committed.
+    """
     try:
         path.unlink()
-        fsync_dir(path.parent)
     except FileNotFoundError:
         return False
     except OSError as exc:
-        raise storage_failed(exc, path, "delete") from exc
+        log.warning("could not delete %s: %s; it is left for the next cleanup", path,
+                    exc.strerror or exc)
+        return False
+    _sync_dir_after(path, "deleted")
     return True
 
 

@@ -35,6 +35,7 @@ from ttsframe.core.errors import (
     NotReady,
     QueueFull,
     ShuttingDown,
+    StorageFailed,
     TTSFrameError,
 )
 from ttsframe.core.ids import check_id
@@ -233,7 +234,10 @@ class JobService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.store.db.is_open:
-            await self.store.requeue_processing()
+            try:
+                await self.store.requeue_processing()
+            except StorageFailed as exc:  # the next start retries them as after a crash
+                log.error("could not mark interrupted jobs pending: %s", exc.message)
 
     def _spawn(self, coro: Coroutine) -> asyncio.Task:
         task = asyncio.create_task(coro)
