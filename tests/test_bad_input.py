@@ -24,7 +24,9 @@ import soundfile as sf
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
+from tests.job_helpers import wait_for
 from tests.stored_state import stored_state
+from tests.voice_fixtures import sine_wav
 from ttsframe.http.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +35,6 @@ LIMIT_MB = 1
 
 
 # --------------------------------------------------------------------------- hostile files
-
-
-def wav(seconds: float = 1.0, rate: int = 44100) -> bytes:
-    buf = io.BytesIO()
-    t = np.arange(int(seconds * rate)) / rate
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate, format="WAV")
-    return buf.getvalue()
 
 
 def wav_header(rate: int, channels: int, frames: int = 4410, data_size: int | None = None
@@ -133,7 +128,7 @@ def id_cases() -> Iterator[Case]:
                        status, says)
 
 
-HALF_WAV = wav(2.0)[: len(wav(2.0)) // 2]
+HALF_WAV = sine_wav(2.0)[: len(sine_wav(2.0)) // 2]
 CASES: list[Case] = [
     # JSON bodies
     Case("json-malformed", raw("/generate", b'{"text": "hi"'), 400, "not valid JSON"),
@@ -208,9 +203,9 @@ CASES: list[Case] = [
     Case("prompt-in-use", lambda c: c.delete("/audio_prompts/kept"), 409,
          "used by voice(s) mine"),
     # uploads
-    Case("upload-hostile-id", upload(wav(), prompt_id="../../etc/passwd"), 400,
+    Case("upload-hostile-id", upload(sine_wav(), prompt_id="../../etc/passwd"), 400,
          "prompt_id '../../etc/passwd' contains a path separator"),
-    Case("upload-duplicate-id", upload(wav(), prompt_id="kept"), 409, "already exists"),
+    Case("upload-duplicate-id", upload(sine_wav(), prompt_id="kept"), 409, "already exists"),
     Case("upload-not-audio", upload(b"this is not audio\n" * 100, filename="notes.txt"), 400,
          "is not in a supported format"),
     Case("upload-image", upload(b"\x89PNG\r\n\x1a\n" + b"\0" * 4000, filename="x.png"), 400,
@@ -231,14 +226,14 @@ CASES: list[Case] = [
          "longer than 60 s"),
     Case("upload-bomb-long-mp3", upload(silent_mp3(10), filename="x.mp3"), 400,
          "longer than 60 s"),
-    Case("upload-too-short", upload(wav(0.2)), 400, "0.2 s long"),
+    Case("upload-too-short", upload(sine_wav(0.2)), 400, "0.2 s long"),
     Case("upload-too-large", upload(b"\0" * ((LIMIT_MB << 20) + 1000)), 413,
          "larger than the 1 MB limit (storage.max_upload_mb)"),
     Case("upload-missing-file", lambda c: c.post("/audio_prompts/upload",
                                                  data={"prompt_id": "p"}), 400,
          "multipart/form-data"),
     Case("upload-missing-id", lambda c: c.post(
-        "/audio_prompts/upload", files={"audio_file": ("a.wav", wav(), "audio/wav")}), 400,
+        "/audio_prompts/upload", files={"audio_file": ("a.wav", sine_wav(), "audio/wav")}), 400,
          "missing form field 'prompt_id'"),
     Case("upload-as-json", lambda c: c.post("/audio_prompts/upload", json={"prompt_id": "p"}),
          400, "send multipart/form-data"),
@@ -269,14 +264,11 @@ def server(tmp_path_factory) -> Iterator[tuple[TestClient, Path]]:
     services = make_services(root, storage={"max_upload_mb": LIMIT_MB},
                              logging={"save_outputs": True})
     with TestClient(app=create_app(services)) as client:
-        assert upload(wav(), prompt_id="kept")(client).status_code == 201
+        assert upload(sine_wav(), prompt_id="kept")(client).status_code == 201
         assert client.post("/voice_mappings", json={"voice_id": "mine",
                                                      "audio_prompt": "kept"}).status_code == 201
         job = client.post("/generate?async_mode=true", json={"text": "Stored."}).json()
-        deadline = time.monotonic() + 20
-        while client.get(f"/jobs/{job['job_id']}").json()["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(client, job["job_id"], "completed")
         yield client, root
 
 

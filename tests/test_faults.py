@@ -15,40 +15,26 @@ import errno
 import io
 import os
 import sqlite3
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import soundfile as sf
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
-from tests.job_helpers import submit, tone_server
+from tests.job_helpers import submit, tone_server, wait_for
 from tests.stored_state import stored_state
+from tests.voice_fixtures import sine_wav
 from ttsframe.http.app import create_app
-
-
-def wav(seconds: float = 1.0, rate: int = 44100) -> bytes:
-    buf = io.BytesIO()
-    t = np.arange(int(seconds * rate)) / rate
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate, format="WAV")
-    return buf.getvalue()
 
 
 def upload(client, prompt_id: str, data: bytes | None = None):
     return client.post("/audio_prompts/upload", data={"prompt_id": prompt_id},
-                       files={"audio_file": ("sample.wav", data or wav(), "audio/wav")})
+                       files={"audio_file": ("sample.wav", data or sine_wav(), "audio/wav")})
 
 
-def wait_job(client, job_id: str, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] not in ("pending", "processing"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.02)
+def wait_job(client, job_id: str) -> dict:
+    return wait_for(client, job_id, "completed", "failed", "cancelled")
 
 
 # --------------------------------------------------------------------------- backend
@@ -190,9 +176,9 @@ def test_writes_on_a_broken_disk_are_507_and_change_nothing(tmp_path, client, br
     reason = broken_disk()
 
     for r in (upload(client, "new"),
-              upload(client, "kept", wav(2.0)),
+              upload(client, "kept", sine_wav(2.0)),
               client.post("/audio_prompts/upload?overwrite=true", data={"prompt_id": "kept"},
-                          files={"audio_file": ("a.wav", wav(2.0), "audio/wav")}),
+                          files={"audio_file": ("a.wav", sine_wav(2.0), "audio/wav")}),
               client.post("/voice_mappings", json={"voice_id": "other"}),
               client.put("/voice_mappings/mine", json={"style": "calm"}),
               client.delete("/voice_mappings/mine"),

@@ -22,7 +22,6 @@ longer run; the README's Reliability section gives the command.
 from __future__ import annotations
 
 import collections
-import io
 import json
 import os
 import re
@@ -31,10 +30,9 @@ import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
-import soundfile as sf
 
 from tests.job_helpers import submit, tone_server, wait_for
+from tests.voice_fixtures import sine_wav
 
 EXCLUDED_CHECKS = "positive_data_acceptance,negative_data_rejection,allow_header_conformance"
 SERVER = """\
@@ -57,10 +55,8 @@ steps = 1
 def seed_state(c: httpx.Client) -> dict[str, list[str]]:
     """Voices, a prompt, finished jobs and saved logs, so that lookups by id reach the
     code behind them instead of answering 404 to random ids."""
-    buf = io.BytesIO()
-    sf.write(buf, 0.3 * np.sin(np.arange(44100) / 10).astype(np.float32), 44100, format="WAV")
     r = c.post("/audio_prompts/upload", data={"prompt_id": "fuzz_prompt"},
-               files={"audio_file": ("sample.wav", buf.getvalue(), "audio/wav")})
+               files={"audio_file": ("sample.wav", sine_wav(), "audio/wav")})
     assert r.status_code == 201, r.text
     for body in ({"voice_id": "fuzz_plain", "style": "calm"},
                  {"voice_id": "fuzz_cloned", "audio_prompt": "fuzz_prompt",

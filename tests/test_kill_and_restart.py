@@ -4,18 +4,17 @@ was in flight is either absent or whole (never half a WAV, never a torn voices.j
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 
 from tests.job_helpers import tone_server, wait_for
+from tests.voice_fixtures import sine_wav
 
 CONFIG = """\
 [generation]
@@ -27,14 +26,6 @@ batch_wait_ms = 0
 step_delay_s = 0.01
 steps = 5
 """
-
-
-def wav(seconds: float) -> bytes:
-    buf = io.BytesIO()
-    t = np.arange(int(seconds * 22050)) / 22050
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 22050,
-             format="WAV")
-    return buf.getvalue()
 
 
 class Load:
@@ -70,7 +61,7 @@ class Load:
             prompt_id, seconds = f"p{self.round}_{n}", 0.6 + (n % 7) * 0.3
             self.in_flight[prompt_id] = seconds
             r = c.post("/audio_prompts/upload", data={"prompt_id": prompt_id},
-                       files={"audio_file": ("s.wav", wav(seconds), "audio/wav")})
+                       files={"audio_file": ("s.wav", sine_wav(seconds, 22050), "audio/wav")})
             assert r.status_code == 201, r.text
             self.prompts[prompt_id] = seconds
         self._loop(step)

@@ -6,31 +6,22 @@ answered is the fuzz test's part: ``test_fuzz_schema.py``.)"""
 
 from __future__ import annotations
 
-import io
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
-import numpy as np
 import pytest
-import soundfile as sf
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
+from tests.job_helpers import wait_for
+from tests.voice_fixtures import sine_wav
 from ttsframe.core.services import Services
 from ttsframe.http.app import create_app
 
 LIMIT_MB = 1
 TOO_LARGE = b'{"text": "' + b"a" * (2 << 20) + b'"}'
 JSON = {"content-type": "application/json"}
-
-
-def wav(seconds: float = 1.0) -> bytes:
-    buf = io.BytesIO()
-    t = np.arange(int(seconds * 44100)) / 44100
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100, format="WAV")
-    return buf.getvalue()
 
 
 class World:
@@ -72,10 +63,7 @@ class World:
                                                        "slow_factor": 1000}})
         if new:  # one job generating for minutes, one waiting: the queue is full
             self.slow = self.job(client, "[S1] Endless (slow)", wait=False)
-            deadline = time.monotonic() + 10
-            while client.get(f"/jobs/{self.slow}").json()["status"] != "processing":
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_for(client, self.slow, "processing")
             self.waiting = self.job(client, "[S1] Waiting.", wait=False)
         return client
 
@@ -113,7 +101,7 @@ class World:
     def prompt(self, client: TestClient, prompt_id: str | None = None) -> str:
         prompt_id = prompt_id or self.fresh("p")
         r = client.post("/audio_prompts/upload", data={"prompt_id": prompt_id},
-                        files={"audio_file": ("a.wav", wav(), "audio/wav")})
+                        files={"audio_file": ("a.wav", sine_wav(), "audio/wav")})
         assert r.status_code == 201, r.text
         return prompt_id
 
@@ -128,11 +116,8 @@ class World:
         r = client.post("/generate?async_mode=true", json={"text": text})
         assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]
-        deadline = time.monotonic() + 20
-        while wait and client.get(f"/jobs/{job_id}").json()["status"] in ("pending",
-                                                                          "processing"):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        if wait:
+            wait_for(client, job_id, "completed", "failed")
         return job_id
 
     def log(self, client: TestClient) -> str:
@@ -235,17 +220,17 @@ TABLE: dict[str, dict[int, Trigger]] = {
     "GET /audio_prompts": {200: lambda w: w.main.get("/audio_prompts")},
     "POST /audio_prompts/upload": {
         201: lambda w: w.main.post("/audio_prompts/upload", data={"prompt_id": w.fresh("p")},
-                                   files={"audio_file": ("a.wav", wav(), "audio/wav")}),
+                                   files={"audio_file": ("a.wav", sine_wav(), "audio/wav")}),
         400: lambda w: w.main.post("/audio_prompts/upload", data={"prompt_id": "p0"},
                                    files={"audio_file": ("a.txt", b"text", "text/plain")}),
         405: lambda w: w.readonly.post("/audio_prompts/upload", data={"prompt_id": "p0"},
-                                       files={"audio_file": ("a.wav", wav(), "audio/wav")}),
+                                       files={"audio_file": ("a.wav", sine_wav(), "audio/wav")}),
         409: lambda w: w.main.post("/audio_prompts/upload", data={"prompt_id": w.prompt(w.main)},
-                                   files={"audio_file": ("a.wav", wav(), "audio/wav")}),
+                                   files={"audio_file": ("a.wav", sine_wav(), "audio/wav")}),
         413: lambda w: w.main.post("/audio_prompts/upload", data={"prompt_id": "p0"},
                                    files={"audio_file": ("a.wav", TOO_LARGE, "audio/wav")}),
         507: lambda w: w.broken.post("/audio_prompts/upload", data={"prompt_id": "p0"},
-                                     files={"audio_file": ("a.wav", wav(), "audio/wav")}),
+                                     files={"audio_file": ("a.wav", sine_wav(), "audio/wav")}),
     },
     "DELETE /audio_prompts/{prompt_id}": {
         200: lambda w: w.main.delete(f"/audio_prompts/{w.prompt(w.main)}"),

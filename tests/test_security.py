@@ -5,30 +5,19 @@ appear in the log, in /config or in any reply. (Ids in paths: ``test_bad_input.p
 
 from __future__ import annotations
 
-import io
 import json
-import time
 
-import numpy as np
 import pytest
-import soundfile as sf
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
-from tests.job_helpers import tone_server
+from tests.job_helpers import tone_server, wait_for
 from tests.stored_state import stored_state
-from tests.voice_fixtures import cloner_plugin
+from tests.voice_fixtures import cloner_plugin, sine_wav
 from ttsframe.core import audio
 from ttsframe.http.app import create_app
 
 MB = 1024 * 1024
-
-
-def wav(seconds: float = 1.0, rate: int = 44100, freq: float = 220.0) -> bytes:
-    buf = io.BytesIO()
-    t = np.arange(int(seconds * rate)) / rate
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, format="WAV")
-    return buf.getvalue()
 
 
 def app(tmp_path, **overrides) -> TestClient:
@@ -52,13 +41,13 @@ def test_uploads_are_refused_by_size_before_anything_decodes_them(tmp_path, monk
     monkeypatch.setattr(audio, "prepare_prompt",
                         lambda data, **kw: decoded.append(len(data)) or real(data, **kw))
     with app(tmp_path, storage={"max_upload_mb": 1}) as c:
-        big = wav(20.0)  # 1.7 MB of WAV
+        big = sine_wav(20.0)  # 1.7 MB of WAV
         r = c.post("/audio_prompts/upload", data={"prompt_id": "big"},
                    files={"audio_file": ("big.wav", big, "audio/wav")})
         assert r.status_code == 413 and "1 MB limit" in r.json()["detail"]
         assert decoded == []  # refused before a decoder saw a byte
         r = c.post("/audio_prompts/upload", data={"prompt_id": "small"},
-                   files={"audio_file": ("small.wav", wav(1.0), "audio/wav")})
+                   files={"audio_file": ("small.wav", sine_wav(1.0), "audio/wav")})
         assert r.status_code == 201 and len(decoded) == 1
         # JSON routes have the same ceiling: a huge body is refused unread.
         r = c.post("/generate", content=b'{"text": "' + b"a" * (2 * MB) + b'"}',
@@ -71,7 +60,7 @@ def test_uploads_are_refused_by_size_before_anything_decodes_them(tmp_path, monk
 
 def test_symlinks_in_the_prompts_directory_are_not_followed(tmp_path):
     outside = tmp_path.parent / f"{tmp_path.name}-outside.wav"
-    outside.write_bytes(wav(2.0, freq=440.0))
+    outside.write_bytes(sine_wav(2.0))
     prompts = tmp_path / "audio_prompts"
     prompts.mkdir()
     (prompts / "leak.wav").symlink_to(outside)
@@ -104,9 +93,7 @@ def test_results_and_saved_outputs_are_never_served_through_a_symlink(tmp_path):
     secret.write_text("not for you")
     with app(tmp_path, logging={"save_outputs": True}) as c:
         job = c.post("/generate?async_mode=true", json={"text": "Hello"}).json()["job_id"]
-        deadline = time.monotonic() + 20
-        while c.get(f"/jobs/{job}").json()["status"] != "completed":
-            assert time.monotonic() < deadline
+        wait_for(c, job, "completed")
         result = tmp_path / "data" / "jobs" / f"{job}.wav"
         result.unlink()
         result.symlink_to(secret)

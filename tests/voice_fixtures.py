@@ -70,6 +70,11 @@ def wav_bytes(samples: np.ndarray, rate: int = 44100) -> bytes:
     return buf.getvalue()
 
 
+def sine_wav(seconds: float = 1.0, rate: int = 44100, freq: float = 440.0) -> bytes:
+    """A sine as WAV bytes, the simplest good upload."""
+    return wav_bytes(sine(seconds, rate, freq), rate)
+
+
 class RecordingCloner(Backend):
     """Clones (in name only): returns 0.2 s of silence and remembers every task."""
 
