@@ -5,6 +5,7 @@
   route can really answer (``errors(...)``).
 * Speech and downloads answer audio in the requested format, so their 200 lists every
   audio media type instead of Litestar's guess (JSON for ``Response``, none for ``File``).
+* Ids in paths carry the id rule, and the speech and voice bodies carry examples.
 
 The schema is what clients generate code from and what the fuzz test
 (``tests/test_fuzz_schema.py``) holds the server to: no undeclared status, no reply that
