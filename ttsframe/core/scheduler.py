@@ -200,14 +200,18 @@ class Scheduler:
     def pending_count(self) -> int:
         return sum(len(q) for q in self._pending.values())
 
-    def submit(self, backend: str, task: SynthesisTask) -> Ticket:
-        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full."""
+    def _check_accepting(self, backend: str) -> None:
+        """404 for an unknown backend, 503 while stopping or while it is not ready."""
         worker = self.workers.get(backend)
         if worker is None:
             raise NotFound(f"Model '{backend}' not found")
         if self.closing:
             raise _shutting_down()
         worker.check_ready()
+
+    def submit(self, backend: str, task: SynthesisTask) -> Ticket:
+        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full."""
+        self._check_accepting(backend)
         if self.pending_count >= self.queue_size:
             raise QueueFull(
                 f"the generation queue is full ({self.queue_size} pending); retry later "
@@ -227,12 +231,7 @@ class Scheduler:
         in a thread) once every part is done. An empty queue always accepts a request,
         however many parts it has.
         """
-        worker = self.workers.get(backend)
-        if worker is None:
-            raise NotFound(f"Model '{backend}' not found")
-        if self.closing:
-            raise _shutting_down()
-        worker.check_ready()
+        self._check_accepting(backend)
         pending = self.pending_count
         if pending and pending + len(parts) > self.queue_size:
             raise QueueFull(
