@@ -90,7 +90,9 @@ def test_guide_job_workflow(tmp_path):
         r = c.get("/jobs?status=done")
         assert r.status_code == 400 and "pending, processing" in r.json()["detail"]
         assert c.get("/jobs?limit=0").status_code == 400
-        assert c.get(f"/jobs/{'0' * 32}").status_code == 404
+        missing = c.get(f"/jobs/{'0' * 32}")
+        assert missing.status_code == 404
+        assert "removed 1 hour after they finish" in missing.json()["detail"]
         assert c.get(f"/jobs/{'0' * 32}/result").status_code == 404
         r = c.get("/jobs/..%2F..%2Fttsframe.toml/result")
         assert r.status_code in (400, 404) and "detail" in r.json()

@@ -400,7 +400,10 @@ class JobService:
 
     def _not_found(self, job_id: str) -> str:
         hours = self.settings.logging.job_retention_hours
-        return (f"Job '{job_id}' not found (finished jobs are removed {hours:g} hours after "
+        if not hours:
+            return f"Job '{job_id}' not found"
+        unit = "hour" if hours == 1 else "hours"
+        return (f"Job '{job_id}' not found (finished jobs are removed {hours:g} {unit} after "
                 "they finish, logging.job_retention_hours)")
 
     def _info(self, row: Row) -> JobInfo:
