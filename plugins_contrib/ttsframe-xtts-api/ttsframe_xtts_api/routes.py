@@ -20,6 +20,8 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from ttsframe.core.errors import InvalidInput
@@ -116,8 +118,8 @@ def _speech_request(text: str, speaker_wav: str, language: str | None,
 
 @get("/speakers", operation_id="xtts_speakers", tags=["xtts"],
      summary="XTTS API: the voices the configured backend can speak")
-async def speakers(request: Request, services: Services,
-                   plugin_config: XttsApiConfig) -> list[Speaker]:
+async def speakers(request: Request, services: NamedDependency[Services],
+                   plugin_config: NamedDependency[XttsApiConfig]) -> list[Speaker]:
     backend = _backend(services, plugin_config)
     base = str(request.base_url).rstrip("/")
     return [Speaker(name=v.voice_id, voice_id=v.voice_id,
@@ -127,7 +129,8 @@ async def speakers(request: Request, services: Services,
 
 @get("/speakers_list", operation_id="xtts_speakers_list", tags=["xtts"],
      summary="XTTS API: speaker names only")
-async def speakers_list(services: Services, plugin_config: XttsApiConfig) -> list[str]:
+async def speakers_list(services: NamedDependency[Services],
+                        plugin_config: NamedDependency[XttsApiConfig]) -> list[str]:
     backend = _backend(services, plugin_config)
     return [v.voice_id for v in services.voices.list_voices() if _usable(v, backend)]
 
@@ -142,8 +145,8 @@ async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
 
 @post("/tts_to_audio/", operation_id="xtts_tts_to_audio", status_code=200, tags=["xtts"],
       summary="XTTS API: speak text with a speaker; returns audio (WAV by default)")
-async def tts_to_audio(request: Request, services: Services, state: State,
-                       plugin_config: XttsApiConfig) -> Response[bytes]:
+async def tts_to_audio(request: Request, services: NamedDependency[Services], state: State,
+                       plugin_config: NamedDependency[XttsApiConfig]) -> Response[bytes]:
     body = _decode(await request.body(), TtsRequest)
     speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
                              _settings(state))
@@ -152,8 +155,10 @@ async def tts_to_audio(request: Request, services: Services, state: State,
 
 @get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],
      summary="XTTS API: tts_to_audio as a GET an audio element plays while it arrives")
-async def tts_stream(services: Services, state: State, plugin_config: XttsApiConfig,
-                     text: str, speaker_wav: str, language: str | None = None) -> Stream:
+async def tts_stream(services: NamedDependency[Services], state: State,
+                     plugin_config: NamedDependency[XttsApiConfig], text: FromQuery[str],
+                     speaker_wav: FromQuery[str], language: FromQuery[str | None] = None
+                     ) -> Stream:
     speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
     _, stream = await services.speech.open_stream(speech)
     return stream_response(stream)
@@ -161,8 +166,8 @@ async def tts_stream(services: Services, state: State, plugin_config: XttsApiCon
 
 @get("/sample/{name:str}", operation_id="xtts_sample", tags=["xtts"],
      summary="XTTS API: a short preview of a speaker")
-async def sample(name: str, services: Services, plugin_config: XttsApiConfig
-                 ) -> Response[bytes]:
+async def sample(name: FromPath[str], services: NamedDependency[Services],
+                 plugin_config: NamedDependency[XttsApiConfig]) -> Response[bytes]:
     speech = _speech_request(plugin_config.preview_text, name, None, plugin_config,
                              XttsSettings())
     return audio_response(await services.speech.synthesize(speech))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 from litestar import delete, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import File
 
 from ttsframe.core.jobs import JobCancelled, JobInfo, QueueStats
@@ -22,22 +24,22 @@ class JobsCleared(msgspec.Struct):
 
 @get("/jobs", operation_id="list_jobs", summary="List jobs, newest first", tags=["jobs"],
      responses=errors(400))
-async def list_jobs(services: Services, status: str | None = None, limit: int = 100
-                    ) -> JobList:
+async def list_jobs(services: NamedDependency[Services], status: FromQuery[str | None] = None,
+                    limit: FromQuery[int] = 100) -> JobList:
     """``status``: pending, processing, completed, failed or cancelled; ``limit`` 1-1000."""
     return JobList(jobs=await services.jobs.list_jobs(status, limit))
 
 
 @get("/jobs/{job_id:str}", operation_id="get_job", summary="Job status and details",
      tags=["jobs"], responses=errors(400, 404))
-async def get_job(job_id: JobIdPath, services: Services) -> JobInfo:
+async def get_job(job_id: JobIdPath, services: NamedDependency[Services]) -> JobInfo:
     return await services.jobs.info(job_id)
 
 
 @get("/jobs/{job_id:str}/result", operation_id="get_job_result",
      summary="Download a completed job's audio", tags=["jobs"],
      operation_class=AudioFileOperation, responses=errors(400, 404, 409))
-async def get_job_result(job_id: JobIdPath, services: Services) -> File:
+async def get_job_result(job_id: JobIdPath, services: NamedDependency[Services]) -> File:
     """409 with Retry-After while the job is pending or processing; 409 with its error if
     it failed or was cancelled; 404 when unknown or expired."""
     path, content_type, name = await services.jobs.result(job_id)
@@ -47,21 +49,22 @@ async def get_job_result(job_id: JobIdPath, services: Services) -> File:
 @delete("/jobs/{job_id:str}", operation_id="cancel_job", status_code=200,
         summary="Cancel a pending or running job; delete a finished one", tags=["jobs"],
         responses=errors(400, 404, 507))
-async def cancel_job(job_id: JobIdPath, services: Services) -> JobCancelled:
+async def cancel_job(job_id: JobIdPath, services: NamedDependency[Services]) -> JobCancelled:
     return await services.jobs.cancel(job_id)
 
 
 @delete("/jobs", operation_id="clear_jobs", status_code=200,
         summary="Delete finished jobs and their results", tags=["jobs"],
         responses=errors(400, 507))
-async def clear_jobs(services: Services, status: str | None = None) -> JobsCleared:
+async def clear_jobs(services: NamedDependency[Services],
+                     status: FromQuery[str | None] = None) -> JobsCleared:
     """All finished jobs, or only those with ``status`` (completed, failed, cancelled)."""
     ids = await services.jobs.clear(status)
     return JobsCleared(deleted=len(ids), job_ids=ids)
 
 
 @get("/queue/stats", operation_id="queue_stats", summary="Queue statistics", tags=["jobs"])
-async def queue_stats(services: Services) -> QueueStats:
+async def queue_stats(services: NamedDependency[Services]) -> QueueStats:
     return await services.jobs.stats()
 
 

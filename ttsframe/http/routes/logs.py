@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 from litestar import delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import File
 
 from ttsframe.core.generation_log import LogEntry
@@ -24,20 +26,20 @@ class LogsDeleted(msgspec.Struct):
 
 @get("/logs", operation_id="list_logs", summary="Recent generations, newest first",
      tags=["logs"], responses=errors(400))
-async def list_logs(services: Services, limit: int = 100) -> LogList:
+async def list_logs(services: NamedDependency[Services], limit: FromQuery[int] = 100) -> LogList:
     return LogList(logs=await services.generation_log.list_logs(limit))
 
 
 @get("/logs/{log_id:str}", operation_id="get_log", summary="One generation", tags=["logs"],
      responses=errors(400, 404))
-async def get_log(log_id: LogIdPath, services: Services) -> LogEntry:
+async def get_log(log_id: LogIdPath, services: NamedDependency[Services]) -> LogEntry:
     return await services.generation_log.get(log_id)
 
 
 @get("/logs/{log_id:str}/download", operation_id="download_log_audio",
      summary="Download a generation's saved audio (save_outputs)", tags=["logs"],
      operation_class=AudioFileOperation, responses=errors(400, 404))
-async def download_log_audio(log_id: LogIdPath, services: Services) -> File:
+async def download_log_audio(log_id: LogIdPath, services: NamedDependency[Services]) -> File:
     path, content_type, name = await services.generation_log.audio(log_id)
     return File(path=path, filename=name, media_type=content_type)
 
@@ -49,21 +51,21 @@ def _deleted(ids: list[str], files: list) -> LogsDeleted:
 @delete("/logs", operation_id="clear_logs", status_code=200,
         summary="Delete every generation log and saved output", tags=["logs"],
         responses=errors(507))
-async def clear_logs(services: Services) -> LogsDeleted:
+async def clear_logs(services: NamedDependency[Services]) -> LogsDeleted:
     return _deleted(*await services.generation_log.delete())
 
 
 @delete("/logs/{log_id:str}", operation_id="delete_log", status_code=200,
         summary="Delete one generation log and its saved output", tags=["logs"],
         responses=errors(400, 404, 507))
-async def delete_log(log_id: LogIdPath, services: Services) -> LogsDeleted:
+async def delete_log(log_id: LogIdPath, services: NamedDependency[Services]) -> LogsDeleted:
     return _deleted(*await services.generation_log.delete([log_id]))
 
 
 @post("/cleanup", operation_id="cleanup", status_code=200,
       summary="Remove expired jobs, logs and files now", tags=["logs"],
       responses=errors(507))
-async def cleanup(services: Services) -> CleanupReport:
+async def cleanup(services: NamedDependency[Services]) -> CleanupReport:
     """What the scheduled cleanup does, at once; the reply lists exactly what went."""
     return await services.retention.run_once()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from litestar import Response, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
@@ -32,7 +34,8 @@ OWNER = "ttsframe"
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default)",
       operation_class=SpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
-async def create_speech(data: SpeechCreateBody, services: Services) -> Response:
+async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services]
+                        ) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
@@ -61,13 +64,15 @@ def _owner(services: Services, backend: str) -> str:
 
 @get("/v1/models", operation_id="openai_list_models", tags=["openai"],
      summary="List models (OpenAI shape): every backend plus the OpenAI model names")
-async def list_models(services: Services, state: State) -> OpenAIModelList:
+async def list_models(services: NamedDependency[Services], state: State
+                      ) -> OpenAIModelList:
     return OpenAIModelList(data=_models(services, state.started_at))
 
 
 @get("/v1/models/{model_id:str}", operation_id="openai_get_model", tags=["openai"],
      summary="One model (OpenAI shape)", responses=errors(404), operation_class=LookupOperation)
-async def get_model(model_id: str, services: Services, state: State) -> OpenAIModel:
+async def get_model(model_id: FromPath[str], services: NamedDependency[Services],
+                    state: State) -> OpenAIModel:
     for model in _models(services, state.started_at):
         if model.id == model_id:
             return model
@@ -92,7 +97,8 @@ def _voices_for(services: Services, model: str | None) -> list[Voice]:
 @get("/v1/audio/voices", operation_id="openai_list_voices", tags=["openai"],
      summary="List voices; send a voice's id as 'voice'", responses=errors(404),
      operation_class=LookupOperation)
-async def list_voices(services: Services, model: str | None = None) -> OpenAIVoiceList:
+async def list_voices(services: NamedDependency[Services],
+                      model: FromQuery[str | None] = None) -> OpenAIVoiceList:
     """``?model=`` keeps only the voices that work with that model."""
     return OpenAIVoiceList(voices=[
         OpenAIVoice(id=v.voice_id, name=v.voice_id,
@@ -105,7 +111,8 @@ async def list_voices(services: Services, model: str | None = None) -> OpenAIVoi
 @get("/v1/audio/voices/{model:str}", operation_id="openai_list_voices_for_model",
      tags=["openai"], summary="Voices of one model as {value, label} options",
      responses=errors(404), operation_class=LookupOperation)
-async def list_voice_options(model: str, services: Services) -> VoiceOptionList:
+async def list_voice_options(model: FromPath[str], services: NamedDependency[Services]
+                             ) -> VoiceOptionList:
     return VoiceOptionList(voices=[
         VoiceOption(value=v.voice_id, label=f"{v.voice_id} ({v.style})")
         for v in _voices_for(services, model)

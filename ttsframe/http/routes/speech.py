@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromQuery
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
@@ -24,8 +26,8 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: Services,
-                   async_mode: bool = False) -> Response:
+async def generate(data: GenerateBody, services: NamedDependency[Services],
+                   async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 
     With ``?async_mode=true`` the request becomes a durable job: the reply (202) is the
@@ -49,7 +51,7 @@ async def generate(data: GenerateBody, services: Services,
 
 
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])
-async def list_models(services: Services) -> ModelsResponse:
+async def list_models(services: NamedDependency[Services]) -> ModelsResponse:
     default = services.settings.generation.default_backend
     models = []
     for name, backend in sorted(services.backends.items()):
@@ -70,7 +72,7 @@ def voice_info(voice) -> VoiceInfo:
 
 
 @get("/voices", operation_id="list_voices", summary="List voices", tags=["speech"])
-async def list_voices(services: Services) -> VoicesResponse:
+async def list_voices(services: NamedDependency[Services]) -> VoicesResponse:
     return VoicesResponse(voices=[voice_info(v) for v in services.voices.list_voices()])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.di import NamedDependency
 
 from ttsframe import __version__
 from ttsframe.core.services import Services
@@ -10,7 +11,7 @@ from ttsframe.http.schemas import BackendHealth, HealthResponse
 
 
 @get("/health", operation_id="health", summary="Server and backend health", tags=["system"])
-async def health(services: Services) -> HealthResponse:
+async def health(services: NamedDependency[Services]) -> HealthResponse:
     backends = {}
     for name, worker in services.scheduler.workers.items():
         info = worker.backend.describe() if worker.state == "ready" else {}

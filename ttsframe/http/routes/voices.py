@@ -15,10 +15,12 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation
 from litestar.openapi.spec import RequestBody as OpenAPIRequestBody
 from litestar.openapi.spec import Schema as OpenAPISchema
+from litestar.params import FromQuery, JSONBody
 
 from ttsframe.core import audio
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
@@ -65,7 +67,8 @@ def check_backends(voice: Voice, services: Services) -> Voice:
 
 @get("/voice_mappings", operation_id="list_voice_mappings", summary="List voice configurations",
      tags=["voices"])
-async def list_voice_mappings(services: Services) -> dict[str, VoiceMapping]:
+async def list_voice_mappings(services: NamedDependency[Services]
+                              ) -> dict[str, VoiceMapping]:
     """Every voice, built-in and custom, keyed by ``voice_id``."""
     voices = await anyio.to_thread.run_sync(services.voices.list_voices)
     return {v.voice_id: mapping(v) for v in voices}
@@ -73,13 +76,15 @@ async def list_voice_mappings(services: Services) -> dict[str, VoiceMapping]:
 
 @get("/voice_mappings/{voice_id:str}", operation_id="get_voice_mapping",
      summary="Get one voice configuration", tags=["voices"], responses=errors(400, 404))
-async def get_voice_mapping(voice_id: VoiceIdPath, services: Services) -> VoiceMapping:
+async def get_voice_mapping(voice_id: VoiceIdPath, services: NamedDependency[Services]
+                            ) -> VoiceMapping:
     return mapping(services.voices.get_voice(check_id(voice_id, "voice_id")))
 
 
 @post("/voice_mappings", operation_id="create_voice_mapping", summary="Create a custom voice",
       status_code=201, tags=["voices"], responses=errors(400, 404, 405, 409, 413, 507))
-async def create_voice_mapping(data: VoiceMappingBodyIn, services: Services) -> VoiceMappingReply:
+async def create_voice_mapping(data: VoiceMappingBodyIn, services: NamedDependency[Services]
+                               ) -> VoiceMappingReply:
     if data.voice_id is msgspec.UNSET:
         raise InvalidInput("voice_id is required")
     voice = check_backends(build_voice(data.voice_id, data.given()), services)
@@ -91,8 +96,8 @@ async def create_voice_mapping(data: VoiceMappingBodyIn, services: Services) -> 
 @put("/voice_mappings/{voice_id:str}", operation_id="update_voice_mapping",
      summary="Update a custom voice", tags=["voices"],
      responses=errors(400, 404, 405, 409, 413, 507))
-async def update_voice_mapping(voice_id: VoiceIdPath, data: VoiceMappingBody,
-                               services: Services) -> VoiceMappingReply:
+async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappingBody],
+                               services: NamedDependency[Services]) -> VoiceMappingReply:
     """Change the fields sent; omitted fields keep their value."""
     check_id(voice_id, "voice_id")
     if data.voice_id not in (msgspec.UNSET, voice_id):
@@ -109,8 +114,8 @@ async def update_voice_mapping(voice_id: VoiceIdPath, data: VoiceMappingBody,
 @delete("/voice_mappings/{voice_id:str}", operation_id="delete_voice_mapping",
         summary="Delete a custom voice (and its audio prompt if no other voice uses it)",
         status_code=200, tags=["voices"], responses=errors(400, 404, 405, 409, 507))
-async def delete_voice_mapping(voice_id: VoiceIdPath, services: Services,
-                               keep_prompt: bool = False) -> VoiceDeleteReply:
+async def delete_voice_mapping(voice_id: VoiceIdPath, services: NamedDependency[Services],
+                               keep_prompt: FromQuery[bool] = False) -> VoiceDeleteReply:
     check_id(voice_id, "voice_id")
     dropped = await anyio.to_thread.run_sync(
         lambda: services.voices.delete_voice(voice_id, keep_prompt=keep_prompt))
@@ -124,7 +129,8 @@ async def delete_voice_mapping(voice_id: VoiceIdPath, services: Services,
 
 @get("/audio_prompts", operation_id="list_audio_prompts", summary="List uploaded audio prompts",
      tags=["voices"])
-async def list_audio_prompts(services: Services) -> dict[str, AudioPromptInfo]:
+async def list_audio_prompts(services: NamedDependency[Services]
+                             ) -> dict[str, AudioPromptInfo]:
     """Every prompt on disk, keyed by ``prompt_id``."""
     prompts = await anyio.to_thread.run_sync(services.voices.list_prompts)
     return {p["prompt_id"]: msgspec.convert(p, AudioPromptInfo) for p in prompts}
@@ -193,8 +199,8 @@ class UploadOperation(Operation):
       summary="Upload a voice sample (WAV, MP3, M4A, FLAC, OGG or AAC)", status_code=201,
       tags=["voices"], operation_class=UploadOperation,
       responses=errors(400, 405, 409, 413, 507))
-async def upload_audio_prompt(request: Request, services: Services,
-                              overwrite: bool = False) -> AudioPromptUploadReply:
+async def upload_audio_prompt(request: Request, services: NamedDependency[Services],
+                              overwrite: FromQuery[bool] = False) -> AudioPromptUploadReply:
     """Multipart ``prompt_id`` + ``audio_file``; stored as 44.1 kHz mono 16-bit WAV.
 
     0.5-60 s of audio; larger than ``storage.max_upload_mb`` is 413. An existing
@@ -226,8 +232,8 @@ async def upload_audio_prompt(request: Request, services: Services,
 @delete("/audio_prompts/{prompt_id:str}", operation_id="delete_audio_prompt",
         summary="Delete an audio prompt and its file", status_code=200, tags=["voices"],
         responses=errors(400, 404, 405, 409, 507))
-async def delete_audio_prompt(prompt_id: PromptIdPath, services: Services,
-                              cascade: bool = False) -> AudioPromptDeleteReply:
+async def delete_audio_prompt(prompt_id: PromptIdPath, services: NamedDependency[Services],
+                              cascade: FromQuery[bool] = False) -> AudioPromptDeleteReply:
     """409 naming the voices that use it, unless ``?cascade=true`` deletes them too."""
     check_id(prompt_id, "prompt_id")
     deleted = await anyio.to_thread.run_sync(
