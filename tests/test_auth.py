@@ -8,6 +8,7 @@ import types
 
 import pytest
 from litestar import delete, get, post
+from litestar.params import FromPath
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
@@ -29,7 +30,7 @@ def _plugin_module() -> types.ModuleType:
         return {"hello": "plugin"}
 
     @delete("/plugin/items/{item_id:str}", sync_to_thread=False)
-    def remove(item_id: str) -> None:
+    def remove(item_id: FromPath[str]) -> None:
         return None
 
     @post("/plugin/reindex", opt={"admin": True}, status_code=200, sync_to_thread=False)

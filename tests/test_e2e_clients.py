@@ -30,6 +30,7 @@ BUILTIN_SPEAKERS = {"alloy": "S1", "echo": "S1", "fable": "S2", "nova": "S2", "o
 
 ROUTES_PLUGIN = '''
 from litestar import delete, get
+from litestar.params import FromPath
 from ttsframe.core.hookspecs import hookimpl
 
 
@@ -39,7 +40,7 @@ def ping() -> dict:
 
 
 @delete("/extra/things/{thing:str}", sync_to_thread=False)
-def drop(thing: str) -> None:
+def drop(thing: FromPath[str]) -> None:
     return None
 
 

@@ -7,6 +7,7 @@ import types
 import msgspec
 import pytest
 from litestar import get
+from litestar.di import NamedDependency
 
 from tests import fakes
 from ttsframe.core.errors import ConfigError, NotFound
@@ -22,12 +23,13 @@ class GreetingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @get("/greeting", sync_to_thread=False)
-def greeting(services: Services, plugin_config: GreetingConfig) -> dict:
+def greeting(services: NamedDependency[Services],
+             plugin_config: NamedDependency[GreetingConfig]) -> dict:
     return {"greeting": plugin_config.greeting, "backends": sorted(services.backends)}
 
 
 @get("/untyped-config", sync_to_thread=False)
-def untyped(plugin_config: dict) -> dict:
+def untyped(plugin_config: NamedDependency[dict]) -> dict:
     return plugin_config
 
 
