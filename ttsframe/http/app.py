@@ -58,4 +58,5 @@ def create_app(services: Services) -> Litestar:
         signature_namespace={"Services": Services},
         request_class=JSONRequest,  # undecodable JSON bodies are 400s (http/request.py)
         debug=False,
+        logging_config=None,  # the CLI configures logging once, in one format
     )
