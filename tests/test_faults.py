@@ -91,15 +91,17 @@ class CrashingTone:
 
             def generate(self, tasks):
                 if any("(crash)" in t.text for t in tasks):
+                    self.calls.append([t.text for t in tasks])
                     raise MemoryError("the batch did not fit")
                 return super().generate(tasks)
 
         register("crashing", lambda ctx: Crashing(ctx.config), config=ToneConfig)
 
 
-def test_a_backend_raising_for_a_whole_batch_fails_that_batch_only(tmp_path):
-    """A backend that raises instead of returning per-row errors fails every request of
-    that call (it cannot say which one was at fault); the worker and server carry on."""
+def test_a_backend_raising_for_a_whole_batch_fails_only_the_culprit(tmp_path):
+    """A backend that raises instead of returning per-row errors cannot say which request
+    was at fault: the worker runs each request of that batch again on its own, so only
+    the culprit fails; the worker and server carry on."""
     services = make_services(tmp_path, extra_plugins=(("crashing-plugin", CrashingTone),),
                              generation={"default_backend": "crashing", "batch_wait_ms": 400,
                                          "workers": 2})
@@ -107,8 +109,12 @@ def test_a_backend_raising_for_a_whole_batch_fails_that_batch_only(tmp_path):
         jobs = [client.post("/generate?async_mode=true", json={"text": text}).json()["job_id"]
                 for text in ("[S1] Fine.", "[S1] Boom (crash)")]
         done = [wait_job(client, job) for job in jobs]
-        assert [d["status"] for d in done] == ["failed", "failed"]
-        assert {d["error_message"] for d in done} == {"MemoryError: the batch did not fit"}
+        assert [d["status"] for d in done] == ["completed", "failed"]
+        assert done[1]["error_message"] == "MemoryError: the batch did not fit"
+        calls = services.backends["crashing"].calls
+        # the shared call, then each request alone
+        assert calls[:3] == [["[S1] Fine.", "[S1] Boom (crash)"], ["[S1] Fine."],
+                             ["[S1] Boom (crash)"]]
         r = client.post("/generate", json={"text": "[S1] Boom (crash)"})
         assert r.status_code == 500 and "the batch did not fit" in r.json()["detail"]
         assert client.get("/health").json()["status"] == "healthy"

@@ -96,14 +96,33 @@ class BackendWorker:
     def _generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
         try:
             results = self.backend.generate(tasks)
-        except BaseException as exc:  # a crash fails this batch, never the worker
-            log.exception("backend %s raised", self.name)
-            return [exc] * len(tasks)
+        except Exception as exc:  # a crash fails this batch's culprit, never the worker
+            log.exception("backend %s raised for a batch of %d", self.name, len(tasks))
+            if len(tasks) == 1:
+                return [exc]
+            return [self._retry_alone(task, exc) for task in tasks]
         if len(results) != len(tasks):
             err = RuntimeError(f"backend {self.name} returned {len(results)} results "
                                f"for {len(tasks)} tasks")
             return [err] * len(tasks)
         return list(results)
+
+    def _retry_alone(self, task: SynthesisTask,
+                     batch_error: Exception) -> SynthesisResult | BaseException:
+        """Run one task of a batch that raised on its own, so only the culprit fails.
+
+        A cancelled task is not retried, nor a streaming one (its listener may already
+        have audio from the failed call, which a second run would repeat).
+        """
+        if task.cancel.cancelled:
+            return Cancelled(task.cancel.reason)
+        if task.on_audio is not None:
+            return batch_error
+        try:
+            (result,) = self.backend.generate([task])
+        except Exception as exc:
+            return exc
+        return result
 
     def check_ready(self) -> None:
         if self.state == "loading":
