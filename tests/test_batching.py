@@ -99,7 +99,7 @@ def test_requests_are_grouped_by_what_can_share_a_batch(tiny_backend):  # noqa: 
         task("long-1", "[S1] d", temperature=1.3, max_tokens=300),
         task("cool-2", "[S1] e", temperature=1.1, max_tokens=200),
         task("seed-1", "[S1] f", temperature=1.3, max_tokens=200, seed=4),
-        task("seed-2", "[S1] g", temperature=1.3, max_tokens=200, seed=4),
+        task("seed-2", "[S1] g", temperature=1.3, max_tokens=200, seed=5),
         task("greedy-1", "[S1] h", greedy=True, max_tokens=200, seed=4),
         task("greedy-2", "[S1] i", greedy=True, max_tokens=200, seed=9),
     ]
@@ -113,8 +113,8 @@ def test_requests_are_grouped_by_what_can_share_a_batch(tiny_backend):  # noqa: 
     with Spy(tiny_backend) as spy:
         run(main())
     assert sorted(sorted(c) for c in spy.calls) == sorted([
-        ["warm-1", "warm-2"], ["cool-1", "cool-2"], ["long-1"], ["seed-1"], ["seed-2"],
-        ["greedy-1", "greedy-2"]])
+        ["seed-1", "seed-2", "warm-1", "warm-2"], ["cool-1", "cool-2"], ["long-1"],
+        ["greedy-1", "greedy-2"]])  # seeds do not split sampled requests
 
 
 def test_a_lone_request_does_not_wait_for_the_whole_window():
@@ -242,3 +242,28 @@ def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
     assert [[t.text for t in c] for c in backend.calls][:2] == [
         ["[S1] first", "[S1] second"], ["[S1] alone"]]
     assert waited < 2.5  # the abandoned one held the window at most until it closed
+
+
+def test_builtin_voices_with_default_sampling_share_one_call(tmp_path, tiny_model_dir):  # noqa: F811
+    """The common case: different built-in voices (each with its own fixed seed), default
+    sampling. They share a call, and each voice's audio is what it gives alone."""
+    cfg = tmp_path / "ttsframe.toml"
+    cfg.write_text(f'[generation]\nvoice_store = "builtin"\nbatch_wait_ms = 1000\nworkers = 4\n'
+                   f'[plugins.dia]\nmodel = "{tiny_model_dir}"\ndevice = "cpu"\n'
+                   'cpu_threads = 1\n')
+    voices = ["alloy", "echo", "fable", "nova"]
+    body = {"text": "[S1] Every voice says this.", "max_tokens": 120, "response_format": "pcm"}
+    with ServerProcess(cfg) as srv:
+        alone = []
+        for voice in voices:
+            r = srv.client.post("/generate", json={**body, "voice_id": voice})
+            assert r.status_code == 200 and r.headers["x-batch-size"] == "1"
+            alone.append(r.content)
+        assert len(set(alone)) == len(voices)  # each voice's seed gives its own take
+
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(
+                lambda v: srv.client.post("/generate", json={**body, "voice_id": v}), voices))
+    for reply, want in zip(replies, alone, strict=True):
+        assert reply.status_code == 200 and reply.headers["x-batch-size"] == "4"
+        assert reply.content == want

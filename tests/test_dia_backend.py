@@ -63,9 +63,26 @@ def reference(tiny_model_dir):
     return model, processor
 
 
+def row_seeded_multinomial(seeds, channels=9):
+    """``torch.multinomial`` as the backend's per-row sampling should amount to: row r of
+    the batch (``channels`` rows of probabilities) drawn with a generator seeded ``seeds[r]``.
+    """
+    original = torch.multinomial
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+
+    def multinomial(probs, num_samples, **kwargs):
+        per_row = probs.view(len(generators), channels, -1)
+        return torch.cat([original(per_row[r], num_samples, generator=g)
+                          for r, g in enumerate(generators)])
+
+    return multinomial
+
+
 def reference_run(reference, text, *, prompt=None, transcript=None, max_new=60, seed=None,
                   **generate_kwargs):
-    """Cloning as the notes describe it: transcript + text, prompt audio, batch_decode."""
+    """Cloning as the notes describe it: transcript + text, prompt audio, batch_decode.
+    With a seed, plain transformers samples, only its final draw taken from the row's own
+    generator (``row_seeded_multinomial``)."""
     model, processor = reference
     if prompt is None:
         inputs = processor(text=[text], padding=True, return_tensors="pt")
@@ -74,9 +91,12 @@ def reference_run(reference, text, *, prompt=None, transcript=None, max_new=60, 
         inputs = processor(text=[transcript + " " + text], audio=[prompt.samples],
                            sampling_rate=44100, padding=True, return_tensors="pt")
         prompt_len = processor.get_audio_prompt_len(inputs["decoder_attention_mask"])
-    if seed is not None:
-        torch.manual_seed(seed)
-    sequences = model.generate(**inputs, max_new_tokens=max_new, **generate_kwargs)
+    if seed is None:
+        sequences = model.generate(**inputs, max_new_tokens=max_new, **generate_kwargs)
+    else:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(torch, "multinomial", row_seeded_multinomial([seed]))
+            sequences = model.generate(**inputs, max_new_tokens=max_new, **generate_kwargs)
     audio = processor.batch_decode(sequences, audio_prompt_len=prompt_len)[0].numpy()
     # Frame t of channel c sits at step start + t + delay[c] of the delayed output.
     delay = np.array(model.config.delay_pattern)
@@ -337,10 +357,10 @@ def test_compile_path_and_its_fallback(tiny_backend, monkeypatch):
 
     call = tiny_backend._call
 
-    def broken_compile(kwargs, plan, *, compile):
+    def broken_compile(kwargs, plan, seeds, *, compile):
         if compile:
             raise RuntimeError("inductor failed")
-        return call(kwargs, plan, compile=compile)
+        return call(kwargs, plan, seeds, compile=compile)
 
     monkeypatch.setattr(tiny_backend, "_call", broken_compile)
     (fallback,) = tiny_backend.generate_codes([task])
@@ -355,8 +375,9 @@ def test_batch_key(tiny_backend):
     assert same == key(make_task("[S2] other text", temperature=1.3, max_tokens=500))
     assert same != key(make_task("[S1] a", temperature=1.4, max_tokens=500))
     assert same != key(make_task("[S1] a", temperature=1.3, max_tokens=600))
-    # Seeded sampling never shares a batch; greedy ignores the seed.
-    assert key(make_task("a", task_id="1", seed=1)) != key(make_task("a", task_id="2", seed=1))
+    # Seeds do not matter: every row samples from its own random stream.
+    assert key(make_task("a", task_id="1", seed=1)) == key(make_task("b", task_id="2", seed=2))
+    assert key(make_task("a", task_id="1", seed=1)) == key(make_task("b", task_id="2"))
     assert key(make_task("a", task_id="1", greedy=True, seed=1)) == key(
         make_task("b", task_id="2", greedy=True, seed=2))
     # "auto" max_tokens comes in buckets, so texts of similar length batch together.
@@ -373,3 +394,59 @@ def test_capabilities_and_description(tiny_backend):
     assert facts["device"] == "cpu" and facts["dtype"] == "float32"
     assert facts["compile"] == "unavailable (CUDA only)"
     assert torch.get_num_threads() == 1  # [plugins.dia] cpu_threads
+
+
+def test_seeded_sampling_batch_equals_single_runs(tiny_backend):
+    """Each sampled row draws from its own seeded stream: a batch of three gives every row
+    the codes it gets alone, and a row's seed, not its place in the batch, decides them."""
+    texts = ["[S1] First sampled row.", "[S2] The second one is a bit longer.", "[S1] Third."]
+    tasks = [make_task(t, task_id=f"r{n}", seed=seed, max_tokens=60, temperature=1.3)
+             for n, (t, seed) in enumerate(zip(texts, (11, 22, 33), strict=True))]
+    assert len({tiny_backend.batch_key(t) for t in tasks}) == 1
+    batch = [ok(out) for out in tiny_backend.generate_codes(tasks)]
+    assert [out.info["batch_size"] for out in batch] == [3, 3, 3]
+    assert [out.info["seed"] for out in batch] == [11, 22, 33]
+    for task, out in zip(tasks, batch, strict=True):
+        assert np.array_equal(out.codes, codes_of(tiny_backend, [task])[0])
+    # Reordered, and the same text under another seed: still each row's own codes.
+    again = codes_of(tiny_backend, tasks[::-1])
+    for got, want in zip(again, batch[::-1], strict=True):
+        assert np.array_equal(got, want.codes)
+    other = make_task(texts[0], task_id="r0-other", seed=44, max_tokens=60, temperature=1.3)
+    same, different = codes_of(tiny_backend, [tasks[0], other])
+    assert np.array_equal(same, batch[0].codes)
+    assert not np.array_equal(same, different)
+
+
+def test_same_seed_in_one_batch_gives_the_same_codes(tiny_backend):
+    twins = [make_task("[S1] Twins.", task_id=f"t{n}", seed=5, max_tokens=60) for n in (1, 2)]
+    first, second = codes_of(tiny_backend, twins)
+    assert np.array_equal(first, second)
+    unseeded = codes_of(tiny_backend, [make_task("[S1] Twins.", task_id=f"u{n}", max_tokens=60)
+                                       for n in (1, 2)])
+    assert not np.array_equal(unseeded[0], unseeded[1])  # fresh streams differ
+
+
+def test_low_temperature_and_filters_hold_in_a_batch(tiny_backend):
+    """Temperature below 1.0, top_p and top_k reach the per-row sampler in a batch too."""
+    params = {"temperature": 0.6, "top_p": 0.8, "top_k": 20, "max_tokens": 60}
+    tasks = [make_task("[S1] Cool batch.", task_id="c1", seed=1, **params),
+             make_task("[S2] Another cool row.", task_id="c2", seed=2, **params)]
+    batch = [ok(out) for out in tiny_backend.generate_codes(tasks)]
+    assert all(out.info["batch_size"] == 2 and out.info["temperature"] == 0.6
+               for out in batch)
+    for task, out in zip(tasks, batch, strict=True):
+        assert np.array_equal(out.codes, codes_of(tiny_backend, [task])[0])
+    warm = codes_of(tiny_backend, [make_task("[S1] Cool batch.", seed=1,
+                                             **{**params, "temperature": 1.0})])[0]
+    assert not np.array_equal(batch[0].codes, warm)
+
+
+def test_builtin_voices_default_requests_share_a_batch(tiny_backend):
+    from ttsframe.plugins.builtin_voices import BUILTIN_VOICES
+
+    voices = {v.voice_id: v for v in BUILTIN_VOICES}
+    tasks = [make_task("[S1] Hello.", task_id=name, seed=voices[name].seed)
+             for name in ("alloy", "nova")]
+    assert tasks[0].params.seed != tasks[1].params.seed
+    assert tiny_backend.batch_key(tasks[0]) == tiny_backend.batch_key(tasks[1])

@@ -5,7 +5,8 @@ prompt audio is the decoder's prefix, and only the audio after the prompt is ret
 Rows are prepared one at a time (so one bad prompt fails only its row) and collated the
 way ``DiaProcessor`` pads a batch (text right-padded, decoder prefix left-padded with
 BOS), which also lets rows with and without a prompt share a batch. Greedy batches are
-token-identical to single runs.
+token-identical to single runs, and so are sampled ones: each row samples from its own
+random stream, seeded from its request's seed (``sampling.py``).
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class _Plan:
     guidance_scale: float | None
     max_new_tokens: int
     compile: bool
-    seed: int | None
-    solo: str | None  # seeded sampling draws from its own RNG stream: never batched
+    # Set only where rows cannot have their own random streams (a transformers without
+    # the hook): seeded sampling then draws from the global stream, so it runs alone.
+    solo: str | None
 
 
 @dataclass
@@ -85,6 +87,7 @@ class _Row:
     inputs: dict[str, Any]
     prompt_frames: int
     notes: list[str] = field(default_factory=list)
+    seed: int | None = None  # sampling only; None draws a fresh one
 
 
 @dataclass
@@ -117,6 +120,7 @@ class DiaBackend(Backend):
         self._delay = [0, 8, 9, 10, 11, 12, 13, 14, 15]
         self._hop = 512
         self._can_lower_temperature = False
+        self._samples_per_row = False
         # Encoded audio prompts, reused across requests and the chunks of a long text.
         self._prompts = PromptCache(config.prompt_cache_size)
 
@@ -184,6 +188,7 @@ class DiaBackend(Backend):
                 f"'{self.resolved.codec_dir}') failed: {exc}. Point [plugins.dia] model at a "
                 "transformers-format Dia checkpoint") from exc
         self._can_lower_temperature = getattr(self.model, "lowers_temperature", False)
+        self._samples_per_row = getattr(self.model, "samples_per_row", False)
         model_config = self.model.config
         self._delay = list(model_config.delay_pattern)
         self._max_steps = int(model_config.decoder_config.max_position_embeddings)
@@ -231,8 +236,8 @@ class DiaBackend(Backend):
                 d["guidance_scale"] if p.cfg_scale is None else float(p.cfg_scale)),
             max_new_tokens=max_new,
             compile=self._wants_compile(task, notes),
-            seed=None if greedy else p.seed,
-            solo=task.task_id if (not greedy and p.seed is not None) else None)
+            solo=task.task_id if (not greedy and p.seed is not None
+                                  and not self._samples_per_row) else None)
         return plan, notes
 
     def _max_new_tokens(self, task: SynthesisTask) -> tuple[int, list[str]]:
@@ -283,8 +288,8 @@ class DiaBackend(Backend):
         return want
 
     def batch_key(self, task: SynthesisTask) -> Hashable:
-        """Same sampling parameters, max_tokens bucket and compile flag; seeded sampling
-        batches alone (rows of a batch share one random stream)."""
+        """Same sampling parameters, max_tokens bucket and compile flag. Seeds may differ:
+        every row samples from its own random stream."""
         try:
             plan, _ = self._plan(task)
         except TTSFrameError:
@@ -343,7 +348,9 @@ class DiaBackend(Backend):
                 yield i, Cancelled(f"cancelled before generation: {task.cancel.reason}")
                 continue
             try:
-                rows.append(self._prepare(i, task, notes))
+                row = self._prepare(i, task, notes)
+                row.seed = None if plan.greedy else task.params.seed
+                rows.append(row)
             except TTSFrameError as exc:
                 yield i, exc
             except Exception as exc:  # fails this row only
@@ -396,7 +403,7 @@ class DiaBackend(Backend):
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, top_k=plan.top_k,
-                            cfg_scale=plan.guidance_scale, seed=plan.seed)
+                            cfg_scale=plan.guidance_scale, seed=row.seed)
             streamed = streamer.finish(k, row_codes)  # what is left of a streaming row
             yield row.index, DiaCodes(row_codes, steps, notes, info, streamed)
 
@@ -455,29 +462,41 @@ class DiaBackend(Backend):
             kwargs.update(do_sample=True, temperature=max(plan.temperature, 1.0),
                           top_p=plan.top_p, top_k=plan.top_k,
                           guidance_scale=plan.guidance_scale)
+        seeds = [row.seed for row in rows]
         if not plan.compile:
-            return self._call(kwargs, plan, compile=False), False
+            return self._call(kwargs, plan, seeds, compile=False), False
         try:
-            return self._call(kwargs, plan, compile=True), True
+            return self._call(kwargs, plan, seeds, compile=True), True
         except Exception as exc:  # compile problems surface inside the first generate
             problem = f"{type(exc).__name__}: {exc}"[:300]
         log.warning("compiled generation failed (%s); retrying without torch.compile", problem)
-        sequences = self._call(kwargs, plan, compile=False)  # raises if not compile's fault
+        # raises if not compile's fault
+        sequences = self._call(kwargs, plan, seeds, compile=False)
         self.compile_problem = problem
         for row in rows:
             row.notes.append("torch.compile failed, so this ran without it")
         return sequences, False
 
-    def _call(self, kwargs, plan: _Plan, *, compile: bool):
+    def _call(self, kwargs, plan: _Plan, seeds: list[int | None], *, compile: bool):
         # A static cache is what makes transformers compile the forward pass on CUDA.
         extra = {"cache_implementation": "static"} if compile else {}
         low = not plan.greedy and plan.temperature < 1.0
         self.model.requested_temperature = plan.temperature if low else None
+        global_seed = None
+        if not plan.greedy and self._samples_per_row:
+            from ttsframe.plugins.dia.sampling import RowSampler
+
+            # Fresh generators on every call: a retry replays the same random streams.
+            self.model.row_sampler = RowSampler(seeds, len(self._delay), self.device)
+        elif not plan.greedy:
+            global_seed = seeds[0]  # a solo row (see _Plan.solo)
         try:
-            with _seeded(plan.seed, self.device):  # a retry replays the same random stream
+            # transformers still draws (a certainty) from the global stream: keep it intact.
+            with _own_rng(not plan.greedy, global_seed, self.device):
                 return self.model.generate(**kwargs, **extra)
         finally:
             self.model.requested_temperature = None
+            self.model.row_sampler = None
 
     def _decode(self, out: DiaCodes) -> SynthesisResult:
         """The codec step of DiaProcessor.batch_decode for one row."""
@@ -545,13 +564,15 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def _model_class():
-    """``DiaForConditionalGeneration`` that can sample below temperature 1.0.
+    """``DiaForConditionalGeneration`` that can sample below temperature 1.0, and sample
+    each row from its own random stream.
 
     transformers clamps such temperatures to 1.0; the reference implementation divides the
     guided logits by the temperature before top-p/top-k. This subclass inserts that same
     ``TemperatureLogitsWarper`` right after the CFG processor, which is where transformers
-    puts it for temperatures above 1.0. Without the hook it relies on, the backend reports
-    the clamp instead.
+    puts it for temperatures above 1.0. It also appends ``row_sampler`` (a ``RowSampler``)
+    after every other processor. Without the hook it relies on, the backend reports the
+    temperature clamp instead, and runs seeded sampling alone.
     """
     from transformers import DiaForConditionalGeneration
     from transformers.generation.logits_process import (
@@ -564,7 +585,9 @@ def _model_class():
 
     class DiaWithLowTemperature(DiaForConditionalGeneration):
         lowers_temperature = True
+        samples_per_row = True
         requested_temperature: float | None = None
+        row_sampler = None
 
         def _get_logits_processor(self, generation_config, *args, **kwargs):
             processors = super()._get_logits_processor(generation_config, *args, **kwargs)
@@ -573,6 +596,8 @@ def _model_class():
                 after_cfg = int(bool(processors) and isinstance(
                     processors[0], DiaClassifierFreeGuidanceLogitsProcessor))
                 processors.insert(after_cfg, TemperatureLogitsWarper(temperature))
+            if self.row_sampler is not None and generation_config.do_sample:
+                processors.append(self.row_sampler)
             return processors
 
     return DiaWithLowTemperature
@@ -630,19 +655,21 @@ def _revert_delay(sequences, processor, delay):
                                        precomputed_idx=index).transpose(1, 2)
 
 
-class _seeded:
-    """Seed torch's RNG for one generate call without disturbing anyone else's stream."""
+class _own_rng:
+    """Run one sampled generate call on a forked global RNG (seeded when ``seed`` is
+    given), so that it neither disturbs nor depends on anyone else's stream."""
 
-    def __init__(self, seed: int | None, device) -> None:
-        self.seed, self.device, self._fork = seed, device, None
+    def __init__(self, sampled: bool, seed: int | None, device) -> None:
+        self.sampled, self.seed, self.device, self._fork = sampled, seed, device, None
 
     def __enter__(self):
-        if self.seed is None:
+        if not self.sampled:
             return self
         devices = [self.device] if self.device is not None and self.device.type == "cuda" else []
         self._fork = torch.random.fork_rng(devices=devices)
         self._fork.__enter__()
-        torch.manual_seed(self.seed)
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
         return self
 
     def __exit__(self, *exc):
