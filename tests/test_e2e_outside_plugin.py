@@ -10,20 +10,14 @@ from pathlib import Path
 import httpx
 import soundfile as sf
 
-from tests.server import ServerProcess, builtin_plugin_names, install_fake_distribution
+from tests.job_helpers import tone_server
+from tests.server import ServerProcess, install_fake_distribution
 
 FAKES = Path(__file__).with_name("fakes.py")
 
 
 def start_tone_server(tmp_path: Path, extra_config: str = "") -> ServerProcess:
-    site = install_fake_distribution(tmp_path / "site", "ttsframe-tone", "tone_plugin",
-                                     {"tone": "tone_plugin"}, source=FAKES.read_text())
-    cfg = tmp_path / "ttsframe.toml"
-    cfg.write_text("[generation]\ndefault_backend = \"tone\"\n" + extra_config)
-    env = {"PYTHONPATH": str(site),
-           "TTSFRAME_LOAD_PLUGINS": ",".join([*builtin_plugin_names(), "tone"]),
-           "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}
-    return ServerProcess(cfg, env=env)
+    return tone_server(tmp_path, '[generation]\ndefault_backend = "tone"\n' + extra_config)
 
 
 def test_outside_backend_is_discovered_and_used(tmp_path):

@@ -8,25 +8,10 @@ import json
 import select
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.server import ServerProcess, builtin_plugin_names, install_fake_distribution
-
-FAKES = Path(__file__).with_name("fakes.py")
-
-
-def tone_server(tmp_path: Path, config: str = "") -> ServerProcess:
-    site = install_fake_distribution(tmp_path / "site", "ttsframe-tone", "tone_plugin",
-                                     {"tone": "tone_plugin"}, source=FAKES.read_text())
-    cfg = tmp_path / "ttsframe.toml"
-    cfg.write_text('[generation]\ndefault_backend = "tone"\n' + config)
-    env = {"PYTHONPATH": str(site),
-           "TTSFRAME_LOAD_PLUGINS": ",".join([*builtin_plugin_names(), "tone"]),
-           "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}
-    return ServerProcess(cfg, env=env)
-
+from tests.job_helpers import tone_server
 
 # ------------------------------------------------------------------------- 413
 
@@ -60,7 +45,8 @@ def _reply_json(data: bytes) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def small_limit_server(tmp_path_factory):
-    with tone_server(tmp_path_factory.mktemp("limit"), "[storage]\nmax_upload_mb = 1\n") as srv:
+    config = '[generation]\ndefault_backend = "tone"\n[storage]\nmax_upload_mb = 1\n'
+    with tone_server(tmp_path_factory.mktemp("limit"), config) as srv:
         yield srv
 
 
