@@ -236,10 +236,3 @@ def _allowed_values(type_: Any, path: str) -> str:
         return target.__name__
     return ""
 
-
-def to_toml_dict(settings: Settings) -> dict[str, Any]:
-    """The settings as a plain dict ready for ``tomli_w`` (without ``config_path``)."""
-    data = msgspec.to_builtins(settings)
-    data.pop("config_path", None)
-    data.pop("plugin_allowlist", None)
-    return data

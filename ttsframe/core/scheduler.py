@@ -67,7 +67,6 @@ class BackendWorker:
         self.backend = backend
         self.state: BackendState = "loading"
         self.error: str | None = None
-        self.loaded_at: float | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{name}")
         self.busy = 0
 
@@ -79,7 +78,7 @@ class BackendWorker:
             self.state, self.error = "failed", str(exc) or type(exc).__name__
             log.error("backend %s failed to load: %s", self.name, self.error)
             return
-        self.state, self.loaded_at = "ready", time.time()
+        self.state = "ready"
         log.info("backend %s ready in %.1f s", self.name, time.perf_counter() - started)
 
     async def start(self) -> None:
