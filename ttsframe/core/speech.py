@@ -134,7 +134,8 @@ class SpeechService:
             raise InvalidInput(
                 f"text is {len(text)} characters; the limit is {limit} "
                 "(generation.max_text_chars)")
-        voice = self.voices.get_voice(request.voice_id.strip())
+        # Voice stores may read files or a database: never on the event loop.
+        voice = await anyio.to_thread.run_sync(self.voices.get_voice, request.voice_id.strip())
         if voice.backends and backend_name not in voice.backends:
             raise InvalidInput(
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "

@@ -78,7 +78,8 @@ async def list_voice_mappings(services: NamedDependency[Services]
      summary="Get one voice configuration", tags=["voices"], responses=errors(400, 404))
 async def get_voice_mapping(voice_id: VoiceIdPath, services: NamedDependency[Services]
                             ) -> VoiceMapping:
-    return mapping(services.voices.get_voice(check_id(voice_id, "voice_id")))
+    voice_id = check_id(voice_id, "voice_id")
+    return mapping(await anyio.to_thread.run_sync(services.voices.get_voice, voice_id))
 
 
 @post("/voice_mappings", operation_id="create_voice_mapping", summary="Create a custom voice",
@@ -104,7 +105,7 @@ async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappin
         raise InvalidInput(f"voice_id in the body ('{data.voice_id}') differs from the one in "
                            f"the path ('{voice_id}'); voices cannot be renamed, create a new "
                            "one instead")
-    current = services.voices.get_voice(voice_id)
+    current = await anyio.to_thread.run_sync(services.voices.get_voice, voice_id)
     voice = check_backends(build_voice(voice_id, data.given(), base=current), services)
     updated = await anyio.to_thread.run_sync(services.voices.update_voice, voice_id, voice)
     return VoiceMappingReply(message=f"Voice '{voice_id}' updated successfully",
