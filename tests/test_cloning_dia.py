@@ -32,7 +32,9 @@ from ttsframe.core.types import AudioPrompt, GenerationParams, SpeechRequest
 from ttsframe.http.app import create_app
 
 TRANSCRIPT = "[S1] This is the prompt speaking."
-GREEDY = {"do_sample": False, "guidance_scale": None}
+# The reference's temperature 0: argmax with guidance and the CFG filter (the
+# checkpoint's guidance_scale 3.0 and top_k 45).
+GREEDY = {"do_sample": False}
 MAX_TOKENS = 100
 
 

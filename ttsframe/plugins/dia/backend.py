@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -66,16 +67,13 @@ PROGRESS_EVERY = 16  # steps between on_progress calls
 class _Plan:
     """One task's resolved sampling parameters; equal plans can share a batch."""
 
-    greedy: bool
+    greedy: bool  # the reference's temperature 0: guidance and the CFG filter still apply
     temperature: float | None
     top_p: float | None
-    top_k: int | None
-    guidance_scale: float | None
+    top_k: int | None  # also the CFG filter's k (the reference's cfg_filter_top_k)
+    guidance_scale: float
     max_new_tokens: int
     compile: bool
-    # Set only where rows cannot have their own random streams (a transformers without
-    # the hook): seeded sampling then draws from the global stream, so it runs alone.
-    solo: str | None
 
 
 @dataclass
@@ -119,8 +117,6 @@ class DiaBackend(Backend):
         self._max_steps = 3072
         self._delay = [0, 8, 9, 10, 11, 12, 13, 14, 15]
         self._hop = 512
-        self._can_lower_temperature = False
-        self._samples_per_row = False
         # Encoded audio prompts, reused across requests and the chunks of a long text.
         self._prompts = PromptCache(config.prompt_cache_size)
 
@@ -187,8 +183,6 @@ class DiaBackend(Backend):
                 f"loading Dia from '{self.resolved.model_dir}' (codec "
                 f"'{self.resolved.codec_dir}') failed: {exc}. Point [plugins.dia] model at a "
                 "transformers-format Dia checkpoint") from exc
-        self._can_lower_temperature = getattr(self.model, "lowers_temperature", False)
-        self._samples_per_row = getattr(self.model, "samples_per_row", False)
         model_config = self.model.config
         self._delay = list(model_config.delay_pattern)
         self._max_steps = int(model_config.decoder_config.max_position_embeddings)
@@ -220,10 +214,6 @@ class DiaBackend(Backend):
         if not p.greedy and temperature <= 0:
             raise InvalidInput("temperature must be above 0; use greedy for deterministic "
                                "decoding")
-        if not p.greedy and temperature < 1.0 and not self._can_lower_temperature:
-            notes.append(f"temperature {temperature:g} was raised to 1.0: transformers' Dia "
-                         "generation does not support temperatures below 1.0")
-            temperature = 1.0
         max_new, max_notes = self._max_new_tokens(task)
         notes += max_notes
         greedy = bool(p.greedy)
@@ -231,13 +221,10 @@ class DiaBackend(Backend):
             greedy=greedy,
             temperature=None if greedy else temperature,
             top_p=None if greedy else (d["top_p"] if p.top_p is None else float(p.top_p)),
-            top_k=None if greedy else (d["top_k"] if p.top_k is None else int(p.top_k)),
-            guidance_scale=None if greedy else (
-                d["guidance_scale"] if p.cfg_scale is None else float(p.cfg_scale)),
+            top_k=d["top_k"] if p.top_k is None else int(p.top_k),
+            guidance_scale=d["guidance_scale"] if p.cfg_scale is None else float(p.cfg_scale),
             max_new_tokens=max_new,
-            compile=self._wants_compile(task, notes),
-            solo=task.task_id if (not greedy and p.seed is not None
-                                  and not self._samples_per_row) else None)
+            compile=self._wants_compile(task, notes))
         return plan, notes
 
     def _max_new_tokens(self, task: SynthesisTask) -> tuple[int, list[str]]:
@@ -349,7 +336,9 @@ class DiaBackend(Backend):
                 continue
             try:
                 row = self._prepare(i, task, notes)
-                row.seed = None if plan.greedy else task.params.seed
+                if not plan.greedy:  # a row's tokens follow from its seed: always know it
+                    row.seed = (task.params.seed if task.params.seed is not None
+                                else secrets.randbelow(2**32))
                 rows.append(row)
             except TTSFrameError as exc:
                 yield i, exc
@@ -400,10 +389,10 @@ class DiaBackend(Backend):
                 "max_new_tokens": max_new, "prompt_frames": row.prompt_frames,
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
                 "greedy": plan.greedy, "compiled": compiled,
+                "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
             }
             if not plan.greedy:
-                info.update(temperature=plan.temperature, top_p=plan.top_p, top_k=plan.top_k,
-                            cfg_scale=plan.guidance_scale, seed=row.seed)
+                info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)
             streamed = streamer.finish(k, row_codes)  # what is left of a streaming row
             yield row.index, DiaCodes(row_codes, steps, notes, info, streamed)
 
@@ -454,14 +443,11 @@ class DiaBackend(Backend):
         return {key: inputs[key] for key in ("decoder_input_ids", "decoder_attention_mask")}
 
     def _generate(self, batch, plan: _Plan, max_new: int, watch, rows):
+        # DiaSampler chooses every token; transformers' greedy step takes it.
         kwargs: dict[str, Any] = dict(batch, max_new_tokens=max_new,
-                                      stopping_criteria=[watch])
-        if plan.greedy:
-            kwargs.update(do_sample=False, guidance_scale=None)
-        else:
-            kwargs.update(do_sample=True, temperature=max(plan.temperature, 1.0),
-                          top_p=plan.top_p, top_k=plan.top_k,
-                          guidance_scale=plan.guidance_scale)
+                                      stopping_criteria=[watch], do_sample=False,
+                                      temperature=None, top_p=None, top_k=None,
+                                      guidance_scale=None)
         seeds = [row.seed for row in rows]
         if not plan.compile:
             return self._call(kwargs, plan, seeds, compile=False), False
@@ -480,23 +466,14 @@ class DiaBackend(Backend):
     def _call(self, kwargs, plan: _Plan, seeds: list[int | None], *, compile: bool):
         # A static cache is what makes transformers compile the forward pass on CUDA.
         extra = {"cache_implementation": "static"} if compile else {}
-        low = not plan.greedy and plan.temperature < 1.0
-        self.model.requested_temperature = plan.temperature if low else None
-        global_seed = None
-        if not plan.greedy and self._samples_per_row:
-            from ttsframe.plugins.dia.sampling import RowSampler
-
-            # Fresh generators on every call: a retry replays the same random streams.
-            self.model.row_sampler = RowSampler(seeds, len(self._delay), self.device)
-        elif not plan.greedy:
-            global_seed = seeds[0]  # a solo row (see _Plan.solo)
+        # Fresh generators on every call: a retry replays the same random streams.
+        self.model.sampler = {
+            "seeds": seeds, "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
+            "temperature": None if plan.greedy else plan.temperature, "top_p": plan.top_p}
         try:
-            # transformers still draws (a certainty) from the global stream: keep it intact.
-            with _own_rng(not plan.greedy, global_seed, self.device):
-                return self.model.generate(**kwargs, **extra)
+            return self.model.generate(**kwargs, **extra)
         finally:
-            self.model.requested_temperature = None
-            self.model.row_sampler = None
+            self.model.sampler = None
 
     def _decode(self, out: DiaCodes) -> SynthesisResult:
         """The codec step of DiaProcessor.batch_decode for one row."""
@@ -564,43 +541,43 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def _model_class():
-    """``DiaForConditionalGeneration`` that can sample below temperature 1.0, and sample
-    each row from its own random stream.
+    """``DiaForConditionalGeneration`` whose token choice is ``DiaSampler``'s.
 
-    transformers clamps such temperatures to 1.0; the reference implementation divides the
-    guided logits by the temperature before top-p/top-k. This subclass inserts that same
-    ``TemperatureLogitsWarper`` right after the CFG processor, which is where transformers
-    puts it for temperatures above 1.0. It also appends ``row_sampler`` (a ``RowSampler``)
-    after every other processor. Without the hook it relies on, the backend reports the
-    temperature clamp instead, and runs seeded sampling alone.
+    While ``sampler`` holds the sampler's arguments, every generate call runs the CFG
+    batch (also at ``cfg_scale`` 1.0, which transformers treats as "no guidance") and
+    ``DiaSampler`` replaces transformers' logits processors; transformers' greedy step
+    then takes the token it chose.
     """
     from transformers import DiaForConditionalGeneration
     from transformers.generation.logits_process import (
-        DiaClassifierFreeGuidanceLogitsProcessor,
-        TemperatureLogitsWarper,
+        DiaEOSDelayPatternLogitsProcessor,
+        LogitsProcessorList,
     )
 
-    if not hasattr(DiaForConditionalGeneration, "_get_logits_processor"):
-        return DiaForConditionalGeneration
+    from ttsframe.plugins.dia.sampling import DiaSampler
 
-    class DiaWithLowTemperature(DiaForConditionalGeneration):
-        lowers_temperature = True
-        samples_per_row = True
-        requested_temperature: float | None = None
-        row_sampler = None
+    class DiaWithReferenceSampling(DiaForConditionalGeneration):
+        sampler: dict[str, Any] | None = None
+
+        def _prepare_generation_config(self, *args, **kwargs):
+            prepared = super()._prepare_generation_config(*args, **kwargs)
+            if self.sampler is not None:
+                self._uses_cfg = True  # guidance at every scale, as the reference
+            return prepared
 
         def _get_logits_processor(self, generation_config, *args, **kwargs):
-            processors = super()._get_logits_processor(generation_config, *args, **kwargs)
-            temperature = self.requested_temperature
-            if temperature is not None and generation_config.do_sample:
-                after_cfg = int(bool(processors) and isinstance(
-                    processors[0], DiaClassifierFreeGuidanceLogitsProcessor))
-                processors.insert(after_cfg, TemperatureLogitsWarper(temperature))
-            if self.row_sampler is not None and generation_config.do_sample:
-                processors.append(self.row_sampler)
-            return processors
+            if self.sampler is None:
+                return super()._get_logits_processor(generation_config, *args, **kwargs)
+            device = kwargs.get("device") or self.device
+            decoder = self.config.decoder_config
+            delay = DiaEOSDelayPatternLogitsProcessor(
+                delay_pattern=self.config.delay_pattern, eos_token_id=decoder.eos_token_id,
+                max_generation_len=generation_config.max_length, device=device)
+            return LogitsProcessorList([DiaSampler(
+                **self.sampler, channels=len(self.config.delay_pattern),
+                eos=decoder.eos_token_id, delay=delay, device=device)])
 
-    return DiaWithLowTemperature
+    return DiaWithReferenceSampling
 
 
 def _prompt_samples(prompt: AudioPrompt, notes: list[str]) -> np.ndarray:
@@ -653,29 +630,6 @@ def _revert_delay(sequences, processor, delay):
                                     delay_pattern=delay, revert=True)
     return processor.apply_audio_delay(audio=sequences, pad_token_id=-1, bos_token_id=-1,
                                        precomputed_idx=index).transpose(1, 2)
-
-
-class _own_rng:
-    """Run one sampled generate call on a forked global RNG (seeded when ``seed`` is
-    given), so that it neither disturbs nor depends on anyone else's stream."""
-
-    def __init__(self, sampled: bool, seed: int | None, device) -> None:
-        self.sampled, self.seed, self.device, self._fork = sampled, seed, device, None
-
-    def __enter__(self):
-        if not self.sampled:
-            return self
-        devices = [self.device] if self.device is not None and self.device.type == "cuda" else []
-        self._fork = torch.random.fork_rng(devices=devices)
-        self._fork.__enter__()
-        if self.seed is not None:
-            torch.manual_seed(self.seed)
-        return self
-
-    def __exit__(self, *exc):
-        if self._fork is not None:
-            self._fork.__exit__(*exc)
-        return False
 
 
 class _Watch:

@@ -1,12 +1,21 @@
-"""Per-row random streams for sampled Dia generation.
+"""One Dia decoding step's token choice, as the reference implementation makes it.
 
-transformers draws every row of a ``generate`` batch from torch's one global random
-stream, so a seeded row's tokens would depend on its batch mates. ``RowSampler`` is the
-last logits processor: it samples each row's channels from that row's own generator, out
-of exactly the distribution transformers would sample from (after guidance, temperature,
-top-k/top-p and Dia's EOS rules), and hands back a one-hot distribution (``-inf`` but
-for the chosen token), so transformers' own draw can only pick that token. A row's codes
-then depend on its input and seed alone, whether it runs alone or in a batch.
+``DiaSampler`` is the only logits processor of the backend's ``generate`` calls (the
+model subclass in ``backend.py`` installs it in place of transformers' own list, and
+generation runs in transformers' greedy mode, which takes the token it marks). Per step:
+
+1. guidance ``cond + cfg_scale * (cond - uncond)`` at every scale, 1.0 included;
+2. the CFG filter: the ``top_k`` best guided tokens are kept, with their *conditional*
+   logits;
+3. tokens above EOS are masked, and EOS and above in channels 1-8;
+4. temperature; EOS forced in channel 0 when it is the best token there, else suppressed;
+   top-k again; top-p; transformers' delay-pattern EOS rule (``delay``);
+5. the draw: each row from its own ``torch.Generator``, as ``torch.multinomial`` draws
+   (``argmax(probs / Exp(1) noise)``, bit for bit), all rows in one ``argmax``.
+
+``temperature=None`` is the reference's temperature 0: the argmax after steps 1-3, so
+greedy decoding keeps guidance and the filter. A row's tokens depend on its input and
+seed only, never on its batch mates.
 """
 
 from __future__ import annotations
@@ -16,33 +25,74 @@ import math
 import torch
 
 
-class RowSampler:
-    """Logits processor that samples ``(rows * channels, vocab)`` scores row by row.
+class DiaSampler:
+    """Logits processor for ``(2 * rows * channels, vocab)`` scores (conditional rows
+    first, then the unconditional ones, as transformers' Dia lays out its CFG batch)."""
 
-    ``seeds`` holds one seed per row of the batch, ``None`` for a fresh random one. Rows
-    are the conditional rows: with guidance, transformers has already folded the
-    unconditional rows in by the time processors after it run.
-    """
-
-    def __init__(self, seeds: list[int | None], channels: int, device) -> None:
-        self.channels = channels
+    def __init__(self, *, seeds: list[int], channels: int, eos: int, cfg_scale: float,
+                 top_k: int | None, temperature: float | None, top_p: float | None,
+                 delay, device) -> None:
+        self.channels, self.eos = channels, eos
+        self.cfg_scale, self.top_k = cfg_scale, top_k
+        self.temperature, self.top_p = temperature, top_p
+        self.delay = delay  # transformers' DiaEOSDelayPatternLogitsProcessor
         self.generators = []
-        for seed in seeds:
-            generator = torch.Generator(device=device)
-            if seed is None:
-                generator.seed()  # fresh randomness
-            else:
-                generator.manual_seed(seed)
-            self.generators.append(generator)
+        if temperature is not None:
+            for seed in seeds:
+                self.generators.append(torch.Generator(device=device).manual_seed(seed))
+        self._vocab_index = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        half = scores.shape[0] // 2
+        if half * 2 != scores.shape[0] or half != input_ids.shape[0]:
+            raise RuntimeError(f"expected conditional and unconditional scores for "
+                               f"{input_ids.shape[0]} rows, got {scores.shape[0]}")
+        cond, uncond = scores[:half], scores[half:]
+        logits = cond + self.cfg_scale * (cond - uncond)
+        vocab = logits.shape[-1]
+        if self.top_k is not None:
+            k = min(self.top_k, vocab)
+            kept = torch.topk(logits, k, dim=-1).indices
+            drop = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, kept, False)
+            logits = cond.masked_fill(drop, -math.inf)
+        per_channel = logits.view(-1, self.channels, vocab)
+        per_channel[:, 1:, self.eos:] = -math.inf
+        per_channel[:, 0, self.eos + 1:] = -math.inf
+        if self.temperature is None:  # the reference's temperature 0
+            logits = self.delay(input_ids, logits)
+            return _one_hot(logits, logits.argmax(dim=-1, keepdim=True))
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        index = self._index(vocab, logits.device)
+        eos_best = (logits.argmax(dim=-1, keepdim=True) == self.eos)
+        logits = logits.masked_fill(eos_best & (index < self.eos), -math.inf)
+        logits = logits.masked_fill(~eos_best & (index == self.eos), -math.inf)
+        if self.top_k is not None:
+            kth = torch.topk(logits, min(self.top_k, vocab), dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        if self.top_p is not None and self.top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=False)
+            low = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
+            low[..., -1:] = False  # keep at least one token
+            logits = logits.masked_fill(low.scatter(-1, order, low), -math.inf)
+        logits = self.delay(input_ids, logits)
+        probs = logits.softmax(dim=-1)
         rows = len(self.generators)
-        if scores.shape[0] != rows * self.channels:
+        if probs.shape[0] != rows * self.channels:
             raise RuntimeError(f"expected scores for {rows} rows of {self.channels} channels, "
-                               f"got {scores.shape[0]}")
-        probs = torch.nn.functional.softmax(scores, dim=-1)  # as transformers' _sample does
-        per_row = probs.view(rows, self.channels, -1)
-        tokens = torch.cat([torch.multinomial(per_row[r], 1, generator=generator)
-                            for r, generator in enumerate(self.generators)])
-        chosen = torch.full_like(scores, -math.inf)
-        return chosen.scatter_(1, tokens, 0.0)
+                               f"got {probs.shape[0]}")
+        noise = torch.empty((rows, self.channels, vocab), dtype=probs.dtype,
+                            device=probs.device)
+        for row, generator in zip(noise, self.generators, strict=True):
+            row.exponential_(1, generator=generator)
+        return _one_hot(logits, (probs / noise.view_as(probs)).argmax(dim=-1, keepdim=True))
+
+    def _index(self, vocab: int, device) -> torch.Tensor:
+        if self._vocab_index is None:
+            self._vocab_index = torch.arange(vocab, device=device)
+        return self._vocab_index
+
+
+def _one_hot(scores: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Scores whose argmax (transformers' greedy step) is ``tokens``."""
+    return torch.full_like(scores, -math.inf).scatter_(-1, tokens, 0.0)
