@@ -83,6 +83,9 @@ class JobInfo(msgspec.Struct, kw_only=True):
     duration_s: float | None
     sample_rate: int | None
     warnings: list[str]
+    # The seed of a sampled take (drawn at submission when the request sent none):
+    # send it back to generate the same audio again.
+    seed: int | None = None
 
 
 class JobCancelled(msgspec.Struct, kw_only=True):
@@ -424,7 +427,8 @@ class JobService:
             retried=row["interrupted"] > 0,
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
-            sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]))
+            sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
+            seed=_seed(row.get("request")))
 
     async def stats(self) -> QueueStats:
         """Job counts from the database plus the scheduler's live view of every request."""
@@ -499,3 +503,11 @@ class JobService:
         stale = [path for job_id, path in found if job_id not in known]
         files += await anyio.to_thread.run_sync(lambda: [p for p in stale if remove_file(p)])
         return [r["job_id"] for r in rows], files
+
+
+def _seed(request_json: str | None) -> int | None:
+    """The seed a stored request was fixed to (``SpeechService.prepare`` draws one)."""
+    if not request_json:
+        return None
+    params = msgspec.json.decode(request_json).get("params") or {}
+    return params.get("seed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -149,8 +150,13 @@ class SpeechService:
         for pre in self.preprocessors:
             text = pre.process(text, ctx)
         params = request.params
-        if params.seed is None and voice.seed is not None:
-            params = type(params)(**{**_fields(params), "seed": voice.seed})
+        if params.seed is None and not params.greedy:
+            # Every sampled take has a known seed (the voice's, else a fresh one): the
+            # reply names it (X-Seed) and sending it back reproduces the take. It is
+            # fixed on the request too, so a stored job run again gives the same take.
+            seed = voice.seed if voice.seed is not None else secrets.randbelow(2**32)
+            params = type(params)(**{**_fields(params), "seed": seed})
+            request.params = params
         prompt = None
         if voice.audio_prompt:
             if not caps.supports_cloning:
@@ -326,7 +332,11 @@ def join_results(results: list[SynthesisResult]) -> SynthesisResult:
 
 
 def chunk_headers(prepared: PreparedSpeech) -> dict[str, str]:
-    return {"X-Text-Chunks": str(max(1, len(prepared.chunks)))}
+    """Headers every reply carries: the chunk count and the seed of a sampled take."""
+    headers = {"X-Text-Chunks": str(max(1, len(prepared.chunks)))}
+    if prepared.task.params.seed is not None:
+        headers["X-Seed"] = str(prepared.task.params.seed)
+    return headers
 
 
 class _PartsProgress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any
 
 import msgspec
@@ -10,6 +11,8 @@ from ttsframe.core.errors import InvalidInput
 from ttsframe.core.types import GenerationParams, Role, Speaker, SpeechRequest
 
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
+# The reference Dia implementation's name for the CFG filter's k; accepted as ``top_k``.
+FilterTopK = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 
 # The voice used when a request names none (or sends ``""``, as SillyTavern does for an
 # unset voice): OpenAI's and SillyTavern's first voice.
@@ -24,7 +27,8 @@ class VoiceRef(msgspec.Struct):
 
 class GenerateRequest(GenerationParams, kw_only=True):
     """``/generate`` body. Accepts the API guide's shape (``text``, ``voice_id``) and the
-    OpenAI shape (``input``, ``voice``); unknown fields are ignored."""
+    OpenAI shape (``input``, ``voice``); ``cfg_filter_top_k`` is ``top_k``. Unknown
+    fields are ignored and named in ``X-TTSFrame-Warnings``."""
 
     text: str | None = None
     input: str | None = None
@@ -36,6 +40,7 @@ class GenerateRequest(GenerationParams, kw_only=True):
     speed: Speed = 1.0
     stream: bool = False
     instructions: str | None = None
+    cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str,
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -49,7 +54,8 @@ class GenerateRequest(GenerationParams, kw_only=True):
 
 class SpeechCreateRequest(GenerationParams, kw_only=True):
     """``/v1/audio/speech`` body: OpenAI's fields plus the model parameters (temperature,
-    cfg_scale, ...) and ``role``; unknown fields are ignored. ``model`` may be a backend
+    cfg_scale, ``cfg_filter_top_k`` = ``top_k``, ...) and ``role``; unknown fields are
+    ignored and named in ``X-TTSFrame-Warnings``. ``model`` may be a backend
     name or an OpenAI model name (``tts-1``, ...), which means the default backend."""
 
     input: str | None = None
@@ -61,6 +67,7 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     stream_format: str | None = None
     stream: bool = False
     role: Role | None = None
+    cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -89,8 +96,14 @@ def _voice_name(voice: str | VoiceRef | None) -> str | None:
 
 def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, voice: str,
                     response_format: str) -> SpeechRequest:
-    params = msgspec.convert(
-        {f: getattr(body, f) for f in GenerationParams.__struct_fields__}, GenerationParams)
+    given = {f: getattr(body, f) for f in GenerationParams.__struct_fields__}
+    alias = body.cfg_filter_top_k
+    if alias is not None:
+        if body.top_k is not None and body.top_k != alias:
+            raise InvalidInput(f"'top_k' ({body.top_k}) and 'cfg_filter_top_k' ({alias}) are "
+                               "the same parameter and differ; send only one")
+        given["top_k"] = alias
+    params = msgspec.convert(given, GenerationParams)
     notes = []
     if body.instructions:
         notes.append("'instructions' is not supported by this server and was ignored")
@@ -105,6 +118,26 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         stream=body.stream,
         notes=notes,
     )
+
+
+def ignored_fields(body: bytes, struct: type[msgspec.Struct]) -> list[str]:
+    """Notes naming the top-level fields of a JSON body that ``struct`` does not read
+    (msgspec drops them silently), with the closest known name when one is near."""
+    try:
+        raw = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return []
+    if not isinstance(raw, dict):
+        return []
+    known = struct.__struct_fields__
+    notes = []
+    for name in raw:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        notes.append(f"'{name}' is not a field this server reads and was ignored{hint}")
+    return notes
 
 
 def _one_of(a: str, va: str | None, b: str, vb: str | None) -> str | None:

@@ -18,6 +18,7 @@ from ttsframe.core.services import Services
 from ttsframe.core.speech import OPENAI_MODEL_ALIASES
 from ttsframe.core.types import Voice
 from ttsframe.http.openapi import LookupOperation, SpeechCreateBody, SpeechOperation, errors
+from ttsframe.http.request import JSONRequest
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
     OpenAIModel,
@@ -26,6 +27,7 @@ from ttsframe.http.schemas import (
     OpenAIVoiceList,
     VoiceOption,
     VoiceOptionList,
+    ignored_fields,
 )
 
 OWNER = "ttsframe"
@@ -34,13 +36,15 @@ OWNER = "ttsframe"
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default)",
       operation_class=SpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
-async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services]
-                        ) -> Response:
+async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
+                        request: JSONRequest) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
     "audio"`` sends the audio as it is generated (chunked transfer encoding)."""
+    ignored = ignored_fields(await request.body(), type(data))
     request = data.to_domain()
+    request.notes += ignored
     if request.stream:
         _, stream = await services.speech.open_stream(request)
         return stream_response(stream)

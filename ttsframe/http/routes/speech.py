@@ -12,12 +12,14 @@ from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
+from ttsframe.http.request import JSONRequest
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
     ModelInfo,
     ModelsResponse,
     VoiceInfo,
     VoicesResponse,
+    ignored_fields,
 )
 
 
@@ -26,7 +28,7 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: NamedDependency[Services],
+async def generate(data: GenerateBody, services: NamedDependency[Services], request: JSONRequest,
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 
@@ -37,7 +39,9 @@ async def generate(data: GenerateBody, services: NamedDependency[Services],
     generated (wav: a 44-byte header with unknown sizes, then PCM; pcm, mp3, opus, aac
     stream; flac is sent whole at the end).
     """
+    ignored = ignored_fields(await request.body(), type(data))
     request = data.to_domain(default_format=services.settings.generation.default_format)
+    request.notes += ignored
     if async_mode:
         if request.stream:
             raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "

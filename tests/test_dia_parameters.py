@@ -1,0 +1,118 @@
+"""Dia's request parameters over HTTP on the tiny model: seeds, parameter names, fields
+nobody reads, budget cuts, checks before queueing, one voice across chunks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tests.conftest import make_services
+from tests.dia_fixtures import tiny_model_dir  # noqa: F401  (fixture)
+from ttsframe.http.app import create_app
+
+
+def wait_healthy(client: TestClient) -> None:
+    deadline = time.monotonic() + 120
+    while client.get("/health").json()["status"] != "healthy":
+        assert time.monotonic() < deadline, client.get("/health").json()
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def dia(tmp_path_factory, tiny_model_dir) -> Iterator[tuple[TestClient, object]]:  # noqa: F811
+    root = tmp_path_factory.mktemp("dia-params")
+    services = make_services(root, generation={"default_backend": "dia"},
+                             plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu",
+                                              "cpu_threads": 1}})
+    with TestClient(app=create_app(services), timeout=120) as client:
+        wait_healthy(client)
+        yield client, services
+
+
+def warnings_of(reply) -> str:
+    return reply.headers.get("x-ttsframe-warnings", "")
+
+
+def last_log(client: TestClient) -> dict:
+    return client.get("/logs", params={"limit": 1}).json()["logs"][0]
+
+
+def test_every_reply_names_its_seed_and_the_seed_reproduces_the_take(dia, monkeypatch):
+    client, services = dia
+    # A voice store whose voices carry no seed: the server draws one and says which.
+    get_voice = services.voices.get_voice
+    monkeypatch.setattr(services.voices, "get_voice", lambda voice_id: msgspec.structs.replace(
+        get_voice(voice_id), seed=None))
+    body = {"text": "[S1] Which seed?", "voice_id": "alloy", "max_tokens": 100}
+    first = client.post("/generate", json=body)
+    assert first.status_code == 200, first.text
+    seed = int(first.headers["x-seed"])
+    assert last_log(client)["params"]["seed"] == seed
+    again = client.post("/generate", json={**body, "seed": seed})
+    assert again.headers["x-seed"] == str(seed) and again.content == first.content
+    other = client.post("/generate", json=body)
+    assert other.headers["x-seed"] != str(seed)  # a fresh draw each time
+    monkeypatch.undo()
+
+    # OpenAI route and a built-in voice (its fixed seed), then a job's record.
+    openai = client.post("/v1/audio/speech", json={"input": "[S1] Hi.", "voice": "alloy",
+                                                   "max_tokens": 100})
+    alloy = client.get("/voice_mappings/alloy").json()
+    assert openai.headers["x-seed"] == str(alloy["seed"])
+    job = client.post("/generate", params={"async_mode": "true"}, json=body).json()
+    assert isinstance(job["seed"], int)
+    deadline = time.monotonic() + 120
+    while (state := client.get(f"/jobs/{job['job_id']}").json())["status"] != "completed":
+        assert state["status"] in ("pending", "processing") and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert state["seed"] == job["seed"]
+    result = client.get(f"/jobs/{job['job_id']}/result").content
+    assert result == client.post("/generate", json={**body, "seed": job["seed"]}).content
+
+
+def test_greedy_replies_carry_no_seed(dia):
+    client, _ = dia
+    reply = client.post("/generate", json={"text": "[S1] Greedy.", "voice_id": "alloy",
+                                           "greedy": True, "max_tokens": 100})
+    assert reply.status_code == 200 and "x-seed" not in reply.headers
+
+
+def test_cfg_filter_top_k_is_top_k(dia):
+    client, _ = dia
+    body = {"text": "[S1] Filtered.", "voice_id": "alloy", "seed": 4, "max_tokens": 100}
+    alias = client.post("/generate", json={**body, "cfg_filter_top_k": 7})
+    assert last_log(client)["params"]["top_k"] == 7
+    plain = client.post("/generate", json={**body, "top_k": 7})
+    assert alias.status_code == plain.status_code == 200
+    assert alias.content == plain.content and "cfg_filter_top_k" not in warnings_of(alias)
+    openai = client.post("/v1/audio/speech", json={"input": "[S1] x", "voice": "alloy",
+                                                   "cfg_filter_top_k": 9, "max_tokens": 100})
+    assert openai.status_code == 200 and last_log(client)["params"]["top_k"] == 9
+    clash = client.post("/generate", json={**body, "top_k": 5, "cfg_filter_top_k": 6})
+    assert clash.status_code == 400 and "cfg_filter_top_k" in clash.json()["detail"]
+
+
+def test_fields_nobody_reads_are_named_in_the_warnings(dia):
+    client, _ = dia
+    reply = client.post("/generate", json={"text": "[S1] Typo.", "voice_id": "alloy",
+                                           "max_tokens": 100, "temprature": 0.5,
+                                           "client_extra": {"a": 1}})
+    assert reply.status_code == 200
+    warnings = warnings_of(reply)
+    assert "'temprature' is not a field this server reads" in warnings
+    assert "did you mean 'temperature'?" in warnings
+    assert "'client_extra'" in warnings
+    assert any("temprature" in w for w in last_log(client)["warnings"])
+    openai = client.post("/v1/audio/speech", json={"input": "[S1] x", "voice": "alloy",
+                                                   "max_tokens": 100, "sped": 2})
+    assert "did you mean 'speed'?" in warnings_of(openai)
+    clean = client.post("/generate", json={"text": "[S1] Clean.", "voice_id": "alloy",
+                                           "max_tokens": 100})
+    assert "not a field" not in warnings_of(clean)
