@@ -486,3 +486,49 @@ def test_builtin_voices_default_requests_share_a_batch(tiny_backend):
              for name in ("alloy", "nova")]
     assert tasks[0].params.seed != tasks[1].params.seed
     assert tiny_backend.batch_key(tasks[0]) == tiny_backend.batch_key(tasks[1])
+
+
+def test_a_budget_that_runs_out_is_always_reported(tiny_backend):
+    """The tiny random model never ends speech greedily: a request's own max_tokens runs
+    out, and the reply says the speech was cut and what to do."""
+    (cut,) = tiny_backend.generate_codes([make_task("[S1] Cut short.", greedy=True,
+                                                    max_tokens=60)])
+    cut = ok(cut)
+    assert cut.info["budget_exhausted"] is True
+    assert any("speech was cut" in n and "larger max_tokens" in n for n in cut.notes)
+    (forced,) = tiny_backend.generate_codes([make_task("[S1] Ends early.", greedy=True,
+                                                       max_tokens=60)])
+    assert ok(forced).codes.shape[0] == 60 - 16
+
+
+def test_the_automatic_budget_never_cuts_speech(tiny_backend, monkeypatch):
+    """Left out, max_tokens is an estimate: a row that uses all of it is generated again
+    with twice the steps (the same take, longer), up to what the decoder holds, and the
+    reply says so. The estimate is made tiny here so that this text outruns it."""
+    from ttsframe.plugins.dia import backend as module
+
+    for name, value in {"AUTO_BYTES_PER_SECOND": 1e9, "AUTO_MARGIN_S": 0.0,
+                        "AUTO_BUCKET": 32, "AUTO_MIN_TOKENS": 32}.items():
+        monkeypatch.setattr(module, name, value)
+    task = make_task("[S1] Auto budget.", greedy=True)
+    assert tiny_backend._plan(task)[0].max_new_tokens == 32
+    (out,) = tiny_backend.generate_codes([task])
+    out = ok(out)
+    assert out.info["budget_exhausted"] is False  # it ended on its own EOS
+    assert 64 - 16 < out.codes.shape[0] < out.info["max_new_tokens"] - 16
+    assert any(f"automatic max_tokens (32 steps) ran out before the speech ended, so it was "
+               f"generated again with {out.info['max_new_tokens']} steps" in n
+               for n in out.notes)
+    assert not any("speech was cut" in n for n in out.notes)
+    # The same take, longer: frames decided before a budget's forced EOS (16 steps before
+    # its end, then 15 steps of delayed channels) are those of the longer run.
+    (short,) = tiny_backend.generate_codes([make_task(task.text, greedy=True, max_tokens=64)])
+    assert np.array_equal(ok(short).codes[:64 - 31], out.codes[:64 - 31])
+
+    # At the decoder's limit there is no more room: the cut is reported with what to do.
+    monkeypatch.setattr(tiny_backend, "_max_steps", 60)
+    (full,) = tiny_backend.generate_codes([task])
+    full = ok(full)
+    assert full.info["max_new_tokens"] == 59 and full.codes.shape[0] == 59 - 16
+    assert any("speech was cut" in n and "all the model's decoder holds" in n
+               for n in full.notes)

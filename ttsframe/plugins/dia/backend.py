@@ -11,6 +11,7 @@ random stream, seeded from its request's seed (``sampling.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -320,12 +321,38 @@ class DiaBackend(Backend):
                 try:
                     for i, result in self._run(tasks, members, plan):
                         out[i] = result
+                    for i, _, notes in members:
+                        out[i] = self._extend(tasks, i, notes, plan, out[i])
                 except Exception as exc:
                     log.exception("Dia generation failed")
                     for i, _, _ in members:
                         if out[i] is None:  # rows already answered keep their answer
                             out[i] = GenerationFailed(f"Dia generation failed: {exc}")
         return out  # type: ignore[return-value]
+
+    def _extend(self, tasks, i: int, notes: list[str], plan: _Plan, result):
+        """Never cut speech because the automatic budget was short: a row that used all
+        of it (without EOS) is generated again with twice the steps, up to what the
+        decoder holds. Its seed gives the same take, only longer. Streamed rows have
+        sent their audio already, so they keep the cut and its note."""
+        task = tasks[i]
+        if task.params.max_tokens is not None or task.on_audio is not None:
+            return result
+        first = plan.max_new_tokens
+        while isinstance(result, DiaCodes) and result.info.get("budget_exhausted"):
+            budget = result.info["max_new_tokens"]
+            limit = self._max_steps - 1 - result.info["prompt_frames"]
+            if budget >= limit:
+                break
+            bigger = dataclasses.replace(plan, max_new_tokens=min(budget * 2, limit))
+            ((_, longer),) = list(self._run(tasks, [(i, bigger, notes)], bigger))
+            if not isinstance(longer, DiaCodes):
+                return longer if isinstance(longer, Cancelled) else result
+            longer.notes.insert(0, (
+                f"the automatic max_tokens ({first} steps) ran out before the speech ended, "
+                f"so it was generated again with {longer.info['max_new_tokens']} steps"))
+            result = longer
+        return result
 
     def _run(self, tasks, members, plan: _Plan):
         rows: list[_Row] = []
@@ -384,17 +411,34 @@ class DiaBackend(Backend):
             notes = list(row.notes)
             if row_codes.shape[0] == 0:
                 notes.append("the model ended speech immediately: the audio is empty")
+            # The library forces EOS max(delay)+1 steps before the budget's end: a row
+            # with that many frames stopped on its budget, not on its own EOS.
+            exhausted = row_codes.shape[0] >= max_new - (max(self._delay) + 1)
+            if exhausted:
+                notes.append(self._cut_note(row, max_new))
             info = {
                 "frames": int(row_codes.shape[0]), "steps": steps,
                 "max_new_tokens": max_new, "prompt_frames": row.prompt_frames,
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
-                "greedy": plan.greedy, "compiled": compiled,
+                "greedy": plan.greedy, "compiled": compiled, "budget_exhausted": exhausted,
                 "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)
             streamed = streamer.finish(k, row_codes)  # what is left of a streaming row
             yield row.index, DiaCodes(row_codes, steps, notes, info, streamed)
+
+    def _cut_note(self, row: _Row, max_new: int) -> str:
+        limit = self._max_steps - 1 - row.prompt_frames
+        text = (f"speech was cut: it used all {max_new} decoding steps of its budget before "
+                "the model ended it, so the audio may stop mid-word")
+        if max_new >= limit:
+            return (f"{text}; that is all the model's decoder holds"
+                    f"{' with this audio prompt' if row.prompt_frames else ''}: "
+                    "split the text into shorter requests")
+        if row.task.params.max_tokens is not None:
+            return f"{text}; send a larger max_tokens (up to {limit}) or leave it out"
+        return text
 
     def _prepare(self, index: int, task: SynthesisTask, notes: list[str]) -> _Row:
         """Text and prompt of one row through the processor, exactly as the reference."""
