@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import msgspec
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
@@ -15,6 +16,8 @@ pytest.importorskip("transformers")
 
 from tests.conftest import make_services
 from tests.dia_fixtures import tiny_model_dir  # noqa: F401  (fixture)
+from ttsframe.core.errors import InvalidInput
+from ttsframe.core.types import AudioPrompt, GenerationParams, SynthesisTask, Voice
 from ttsframe.http.app import create_app
 
 
@@ -116,3 +119,31 @@ def test_fields_nobody_reads_are_named_in_the_warnings(dia):
     clean = client.post("/generate", json={"text": "[S1] Clean.", "voice_id": "alloy",
                                            "max_tokens": 100})
     assert "not a field" not in warnings_of(clean)
+
+
+def test_limits_only_dia_knows_are_checked_before_queueing(dia):
+    """A 40 s prompt leaves Dia's decoder no room: an async job is refused with 400 at
+    once, never accepted (202) and failed later, and nothing is queued or stored."""
+    client, services = dia
+    samples = (np.random.default_rng(1).standard_normal(40 * 44100) * 0.1).astype(np.float32)
+    services.voices.save_prompt("forty_seconds", samples, 44100)
+    services.voices.create_voice(Voice(voice_id="long_prompt", audio_prompt="forty_seconds",
+                                       audio_prompt_transcript="[S1] A long prompt."))
+    jobs_before = client.get("/jobs").json()
+    reply = client.post("/generate", params={"async_mode": "true"},
+                        json={"text": "[S1] Too late.", "voice_id": "long_prompt"})
+    assert reply.status_code == 400, reply.text
+    assert "'forty_seconds' is 40.0 s long" in reply.json()["detail"]
+    assert client.get("/jobs").json() == jobs_before
+    assert client.get("/queue/stats").json()["queued_requests"] == 0
+    # The same check, straight on the backend, for a task of any origin.
+    backend = services.backends["dia"]
+    task = SynthesisTask(task_id="t", text="[S1] x", params=GenerationParams(),
+                         prompt=AudioPrompt("p", samples, 44100), prompt_transcript="[S1] y")
+    with pytest.raises(InvalidInput, match="no room left for speech"):
+        backend.check(task)
+    with pytest.raises(InvalidInput, match="1024 bytes"):
+        backend.check(msgspec.structs.replace(task, prompt=AudioPrompt("p", samples[:44100],
+                                                                        44100),
+                                              prompt_transcript="y" * 1020))
+    backend.check(msgspec.structs.replace(task, prompt=None))  # fine

@@ -59,6 +59,11 @@ class Backend(abc.ABC):
         that task. Poll ``task.cancel.cancelled`` between decoding steps and stop early.
         """
 
+    def check(self, task: SynthesisTask) -> None:
+        """Raise ``InvalidInput`` for a task this backend would refuse (limits only it
+        knows). Called before the task is queued, on the event loop: keep it cheap and
+        do not touch state the worker thread changes. Default: accept everything."""
+
     def batch_key(self, task: SynthesisTask) -> Hashable:
         """Tasks with equal keys may share one ``generate`` call; default: never."""
         return task.task_id

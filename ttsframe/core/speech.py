@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import anyio.to_thread
+import msgspec
 import numpy as np
 
 from ttsframe.core import audio
@@ -170,6 +171,10 @@ class SpeechService:
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)
+        # The backend's own limits, before anything is queued (an async job is then never
+        # accepted only to fail): each generation it will run is checked.
+        for chunk in chunks:
+            backend.check(task if chunk == text else msgspec.structs.replace(task, text=chunk))
         return PreparedSpeech(task, backend_name, voice, request,
                               [*request.notes, *ctx.warnings], chunks)
 

@@ -440,12 +440,33 @@ class DiaBackend(Backend):
             return f"{text}; send a larger max_tokens (up to {limit}) or leave it out"
         return text
 
+    def check(self, task: SynthesisTask) -> None:
+        """The limits of one generation, checked before queueing and again per row:
+        text, text with the prompt's transcript, and the prompt's share of the decoder."""
+        if not task.text.strip():
+            raise InvalidInput("the text is empty: there is nothing to speak")
+        if task.prompt is not None:
+            prompt = task.prompt
+            seconds = max(np.shape(prompt.samples), default=0) / prompt.sample_rate
+            frames = math.ceil(seconds * SAMPLE_RATE / self._hop)
+            if frames + 1 + max(self._delay) + 1 + MIN_FRAMES > self._max_steps:
+                raise InvalidInput(
+                    f"audio prompt '{prompt.prompt_id}' is {seconds:.1f} s long; with it the "
+                    f"model has no room left for speech (it holds about "
+                    f"{self._max_steps * self._hop / SAMPLE_RATE:.0f} s in all): use a 5-10 s "
+                    "prompt")
+        text = _model_text(task)
+        size = len(text.encode())
+        if size > MAX_TEXT_BYTES:
+            what = "text with the voice's prompt transcript" if text is not task.text else "text"
+            raise InvalidInput(f"the {what} is {size} bytes; Dia reads at most "
+                               f"{MAX_TEXT_BYTES} bytes per generation: split the text")
+
     def _prepare(self, index: int, task: SynthesisTask, notes: list[str]) -> _Row:
         """Text and prompt of one row through the processor, exactly as the reference."""
         notes = list(notes)  # the task's own notes are reported by the core
-        text = task.text
-        if not text.strip():
-            raise InvalidInput("the text is empty: there is nothing to speak")
+        self.check(task)
+        text = _model_text(task)
         language = getattr(task, "language", None)
         if language and not language.lower().startswith("en"):
             notes.append(f"language '{language}' was ignored: Dia speaks English only")
@@ -454,22 +475,9 @@ class DiaBackend(Backend):
         if task.prompt is not None:
             samples = _prompt_samples(task.prompt, notes)
             prompt_frames = math.ceil(samples.size / self._hop)
-            if prompt_frames + 1 + max(self._delay) + 1 + MIN_FRAMES > self._max_steps:
-                raise InvalidInput(
-                    f"audio prompt '{task.prompt.prompt_id}' is {samples.size / SAMPLE_RATE:.1f} "
-                    f"s long; with it the model has no room left for speech (it holds about "
-                    f"{self._max_steps * self._hop / SAMPLE_RATE:.0f} s in all): use a 5-10 s "
-                    "prompt")
-            if task.prompt_transcript:
-                text = task.prompt_transcript + " " + task.text
-            else:
+            if not task.prompt_transcript:
                 notes.append("the audio prompt has no transcript: Dia clones a voice best when "
                              "the prompt's transcript is given")
-        size = len(text.encode())
-        if size > MAX_TEXT_BYTES:
-            what = "text with the voice's prompt transcript" if text is not task.text else "text"
-            raise InvalidInput(f"the {what} is {size} bytes; Dia reads at most "
-                               f"{MAX_TEXT_BYTES} bytes per generation: split the text")
         try:
             inputs = dict(self.processor(text=[text], padding=True, return_tensors="pt"))
             if samples is not None:  # the prompt's decoder prefix depends on its audio only
@@ -622,6 +630,13 @@ def _model_class():
                 eos=decoder.eos_token_id, delay=delay, device=device)])
 
     return DiaWithReferenceSampling
+
+
+def _model_text(task: SynthesisTask) -> str:
+    """What the encoder reads: the prompt's transcript, a space, then the text."""
+    if task.prompt is not None and task.prompt_transcript:
+        return task.prompt_transcript + " " + task.text
+    return task.text
 
 
 def _prompt_samples(prompt: AudioPrompt, notes: list[str]) -> np.ndarray:
