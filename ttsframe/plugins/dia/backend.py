@@ -4,9 +4,10 @@ Cloning follows the reference: the prompt's transcript is prepended to the text,
 prompt audio is the decoder's prefix, and only the audio after the prompt is returned.
 Rows are prepared one at a time (so one bad prompt fails only its row) and collated the
 way ``DiaProcessor`` pads a batch (text right-padded, decoder prefix left-padded with
-BOS), which also lets rows with and without a prompt share a batch. Greedy batches are
-token-identical to single runs, and so are sampled ones: each row samples from its own
-random stream, seeded from its request's seed (``sampling.py``).
+BOS), which also lets rows with and without a prompt share a batch. Tokens are chosen
+as the reference chooses them (``sampling.py``): guidance at every ``cfg_scale``, greedy
+as its temperature 0, and each sampled row from its own random stream seeded from its
+request's seed, so on CPU in float32 a batched row is token-identical to its solo run.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class _Row:
     inputs: dict[str, Any]
     prompt_frames: int
     notes: list[str] = field(default_factory=list)
-    seed: int | None = None  # sampling only; None draws a fresh one
+    seed: int | None = None  # sampling only: the request's, else drawn in _run
 
 
 @dataclass
