@@ -9,7 +9,8 @@ generation runs in transformers' greedy mode, which takes the token it marks). P
    logits;
 3. tokens above EOS are masked, and EOS and above in channels 1-8;
 4. temperature; EOS forced in channel 0 when it is the best token there, else suppressed;
-   top-k again; top-p; transformers' delay-pattern EOS rule (``delay``);
+   top-k again (exactly k tokens, as the reference; transformers also keeps ties with
+   the k-th); top-p among those k; transformers' delay-pattern EOS rule (``delay``);
 5. the draw: each row from its own ``torch.Generator``, as ``torch.multinomial`` draws
    (``argmax(probs / Exp(1) noise)``, bit for bit), all rows in one ``argmax``.
 
@@ -53,8 +54,7 @@ class DiaSampler:
         if self.top_k is not None:
             k = min(self.top_k, vocab)
             kept = torch.topk(logits, k, dim=-1).indices
-            drop = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, kept, False)
-            logits = cond.masked_fill(drop, -math.inf)
+            logits = torch.full_like(cond, -math.inf).scatter_(-1, kept, cond.gather(-1, kept))
         per_channel = logits.view(-1, self.channels, vocab)
         per_channel[:, 1:, self.eos:] = -math.inf
         per_channel[:, 0, self.eos + 1:] = -math.inf
@@ -63,14 +63,21 @@ class DiaSampler:
             return _one_hot(logits, logits.argmax(dim=-1, keepdim=True))
         if self.temperature != 1.0:
             logits = logits / self.temperature
-        index = self._index(vocab, logits.device)
+        index = self._index(vocab, logits.device)  # EOS rule (its argmax ignores scaling)
         eos_best = (logits.argmax(dim=-1, keepdim=True) == self.eos)
         logits = logits.masked_fill(eos_best & (index < self.eos), -math.inf)
         logits = logits.masked_fill(~eos_best & (index == self.eos), -math.inf)
         if self.top_k is not None:
-            kth = torch.topk(logits, min(self.top_k, vocab), dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, -math.inf)
-        if self.top_p is not None and self.top_p < 1.0:
+            # Top-k, then top-p on those k values only (already in order): no sort of the
+            # whole vocabulary, which cost more than everything else in a step.
+            best, order = torch.topk(logits, min(self.top_k, vocab), dim=-1)
+            if self.top_p is not None and self.top_p < 1.0:
+                rising = best.flip(-1)  # as transformers' top-p: ascending order
+                low = rising.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
+                low[..., -1:] = False  # keep at least one token
+                best = rising.masked_fill(low, -math.inf).flip(-1)
+            logits = torch.full_like(logits, -math.inf).scatter_(-1, order, best)
+        elif self.top_p is not None and self.top_p < 1.0:
             ordered, order = torch.sort(logits, descending=False)
             low = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
             low[..., -1:] = False  # keep at least one token
