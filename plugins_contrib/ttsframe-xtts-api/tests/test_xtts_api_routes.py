@@ -180,8 +180,11 @@ def test_configured_backend_language_and_sampling(client, spy):
     task = spy.tasks[-1]
     assert (task.voice_id, task.language) == ("spy-only", "de")
     # temperature 0.01 is below what ttsframe allows; top_k 0 means "off" in XTTS.
+    # The core fixes a seed for every sampled take (this store's voices have none).
+    assert isinstance(task.params.seed, int)
     assert msgspec.structs.asdict(task.params) == {**msgspec.structs.asdict(type(task.params)()),
-                                                  "temperature": 0.1, "top_p": 0.9}
+                                                  "temperature": 0.1, "top_p": 0.9,
+                                                  "seed": task.params.seed}
     r = c.post("/tts_to_audio/", headers=HEADERS,
                json={"text": "Hello", "speaker_wav": "beeper-only", "language": "en"})
     assert r.status_code == 400
@@ -196,7 +199,8 @@ def test_sampling_and_language_are_not_forwarded_unless_asked(client, spy):
     assert r.status_code == 200
     task = spy.tasks[-1]
     assert task.language is None
-    assert task.params == type(task.params)()
+    assert isinstance(task.params.seed, int)  # the core's drawn seed, nothing forwarded
+    assert task.params == type(task.params)(seed=task.params.seed)
     assert decode(r.content).duration == pytest.approx(0.5, abs=0.01)  # speed 1.5 ignored
 
 
