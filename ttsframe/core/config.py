@@ -8,7 +8,6 @@ directory of the config file (or the working directory when there is none).
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 import typing
 from pathlib import Path
@@ -179,23 +178,35 @@ def convert(raw: Any, type_: type, *, prefix: str) -> Any:
     """``msgspec.convert`` with errors that name the key and its allowed values."""
     try:
         return msgspec.convert(raw, type_, strict=False)
+    except msgspec.ValidationError:
+        raise ConfigError(describe_invalid(raw, type_, prefix)) from None
+
+
+def describe_invalid(raw: Any, type_: Any, key: str, *, strict: bool = False) -> str:
+    """Why ``raw`` is not a ``type_``, naming the offending key in the project's own words.
+
+    Structs are walked field by field here instead of reading the key out of msgspec's
+    message, whose wording and path format are the library's and change between releases;
+    only the reason for a single value is msgspec's text, shown as it is.
+    """
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct) and isinstance(raw, dict):
+        hints = typing.get_type_hints(type_, include_extras=True)
+        for name, value in raw.items():
+            full = ".".join(p for p in (key, str(name)) if p)
+            if name not in type_.__struct_fields__:
+                allowed = _field_names(type_, "")
+                hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
+                return f"unknown config key '{full}'{hint}"
+            try:
+                msgspec.convert(value, hints[name], strict=strict)
+            except msgspec.ValidationError:
+                return describe_invalid(value, hints[name], full, strict=strict)
+    try:
+        msgspec.convert(raw, type_, strict=strict)
+        reason = "not accepted"
     except msgspec.ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, type_, prefix)) from None
-
-
-def describe_validation_error(exc: msgspec.ValidationError, type_: type, prefix: str) -> str:
-    text = str(exc)
-    match = re.search(r" - at `\$\.?(.*)`$", text)
-    where = match.group(1) if match else ""
-    reason = text[: match.start()] if match else text
-    key = ".".join(p for p in (prefix, where) if p)
-    unknown = re.match(r"Object contains unknown field `(.+)`", reason)
-    if unknown:
-        key = ".".join(p for p in (key, unknown.group(1)) if p)
-        allowed = _field_names(type_, where)
-        hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
-        return f"unknown config key '{key}'{hint}"
-    allowed = _allowed_values(type_, where)
+        reason = str(exc).split(" - at `")[0]
+    allowed = _allowed_values(type_, "")
     hint = f"; allowed values: {allowed}" if allowed else ""
     return f"invalid value for '{key or 'config'}': {reason}{hint}"
 

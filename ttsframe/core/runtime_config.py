@@ -28,7 +28,7 @@ import msgspec
 import tomli_w
 
 from ttsframe.core.atomic import atomic_write_bytes
-from ttsframe.core.config import DEFAULT_CONFIG_NAME, Settings, describe_validation_error
+from ttsframe.core.config import DEFAULT_CONFIG_NAME, Settings, describe_invalid
 from ttsframe.core.errors import Conflict, InvalidInput
 from ttsframe.core.scheduler import Scheduler
 
@@ -105,13 +105,8 @@ class ConfigEditor:
                     f"{self.config_file} and restart. Editable keys: {', '.join(EDITABLE)}")
         try:
             update = msgspec.convert(body, ConfigUpdate, strict=True)
-        except msgspec.ValidationError as exc:
-            # Describe against the key's own section so the message lists allowed values.
-            where = re.search(r"`\$\.(\w+)`", str(exc))
-            owner: type = ConfigUpdate
-            if where and where.group(1) in EDITABLE:
-                owner = typing.get_type_hints(Settings)[EDITABLE[where.group(1)][0]]
-            raise InvalidInput(describe_validation_error(exc, owner, "")) from None
+        except msgspec.ValidationError:
+            raise InvalidInput(self._describe(body)) from None
         changes = {name: value for name in EDITABLE
                    if (value := getattr(update, name)) is not msgspec.UNSET}
         fmt = changes.get("default_format")
@@ -119,6 +114,22 @@ class ConfigEditor:
             raise InvalidInput(f"invalid value for 'default_format': '{fmt}'; allowed "
                                f"values: {', '.join(self.formats)}")
         return changes
+
+    @staticmethod
+    def _describe(body: dict[str, Any]) -> str:
+        """Name the first rejected key, described against its own section's type."""
+        for name, value in body.items():
+            if name not in EDITABLE:
+                return (f"unknown config key '{name}'; known keys: "
+                        f"{', '.join(EDITABLE)}")
+            section, key = EDITABLE[name]
+            section_type = typing.get_type_hints(Settings)[section]
+            hint = typing.get_type_hints(section_type, include_extras=True)[key]
+            try:
+                msgspec.convert(value, hint, strict=True)
+            except msgspec.ValidationError:
+                return describe_invalid(value, hint, name, strict=True)
+        return "invalid settings"
 
     async def update(self, body: Any) -> dict[str, Any]:
         changes = self.validate(body)

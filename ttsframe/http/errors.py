@@ -75,22 +75,29 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
         if isinstance(item, dict):
             key = item.get("key")
             message = item.get("message", "")
-            if (key, item.get("source"), message) == ("data", "body", "'data'"):
-                message = "the request body is empty; send a JSON object"  # no body at all
+            if (key, item.get("source")) == ("data", "body") and _body_is_empty(request):
+                message = "the request body is empty; send a JSON object"
             problems.append(f"{key}: {message}" if key else message)
     detail = "; ".join(problems) or str(exc.detail)
     return detail_response(400, f"Invalid request: {detail}", path=request.scope["path"],
                            errors=exc.extra)
 
 
+def _body_is_empty(request: Request) -> bool:
+    """No body was sent: told by the headers, not by the wording of the library's error."""
+    headers = request.headers
+    return "transfer-encoding" not in headers and headers.get("content-length", "0") == "0"
+
+
 def http_error(request: Request, exc: HTTPException) -> Response:
     detail = str(exc.detail)
     if isinstance(exc.__cause__, SerializationException):  # msgspec could not parse the body
         detail = f"the request body is not valid JSON ({detail}); send a JSON object"
-    elif isinstance(exc, NotFoundException) and detail == "Not Found":  # no route matched
+    elif isinstance(exc, NotFoundException) and "route_handler" not in request.scope:
+        # Raised by routing (no handler was chosen), not by a handler: no such endpoint.
         detail = (f"no endpoint {request.method} {request.url.path}; the API is listed at "
                   "/schema/swagger")
-    elif exc.status_code == 405 and detail == "Method Not Allowed":
+    elif exc.status_code == 405 and "route_handler" not in request.scope:
         detail = (f"{request.method} is not allowed on {request.url.path}; the API is listed "
                   "at /schema/swagger")
     elif exc.status_code == 413:
