@@ -188,7 +188,7 @@ def test_openai_sdk_without_server_keys(open_server):
     with pytest.raises(openai.NotFoundError) as err:
         client.audio.speech.create(model="tts-1", voice="coral", input="Hi")
     assert err.value.status_code == 404
-    assert str(err.value) == "Error code: 404 - Voice 'coral' not found"
+    assert "Voice 'coral' not found" in str(err.value)  # older SDKs quote the whole body
     assert err.value.type == "invalid_request_error"
     with pytest.raises(openai.BadRequestError) as err:
         client.audio.speech.create(model="tts-1", voice="nova", input="Hi",
@@ -206,7 +206,7 @@ def test_openai_sdk_with_server_keys(keyed_server):
     with pytest.raises(openai.AuthenticationError) as err:
         bad.audio.speech.create(model="tts-1", voice="alloy", input="Keyed.")
     assert err.value.status_code == 401
-    assert str(err.value).startswith("Error code: 401 - invalid API key")
+    assert "invalid API key" in str(err.value)
     assert err.value.type == "authentication_error"
 
 

@@ -201,6 +201,13 @@ def describe_invalid(raw: Any, type_: Any, key: str, *, strict: bool = False) ->
                 msgspec.convert(value, hints[name], strict=strict)
             except msgspec.ValidationError:
                 return describe_invalid(value, hints[name], full, strict=strict)
+    item = _item_type(type_)
+    if item is not None and isinstance(raw, list):
+        for index, value in enumerate(raw):
+            try:
+                msgspec.convert(value, item, strict=strict)
+            except msgspec.ValidationError:
+                return describe_invalid(value, item, f"{key}[{index}]", strict=strict)
     try:
         msgspec.convert(raw, type_, strict=strict)
         reason = "not accepted"
@@ -209,6 +216,15 @@ def describe_invalid(raw: Any, type_: Any, key: str, *, strict: bool = False) ->
     allowed = _allowed_values(type_, "")
     hint = f"; allowed values: {allowed}" if allowed else ""
     return f"invalid value for '{key or 'config'}': {reason}{hint}"
+
+
+def _item_type(type_: Any) -> Any:
+    """The element type of ``list[X]`` (also inside ``Annotated``), else None."""
+    if typing.get_origin(type_) is Annotated:
+        type_ = typing.get_args(type_)[0]
+    if typing.get_origin(type_) is list:
+        return typing.get_args(type_)[0]
+    return None
 
 
 def _resolve(type_: Any, path: str) -> Any:
