@@ -1,11 +1,15 @@
-"""Command line: ``ttsframe serve``, ``ttsframe plugins``, ``ttsframe make-tiny-model``."""
+"""Command line: ``ttsframe serve``, ``ttsframe plugins``, and the commands plugins add.
+
+Plugin commands (``register_commands``) come from every installed plugin that
+``TTSFRAME_LOAD_PLUGINS`` allows and ``[plugins.<name>] enabled`` does not switch off; the
+Dia plugin adds ``make-tiny-model`` this way. The CLI itself imports no plugin.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from ttsframe import __version__
@@ -83,21 +87,38 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_make_tiny_model(args: argparse.Namespace) -> int:
-    from ttsframe.plugins.dia.tiny import write_tiny_checkpoint
-
-    dest = Path(args.directory)
-    write_tiny_checkpoint(dest, seed=args.seed, layout=args.layout)
-    print(f"wrote a tiny random Dia checkpoint to {dest}")
-    if args.layout == "dir":
-        print(f"use it with:  TTSFRAME_PLUGINS__DIA__MODEL='\"{dest.resolve()}\"' ttsframe serve")
-    else:
-        print(f"use it with:  HF_HUB_CACHE={dest.resolve()} HF_HUB_OFFLINE=1 ttsframe serve")
-    return 0
+BUILT_IN_COMMANDS = ("serve", "plugins")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ttsframe", description=__doc__)
+def plugin_commands(argv: list[str]) -> dict[str, Any]:
+    """``name -> Command`` from the enabled plugins; a broken plugin or config only warns
+    here (``serve`` and ``plugins`` report it as an error)."""
+    from ttsframe.core.plugins import load_plugins
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        enabled = _settings(known).plugin_enabled
+    except ConfigError:
+        enabled = lambda name: True  # noqa: E731 - the command itself reports the config
+    try:
+        _, registry, _ = load_plugins(enabled)
+    except PluginError as exc:
+        print(f"ttsframe: warning: plugin commands unavailable: {exc}", file=sys.stderr)
+        return {}
+    commands = {}
+    for name, reg in sorted(registry.items["command"].items()):
+        if name in BUILT_IN_COMMANDS:
+            print(f"ttsframe: warning: plugin {reg.plugin!r} registers command {name!r}, "
+                  "which is built in; ignored", file=sys.stderr)
+            continue
+        commands[name] = reg.factory
+    return commands
+
+
+def build_parser(commands: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ttsframe", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ttsframe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -126,19 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = with_config(sub.add_parser("plugins", help="list plugins and what they provide"))
     plugins.set_defaults(func=cmd_plugins)
 
-    tiny = sub.add_parser("make-tiny-model",
-                          help="write a tiny random Dia checkpoint (for tests and trials)")
-    tiny.add_argument("directory")
-    tiny.add_argument("--layout", choices=["dir", "hub-cache"], default="dir",
-                      help="'dir': a folder to set as [plugins.dia] model; 'hub-cache': a "
-                           "Hugging Face cache holding the real repo ids")
-    tiny.add_argument("--seed", type=int, default=0)
-    tiny.set_defaults(func=cmd_make_tiny_model)
+    for name, command in (commands or {}).items():
+        p = sub.add_parser(name, help=command.help)
+        command.configure(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(plugin_commands(argv)).parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, PluginError) as exc:
