@@ -45,7 +45,7 @@ def test_a_plugin_command_gets_its_arguments_and_exit_status():
 
 
 def test_two_plugins_with_one_command_name_name_both():
-    with pytest.raises(PluginError, match="'a'.*'b'"):
+    with pytest.raises(PluginError, match=r"'a'.*'b'"):
         load_plugins(lambda n: True, [("a", command_plugin("greet", [])),
                                       ("b", command_plugin("greet", []))], entry_points=False)
 
