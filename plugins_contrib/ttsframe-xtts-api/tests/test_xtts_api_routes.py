@@ -13,10 +13,17 @@ import msgspec
 import numpy as np
 import pytest
 
-from ttsframe.core.errors import ConfigError, NotFound
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend, VoiceStore
-from ttsframe.core.types import AudioPrompt, Capabilities, SynthesisResult, Voice
+from ttsframe import (
+    AudioPrompt,
+    Backend,
+    Capabilities,
+    ConfigError,
+    NotFound,
+    SynthesisResult,
+    Voice,
+    VoiceStore,
+    hookimpl,
+)
 from ttsframe.testing.audio import decode
 
 ORIGIN = "http://localhost:8000"  # SillyTavern's default address, allowed by default

@@ -24,10 +24,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.services import Services
-from ttsframe.core.types import GenerationParams, SpeechRequest, Voice
-from ttsframe.http.responses import audio_response, stream_response
+from ttsframe import GenerationParams, InvalidInput, SpeechRequest, Voice
+from ttsframe.routes import Services, audio_response, stream_response
 
 STATE_KEY = "xtts_api_settings"
 

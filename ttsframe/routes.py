@@ -1,0 +1,12 @@
+"""The public API for plugin HTTP routes (``register_routes``), kept stable across releases.
+
+A handler declares ``services: NamedDependency[Services]`` to reach the server's
+assembled services and answers speech with ``audio_response`` (a finished
+``SpeechOutput``) or ``stream_response`` (an open stream from
+``services.speech.open_stream``), which set the same headers as the built-in routes.
+"""
+
+from ttsframe.core.services import Services
+from ttsframe.http.responses import audio_response, stream_response
+
+__all__ = ["Services", "audio_response", "stream_response"]
