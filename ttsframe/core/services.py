@@ -11,6 +11,7 @@ from typing import Any
 
 import pluggy
 
+from ttsframe.core.async_voices import AsyncVoices
 from ttsframe.core.config import Settings, convert
 from ttsframe.core.database import Database
 from ttsframe.core.errors import ConfigError
@@ -50,6 +51,11 @@ class Services:
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
+    # The voice store for the event loop: every call awaited, run in a worker thread.
+    async_voices: AsyncVoices = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.async_voices = AsyncVoices(self.voices)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ async def speakers(request: Request, services: NamedDependency[Services],
     base = str(request.base_url).rstrip("/")
     return [Speaker(name=v.voice_id, voice_id=v.voice_id,
                     preview_url=f"{base}/sample/{v.voice_id}.wav")
-            for v in services.voices.list_voices() if _usable(v, backend)]
+            for v in await services.async_voices.list_voices() if _usable(v, backend)]
 
 
 @get("/speakers_list", operation_id="xtts_speakers_list", tags=["xtts"],
@@ -130,7 +130,8 @@ async def speakers(request: Request, services: NamedDependency[Services],
 async def speakers_list(services: NamedDependency[Services],
                         plugin_config: NamedDependency[XttsApiConfig]) -> list[str]:
     backend = _backend(services, plugin_config)
-    return [v.voice_id for v in services.voices.list_voices() if _usable(v, backend)]
+    return [v.voice_id for v in await services.async_voices.list_voices()
+            if _usable(v, backend)]
 
 
 @post("/set_tts_settings", operation_id="xtts_set_tts_settings", status_code=200,

@@ -84,8 +84,8 @@ def _unknown_model(services: Services, model: str) -> str:
     return f"Model '{model}' not found; available models: {', '.join(known)}"
 
 
-def _voices_for(services: Services, model: str | None) -> list[Voice]:
-    voices = services.voices.list_voices()
+async def _voices_for(services: Services, model: str | None) -> list[Voice]:
+    voices = await services.async_voices.list_voices()
     if model is None:
         return voices
     if model not in services.backends and model not in OPENAI_MODEL_ALIASES:
@@ -104,7 +104,7 @@ async def list_voices(services: NamedDependency[Services],
         OpenAIVoice(id=v.voice_id, name=v.voice_id,
                     type="builtin" if v.builtin else "custom", style=v.style,
                     primary_speaker=v.primary_speaker, backends=v.backends)
-        for v in _voices_for(services, model)
+        for v in await _voices_for(services, model)
     ])
 
 
@@ -115,7 +115,7 @@ async def list_voice_options(model: FromPath[str], services: NamedDependency[Ser
                              ) -> VoiceOptionList:
     return VoiceOptionList(voices=[
         VoiceOption(value=v.voice_id, label=f"{v.voice_id} ({v.style})")
-        for v in _voices_for(services, model)
+        for v in await _voices_for(services, model)
     ])
 
 

@@ -73,7 +73,8 @@ def voice_info(voice) -> VoiceInfo:
 
 @get("/voices", operation_id="list_voices", summary="List voices", tags=["speech"])
 async def list_voices(services: NamedDependency[Services]) -> VoicesResponse:
-    return VoicesResponse(voices=[voice_info(v) for v in services.voices.list_voices()])
+    voices = await services.async_voices.list_voices()
+    return VoicesResponse(voices=[voice_info(v) for v in voices])
 
 
 ROUTES = [generate, list_models, list_voices]
