@@ -72,6 +72,9 @@ class GenerationEvent:
     output: SpeechOutput | None = None
     error: BaseException | None = None
     job_id: str | None = None
+    # Encoded bytes a streamed reply produced (its ``output.audio`` is kept only when
+    # ``logging.save_outputs`` is on).
+    streamed_bytes: int | None = None
 
 
 class SpeechService:
@@ -92,6 +95,8 @@ class SpeechService:
         self.scheduler = scheduler
         # Awaited with every GenerationEvent, sync and async alike (see ``notify``).
         self.observers: list[Callable[[GenerationEvent], Awaitable[None]]] = []
+        # Streamed replies open now, per backend (read by the metrics).
+        self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -276,6 +281,7 @@ class SpeechService:
             headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
             duration_s=0.0, text=prepared.task.text, voice_id=prepared.voice.voice_id,
             backend=prepared.backend, warnings=[*prepared.warnings, *prepared.task.notes])
+        self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return prepared, stream
 
@@ -283,8 +289,10 @@ class SpeechService:
                             pipeline: StreamEncoder, results: list[SynthesisResult],
                             error: BaseException | None) -> None:
         """Report a stream that ended to the observers (the generation log)."""
+        self.open_streams[prepared.backend] -= 1
         if error is not None:
-            await self.notify(GenerationEvent(prepared, ticket, error=error))
+            await self.notify(GenerationEvent(prepared, ticket, error=error,
+                                              streamed_bytes=pipeline.bytes_out))
             return
         warnings = _unique([*prepared.warnings, *prepared.task.notes,
                             *(note for r in results for note in r.notes)])
@@ -301,7 +309,8 @@ class SpeechService:
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in results), warnings=warnings)
-        await self.notify(GenerationEvent(prepared, ticket, output=output))
+        await self.notify(GenerationEvent(prepared, ticket, output=output,
+                                          streamed_bytes=pipeline.bytes_out))
 
     async def notify(self, event: GenerationEvent) -> None:
         """Tell every observer; an observer's failure is logged, never the caller's."""

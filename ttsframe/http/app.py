@@ -14,6 +14,7 @@ from ttsframe.core.services import Services
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
+from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
 from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
 
@@ -38,10 +39,13 @@ def _constant(value: object) -> Provide:
 def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
     plugin_routes = plugin_routers(services)
+    metrics = services.settings.metrics
+    observed = [metrics_route(metrics.path)] if metrics.enabled else []
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *observed,
                         *plugin_routes],
+        middleware=[http_metrics_middleware(services.metrics)] if metrics.enabled else [],
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -146,7 +146,9 @@ class DiaBackend(Backend):
                          compile=self._compile_state(),
                          max_decoder_steps=self._max_steps,
                          prompt_cache={"entries": len(self._prompts),
-                                       "max": self._prompts.size})
+                                       "max": self._prompts.size,
+                                       "hits": self._prompts.hits,
+                                       "misses": self._prompts.misses})
         return facts
 
     def _compile_state(self) -> str:
@@ -390,7 +392,8 @@ class DiaBackend(Backend):
                     f"{row.task.cancel.reason}")
                 continue
             # As DiaProcessor.batch_decode: after the prompt, up to (excluding) the EOS.
-            end = int(sequences.shape[1] - (sequences[k, :, 0] == pad).sum()) - 1
+            padding = int((sequences[k, :, 0] == pad).sum())
+            end = int(sequences.shape[1] - padding) - 1
             row_codes = codes[k, :, prompt_len:end].T.cpu().numpy()
             notes = list(row.notes)
             if row_codes.shape[0] == 0:
@@ -400,6 +403,8 @@ class DiaBackend(Backend):
                 "max_new_tokens": max_new, "prompt_frames": row.prompt_frames,
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
                 "greedy": plan.greedy, "compiled": compiled,
+                # No end of speech within max_tokens: the audio stops mid-speech.
+                "budget_limited": padding == 0,
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, top_k=plan.top_k,
