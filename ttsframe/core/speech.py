@@ -25,6 +25,7 @@ from ttsframe.core.chunking import chunk_text
 from ttsframe.core.config import Settings
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreprocessor, VoiceStore
+from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
 from ttsframe.core.types import (
@@ -117,6 +118,8 @@ class SpeechService:
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
         """Validate and build the task; every 4xx is raised here, before queueing."""
+        if request.request_id is None:
+            request.request_id = current_request_id()
         token = self.scheduler.expect()  # an open batch window waits for this request
         try:
             prepared = await self._prepare(request)

@@ -16,6 +16,7 @@ from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
+from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
 from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
 
 
@@ -45,7 +46,9 @@ def create_app(services: Services) -> Litestar:
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
                         *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *observed,
                         *plugin_routes],
-        middleware=[http_metrics_middleware(services.metrics)] if metrics.enabled else [],
+        middleware=[RequestIdMiddleware,
+                    *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
+        before_send=[add_request_id],  # X-Request-ID on every reply (http/request_ids.py)
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
