@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from ttsframe.core.errors import Cancelled, InvalidInput, TTSFrameError
 from ttsframe.core.metrics import LATENCY_BUCKETS, Metrics, status_class
@@ -87,9 +88,23 @@ def metrics_route(path: str):
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
         # Litestar appends the charset itself.
         media_type = content_type.replace("; charset=utf-8", "")
-        return Response(encode(services.metrics.registry), media_type=media_type)
+        return Response(encode(WithoutCreated(services.metrics.registry)),
+                        media_type=media_type)
 
     return serve_metrics
+
+
+class WithoutCreated:
+    """The registry as served: without the ``_created`` series prometheus-client adds to
+    counters and histograms (a second series per label set that no query here needs)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
 
 
 def error_kind(exc: BaseException) -> str:

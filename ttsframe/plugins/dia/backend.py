@@ -392,8 +392,7 @@ class DiaBackend(Backend):
                     f"{row.task.cancel.reason}")
                 continue
             # As DiaProcessor.batch_decode: after the prompt, up to (excluding) the EOS.
-            padding = int((sequences[k, :, 0] == pad).sum())
-            end = int(sequences.shape[1] - padding) - 1
+            end = int(sequences.shape[1] - (sequences[k, :, 0] == pad).sum()) - 1
             row_codes = codes[k, :, prompt_len:end].T.cpu().numpy()
             notes = list(row.notes)
             if row_codes.shape[0] == 0:
@@ -403,8 +402,9 @@ class DiaBackend(Backend):
                 "max_new_tokens": max_new, "prompt_frames": row.prompt_frames,
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
                 "greedy": plan.greedy, "compiled": compiled,
-                # No end of speech within max_tokens: the audio stops mid-speech.
-                "budget_limited": padding == 0,
+                # transformers forces the end of speech max(delay) + 1 steps before
+                # max_tokens: a row that ran that long was cut, not ended by the model.
+                "budget_limited": row_codes.shape[0] >= max_new - max(self._delay) - 1,
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, top_k=plan.top_k,
