@@ -82,6 +82,15 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     path: UrlPath = "/metrics"
 
 
+class TracingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # OpenTelemetry spans of the request path; needs ``pip install 'ttsframe[otel]'``.
+    enabled: bool = False
+    # OTLP/HTTP traces URL, e.g. "http://127.0.0.1:4318/v1/traces"; "" uses the standard
+    # OTEL_EXPORTER_OTLP_* environment variables when set.
+    otlp_endpoint: str = ""
+    service_name: str = "ttsframe"
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
@@ -89,6 +98,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

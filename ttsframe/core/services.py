@@ -29,6 +29,7 @@ from ttsframe.core.retention import Retention
 from ttsframe.core.runtime_config import ConfigEditor
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
+from ttsframe.core.tracing import Tracing, build_tracing
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Services:
     retention: Retention
     config_editor: ConfigEditor
     metrics: Metrics
+    tracing: Tracing
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +75,7 @@ class Services:
         await self.jobs.stop()
         await self.scheduler.stop()
         await self.database.close()
+        self.tracing.shutdown()
 
 
 def plugin_config(reg: Registration, settings: Settings) -> Any:
@@ -141,9 +144,12 @@ def build_services(
     scheduler.on_batch = metrics.batch_done
     speech.observers.append(metrics.generation_ended)
     metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
+    tracing = speech.tracing = build_tracing(settings)
+    if tracing.enabled:
+        speech.observers.append(tracing.generation_ended)
     return Services(settings=settings, plugin_manager=pm, registry=registry, plugins=infos,
                     backends=backends, preprocessors=preprocessors, voices=voices,
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
-                    config_editor=config_editor, metrics=metrics,
+                    config_editor=config_editor, metrics=metrics, tracing=tracing,
                     route_configs=route_configs)

@@ -28,6 +28,7 @@ from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreproce
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
+from ttsframe.core.tracing import Tracing
 from ttsframe.core.types import (
     AudioPrompt,
     Capabilities,
@@ -96,6 +97,7 @@ class SpeechService:
         self.scheduler = scheduler
         # Awaited with every GenerationEvent, sync and async alike (see ``notify``).
         self.observers: list[Callable[[GenerationEvent], Awaitable[None]]] = []
+        self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
         # Streamed replies open now, per backend (read by the metrics).
         self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
 
@@ -154,8 +156,9 @@ class SpeechService:
             ctx.warnings.append(
                 f"backend '{backend_name}' does not list language '{request.language}' "
                 f"(it lists {', '.join(caps.languages)}); the text is spoken anyway")
-        for pre in self.preprocessors:
-            text = pre.process(text, ctx)
+        with self.tracing.span("ttsframe.preprocess", **{"ttsframe.backend": backend_name}):
+            for pre in self.preprocessors:
+                text = pre.process(text, ctx)
         params = request.params
         if params.seed is None and voice.seed is not None:
             params = type(params)(**{**_fields(params), "seed": voice.seed})
@@ -237,7 +240,8 @@ class SpeechService:
                 samples = audio.time_stretch(samples, result.sample_rate, request.speed)
             return encoder.encode(samples, result.sample_rate), len(samples) / result.sample_rate
 
-        data, duration = await anyio.to_thread.run_sync(work)
+        with self.tracing.span("ttsframe.encode", **{"ttsframe.format": request.response_format}):
+            data, duration = await anyio.to_thread.run_sync(work)
         warnings = [*prepared.warnings, *prepared.task.notes, *result.notes]
         for warning in warnings:
             log.warning("request %s: %s", prepared.task.task_id, warning)

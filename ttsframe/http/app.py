@@ -37,6 +37,17 @@ def _constant(value: object) -> Provide:
     return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
+def tracing_plugins(services: Services) -> list:
+    """Litestar's OpenTelemetry plugin with this server's tracer provider (a span per
+    request; ``core/tracing.py`` adds the speech spans inside it)."""
+    if not services.tracing.enabled:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(
+        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"]))]
+
+
 def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
     plugin_routes = plugin_routers(services)
@@ -49,6 +60,7 @@ def create_app(services: Services) -> Litestar:
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
         before_send=[add_request_id],  # X-Request-ID on every reply (http/request_ids.py)
+        plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
