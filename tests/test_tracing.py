@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
@@ -104,7 +103,6 @@ class Collector(BaseHTTPRequestHandler):
 
 
 def test_spans_are_exported_by_otlp(tmp_path):
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
