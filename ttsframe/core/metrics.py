@@ -57,56 +57,74 @@ def cancel_reason(error: BaseException) -> str:
     return "request"
 
 
+class Labelled:
+    """A labelled metric whose children are looked up once per label values
+    (prometheus-client's ``labels`` converts every value and takes a lock on each call).
+    Label values here come from small fixed sets, so the cache stays small."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple, Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class Metrics:
     """The server's metrics, in its own registry."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.speech_requests = Counter(
+        self.speech_requests = Labelled(Counter(
             "ttsframe_speech_requests", "Speech requests answered, by outcome",
-            ["route", "backend", "format", "mode", "status_class"], registry=r)
-        self.speech_failures = Counter(
+            ["route", "backend", "format", "mode", "status_class"], registry=r))
+        self.speech_failures = Labelled(Counter(
             "ttsframe_speech_failures", "Speech requests that failed, by error kind",
-            ["route", "backend", "kind"], registry=r)
-        self.time_to_first_audio = Histogram(
+            ["route", "backend", "kind"], registry=r))
+        self.time_to_first_audio = Labelled(Histogram(
             "ttsframe_time_to_first_audio_seconds",
             "From the request to its first audio bytes (streamed) or its whole reply",
-            ["backend", "route", "mode"], buckets=LATENCY_BUCKETS, registry=r)
-        self.generation_time = Histogram(
+            ["backend", "route", "mode"], buckets=LATENCY_BUCKETS, registry=r))
+        self.generation_time = Labelled(Histogram(
             "ttsframe_generation_seconds", "Generating time of a request (all its chunks)",
-            ["backend"], buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_wait = Histogram(
+            ["backend"], buckets=LATENCY_BUCKETS, registry=r))
+        self.queue_wait = Labelled(Histogram(
             "ttsframe_queue_wait_seconds", "Time a request waited in the queue",
-            ["backend"], buckets=LATENCY_BUCKETS, registry=r)
-        self.realtime_factor = Histogram(
+            ["backend"], buckets=LATENCY_BUCKETS, registry=r))
+        self.realtime_factor = Labelled(Histogram(
             "ttsframe_realtime_factor",
             "Seconds of audio per second of generating, per request (above 1: faster "
-            "than real time)", ["backend"], buckets=RTF_BUCKETS, registry=r)
-        self.batch_size = Histogram(
+            "than real time)", ["backend"], buckets=RTF_BUCKETS, registry=r))
+        self.batch_size = Labelled(Histogram(
             "ttsframe_batch_size", "Tasks per backend call", ["backend"],
-            buckets=COUNT_BUCKETS, registry=r)
-        self.decoding_steps_rate = Histogram(
+            buckets=COUNT_BUCKETS, registry=r))
+        self.decoding_steps_rate = Labelled(Histogram(
             "ttsframe_decoding_steps_per_second",
             "Decoding steps per second of a backend call (its longest row's steps)",
-            ["backend"], buckets=STEP_RATE_BUCKETS, registry=r)
-        self.chunks = Histogram(
+            ["backend"], buckets=STEP_RATE_BUCKETS, registry=r))
+        self.chunks = Labelled(Histogram(
             "ttsframe_chunks_per_request", "Text chunks a request was split into",
-            ["backend"], buckets=COUNT_BUCKETS, registry=r)
-        self.generations = Counter(
+            ["backend"], buckets=COUNT_BUCKETS, registry=r))
+        self.generations = Labelled(Counter(
             "ttsframe_generations", "Generations that ended, by outcome",
-            ["backend", "outcome"], registry=r)
-        self.cancellations = Counter(
+            ["backend", "outcome"], registry=r))
+        self.cancellations = Labelled(Counter(
             "ttsframe_cancellations", "Generations stopped early, by reason",
-            ["backend", "reason"], registry=r)
-        self.budget_limited = Counter(
+            ["backend", "reason"], registry=r))
+        self.budget_limited = Labelled(Counter(
             "ttsframe_budget_limited_generations",
             "Generations whose speech was cut by max_tokens (no natural end)",
-            ["backend"], registry=r)
-        self.audio_bytes = Counter(
+            ["backend"], registry=r))
+        self.audio_bytes = Labelled(Counter(
             "ttsframe_audio_bytes", "Encoded audio bytes produced",
-            ["backend", "format"], registry=r)
-        self.audio_seconds = Counter(
-            "ttsframe_audio_seconds", "Seconds of audio produced", ["backend"], registry=r)
+            ["backend", "format"], registry=r))
+        self.audio_seconds = Labelled(Counter(
+            "ttsframe_audio_seconds", "Seconds of audio produced", ["backend"], registry=r))
         self.state = LiveState()
         r.register(self.state)
 

@@ -25,7 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from ttsframe.core.errors import Cancelled, InvalidInput, TTSFrameError
-from ttsframe.core.metrics import LATENCY_BUCKETS, Metrics, status_class
+from ttsframe.core.metrics import LATENCY_BUCKETS, Labelled, Metrics, status_class
 from ttsframe.core.services import Services
 from ttsframe.core.types import SpeechRequest
 from ttsframe.http.errors import status_for
@@ -37,17 +37,17 @@ class HTTPMetrics:
     """The four series Litestar's middleware keeps, in a given registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("ttsframe_http_requests", "HTTP requests answered",
-                                HTTP_LABELS, registry=registry)
-        self.duration = Histogram("ttsframe_http_request_duration_seconds",
-                                  "Time to answer an HTTP request (to its last byte)",
-                                  HTTP_LABELS, buckets=LATENCY_BUCKETS, registry=registry)
-        self.in_progress = Gauge("ttsframe_http_requests_in_progress",
-                                 "HTTP requests being answered now", HTTP_LABELS,
-                                 registry=registry)
-        self.errors = Counter("ttsframe_http_requests_error",
-                              "HTTP requests answered with a 5xx status", HTTP_LABELS,
-                              registry=registry)
+        def series(kind, name: str, doc: str, **extra) -> Labelled:
+            return Labelled(kind(name, doc, HTTP_LABELS, registry=registry, **extra))
+
+        self.requests = series(Counter, "ttsframe_http_requests", "HTTP requests answered")
+        self.duration = series(Histogram, "ttsframe_http_request_duration_seconds",
+                               "Time to answer an HTTP request (to its last byte)",
+                               buckets=LATENCY_BUCKETS)
+        self.in_progress = series(Gauge, "ttsframe_http_requests_in_progress",
+                                  "HTTP requests being answered now")
+        self.errors = series(Counter, "ttsframe_http_requests_error",
+                             "HTTP requests answered with a 5xx status")
 
 
 class RegistryPrometheusMiddleware(PrometheusMiddleware):
@@ -57,16 +57,16 @@ class RegistryPrometheusMiddleware(PrometheusMiddleware):
         super().__init__(app, config)
         self._series = series
 
-    def request_count(self, labels: dict) -> Counter:
+    def request_count(self, labels: dict) -> Any:
         return self._series.requests
 
-    def request_time(self, labels: dict) -> Histogram:
+    def request_time(self, labels: dict) -> Any:
         return self._series.duration
 
-    def requests_in_progress(self, labels: dict) -> Gauge:
+    def requests_in_progress(self, labels: dict) -> Any:
         return self._series.in_progress
 
-    def requests_error_count(self, labels: dict) -> Counter:
+    def requests_error_count(self, labels: dict) -> Any:
         return self._series.errors
 
 
@@ -138,12 +138,15 @@ class SpeechTracker:
         self.request = request
         self.mode = mode
         self.started = time.perf_counter()
+        self._resolved: str | None = None
 
     def _backend(self) -> str:
-        try:
-            return self.services.speech.resolve_backend(self.request.model)
-        except InvalidInput:
-            return "unknown"  # never the client's text: labels stay a small set
+        if self._resolved is None:
+            try:
+                self._resolved = self.services.speech.resolve_backend(self.request.model)
+            except InvalidInput:
+                self._resolved = "unknown"  # never the client's text: labels stay few
+        return self._resolved
 
     def _format(self) -> str:
         fmt = self.request.response_format.lower()
