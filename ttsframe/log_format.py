@@ -48,10 +48,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
-    """One handler on the root logger, on stderr; uvicorn's loggers propagate to it."""
+    """One handler on the root logger, on stderr; uvicorn's loggers propagate to it, and
+    Python warnings are logged too, so a JSON log holds nothing but JSON lines."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
