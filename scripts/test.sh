@@ -20,4 +20,5 @@ python3 -m venv "$venv"
 # the CPU build the suite is tested with.
 "$venv/bin/python" -m pip install --quiet "${lock[@]}" -r requirements/all.in
 "$venv/bin/python" -m ruff check .
+bash scripts/ensure-prometheus.sh  # tests/test_prometheus.py runs a real Prometheus
 "$venv/bin/python" -m pytest "$@"

@@ -25,3 +25,11 @@ def test_bench_server_prints_the_four_figures():
         assert re.search(r"= \d+\.\d{3}", line), line  # a ratio was computed
     assert re.search(r"\d+ MB", lines[3])
     assert "3-chunk stream" in lines[2]
+
+
+def test_observability_cost_prints_its_figures():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "observability_cost.py"),
+                          "--quick"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    figures = dict(re.findall(r"^\s+(\S[^\n]*?)\s+(\d+\.\d) us", run.stdout, re.M))
+    assert {"request ids", "HTTP metrics", "speech metrics", "total"} <= set(figures)

@@ -117,6 +117,7 @@ def test_audio_is_44k_float_and_as_long_as_its_frames(tiny_backend):
     assert np.abs(result.samples).max() <= 1.0
     assert np.sqrt(np.mean(result.samples ** 2)) > 0.01
     assert result.info["steps"] == 60
+    assert result.info["budget_limited"] is True  # this model never ends speech itself
 
 
 def test_greedy_is_deterministic(tiny_backend):
@@ -192,6 +193,8 @@ def test_rows_ending_at_different_steps_match_single_runs(tiny_eos_backend):
         assert np.array_equal(got, want)
     lengths = [c.shape[0] for c in batch]
     assert len(set(lengths)) > 1 and max(lengths) < 300 - 16
+    ended = tiny_eos_backend.generate(tasks)
+    assert [r.info["budget_limited"] for r in ended] == [False, False, False]
 
 
 def test_cancel_mid_generation_stops_early(tiny_backend):
@@ -393,6 +396,7 @@ def test_capabilities_and_description(tiny_backend):
     facts = tiny_backend.describe()
     assert facts["device"] == "cpu" and facts["dtype"] == "float32"
     assert facts["compile"] == "unavailable (CUDA only)"
+    assert {"hits", "misses"} <= set(facts["prompt_cache"])
     assert torch.get_num_threads() == 1  # [plugins.dia] cpu_threads
 
 

@@ -122,7 +122,8 @@ def test_speech_errors_are_clear(app_client, payload, status, fragment):
 
 def test_only_openai_routes_add_the_openai_error_object(app_client):
     r = app_client.post("/generate", json={"text": "hi", "voice_id": "coral"})
-    assert r.json() == {"detail": "Voice 'coral' not found"}
+    assert r.json() == {"detail": "Voice 'coral' not found",
+                        "request_id": r.headers["X-Request-ID"]}
     r = app_client.get("/v1/no/such/route")
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "invalid_request_error"

@@ -319,4 +319,4 @@ def test_every_declared_status_is_reachable(world, operation, status):
     assert reply.status_code == status, reply.text[:300]
     if status >= 400:
         body = reply.json()
-        assert set(body) <= {"detail", "errors", "error"} and body["detail"]
+        assert set(body) <= {"detail", "request_id", "errors", "error"} and body["detail"]

@@ -153,7 +153,7 @@ def test_secrets_never_appear_in_logs_config_or_replies(tmp_path):
         view = c.get("/config", headers=user).json()
         assert "api_keys" not in json.dumps(view) and "admin_keys" not in json.dumps(view)
     log = srv.output()
-    assert '"POST /generate HTTP/1.1" 401' in log and "configuration changed" in log
+    assert "POST /generate 401 " in log and "configuration changed" in log  # access lines
     for secret in SECRETS:
         assert secret not in log, f"{secret} in the server log"
         for reply in replies:

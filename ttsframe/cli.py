@@ -58,11 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
     from ttsframe.http.server import serve
+    from ttsframe.log_format import configure_logging
 
     settings = _settings(args, _serve_overrides(args))
     level = "debug" if settings.server.debug_mode else settings.server.log_level
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, settings.server.log_format)
     services = build_services(settings)
     app = create_app(services)
     where = settings.config_path or "built-in defaults"

@@ -28,6 +28,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # After SIGTERM / Ctrl-C: how long requests already generating may take to finish.
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
+    # "text": one readable line per record; "json": one JSON object per line (log shippers).
+    log_format: Literal["text", "json"] = "text"
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
@@ -37,6 +39,8 @@ ApiKey = Annotated[str, msgspec.Meta(pattern=r"^\S+$")]
 class SecurityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_keys: list[ApiKey] = []
     admin_keys: list[ApiKey] = []
+    # Keys that may read the metrics endpoint (besides admin keys), for a Prometheus server.
+    metrics_keys: list[ApiKey] = []
     # SillyTavern's default address; never combined with credentials for "*".
     cors_origins: list[str] = msgspec.field(
         default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
@@ -68,12 +72,32 @@ class LoggingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_retention_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 365)] = 1.0
 
 
+# A URL path: starts with "/", no spaces, no query or fragment.
+UrlPath = Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9._~/-]*$")]
+
+
+class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    path: UrlPath = "/metrics"
+
+
+class TracingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # OpenTelemetry spans of the request path; needs ``pip install 'ttsframe[otel]'``.
+    enabled: bool = False
+    # OTLP/HTTP traces URL, e.g. "http://127.0.0.1:4318/v1/traces"; "" uses the standard
+    # OTEL_EXPORTER_OTLP_* environment variables when set.
+    otlp_endpoint: str = ""
+    service_name: str = "ttsframe"
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

@@ -26,6 +26,9 @@ STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANT
 Row = dict[str, Any]  # a row as column -> value
 
 SCHEMA_VERSION = 1
+# Columns added since a table was first released: added to older files at open (an older
+# ttsframe reading a newer file ignores them).
+ADDED_COLUMNS = {("jobs", "request_id"): "TEXT", ("generation_logs", "request_id"): "TEXT"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id          TEXT PRIMARY KEY,
@@ -45,7 +48,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result_bytes    INTEGER,
     duration_s      REAL,
     sample_rate     INTEGER,
-    warnings        TEXT NOT NULL DEFAULT '[]'
+    warnings        TEXT NOT NULL DEFAULT '[]',
+    request_id      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE TABLE IF NOT EXISTS generation_logs (
@@ -68,7 +72,8 @@ CREATE TABLE IF NOT EXISTS generation_logs (
     content_type    TEXT,
     audio_bytes     INTEGER,
     error           TEXT,
-    warnings        TEXT NOT NULL DEFAULT '[]'
+    warnings        TEXT NOT NULL DEFAULT '[]',
+    request_id      TEXT
 );
 CREATE INDEX IF NOT EXISTS logs_by_time ON generation_logs (created_at);
 """
@@ -95,6 +100,10 @@ class Database:
             raise RuntimeError(f"{self.path} was written by a newer ttsframe "
                                f"(schema {version} > {SCHEMA_VERSION}); upgrade ttsframe")
         conn.executescript(SCHEMA)
+        for (table, column), kind in ADDED_COLUMNS.items():
+            have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = conn
 

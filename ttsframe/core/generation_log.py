@@ -78,6 +78,7 @@ class LogEntry(msgspec.Struct, kw_only=True):
     download_url: str | None
     error: str | None
     warnings: list[str]
+    request_id: str | None  # the X-Request-ID of the request that asked for it
 
 
 class GenerationLog:
@@ -107,6 +108,7 @@ class GenerationLog:
                                            "speed": prepared.request.speed}).decode(),
             "queued_s": _span(ticket.submitted_at, ticket.started_at),
             "generation_s": _span(ticket.started_at, ticket.finished_at),
+            "request_id": prepared.request.request_id,
         }
         if output is not None:
             row.update(status="completed", duration_s=round(output.duration_s, 3),
@@ -221,7 +223,8 @@ class GenerationLog:
             sample_rate=row["sample_rate"], audio_file=row["audio_file"],
             audio_bytes=row["audio_bytes"],
             download_url=f"/logs/{row['log_id']}/download" if row["audio_file"] else None,
-            error=row["error"], warnings=msgspec.json.decode(row["warnings"]))
+            error=row["error"], warnings=msgspec.json.decode(row["warnings"]),
+            request_id=row["request_id"])
 
 
 def _span(start: float | None, end: float | None) -> float | None:

@@ -40,6 +40,7 @@ from ttsframe.core.errors import (
 )
 from ttsframe.core.ids import check_id
 from ttsframe.core.paths import is_stored_file
+from ttsframe.core.request_context import REQUEST_ID
 from ttsframe.core.scheduler import Ticket
 from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
 from ttsframe.core.types import SpeechRequest
@@ -83,6 +84,7 @@ class JobInfo(msgspec.Struct, kw_only=True):
     duration_s: float | None
     sample_rate: int | None
     warnings: list[str]
+    request_id: str | None  # the X-Request-ID of the request that submitted it
 
 
 class JobCancelled(msgspec.Struct, kw_only=True):
@@ -260,6 +262,7 @@ class JobService:
             "job_id": job_id, "status": "pending", "created_at": time.time(),
             "request": msgspec.json.encode(request).decode(), "backend": prepared.backend,
             "voice_id": prepared.voice.voice_id, "response_format": request.response_format,
+            "request_id": request.request_id,
         }
         await self.store.insert(row)
         try:
@@ -287,6 +290,7 @@ class JobService:
     async def _run(self, job_id: str, active: ActiveJob) -> None:
         prepared, ticket = active.prepared, active.ticket
         assert ticket is not None
+        REQUEST_ID.set(prepared.request.request_id)  # this task's log lines, resumed too
         event = GenerationEvent(prepared, ticket, job_id=job_id)
         try:
             result = await ticket.future
@@ -424,7 +428,8 @@ class JobService:
             retried=row["interrupted"] > 0,
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
-            sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]))
+            sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
+            request_id=row["request_id"])
 
     async def stats(self) -> QueueStats:
         """Job counts from the database plus the scheduler's live view of every request."""

@@ -164,6 +164,9 @@ class Scheduler:
         self.completed = 0
         self.failed = 0
         self.closing = False  # a stop signal arrived: no new work (see ``close``)
+        # Called on the event loop after each backend call with (backend, tickets,
+        # results, seconds); the metrics count batches with it.
+        self.on_batch: Callable[[str, list[Ticket], list, float], None] | None = None
         self._grace_ends = 0.0
 
     async def start(self) -> None:
@@ -217,6 +220,10 @@ class Scheduler:
     @property
     def pending_count(self) -> int:
         return sum(len(q) for q in self._pending.values())
+
+    def queued(self, backend: str) -> int:
+        """Tasks waiting for ``backend``."""
+        return len(self._pending[backend])
 
     def _check_accepting(self, backend: str) -> None:
         """404 for an unknown backend, 503 while stopping or while it is not ready."""
@@ -402,8 +409,14 @@ class Scheduler:
                         ticket.on_start(ticket)
                     except Exception:
                         log.exception("on_start callback of %s failed", ticket.task.task_id)
+            called = time.perf_counter()
             results = await worker.run([t.task for t in batch])
             done = time.time()
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(backend, batch, results, time.perf_counter() - called)
+                except Exception:
+                    log.exception("on_batch callback failed")
             for ticket, result in zip(batch, results, strict=True):
                 ticket.finished_at = done
                 self._running.pop(ticket.task.task_id, None)

@@ -24,11 +24,13 @@ from ttsframe.core.interfaces import (
     VoiceStore,
 )
 from ttsframe.core.jobs import JobService, JobStore
+from ttsframe.core.metrics import Metrics
 from ttsframe.core.plugins import PluginInfo, Registration, Registry, load_plugins
 from ttsframe.core.retention import Retention
 from ttsframe.core.runtime_config import ConfigEditor
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
+from ttsframe.core.tracing import Tracing, build_tracing
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Services:
     generation_log: GenerationLog
     retention: Retention
     config_editor: ConfigEditor
+    metrics: Metrics
+    tracing: Tracing
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +81,7 @@ class Services:
         await self.jobs.stop()
         await self.scheduler.stop()
         await self.database.close()
+        self.tracing.shutdown()
 
 
 def plugin_config(reg: Registration, settings: Settings) -> Any:
@@ -141,9 +146,16 @@ def build_services(
     jobs = JobService(settings, JobStore(database), speech, settings.data_dir / "jobs")
     retention = Retention(jobs, generation_log)
     config_editor = ConfigEditor(settings, scheduler, list(encoders))
+    metrics = Metrics()  # this server's own registry, whether or not it is served
+    scheduler.on_batch = metrics.batch_done
+    speech.observers.append(metrics.generation_ended)
+    metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
+    tracing = speech.tracing = build_tracing(settings)
+    if tracing.enabled:
+        speech.observers.append(tracing.generation_ended)
     return Services(settings=settings, plugin_manager=pm, registry=registry, plugins=infos,
                     backends=backends, preprocessors=preprocessors, voices=voices,
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
-                    config_editor=config_editor,
+                    config_editor=config_editor, metrics=metrics, tracing=tracing,
                     route_configs=route_configs)

@@ -25,8 +25,10 @@ from ttsframe.core.chunking import chunk_text
 from ttsframe.core.config import Settings
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreprocessor, VoiceStore
+from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
+from ttsframe.core.tracing import Tracing
 from ttsframe.core.types import (
     AudioPrompt,
     Capabilities,
@@ -72,6 +74,9 @@ class GenerationEvent:
     output: SpeechOutput | None = None
     error: BaseException | None = None
     job_id: str | None = None
+    # Encoded bytes a streamed reply produced (its ``output.audio`` is kept only when
+    # ``logging.save_outputs`` is on).
+    streamed_bytes: int | None = None
 
 
 class SpeechService:
@@ -92,6 +97,9 @@ class SpeechService:
         self.scheduler = scheduler
         # Awaited with every GenerationEvent, sync and async alike (see ``notify``).
         self.observers: list[Callable[[GenerationEvent], Awaitable[None]]] = []
+        self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
+        # Streamed replies open now, per backend (read by the metrics).
+        self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -112,6 +120,8 @@ class SpeechService:
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
         """Validate and build the task; every 4xx is raised here, before queueing."""
+        if request.request_id is None:
+            request.request_id = current_request_id()
         token = self.scheduler.expect()  # an open batch window waits for this request
         try:
             prepared = await self._prepare(request)
@@ -146,8 +156,9 @@ class SpeechService:
             ctx.warnings.append(
                 f"backend '{backend_name}' does not list language '{request.language}' "
                 f"(it lists {', '.join(caps.languages)}); the text is spoken anyway")
-        for pre in self.preprocessors:
-            text = pre.process(text, ctx)
+        with self.tracing.span("ttsframe.preprocess", **{"ttsframe.backend": backend_name}):
+            for pre in self.preprocessors:
+                text = pre.process(text, ctx)
         params = request.params
         if params.seed is None and voice.seed is not None:
             params = type(params)(**{**_fields(params), "seed": voice.seed})
@@ -229,7 +240,8 @@ class SpeechService:
                 samples = audio.time_stretch(samples, result.sample_rate, request.speed)
             return encoder.encode(samples, result.sample_rate), len(samples) / result.sample_rate
 
-        data, duration = await anyio.to_thread.run_sync(work)
+        with self.tracing.span("ttsframe.encode", **{"ttsframe.format": request.response_format}):
+            data, duration = await anyio.to_thread.run_sync(work)
         warnings = [*prepared.warnings, *prepared.task.notes, *result.notes]
         for warning in warnings:
             log.warning("request %s: %s", prepared.task.task_id, warning)
@@ -276,6 +288,7 @@ class SpeechService:
             headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
             duration_s=0.0, text=prepared.task.text, voice_id=prepared.voice.voice_id,
             backend=prepared.backend, warnings=[*prepared.warnings, *prepared.task.notes])
+        self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return prepared, stream
 
@@ -283,8 +296,10 @@ class SpeechService:
                             pipeline: StreamEncoder, results: list[SynthesisResult],
                             error: BaseException | None) -> None:
         """Report a stream that ended to the observers (the generation log)."""
+        self.open_streams[prepared.backend] -= 1
         if error is not None:
-            await self.notify(GenerationEvent(prepared, ticket, error=error))
+            await self.notify(GenerationEvent(prepared, ticket, error=error,
+                                              streamed_bytes=pipeline.bytes_out))
             return
         warnings = _unique([*prepared.warnings, *prepared.task.notes,
                             *(note for r in results for note in r.notes)])
@@ -301,7 +316,8 @@ class SpeechService:
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in results), warnings=warnings)
-        await self.notify(GenerationEvent(prepared, ticket, output=output))
+        await self.notify(GenerationEvent(prepared, ticket, output=output,
+                                          streamed_bytes=pipeline.bytes_out))
 
     async def notify(self, event: GenerationEvent) -> None:
         """Tell every observer; an observer's failure is logged, never the caller's."""

@@ -14,7 +14,9 @@ from ttsframe.core.services import Services
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
+from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
+from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
 from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
 
 
@@ -35,13 +37,30 @@ def _constant(value: object) -> Provide:
     return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
+def tracing_plugins(services: Services) -> list:
+    """Litestar's OpenTelemetry plugin with this server's tracer provider (a span per
+    request; ``core/tracing.py`` adds the speech spans inside it)."""
+    if not services.tracing.enabled:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(
+        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"]))]
+
+
 def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
     plugin_routes = plugin_routers(services)
+    metrics = services.settings.metrics
+    observed = [metrics_route(metrics.path)] if metrics.enabled else []
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *observed,
                         *plugin_routes],
+        middleware=[RequestIdMiddleware,
+                    *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
+        before_send=[add_request_id],  # X-Request-ID on every reply (http/request_ids.py)
+        plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

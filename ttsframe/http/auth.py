@@ -7,6 +7,8 @@ routes written later, so no handler has to remember to protect itself:
 - *Admin routes* are any ``DELETE``, ``PUT /config``, ``POST /cleanup`` and any handler
   declared with ``opt={"admin": True}``. When ``security.admin_keys`` is set they need one
   of those keys (403 for a valid non-admin key).
+- The metrics route (``[metrics] path``), once any key is configured, needs an admin key
+  or one of ``security.metrics_keys`` (what a Prometheus server is given).
 - Every other route, when ``security.api_keys`` is set, needs one of the API keys or an
   admin key.
 - With no key configured, any ``Authorization`` header (even ``Bearer `` with an empty
@@ -97,6 +99,9 @@ def check_access(security: SecurityConfig, method: str, path: str,
     if is_public(method, path):
         return
     token = bearer_token(authorization)
+    if opt and opt.get("metrics"):
+        _check_metrics(security, method, path, token)
+        return
     if security.admin_keys and is_admin_route(method, path, opt):
         if token and key_matches(token, security.admin_keys):
             return
@@ -111,6 +116,23 @@ def check_access(security: SecurityConfig, method: str, path: str,
     if token and key_matches(token, [*security.api_keys, *security.admin_keys]):
         return
     raise _refuse(token, "an API key (security.api_keys)")
+
+
+def _check_metrics(security: SecurityConfig, method: str, path: str,
+                   token: str | None) -> None:
+    """The metrics route: open while no key is configured; otherwise an admin key or a
+    metrics key (``security.metrics_keys``), so a Prometheus server needs no API key."""
+    allowed = [*security.admin_keys, *security.metrics_keys]
+    if not (allowed or security.api_keys):
+        return
+    if token and key_matches(token, allowed):
+        return
+    which = "an admin key or a metrics key (security.metrics_keys)"
+    if token and key_matches(token, security.api_keys):
+        raise PermissionDeniedException(
+            detail=f"{method} {path} serves metrics: it needs {which}, not an API key",
+            headers=_challenge("insufficient_scope"))
+    raise _refuse(token, which)
 
 
 def api_key_guard(security: Callable[[], SecurityConfig]):

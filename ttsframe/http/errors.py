@@ -20,6 +20,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from ttsframe.core import errors
+from ttsframe.http.request_ids import request_id_for
 
 log = logging.getLogger("ttsframe.http")
 
@@ -56,16 +57,19 @@ def openai_error(status: int, message: str) -> dict[str, str | None]:
 
 
 def detail_response(status: int, detail: str, headers: dict[str, str] | None = None,
-                    *, path: str = "", **extra) -> Response:
+                    *, path: str = "", request: Request | None = None, **extra) -> Response:
+    """The error body; ``request_id`` lets a user's report be found in the log."""
     body = {"detail": detail, **extra}
+    if request is not None:
+        path = request.scope["path"]
+        body["request_id"] = request_id_for(request.scope)
     if path.startswith(OPENAI_PREFIX):
         body["error"] = openai_error(status, detail)
     return Response(body, status_code=status, headers=headers)
 
 
 def domain_error(request: Request, exc: errors.TTSFrameError) -> Response:
-    return detail_response(status_for(exc), exc.message, exc.headers,
-                           path=request.scope["path"])
+    return detail_response(status_for(exc), exc.message, exc.headers, request=request)
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:
@@ -79,7 +83,7 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
                 message = "the request body is empty; send a JSON object"
             problems.append(f"{key}: {message}" if key else message)
     detail = "; ".join(problems) or str(exc.detail)
-    return detail_response(400, f"Invalid request: {detail}", path=request.scope["path"],
+    return detail_response(400, f"Invalid request: {detail}", request=request,
                            errors=exc.extra)
 
 
@@ -104,18 +108,18 @@ def http_error(request: Request, exc: HTTPException) -> Response:
         limit_mb = (request.app.request_max_body_size or 0) / 1024 / 1024
         detail = (f"the request body is larger than the {limit_mb:.0f} MB the server accepts "
                   "(storage.max_upload_mb plus room for form fields)")
-    return detail_response(exc.status_code, detail, exc.headers, path=request.scope["path"])
+    return detail_response(exc.status_code, detail, exc.headers, request=request)
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return detail_response(500, f"internal server error: {type(exc).__name__}: {exc}",
-                           path=request.scope["path"])
+                           request=request)
 
 
 def read_only(request: Request, exc: NotImplementedError) -> Response:
     return detail_response(405, str(exc) or "not supported by the configured plugins",
-                           path=request.scope["path"])
+                           request=request)
 
 
 EXCEPTION_HANDLERS = {

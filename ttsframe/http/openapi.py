@@ -48,6 +48,8 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every error reply: ``detail`` says what is wrong and what to do."""
 
     detail: str
+    # The request's id (its X-Request-ID): quote it when reporting a problem.
+    request_id: str | None = None
     errors: list[dict[str, Any]] | None = None  # per-field problems of a rejected body
     error: OpenAIErrorObject | None = None  # under /v1/ only
 

@@ -42,6 +42,9 @@ class _Server(uvicorn.Server):
 
 def serve(app: Litestar, services: Services, *, host: str, port: int, log_level: str) -> None:
     grace = services.settings.server.shutdown_grace_s
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+    # log_config=None: uvicorn's records go to the handler the CLI set up (one format, with
+    # request ids); ttsframe writes its own access lines (http/request_ids.py).
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None,
+                            access_log=False,
                             timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
     _Server(config, services).run()

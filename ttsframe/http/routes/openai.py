@@ -17,6 +17,7 @@ from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
 from ttsframe.core.speech import OPENAI_MODEL_ALIASES
 from ttsframe.core.types import Voice
+from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import LookupOperation, SpeechCreateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
@@ -41,10 +42,15 @@ async def create_speech(data: SpeechCreateBody, services: NamedDependency[Servic
     (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
     "audio"`` sends the audio as it is generated (chunked transfer encoding)."""
     request = data.to_domain()
-    if request.stream:
-        _, stream = await services.speech.open_stream(request)
-        return stream_response(stream)
-    return audio_response(await services.speech.synthesize(request))
+    mode = "stream" if request.stream else "sync"
+    async with track_speech(services, "/v1/audio/speech", request, mode) as tracked:
+        if request.stream:
+            _, stream = await services.speech.open_stream(request)
+            tracked.first_audio()
+            return stream_response(stream)
+        output = await services.speech.synthesize(request)
+        tracked.first_audio()
+        return audio_response(output)
 
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:

@@ -11,6 +11,7 @@ from litestar.params import FromQuery
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
+from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
@@ -38,16 +39,20 @@ async def generate(data: GenerateBody, services: NamedDependency[Services],
     stream; flac is sent whole at the end).
     """
     request = data.to_domain(default_format=services.settings.generation.default_format)
-    if async_mode:
+    mode = "job" if async_mode else "stream" if request.stream else "sync"
+    async with track_speech(services, "/generate", request, mode) as tracked:
+        if async_mode:
+            if request.stream:
+                raise InvalidInput("'stream' and async_mode cannot be combined: a job's "
+                                   "result is downloaded whole from GET /jobs/{job_id}/result")
+            return Response(await services.jobs.submit(request), status_code=202)
         if request.stream:
-            raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "
-                               "is downloaded whole from GET /jobs/{job_id}/result")
-        return Response(await services.jobs.submit(request), status_code=202)
-    if request.stream:
-        _, stream = await services.speech.open_stream(request)
-        return stream_response(stream)
-    output = await services.speech.synthesize(request)
-    return audio_response(output)
+            _, stream = await services.speech.open_stream(request)
+            tracked.first_audio()
+            return stream_response(stream)
+        output = await services.speech.synthesize(request)
+        tracked.first_audio()
+        return audio_response(output)
 
 
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])

@@ -146,7 +146,9 @@ class DiaBackend(Backend):
                          compile=self._compile_state(),
                          max_decoder_steps=self._max_steps,
                          prompt_cache={"entries": len(self._prompts),
-                                       "max": self._prompts.size})
+                                       "max": self._prompts.size,
+                                       "hits": self._prompts.hits,
+                                       "misses": self._prompts.misses})
         return facts
 
     def _compile_state(self) -> str:
@@ -400,6 +402,9 @@ class DiaBackend(Backend):
                 "max_new_tokens": max_new, "prompt_frames": row.prompt_frames,
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
                 "greedy": plan.greedy, "compiled": compiled,
+                # transformers forces the end of speech max(delay) + 1 steps before
+                # max_tokens: a row that ran that long was cut, not ended by the model.
+                "budget_limited": row_codes.shape[0] >= max_new - max(self._delay) - 1,
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, top_k=plan.top_k,
