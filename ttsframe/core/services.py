@@ -50,6 +50,8 @@ class Services:
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
+    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
+    cluster: Any = None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +72,8 @@ class Services:
         await self.retention.stop()
         await self.jobs.stop()
         await self.scheduler.stop()
+        if self.cluster is not None:
+            self.cluster.shutdown()
         await self.database.close()
 
 
@@ -124,7 +128,14 @@ def build_services(
                      for reg in registry.items["preprocessor"].values()]
     encoders = {name: _instantiate(reg, settings)
                 for name, reg in registry.items["encoder"].items()}
-    workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
+    cluster = None
+    if settings.cluster.engine == "ray":  # backends run as Ray actors (ttsframe/cluster)
+        from ttsframe.cluster import build_ray_workers
+
+        cluster, workers = build_ray_workers(settings, backends)
+        backends = {name: pool.backend for name, pool in workers.items()}
+    else:
+        workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
@@ -140,4 +151,4 @@ def build_services(
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
                     config_editor=config_editor,
-                    route_configs=route_configs)
+                    route_configs=route_configs, cluster=cluster)
