@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch 2.13.0 is the CPU build the suite is tested with; other versions work too.
-.venv/bin/python -m pip install --quiet torch==2.13.0 -e '.[dia,dev]' \
+.venv/bin/python -m pip install --quiet torch==2.13.0 -e '.[dia,dev,ray]' \
     $(find plugins_contrib -mindepth 2 -maxdepth 2 -name pyproject.toml -printf '-e %h ')
 .venv/bin/python -m ruff check .
 .venv/bin/python -m pytest "$@"
+# The Ray cluster tests, in a network namespace with only loopback (skipped above).
+scripts/test-cluster.sh

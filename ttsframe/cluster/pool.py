@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ class RayCluster:
         kwargs: dict[str, Any] = {"namespace": "ttsframe", "include_dashboard": False,
                                   "logging_level": logging.WARNING}
         if self.config.address:
+            _probe(self.config.address)
             kwargs["address"] = self.config.address
         ray.init(**kwargs)
 
@@ -106,11 +108,12 @@ class ReplicaSlot:
     describe: dict[str, Any] = field(default_factory=dict)
     # Prompt contents this replica holds (by ``prompt_key``): sent once, then cached.
     prompts: set[str] = field(default_factory=set)
+    prompts_sent: int = 0  # how many times prompt audio was shipped to this replica
 
     def health(self) -> dict[str, Any]:
         return {"replica": self.index, "state": self.state, "error": self.error,
                 "node_id": self.node_id, "pid": self.pid, "busy": self.busy,
-                "restarts": self.restarts}
+                "restarts": self.restarts, "prompts_sent": self.prompts_sent}
 
 
 class RemoteBackend(Backend):
@@ -416,6 +419,7 @@ class RayWorkerPool:
             for _ in range(2):
                 payloads = [to_payload(t, key=k, send_prompt=k is not None and (
                     resend or k not in slot.prompts)) for t, k in zip(tasks, keys, strict=True)]
+                slot.prompts_sent += len({p.prompt_key for p in payloads if p.prompt is not None})
                 stream = slot.actor.generate.options(num_returns="streaming").remote(payloads)
                 async for ref in stream:
                     try:
@@ -466,6 +470,18 @@ class RayWorkerPool:
                     told.add(task.task_id)
                     slot.actor.cancel.remote(task.task_id, task.cancel.reason or "cancelled")
             await asyncio.sleep(CANCEL_POLL_S)
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a cluster that does not answer: Ray itself retries for minutes."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {hostport} ({exc.strerror or exc})") from None
 
 
 def _short(exc: BaseException) -> str:
