@@ -162,8 +162,9 @@ def test_cloning_ships_the_prompt_once_per_replica(server):
     assert first.content == second.content == third.content == fourth.content
     now = replicas(client)
     assert sum(r["prompts_sent"] for r in now) - sent_before == 2  # once per replica
-    # The same request through the local engine gives the same audio (cloning intact).
-    assert first.headers["x-generated-tokens"] == fourth.headers["x-generated-tokens"]
+    # The prompt conditions the audio: the same text without it is different speech.
+    plain = generate(client, **{**body, "voice_id": "alloy"})
+    assert plain.content != first.content
 
 
 def test_streaming_through_ray(server):
@@ -219,10 +220,9 @@ def test_replica_killed_mid_batch(server):
     victim = next(r for r in replicas(client) if f"dia-{r['replica']}" == running["worker"])
     os.kill(victim["pid"], signal.SIGKILL)
 
-    done = wait_job(client, job, "completed", timeout=240)
+    wait_job(client, job, "completed", timeout=240)
     sync.join(240)
     assert answers and answers[0].status_code == 200, answers and answers[0].text
-    assert done["worker"] != running["worker"] or done["status"] == "completed"
     # The replica comes back under a new process and rejoins.
     back = wait_replicas(client, "ready", "ready")
     again = next(r for r in back if r["replica"] == victim["replica"])
@@ -231,6 +231,26 @@ def test_replica_killed_mid_batch(server):
     reference = generate(client, **body).content
     assert answers[0].content == reference
     assert client.get(f"/jobs/{job}/result").content == reference
+
+
+def test_stream_whose_replica_dies_ends_with_an_error(server):
+    client = server.client
+    body = {"text": "[S1] A stream that loses its replica.", "max_tokens": 2000,
+            "stream": True, "voice_id": "alloy", "response_format": "pcm"}
+    with httpx.Client(base_url=server.url, timeout=120) as c, \
+            c.stream("POST", "/generate", json=body) as r:
+        assert r.status_code == 200
+        pieces = r.iter_raw()
+        assert next(pieces)  # audio has been sent
+        victim = next(x for x in replicas(client) if x["busy"])
+        os.kill(victim["pid"], signal.SIGKILL)
+        with pytest.raises(httpx.RemoteProtocolError):  # no clean end: the client knows
+            for _ in pieces:
+                pass
+    logs = client.get("/logs").json()["logs"]
+    lost = next(entry for entry in logs if entry["status"] == "failed")
+    assert "after sending part of the audio" in lost["error"]
+    wait_replicas(client, "ready", "ready")  # it rejoins
 
 
 def test_unreachable_cluster_is_a_clear_503(tmp_path, tiny_model_dir):  # noqa: F811

@@ -30,6 +30,7 @@ log = logging.getLogger("ttsframe.cluster")
 # How long a batch whose replica died waits for another replica before failing.
 RETRY_WAIT_S = 120.0
 CANCEL_POLL_S = 0.01
+WATCH_EVERY_S = 2.0
 
 
 class RayCluster:
@@ -222,7 +223,31 @@ class RayWorkerPool:
         except Exception as exc:
             self._fail_all(f"starting replicas on {self.cluster.where} failed: {exc}")
             return
+        watch = asyncio.create_task(self._watch(), name=f"watch-{self.name}")
+        self._tasks.add(watch)
+        watch.add_done_callback(self._tasks.discard)
         await asyncio.gather(*(self._load(slot) for slot in self.slots_list))
+
+    async def _watch(self) -> None:
+        """Notice a replica lost while idle (a busy one shows it in its batch): ping the
+        idle ones; a dead actor, or one answering from a new process, is reloaded."""
+        import ray.exceptions as rex
+
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            for slot in self.slots_list:
+                if slot.state != "ready" or slot.busy:
+                    continue
+                try:
+                    pid = await asyncio.wait_for(slot.actor.ping.remote(), WATCH_EVERY_S * 5)
+                except rex.RayActorError as exc:
+                    if slot.state == "ready" and not slot.busy:
+                        self._lost(slot, exc)
+                    continue
+                except (TimeoutError, rex.RayError):
+                    continue  # slow to answer is not lost
+                if pid != slot.pid and slot.state == "ready":
+                    self._lost(slot, RuntimeError(f"process {slot.pid} was replaced by {pid}"))
 
     def _actor_class(self):
         import ray
