@@ -371,6 +371,10 @@ class RayWorkerPool:
             return await self._call(slot, tasks, streamed)
         except rex.RayActorError as exc:
             self._lost(slot, exc)
+        except Exception as exc:  # anything else Ray raises fails this batch, not the pool
+            log.exception("batch on replica %s-%d failed", self.name, slot.index)
+            return [GenerationFailed(f"replica {self.name}-{slot.index} failed: "
+                                     f"{_short(exc)}")] * len(tasks)
         finally:
             self._release(slot)
         return await self._retry(tasks, streamed)
@@ -412,6 +416,10 @@ class RayWorkerPool:
                         f"two replicas of '{self.name}' were lost running this request "
                         f"({_short(exc)}); retry shortly", headers={"Retry-After": "5"})
                     ] * len(retry)
+                except Exception as exc:
+                    log.exception("retry on replica %s-%d failed", self.name, slot.index)
+                    results = [GenerationFailed(f"replica {self.name}-{slot.index} failed: "
+                                                f"{_short(exc)}")] * len(retry)
                 finally:
                     self._release(slot)
             for i, result in zip(again, results, strict=True):
