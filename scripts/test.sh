@@ -22,3 +22,5 @@ python3 -m venv "$venv"
 "$venv/bin/python" -m ruff check .
 bash scripts/ensure-prometheus.sh  # tests/test_prometheus.py runs a real Prometheus
 "$venv/bin/python" -m pytest "$@"
+# The Ray cluster tests, in a network namespace with only loopback (skipped above).
+PYTHON="$venv/bin/python" bash scripts/test-cluster.sh

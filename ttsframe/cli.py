@@ -47,6 +47,12 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         put("server", "host", args.host)
     if args.port is not None:
         put("server", "port", args.port)
+    if args.cluster is not None:
+        put("cluster", "engine", args.cluster)
+    if args.ray_address is not None:
+        put("cluster", "address", args.ray_address)
+    if args.replicas is not None:
+        put("cluster", "replicas", args.replicas)
     return over
 
 
@@ -142,6 +148,13 @@ def build_parser(commands: dict[str, Any] | None = None) -> argparse.ArgumentPar
                        help="delete generation logs and saved outputs older than this")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--cluster", choices=["local", "ray"],
+                       help="where backends run: this process, or Ray actors (cluster.engine)")
+    serve.add_argument("--ray-address",
+                       help="Ray cluster to join: an address, 'auto', or '' to start one here "
+                            "(cluster.address)")
+    serve.add_argument("--replicas", type=int,
+                       help="Ray actors per backend, each with its own GPU (cluster.replicas)")
     serve.set_defaults(func=cmd_serve)
 
     plugins = with_config(sub.add_parser("plugins", help="list plugins and what they provide"))

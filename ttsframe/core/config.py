@@ -90,6 +90,20 @@ class TracingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     service_name: str = "ttsframe"
 
 
+class ClusterConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[cluster]``: where backends run. "local": one thread per backend in this process;
+    "ray": ``replicas`` Ray actors per backend, anywhere on a Ray cluster (docs/deployment.md)."""
+
+    engine: Literal["local", "ray"] = "local"
+    # A Ray address ("ray://host:10001", "host:6379"); "auto": the cluster this machine
+    # belongs to; "": start a Ray instance on this machine.
+    address: str = ""
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 1
+    # GPUs each replica asks Ray for; None: 1 when the cluster has GPUs, else 0.
+    gpus_per_replica: Annotated[float, msgspec.Meta(ge=0, le=64)] | None = None
+    cpus_per_replica: Annotated[float, msgspec.Meta(ge=0, le=1024)] = 1.0
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
@@ -98,6 +112,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
+    cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

@@ -60,6 +60,8 @@ class Services:
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
+    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
+    cluster: Any = None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,8 @@ class Services:
         await self.retention.stop()
         await self.jobs.stop()
         await self.scheduler.stop()
+        if self.cluster is not None:
+            self.cluster.shutdown()
         await self.database.close()
         self.tracing.shutdown()
 
@@ -135,7 +139,14 @@ def build_services(
                      for reg in registry.items["preprocessor"].values()]
     encoders = {name: _instantiate(reg, settings)
                 for name, reg in registry.items["encoder"].items()}
-    workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
+    cluster = None
+    if settings.cluster.engine == "ray":  # backends run as Ray actors (ttsframe/cluster)
+        from ttsframe.cluster import build_ray_workers
+
+        cluster, workers = build_ray_workers(settings, backends)
+        backends = {name: pool.backend for name, pool in workers.items()}
+    else:
+        workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
@@ -158,4 +169,4 @@ def build_services(
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
                     config_editor=config_editor, metrics=metrics, tracing=tracing,
-                    route_configs=route_configs)
+                    route_configs=route_configs, cluster=cluster)

@@ -113,10 +113,12 @@ def _one_of(a: str, va: str | None, b: str, vb: str | None) -> str | None:
     return va if va is not None else vb
 
 
-class BackendHealth(msgspec.Struct):
+class BackendHealth(msgspec.Struct, omit_defaults=True):
     state: str
     error: str | None
     info: dict[str, Any]
+    # With ``cluster.engine = "ray"``: each replica's state, node id, process id, error.
+    replicas: list[dict[str, Any]] | None = None
 
 
 class HealthResponse(msgspec.Struct):

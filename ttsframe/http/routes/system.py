@@ -15,7 +15,9 @@ async def health(services: NamedDependency[Services]) -> HealthResponse:
     backends = {}
     for name, worker in services.scheduler.workers.items():
         info = worker.backend.describe() if worker.state == "ready" else {}
-        backends[name] = BackendHealth(state=worker.state, error=worker.error, info=info)
+        replicas = worker.replica_health() if hasattr(worker, "replica_health") else None
+        backends[name] = BackendHealth(state=worker.state, error=worker.error, info=info,
+                                       replicas=replicas)
     default = services.settings.generation.default_backend
     state = backends[default].state
     status = {"ready": "healthy", "loading": "loading", "failed": "unhealthy"}[state]
