@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,6 +29,7 @@ from tests.test_dia_backend import reference, reference_run  # noqa: F401
 from tests.voice_fixtures import encode_upload, wav_bytes
 from ttsframe.core.types import AudioPrompt, GenerationParams, SpeechRequest
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 TRANSCRIPT = "[S1] This is the prompt speaking."
 GREEDY = {"do_sample": False, "guidance_scale": None}
@@ -42,10 +42,8 @@ def dia_app(tmp_path_factory, tiny_model_dir) -> Iterator[tuple[TestClient, obje
     services = make_services(root, generation={"default_backend": "dia"},
                              plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu"}})
     with TestClient(app=create_app(services), timeout=120) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/health").json()["status"] != "healthy":
-            assert time.monotonic() < deadline, client.get("/health").json()
-            time.sleep(0.1)
+        eventually(lambda: client.get("/health").json()["status"] == "healthy", timeout=120,
+                   interval=0.1, message=lambda: f"healthy: {client.get('/health').json()}")
         yield client, services
 
 
