@@ -62,6 +62,14 @@ def wait_for(client: httpx.Client, job_id: str, *statuses: str, progress: bool =
                       message=lambda: f"job never became {statuses}: {seen['job']}")
 
 
+def logged(client: httpx.Client, job_id: str) -> dict | None:
+    """The generation log's entry for a job, or None. It is written just after the job's
+    row says it finished, so a test that reads it waits for it:
+    ``eventually(lambda: logged(client, job_id))``."""
+    entries = client.get("/logs?limit=1000").json()["logs"]
+    return next((e for e in entries if e["job_id"] == job_id), None)
+
+
 def when(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 

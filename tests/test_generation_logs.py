@@ -12,6 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
+from tests.job_helpers import logged
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 
@@ -21,12 +22,16 @@ def client(tmp_path: Path, **overrides) -> TestClient:
 
 
 def finish_job(c: TestClient, body: dict, status: str = "completed") -> str:
+    """Submit a job and wait until it has ``status``; a finished one also until its log
+    entry is written (just after the job's row), so later entries come after it."""
     r = c.post("/generate?async_mode=true", json=body)
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
     eventually(lambda: c.get(f"/jobs/{job_id}").json()["status"] == status, interval=0.01,
                message=lambda: f"job {job_id} never became {status}: "
                                f"{c.get(f'/jobs/{job_id}').json()}")
+    if status in ("completed", "failed", "cancelled"):
+        eventually(lambda: logged(c, job_id), interval=0.01, message=f"job {job_id} logged")
     return job_id
 
 
