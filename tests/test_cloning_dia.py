@@ -40,7 +40,8 @@ MAX_TOKENS = 100
 def dia_app(tmp_path_factory, tiny_model_dir) -> Iterator[tuple[TestClient, object]]:  # noqa: F811
     root = tmp_path_factory.mktemp("dia-voices")
     services = make_services(root, generation={"default_backend": "dia"},
-                             plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu"}})
+                             plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu",
+                                              "cpu_threads": 1}})
     with TestClient(app=create_app(services), timeout=120) as client:
         eventually(lambda: client.get("/health").json()["status"] == "healthy", timeout=120,
                    interval=0.1, message=lambda: f"healthy: {client.get('/health').json()}")
@@ -142,7 +143,7 @@ def test_builtin_voices_sound_the_same_every_time(dia_app):
 
 def test_voices_and_prompts_survive_a_kill_and_restart(tmp_path, tiny_model_dir):  # noqa: F811
     cfg = tmp_path / "ttsframe.toml"
-    cfg.write_text(f'[plugins.dia]\nmodel = "{tiny_model_dir}"\ndevice = "cpu"\n'
+    cfg.write_text(f'[plugins.dia]\nmodel = "{tiny_model_dir}"\ndevice = "cpu"\ncpu_threads = 1\n'
                    '[storage]\naudio_prompts_dir = "voices/prompts"\n')
     speech = {"text": "Hello again.", "voice_id": "cloned", "greedy": True, "max_tokens": 100}
     first = ServerProcess(cfg).start()
