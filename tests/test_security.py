@@ -11,11 +11,12 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
-from tests.job_helpers import tone_server, wait_for
+from tests.job_helpers import logged, tone_server, wait_for
 from tests.stored_state import stored_state
 from tests.voice_fixtures import cloner_plugin, sine_wav
 from ttsframe.core import audio
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 MB = 1024 * 1024
 
@@ -100,7 +101,7 @@ def test_results_and_saved_outputs_are_never_served_through_a_symlink(tmp_path):
         r = c.get(f"/jobs/{job}/result")
         assert r.status_code == 404 and "not for you" not in r.text
 
-        entry = c.get("/logs").json()["logs"][0]
+        entry = eventually(lambda: logged(c, job), message="the job's generation log entry")
         saved = tmp_path / "audio_outputs" / entry["audio_file"]
         saved.unlink()
         saved.symlink_to(secret)
