@@ -69,12 +69,18 @@ class LoggingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_retention_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 365)] = 1.0
 
 
+class UiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Serve the web page at / and /ui/ (ttsframe/http/ui.py).
+    enabled: bool = True
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    ui: UiConfig = msgspec.field(default_factory=UiConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

@@ -11,6 +11,7 @@ from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
 from ttsframe.core.services import Services
+from ttsframe.http import ui
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
@@ -40,7 +41,7 @@ def create_app(services: Services) -> Litestar:
     plugin_routes = plugin_routers(services)
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *ui.ROUTES,
                         *plugin_routes],
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},
