@@ -124,7 +124,7 @@ function addTake(body) {
   const download = el("a", { class: "button secondary", hidden: true },
     `Download take ${number}`);
   const reuse = el("button", { type: "button", class: "secondary",
-                               "aria-label": `Use seed ${body.seed} again` },
+                               "aria-label": `Use this seed again (seed ${body.seed})` },
     "Use this seed again");
   reuse.addEventListener("click", () => {
     $("#param-seed").value = body.seed;
