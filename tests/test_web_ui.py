@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -402,13 +401,3 @@ def test_accessibility_scan_and_screenshots(server, open_page, scheme):
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.screenshot(path=SHOTS / f"phone-{scheme}.png")
     assert w.errors == [] and w.csp_violations() == []
-
-
-def test_ui_can_be_turned_off(tmp_path, tiny_model_dir):  # noqa: F811
-    cfg = write_config(tmp_path, tiny_model_dir, "[ui]\nenabled = false\n")
-    shutil.rmtree(tmp_path / "data", ignore_errors=True)
-    with ServerProcess(cfg, wait_for="up") as srv:
-        assert srv.client.get("/").status_code == 404
-        assert srv.client.get("/ui/").status_code == 404
-        assert srv.client.get("/ui/assets/app.js").status_code == 404
-        assert srv.client.get("/health").status_code == 200

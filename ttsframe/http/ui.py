@@ -21,6 +21,7 @@ from litestar.exceptions import (
     NotFoundException,
     PermissionDeniedException,
 )
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from ttsframe import __version__
@@ -74,7 +75,7 @@ async def index(services: NamedDependency[Services]) -> Response[bytes]:
 
 
 @get("/ui/assets/{name:str}", include_in_schema=False, opt=PUBLIC)
-async def asset(name: str, services: NamedDependency[Services]) -> Response[bytes]:
+async def asset(name: FromPath[str], services: NamedDependency[Services]) -> Response[bytes]:
     _check_enabled(services)
     return _file(name)
 
