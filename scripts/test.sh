@@ -8,4 +8,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet torch==2.13.0 -e '.[dia,dev]' \
     $(find plugins_contrib -mindepth 2 -maxdepth 2 -name pyproject.toml -printf '-e %h ')
 .venv/bin/python -m ruff check .
+bash scripts/ensure-chromium.sh  # Debian's chromium for the web page's browser tests
 .venv/bin/python -m pytest "$@"
