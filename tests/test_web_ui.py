@@ -165,7 +165,7 @@ def test_page_loads_with_strict_csp_and_no_errors(server, open_page):
     # An inline script injected into the page is refused by the policy.
     page.evaluate("""() => { const s = document.createElement('script');
         s.textContent = 'window.__ran = true'; document.body.append(s); }""")
-    page.wait_for_function("window.__csp.length > 0")
+    page.wait_for_function("() => window.__csp.length > 0")
     assert page.evaluate("window.__ran") is None
     assert server.client.get("/ui/assets/..%2Fui.py").status_code == 404
 
@@ -194,7 +194,7 @@ def test_generate_streams_playback_before_the_reply_ends(server, open_page):
     assert body["stream"] is True and body["response_format"] == "mp3"
     assert body["seed"] == int(LONG_SEED) and body["temperature"] == 1.2
     expect(take).to_contain_text(f"seed {LONG_SEED}")
-    page.wait_for_function("document.querySelector('.take audio').currentTime > 1.0")
+    page.wait_for_function("() => document.querySelector('.take audio').currentTime > 1.0")
 
     # The take's seed can be used again.
     page.get_by_role("spinbutton", name="Seed").fill("")
@@ -267,7 +267,7 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     transcript.fill("Hello, this is how I sound.")
     page.get_by_role("button", name="Create voice").click()
     expect(page.locator("#clone-status")).to_contain_text("is ready", timeout=90_000)
-    page.wait_for_function("document.querySelector('#clone-preview').duration > 0")
+    page.wait_for_function("() => document.querySelector('#clone-preview').duration > 0")
 
     voice = server.client.get("/voice_mappings/browser_voice").json()
     assert voice["audio_prompt"] == "browser_voice"
@@ -281,7 +281,7 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     page.get_by_role("button", name="Generate").click()
     take = take_done(page)
     expect(take).to_contain_text("browser_voice")
-    page.wait_for_function("document.querySelector('.take audio').currentTime > 0.05")
+    page.wait_for_function("() => document.querySelector('.take audio').currentTime > 0.05")
     assert audio_facts(page)["duration"] > 0
 
 
