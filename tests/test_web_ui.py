@@ -27,7 +27,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="needs Debian's chromium: run scripts/ensure-chromium.sh")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        # A microphone that plays a beep, allowed without asking: the recording test.
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 SHOTS = ROOT / "docs" / "screenshots"
 # A seed for which the tiny model speaks for several seconds, so playback can be seen
 # starting long before the reply ends.
@@ -154,6 +156,7 @@ def test_page_loads_with_strict_csp_and_no_errors(server, open_page):
     assert "<script>" not in html and "style=" not in html and "<style" not in html
     # Every view draws, and what they load causes no error.
     expect(page.get_by_label("Voice", exact=True)).to_contain_text("alloy")
+    expect(page.get_by_label("Model", exact=True)).to_be_hidden()  # one backend
     assert "laughs" in page.get_by_label("Nonverbal").inner_text()
     page.get_by_role("tab", name="Clone").click()
     expect(page.get_by_role("button", name="Create voice")).to_be_visible()
@@ -283,6 +286,43 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     expect(take).to_contain_text("browser_voice")
     page.wait_for_function("() => document.querySelector('.take audio').currentTime > 0.05")
     assert audio_facts(page)["duration"] > 0
+
+    # Manage explains why the prompt cannot be deleted on its own.
+    page.get_by_role("tab", name="Manage").click()
+    row = page.locator('#prompts-table tr[data-prompt-id="browser_voice"]')
+    expect(row).to_contain_text("In use by browser_voice")
+    row.get_by_role("button", name="Delete audio prompt browser_voice").click()
+    detail = server.client.delete("/audio_prompts/browser_voice").json()["detail"]
+    expect(page.locator("#manage-error")).to_contain_text(detail)
+    expect(page.get_by_role("button", name="Delete browser_voice and its voices")).to_be_visible()
+
+    # A custom voice is edited in its dialog.
+    page.get_by_role("button", name="Edit voice browser_voice").click()
+    dialog = page.get_by_role("dialog", name="Edit voice browser_voice")
+    dialog.get_by_label("Style").fill("warm")
+    dialog.get_by_role("button", name="Save voice").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator('#voices-table tr[data-voice-id="browser_voice"]')).to_contain_text("warm")
+    assert server.client.get("/voice_mappings/browser_voice").json()["style"] == "warm"
+
+
+def test_clone_from_the_microphone(server, open_page):
+    page = open_page(server).page
+    page.get_by_role("tab", name="Clone").click()
+    page.get_by_role("button", name="Record from microphone").click()
+    # Record about two seconds of the fake microphone's beep.
+    page.wait_for_function("""() => {
+        const m = document.querySelector('#record-state').textContent.match(/([0-9.]+) s/);
+        return m && Number(m[1]) >= 2.0; }""")
+    page.get_by_role("button", name="Stop recording").click()
+    expect(page.locator("#record-state")).to_contain_text("Recorded")
+    page.get_by_label("Voice name").fill("mic_voice")
+    page.locator("#panel-clone").get_by_label("Transcript", exact=True).fill("Beep.")
+    page.get_by_role("button", name="Create voice").click()
+    expect(page.locator("#clone-status")).to_contain_text("is ready", timeout=90_000)
+    prompt = server.client.get("/audio_prompts").json()["mic_voice"]
+    assert prompt["duration"] >= 1.5 and prompt["sample_rate"] == 44100
+    assert prompt["used_by"] == ["mic_voice"]
 
 
 def test_jobs_complete_download_and_cancel(server, open_page):

@@ -40,11 +40,19 @@ async function toggleRecording() {
     $("#clone-file").value = "";
     showSample(recorded.blob);
     button.textContent = "Record from microphone";
-    say(state, "Recorded. Listen to it below, then type what you said.");
+    say(state, "Recorded. Listen to it below, then type what you said.", "ok");
   });
   recorder.start();
   button.textContent = "Stop recording";
-  say(state, "Recording… speak now.");
+  const began = performance.now();
+  const tick = () => {
+    if (recorder) {
+      const seconds = ((performance.now() - began) / 1000).toFixed(1);
+      say(state, `Recording… ${seconds} s. Speak now, then stop.`);
+      setTimeout(tick, 200);
+    }
+  };
+  tick();
 }
 
 function transcriptFor(text, speaker) {
