@@ -207,6 +207,20 @@ def test_generate_streams_playback_before_the_reply_ends(server, open_page):
         take.get_by_role("link", name="Download take 1").click()
     data = Path(download.value.path()).read_bytes()
     assert data[:3] == b"ID3" or data[0] == 0xFF  # an MP3 stream
+
+    # WAV streams too (Web Audio); the take is a complete WAV file.
+    page.get_by_label("Format").select_option("wav")
+    page.get_by_role("button", name="Generate").click()
+    take = take_done(page, 2)
+    facts = audio_facts(page)
+    assert facts["first"] < facts["done"], facts
+    assert json.loads(sent[-1])["stream"] is True
+    with page.expect_download() as download:
+        take.get_by_role("link", name="Download take 2").click()
+    audio, rate = sf.read(io.BytesIO(Path(download.value.path()).read_bytes()))
+    assert rate == 44100
+    assert len(audio) / rate == pytest.approx(facts["duration"], abs=0.01)
+    assert len(audio) / rate > 2.0
     assert w.errors == [] and w.csp_violations() == []
 
 
@@ -280,7 +294,6 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     picker = page.get_by_label("Voice", exact=True)
     expect(picker).to_have_value("browser_voice")
     page.get_by_label("Text", exact=True).fill("[S1] Now in my own voice.")
-    page.get_by_label("Format").select_option("wav")
     page.get_by_role("button", name="Generate").click()
     take = take_done(page)
     expect(take).to_contain_text("browser_voice")

@@ -199,6 +199,89 @@ async function playStreamed(response, take) {
   return new Blob(chunks, { type: MP3_STREAM });
 }
 
+/** WAV's fixed 44-byte header with the sizes filled in (16-bit mono PCM). */
+function wavHeader(rate, dataBytes) {
+  const view = new DataView(new ArrayBuffer(44));
+  const text = (at, value) => [...value].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF");
+  view.setUint32(4, 36 + dataBytes, true);
+  text(8, "WAVEfmt ");
+  view.setUint32(16, 16, true);
+  view.setUint16(20, 1, true);
+  view.setUint16(22, 1, true);
+  view.setUint32(24, rate, true);
+  view.setUint32(28, rate * 2, true);
+  view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true);
+  text(36, "data");
+  view.setUint32(40, dataBytes, true);
+  return view.buffer;
+}
+
+/** Play streamed WAV (44-byte header, then 16-bit mono PCM) through Web Audio as it
+ *  arrives; the finished take is the same PCM with its sizes written in. */
+async function playPcmStreamed(response, take, context) {
+  const rate = Number(response.headers.get("X-Sample-Rate")) || 44100;
+  const reader = response.body.getReader();
+  const pcm = [];
+  let skip = 44; // the streamed header's sizes are unknown; a new one is written at the end
+  let carry = null; // an odd trailing byte waits for its partner
+  let at = 0; // when the next piece starts on the context's clock
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    let chunk = value;
+    if (skip > 0) {
+      const cut = Math.min(skip, chunk.length);
+      skip -= cut;
+      chunk = chunk.subarray(cut);
+    }
+    if (carry) {
+      const joined = new Uint8Array(carry.length + chunk.length);
+      joined.set(carry);
+      joined.set(chunk, carry.length);
+      chunk = joined;
+      carry = null;
+    }
+    if (chunk.length % 2) {
+      carry = chunk.slice(chunk.length - 1);
+      chunk = chunk.subarray(0, chunk.length - 1);
+    }
+    if (!chunk.length) {
+      continue;
+    }
+    const copy = chunk.slice();
+    pcm.push(copy);
+    bytes += copy.length;
+    const samples = new Int16Array(copy.buffer);
+    const buffer = context.createBuffer(1, samples.length, rate);
+    const channel = buffer.getChannelData(0);
+    for (let i = 0; i < samples.length; i += 1) {
+      channel[i] = samples[i] / 32768;
+    }
+    const source = context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(context.destination);
+    at = Math.max(at, context.currentTime + 0.05);
+    source.start(at);
+    at += buffer.duration;
+    if (!take.item.dataset.firstPlayMs) {
+      take.item.dataset.firstPlayMs = String(performance.now());
+      say($("#speak-status"), "Playing while the rest is generated…");
+    }
+  }
+  take.item.dataset.replyDoneMs = String(performance.now());
+  const blob = new Blob([wavHeader(rate, bytes), ...pcm], { type: "audio/wav" });
+  take.audio.src = URL.createObjectURL(blob);
+  // The take's player holds the whole file; what is still playing comes from Web Audio.
+  const left = Math.max(0, at - context.currentTime);
+  setTimeout(() => context.close(), left * 1000 + 500);
+  return blob;
+}
+
 async function playWhole(response, take) {
   const blob = await response.blob();
   take.item.dataset.replyDoneMs = String(performance.now());
@@ -210,8 +293,11 @@ async function playWhole(response, take) {
   return blob;
 }
 
-function canStream(format) {
-  return format === "mp3" && "MediaSource" in window && MediaSource.isTypeSupported(MP3_STREAM);
+function streamKind(format) {
+  if (format === "mp3" && "MediaSource" in window && MediaSource.isTypeSupported(MP3_STREAM)) {
+    return "mse";
+  }
+  return format === "wav" && "AudioContext" in window ? "pcm" : null;
 }
 
 async function generate(app) {
@@ -225,7 +311,10 @@ async function generate(app) {
     say(error, problem.message, "error");
     return;
   }
-  const streamed = canStream(body.response_format);
+  const kind = streamKind(body.response_format);
+  const streamed = kind !== null;
+  // Created during the click, so the browser lets it make sound.
+  const context = kind === "pcm" ? new AudioContext() : null;
   running = new AbortController();
   $("#generate").disabled = true;
   $("#stop").disabled = false;
@@ -235,7 +324,14 @@ async function generate(app) {
     const response = await raw("/generate", {
       method: "POST", json: streamed ? { ...body, stream: true } : body,
       signal: running.signal });
-    const blob = streamed ? await playStreamed(response, take) : await playWhole(response, take);
+    let blob;
+    if (kind === "mse") {
+      blob = await playStreamed(response, take);
+    } else if (kind === "pcm") {
+      blob = await playPcmStreamed(response, take, context);
+    } else {
+      blob = await playWhole(response, take);
+    }
     const header = Number(response.headers.get("X-Audio-Duration"));
     if (!Number.isFinite(take.audio.duration) || take.audio.duration === 0) {
       await waitFor(take.audio, "durationchange");
@@ -246,6 +342,7 @@ async function generate(app) {
     say(status, `Take ${take.number} ready: ${formatSeconds(seconds)}.`
                 + (warnings ? ` Note: ${warnings}` : ""), "ok");
   } catch (problem) {
+    context?.close();
     take.item.remove();
     $("#takes-empty").hidden = $("#takes").children.length > 0;
     if (problem.name === "AbortError") {
@@ -301,7 +398,8 @@ export function initSpeak(app) {
   app.onMeta((meta) => {
     buildParams(meta);
     fillSelect($("#nonverbal"), meta.nonverbals.map((t) => [t, `(${t})`]));
-    const formats = meta.formats.map((f) => [f, f === "mp3" ? "mp3 (plays while generating)" : f]);
+    const live = new Set(["mp3", "wav"]);
+    const formats = meta.formats.map((f) => [f, live.has(f) ? `${f} (plays while generating)` : f]);
     fillSelect($("#format"), formats, meta.formats.includes("mp3") ? "mp3" : meta.default_format);
     fillSelect($("#backend"), meta.backends.map((b) => [b, b]), meta.default_backend);
     $("#backend-field").hidden = meta.backends.length < 2;
