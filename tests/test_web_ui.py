@@ -224,6 +224,29 @@ def test_generate_streams_playback_before_the_reply_ends(server, open_page):
     assert w.errors == [] and w.csp_violations() == []
 
 
+def test_stop_ends_the_generation(server, open_page):
+    page = open_page(server).page
+    page.get_by_label("Text", exact=True).fill("[S1] Stop me while I am talking.")
+    page.get_by_role("spinbutton", name="Seed").fill(LONG_SEED)
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function("""() => { const t = document.querySelector('.take');
+        return t && t.dataset.firstPlayMs; }""")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#speak-status")).to_have_text("Stopped.")
+    expect(page.locator(".take")).to_have_count(0)
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+
+    def last_log() -> dict:
+        return server.client.get("/logs?limit=1").json()["logs"][0]
+
+    # Closing the stream cancels the generation on the server.
+    for _ in range(100):
+        if last_log()["status"] != "processing" and "Stop me" in (last_log()["text"] or ""):
+            break
+        page.wait_for_timeout(100)
+    assert last_log()["status"] == "cancelled", last_log()
+
+
 def test_server_error_message_is_shown(server, open_page):
     r = server.client.post("/voice_mappings", json={"voice_id": "short_lived"})
     assert r.status_code == 201, r.text
