@@ -104,6 +104,11 @@ class ClusterConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cpus_per_replica: Annotated[float, msgspec.Meta(ge=0, le=1024)] = 1.0
 
 
+class UiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Serve the web page at / and /ui/ (ttsframe/http/ui.py).
+    enabled: bool = True
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
@@ -113,6 +118,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
+    ui: UiConfig = msgspec.field(default_factory=UiConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

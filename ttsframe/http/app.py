@@ -11,6 +11,7 @@ from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
 from ttsframe.core.services import Services
+from ttsframe.http import ui
 from ttsframe.http.auth import api_key_guard, openapi_security
 from ttsframe.http.cors import cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
@@ -55,7 +56,7 @@ def create_app(services: Services) -> Litestar:
     observed = [metrics_route(metrics.path)] if metrics.enabled else []
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *observed,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *ui.ROUTES, *observed,
                         *plugin_routes],
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],

@@ -3,7 +3,8 @@
 One app-level Litestar guard covers every route, including routes that plugins add and
 routes written later, so no handler has to remember to protect itself:
 
-- ``/health`` and ``OPTIONS`` requests (CORS preflights) are always open.
+- ``/health``, ``OPTIONS`` requests (CORS preflights) and handlers declared with
+  ``opt={"public": True}`` (the web page's static files, which hold no data) are open.
 - *Admin routes* are any ``DELETE``, ``PUT /config``, ``POST /cleanup`` and any handler
   declared with ``opt={"admin": True}``. When ``security.admin_keys`` is set they need one
   of those keys (403 for a valid non-admin key).
@@ -96,7 +97,7 @@ def _refuse(token: str | None, which: str) -> NotAuthorizedException:
 def check_access(security: SecurityConfig, method: str, path: str,
                  authorization: str | None, opt: dict | None = None) -> None:
     """Raise 401/403 unless the request may proceed under ``security``."""
-    if is_public(method, path):
+    if is_public(method, path) or (opt and opt.get("public")):
         return
     token = bearer_token(authorization)
     if opt and opt.get("metrics"):
