@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -289,6 +290,46 @@ def test_cors_preflight_for_sillytavern_origin(open_server):
     assert "access-control-allow-origin" not in r.headers
     r = c.post("/generate", json={"text": "hi"}, headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+def logged(server, fragment: str, timeout: float = 10.0) -> list[str]:
+    """The server log's lines holding ``fragment``, waiting up to ``timeout`` for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in server.output().splitlines() if fragment in line]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_a_refused_origin_is_logged_once_with_the_fix(open_server, tmp_path):
+    """SillyTavern on another port: the browser is refused, and the log says so once, with
+    the setting that allows it; that setting, as logged, does allow it."""
+    c = open_server.client
+    elsewhere = "http://localhost:8001"
+    for _ in range(2):
+        r = c.options("/v1/audio/speech", headers={"Origin": elsewhere, **PREFLIGHT})
+        assert r.status_code == 400
+    c.post("/v1/audio/speech", json={"input": "hi"}, headers={"Origin": elsewhere})
+    # allowed and same-origin requests are not refusals
+    c.options("/v1/audio/speech", headers={"Origin": "http://localhost:8000", **PREFLIGHT})
+    c.post("/generate", json={"text": "hi"}, headers={"Origin": open_server.url})
+    c.post("/generate", json={"text": "hi"}, headers={"Origin": "http://127.0.0.1:8002"})
+    logged(open_server, "origin http://127.0.0.1:8002")  # every request above was seen
+    lines = logged(open_server, "refused a browser request")
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(
+        "WARNING ttsframe.cors: refused a browser request from origin http://localhost:8001: "
+        "the browser blocks that page from reading replies. To allow it, set in "
+        'ttsframe.toml [security] cors_origins = ["http://localhost:8000", '
+        '"http://127.0.0.1:8000", "http://localhost:8001"]')
+    fix = lines[0].split("ttsframe.toml ", 1)[1]  # "[security] cors_origins = [...]"
+    with serve(tmp_path / "fixed", fix.replace("] ", "]\n", 1) + "\n") as fixed:
+        r = fixed.client.options("/v1/audio/speech",
+                                 headers={"Origin": elsewhere, **PREFLIGHT})
+        assert r.status_code == 204
+        assert r.headers["access-control-allow-origin"] == elsewhere
+        assert logged(fixed, "refused a browser request", timeout=0) == []
 
 
 def test_cors_wildcard_never_allows_credentials(keyed_server):

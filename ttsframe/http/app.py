@@ -12,7 +12,7 @@ from litestar.openapi.config import OpenAPIConfig
 from ttsframe import __version__
 from ttsframe.core.services import Services
 from ttsframe.http.auth import api_key_guard, openapi_security
-from ttsframe.http.cors import cors_config
+from ttsframe.http.cors import RefusedOriginLog, cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
 from ttsframe.http.request import JSONRequest
 from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
@@ -53,6 +53,7 @@ def create_app(services: Services) -> Litestar:
         # Every route, plugin routes included, passes the API-key check (http/auth.py).
         guards=[api_key_guard(lambda: services.settings.security)],
         cors_config=cors_config(services.settings.security),
+        before_send=[RefusedOriginLog(services.settings.security).before_send],
         state=State({"started_at": int(time.time())}),
         request_max_body_size=int(services.settings.storage.max_upload_mb * 1024 * 1024) + 65536,
         signature_namespace={"Services": Services},
