@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -354,3 +358,81 @@ def test_openai_sdk_receives_audio_before_generation_ends(server, stream_format)
         assert len(first) > 0
         assert generating(server) == 1  # still generating: audio came first
     wait_until_idle(server)  # the client hung up: the generation was stopped
+
+
+# ----------------------------------------------------------------------------- Node SDK
+
+NODE_SCRIPT = Path(__file__).parents[1] / "docs" / "clients" / "openai-node-stream.mjs"
+
+
+def node_modules_with_openai() -> Path | None:
+    """Where the npm ``openai`` package is: $TTSFRAME_NODE_MODULES, ``.node/node_modules``
+    (``scripts/ensure-node-openai.sh``) or npm's global root; ``None`` without Node."""
+    if shutil.which("node") is None:
+        return None
+    candidates = [os.environ.get("TTSFRAME_NODE_MODULES"),
+                  NODE_SCRIPT.parents[2] / ".node" / "node_modules"]
+    if shutil.which("npm"):
+        npm_root = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True)
+        candidates.append(npm_root.stdout.strip())
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "openai" / "package.json").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def node_script(tmp_path):
+    """The script from the docs, where Node resolves ``import "openai"`` from."""
+    modules = node_modules_with_openai()
+    if modules is None:
+        pytest.skip("needs node and the npm openai package (scripts/ensure-node-openai.sh)")
+    (tmp_path / "node_modules").symlink_to(modules)
+    script = tmp_path / NODE_SCRIPT.name
+    script.write_text(NODE_SCRIPT.read_text())
+    return script
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_node_sdk_script_from_the_docs(server, node_script, stream_format):
+    out = node_script.parent / "speech.pcm"
+    env = {**os.environ, "TTSFRAME_URL": f"{server.url}/v1", "STREAM_FORMAT": stream_format}
+    run = subprocess.run(["node", str(node_script), TEXT, str(out)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    plain = server.client.post("/v1/audio/speech", json={"input": TEXT, "stream": False,
+                                                         "voice": "nova",
+                                                         "response_format": "pcm"})
+    assert out.read_bytes() == plain.content
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"sample rate {RATE}"
+    assert lines[1].startswith("first audio after ")
+    pieces = int(re.search(r"bytes in (\d+) pieces", lines[-1]).group(1))
+    assert pieces >= 5  # ten generation steps, each sent as it was made
+    if stream_format == "sse":
+        tokens = int(plain.headers["x-generated-tokens"])
+        processed = len(TEXT.encode())
+        assert lines[-2] == ("usage " + json.dumps(
+            {"input_tokens": processed, "output_tokens": tokens,
+             "total_tokens": processed + tokens}, separators=(",", ":")))
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_node_sdk_receives_audio_before_generation_ends(server, node_script, stream_format):
+    wait_until_idle(server)
+    env = {**os.environ, "TTSFRAME_URL": f"{server.url}/v1", "STREAM_FORMAT": stream_format}
+    proc = subprocess.Popen(["node", str(node_script), "This takes (slow) minutes.",
+                             str(node_script.parent / "slow.pcm")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for line in proc.stdout:  # blocks until the script prints: no timing assumed
+            if line.startswith("first audio after"):
+                break
+        assert line.startswith("first audio after"), proc.stderr.read() if proc.stderr else ""
+        assert generating(server) == 1  # 100 s of generation still to go
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    wait_until_idle(server)  # the script was stopped: so was the generation

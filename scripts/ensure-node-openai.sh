@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The official OpenAI SDK for Node, for tests/test_streaming.py's Node SDK tests, in
+# .node/node_modules. Without node and npm nothing is installed and those tests skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "ensure-node-openai: node/npm not found; the Node SDK tests will be skipped" >&2
+    exit 0
+fi
+if [ ! -f .node/node_modules/openai/package.json ]; then
+    npm install --prefix .node --no-audit --no-fund --silent 'openai@>=6 <8'
+fi
