@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.server import ServerProcess, builtin_plugin_names, install_fake_distribution
+from ttsframe.http.listen import CannotListen, bind_listeners
 
 FAKES = Path(__file__).with_name("fakes.py")
 
@@ -63,3 +66,22 @@ def test_the_message_names_the_server_that_holds_the_port(tmp_path):
 def _cmdline(pid: int) -> list[str]:
     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     return [part.decode() for part in raw.split(b"\0") if part]
+
+
+def test_listeners_are_tcp_sockets_asyncio_can_tune():
+    """asyncio turns Nagle's algorithm off only on sockets that say IPPROTO_TCP; a socket
+    made with protocol 0 made every small reply wait ~40 ms for a delayed ACK."""
+    sockets = bind_listeners("127.0.0.1", 0)
+    try:
+        assert [s.proto for s in sockets] == [socket.IPPROTO_TCP]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_an_unknown_host_is_one_clear_message():
+    with pytest.raises(CannotListen) as err:
+        bind_listeners("no-such-host.invalid", 7860)
+    assert str(err.value).startswith(
+        "cannot listen on no-such-host.invalid:7860: no-such-host.invalid is not an address "
+        "of this machine")

@@ -56,7 +56,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
-    from ttsframe.http.listen import CannotListen, bind_listener
+    from ttsframe.http.listen import CannotListen, bind_listeners
     from ttsframe.http.server import serve
 
     settings = _settings(args, _serve_overrides(args))
@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:  # the port first: when it is taken, that is all there is to say
-        sock = bind_listener(settings.server.host, settings.server.port)
+        sockets = bind_listeners(settings.server.host, settings.server.port)
     except CannotListen as exc:
         print(f"ttsframe: error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN
@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(services)
     where = settings.config_path or "built-in defaults"
     logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
-    serve(app, services, sock=sock, log_level=level)
+    serve(app, services, sockets=sockets, log_level=level)
     return 0
 
 

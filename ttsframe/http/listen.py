@@ -18,21 +18,34 @@ class CannotListen(Exception):
     """The configured address cannot be listened on (in use, not permitted, unknown)."""
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for ``host:port`` (uvicorn listens on it), or ``CannotListen``
-    with a message that says why and what to do."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def bind_listeners(host: str, port: int) -> list[socket.socket]:
+    """Bound TCP sockets for ``host:port``, one per address it resolves to, as asyncio
+    would bind them (uvicorn listens on them), or ``CannotListen`` saying why and what to
+    do."""
     try:
-        # As uvicorn does: a restart can reuse a port with connections in TIME_WAIT; a port
-        # another socket listens on is still refused.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
         raise CannotListen(_why(exc, host, port)) from None
-    sock.set_inheritable(True)
-    return sock
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            # The protocol number matters: asyncio turns Nagle's algorithm off only for
+            # sockets that say IPPROTO_TCP (else small replies wait for delayed ACKs).
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            # As uvicorn does: a restart can reuse a port with connections in TIME_WAIT;
+            # a port another socket listens on is still refused.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise CannotListen(_why(exc, host, port)) from None
+    return sockets
 
 
 def _why(exc: OSError, host: str, port: int) -> str:

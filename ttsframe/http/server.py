@@ -40,11 +40,12 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(app: Litestar, services: Services, *, sock: socket.socket, log_level: str) -> None:
-    """Serve on ``sock``, bound beforehand (``http/listen.py``) so a taken port is
-    reported before anything starts."""
+def serve(app: Litestar, services: Services, *, sockets: list[socket.socket],
+          log_level: str) -> None:
+    """Serve on ``sockets``, bound beforehand (``http/listen.py``) so that a taken port
+    is reported before anything starts."""
     grace = services.settings.server.shutdown_grace_s
-    host, port = sock.getsockname()[:2]
+    host, port = sockets[0].getsockname()[:2]
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
-    _Server(config, services).run(sockets=[sock])
+    _Server(config, services).run(sockets=sockets)
