@@ -20,6 +20,7 @@ python3 -m venv "$venv"
 # the CPU build the suite is tested with.
 "$venv/bin/python" -m pip install --quiet "${lock[@]}" -r requirements/all.in
 "$venv/bin/python" -m ruff check .
+bash scripts/ensure-node-openai.sh  # the npm openai package (locked) for the Node SDK tests
 bash scripts/ensure-chromium.sh  # Debian's chromium for the web page's browser tests
 bash scripts/ensure-prometheus.sh  # tests/test_prometheus.py runs a real Prometheus
 "$venv/bin/python" -m pytest "$@"

@@ -189,7 +189,9 @@ def test_admin_routes_refuse_an_api_key(keyed):
     for method, path in admin:
         r = keyed.request(method, path, headers=bearer(API))
         assert r.status_code == 403, (method, path)
-        assert "needs an admin key (security.admin_keys)" in r.json()["detail"]
+        assert r.json()["detail"] == (
+            f"this API key is accepted, but not for {method} {path}, an admin route; send "
+            "one of the keys in security.admin_keys as Authorization: Bearer <key>")
 
 
 def test_keys_open_the_routes(keyed):
@@ -204,15 +206,35 @@ def test_keys_open_the_routes(keyed):
 
 
 def test_messages_say_what_to_send_and_never_echo_the_key(keyed):
-    missing = keyed.post("/generate", json={"text": "hi"}).json()["detail"]
-    assert missing.startswith("missing API key")
+    send = "send one of the keys in security.api_keys as Authorization: Bearer <key>"
+    missing = keyed.post("/generate", json={"text": "hi"})
+    assert missing.json()["detail"] == f"no API key was sent; {send}"
+    assert missing.headers["www-authenticate"] == 'Bearer realm="ttsframe"'
     empty = keyed.post("/generate", json={"text": "hi"}, headers={"Authorization": "Bearer "})
-    assert empty.json()["detail"].startswith("empty API key")
+    assert empty.json()["detail"] == (
+        "the API key is empty (the Authorization header says 'Bearer' with no key after "
+        f"it); {send}")
     wrong = keyed.post("/generate", json={"text": "hi"}, headers=bearer("secret-guess-99"))
-    assert wrong.json()["detail"].startswith("invalid API key")
+    assert wrong.json()["detail"] == f"this API key is not accepted; {send}"
     assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
     for r in (empty, wrong):
         assert "secret-guess-99" not in r.text and API not in r.text and ADMIN not in r.text
+
+
+def test_admin_route_messages_name_the_route_and_the_admin_keys(keyed):
+    send = "send one of the keys in security.admin_keys as Authorization: Bearer <key>"
+    r = keyed.delete("/logs")
+    assert r.status_code == 401
+    assert r.json()["detail"] == f"no API key was sent; DELETE /logs is an admin route; {send}"
+    r = keyed.delete("/logs", headers=bearer("secret-guess-99"))
+    assert r.status_code == 401
+    assert r.json()["detail"] == (
+        f"this API key is not accepted; DELETE /logs is an admin route; {send}")
+    r = keyed.delete("/logs", headers=bearer(API))
+    assert r.status_code == 403
+    assert r.json()["detail"] == (
+        f"this API key is accepted, but not for DELETE /logs, an admin route; {send}")
+    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
 
 
 def test_openapi_documents_the_bearer_scheme(keyed):

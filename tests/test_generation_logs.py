@@ -48,8 +48,9 @@ def test_every_generation_is_logged_and_saved(tmp_path):
         assert sync.status_code == 200
         openai = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy",
                                                   "input": "[S2] From the OpenAI route.",
-                                                  "response_format": "mp3"})
-        assert openai.status_code == 200
+                                                  "response_format": "mp3",
+                                                  "stream": False})  # a saved stream: see
+        assert openai.status_code == 200  # tests/test_streaming.py
         job = finish_job(c, {"text": "[S1] As a job.", "voice_id": "echo"})
         assert c.post("/generate", json={"text": "[S1] (explode)"}).status_code == 500
 

@@ -16,6 +16,9 @@ from ttsframe import __version__
 from ttsframe.core.config import Settings, load_settings
 from ttsframe.core.errors import ConfigError, PluginError
 
+# Exit statuses of ``serve``: 2 for a bad configuration, 3 when the address is unusable.
+EXIT_CANNOT_LISTEN = 3
+
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags of the guide's start script, mapped onto config keys (flags win)."""
@@ -63,17 +66,23 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
+    from ttsframe.http.listen import CannotListen, bind_listeners
     from ttsframe.http.server import serve
     from ttsframe.log_format import configure_logging
 
     settings = _settings(args, _serve_overrides(args))
     level = "debug" if settings.server.debug_mode else settings.server.log_level
     configure_logging(level, settings.server.log_format)
+    try:  # the port first: when it is taken, that is all there is to say
+        sockets = bind_listeners(settings.server.host, settings.server.port)
+    except CannotListen as exc:
+        print(f"ttsframe: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     services = build_services(settings)
     app = create_app(services)
     where = settings.config_path or "built-in defaults"
     logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
-    serve(app, services, host=settings.server.host, port=settings.server.port, log_level=level)
+    serve(app, services, sockets=sockets, log_level=level)
     return 0
 
 

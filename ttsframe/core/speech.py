@@ -107,8 +107,19 @@ class SpeechService:
             return default
         if model in self.backends:
             return model
-        raise InvalidInput(
-            f"Model '{model}' not found; available models: {', '.join(sorted(self.backends))}")
+        raise InvalidInput(self.unknown_model(model))
+
+    def model_names(self) -> list[str]:
+        """Every name a request may send as ``model``: the backends, then OpenAI's names
+        (which mean the default backend). The one list every message and listing uses."""
+        return [*sorted(self.backends),
+                *sorted(name for name in OPENAI_MODEL_ALIASES if name not in self.backends)]
+
+    def unknown_model(self, model: str) -> str:
+        """The one wording for a model that does not exist, wherever a model is named."""
+        return (f"Model '{model}' not found; available models: {', '.join(self.model_names())}"
+                f" (the OpenAI names mean the default backend, "
+                f"'{self.settings.generation.default_backend}')")
 
     def encoder(self, fmt: str) -> Encoder:
         encoder = self.encoders.get(fmt.lower())

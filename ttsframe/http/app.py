@@ -13,7 +13,7 @@ from ttsframe import __version__
 from ttsframe.core.services import Services
 from ttsframe.http import ui
 from ttsframe.http.auth import api_key_guard, openapi_security
-from ttsframe.http.cors import cors_config
+from ttsframe.http.cors import RefusedOriginLog, cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
@@ -60,7 +60,8 @@ def create_app(services: Services) -> Litestar:
                         *plugin_routes],
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
-        before_send=[add_request_id],  # X-Request-ID on every reply (http/request_ids.py)
+        # X-Request-ID on every reply (http/request_ids.py); refused CORS origins logged once.
+        before_send=[add_request_id, RefusedOriginLog(services.settings.security).before_send],
         plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False)},

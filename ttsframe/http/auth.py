@@ -78,20 +78,24 @@ def _challenge(error: str | None = None) -> dict[str, str]:
     return {"WWW-Authenticate": value}
 
 
-def _refuse(token: str | None, which: str) -> NotAuthorizedException:
-    send = 'send the header "Authorization: Bearer <key>"'
+def _send(config_key: str) -> str:
+    return f"send one of the keys in {config_key} as Authorization: Bearer <key>"
+
+
+def _refuse(token: str | None, config_key: str, route: str = "") -> NotAuthorizedException:
+    """401 in plain words: what was wrong with the key, then what to send. ``route``
+    names an admin route (it needs a key from ``security.admin_keys``)."""
     if token is None:
-        return NotAuthorizedException(
-            detail=f"missing API key: this server requires {which}; {send}",
-            headers=_challenge())
-    if token == "":
-        return NotAuthorizedException(
-            detail=f"empty API key in the Authorization header: this server requires "
-                   f"{which}; {send}",
-            headers=_challenge("invalid_token"))
-    return NotAuthorizedException(
-        detail=f"invalid API key: it is not one of {which}; {send}",
-        headers=_challenge("invalid_token"))
+        problem = "no API key was sent"
+    elif token == "":
+        problem = ("the API key is empty (the Authorization header says 'Bearer' with no "
+                   "key after it)")
+    else:
+        problem = "this API key is not accepted"
+    if route:
+        problem += f"; {route} is an admin route"
+    return NotAuthorizedException(detail=f"{problem}; {_send(config_key)}",
+                                  headers=_challenge(None if token is None else "invalid_token"))
 
 
 def check_access(security: SecurityConfig, method: str, path: str,
@@ -108,15 +112,15 @@ def check_access(security: SecurityConfig, method: str, path: str,
             return
         if token and key_matches(token, security.api_keys):
             raise PermissionDeniedException(
-                detail=f"{method} {path} is an admin route: it needs an admin key "
-                       "(security.admin_keys), not an API key",
+                detail=f"this API key is accepted, but not for {method} {path}, an admin "
+                       f"route; {_send('security.admin_keys')}",
                 headers=_challenge("insufficient_scope"))
-        raise _refuse(token, "an admin key (security.admin_keys) for this admin route")
+        raise _refuse(token, "security.admin_keys", f"{method} {path}")
     if not security.api_keys:
         return
     if token and key_matches(token, [*security.api_keys, *security.admin_keys]):
         return
-    raise _refuse(token, "an API key (security.api_keys)")
+    raise _refuse(token, "security.api_keys")
 
 
 def _check_metrics(security: SecurityConfig, method: str, path: str,

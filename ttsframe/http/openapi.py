@@ -120,6 +120,20 @@ class SpeechOperation(Operation):
 
 
 @dataclass
+class OpenAISpeechOperation(SpeechOperation):
+    """``/v1/audio/speech``: also server-sent events (``stream_format: "sse"``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.description = ("Audio in response_format, sent as it is generated unless "
+                              "stream is false; with stream_format 'sse', events "
+                              "'speech.audio.delta' (base64 audio) then 'speech.audio.done'")
+            ok.content["text/event-stream"] = OpenAPIMediaType(schema=_STRING)
+
+
+@dataclass
 class AudioFileOperation(Operation):
     """A stored audio file (a job's result, a saved output) in the format it was made in."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
+import msgspec
 from litestar import Response
 from litestar.response import Stream
 
@@ -48,3 +50,32 @@ def stream_response(stream: SpeechStream) -> Stream:
             stream.close()
 
     return Stream(body(), media_type=stream.head.content_type, headers=headers)
+
+
+def sse_response(stream: SpeechStream, input_tokens: int) -> Stream:
+    """OpenAI's ``stream_format: "sse"``: each piece of encoded audio as a
+    ``speech.audio.delta`` event (base64 ``audio``), then one ``speech.audio.done`` with
+    ``usage``. Events are ``data:`` lines only, the type inside the JSON as OpenAI sends
+    them (a named ``event:`` would hide them from a browser's ``EventSource.onmessage``).
+    A failure after the first event closes the connection without ``speech.audio.done``."""
+    assert stream.head is not None
+    headers = {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for data in stream:
+                yield sse_event({"type": "speech.audio.delta",
+                                 "audio": base64.b64encode(data).decode("ascii")})
+            output_tokens = sum(result.tokens for result in stream.results)
+            yield sse_event({"type": "speech.audio.done", "usage": {
+                "input_tokens": input_tokens, "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens}})
+        finally:
+            stream.close()
+
+    return Stream(body(), media_type="text/event-stream", headers=headers)
+
+
+def sse_event(payload: dict) -> bytes:
+    return b"data: " + msgspec.json.encode(payload) + b"\n\n"

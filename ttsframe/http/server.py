@@ -40,11 +40,15 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(app: Litestar, services: Services, *, host: str, port: int, log_level: str) -> None:
+def serve(app: Litestar, services: Services, *, sockets: list[socket.socket],
+          log_level: str) -> None:
+    """Serve on ``sockets``, bound beforehand (``http/listen.py``) so that a taken port
+    is reported before anything starts."""
     grace = services.settings.server.shutdown_grace_s
+    host, port = sockets[0].getsockname()[:2]
     # log_config=None: uvicorn's records go to the handler the CLI set up (one format, with
     # request ids); ttsframe writes its own access lines (http/request_ids.py).
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None,
                             access_log=False,
                             timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
-    _Server(config, services).run()
+    _Server(config, services).run(sockets=sockets)
