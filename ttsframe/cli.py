@@ -51,6 +51,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ttsframe.core.data_lock import DataDirLock
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
     from ttsframe.http.server import serve
@@ -59,11 +60,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     level = "debug" if settings.server.debug_mode else settings.server.log_level
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    services = build_services(settings)
-    app = create_app(services)
-    where = settings.config_path or "built-in defaults"
-    logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
-    serve(app, services, host=settings.server.host, port=settings.server.port, log_level=level)
+    # Before anything reads or sweeps the data directory: one server owns it.
+    lock = DataDirLock(settings.data_dir).acquire()
+    try:
+        services = build_services(settings)
+        app = create_app(services)
+        where = settings.config_path or "built-in defaults"
+        logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
+        serve(app, services, host=settings.server.host, port=settings.server.port,
+              log_level=level)
+    finally:
+        lock.release()
     return 0
 
 

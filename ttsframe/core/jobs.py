@@ -325,7 +325,11 @@ class JobService:
             result_bytes=len(output.audio), duration_s=round(output.duration_s, 3),
             sample_rate=output.sample_rate, warnings=msgspec.json.encode(output.warnings).decode())
         if not done:
-            await anyio.to_thread.run_sync(remove_file, path)
+            # Cancelled meanwhile. Never delete a file that a completed row points to:
+            # another run of this job may have stored the same name first.
+            row = await self.store.get(job_id)
+            if row is None or row["result_file"] != name:
+                await anyio.to_thread.run_sync(remove_file, path)
         return done
 
     async def _resume(self, rows: list[Row]) -> None:

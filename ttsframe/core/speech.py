@@ -245,10 +245,13 @@ class SpeechService:
         prepared = await self.prepare(request)
         ticket = self.submit(prepared)
         try:
-            result = await ticket.future
+            # Shielded: a caller that gives up must not cancel the ticket's future itself,
+            # or the scheduler would take the task as settled and let it run on.
+            result = await asyncio.shield(ticket.future)
             output = await self.finish(prepared, result)
         except BaseException as exc:
-            self.scheduler.cancel(prepared.task.task_id, "request abandoned")
+            if self.scheduler.cancel(prepared.task.task_id, "request abandoned"):
+                ticket.future.add_done_callback(_retrieve)
             await asyncio.shield(self.notify(GenerationEvent(prepared, ticket, error=exc)))
             raise
         await self.notify(GenerationEvent(prepared, ticket, output=output))
@@ -310,6 +313,12 @@ class SpeechService:
                 await observer(event)
             except Exception:
                 log.exception("generation observer %r failed", observer)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Read an abandoned ticket's outcome, so asyncio does not report it as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def join_results(results: list[SynthesisResult]) -> SynthesisResult:

@@ -27,6 +27,7 @@ from litestar.response import Stream
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.services import Services
 from ttsframe.core.types import GenerationParams, SpeechRequest, Voice
+from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.responses import audio_response, stream_response
 
 STATE_KEY = "xtts_api_settings"
@@ -150,7 +151,8 @@ async def tts_to_audio(request: Request, services: NamedDependency[Services], st
     body = _decode(await request.body(), TtsRequest)
     speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
                              _settings(state))
-    return audio_response(await services.speech.synthesize(speech))
+    return audio_response(
+        await unless_disconnected(request, services.speech.synthesize(speech)))
 
 
 @get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],

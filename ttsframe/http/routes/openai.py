@@ -8,7 +8,7 @@ message, so callers see our explanation.
 
 from __future__ import annotations
 
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
@@ -17,6 +17,7 @@ from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
 from ttsframe.core.speech import OPENAI_MODEL_ALIASES
 from ttsframe.core.types import Voice
+from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.openapi import LookupOperation, SpeechCreateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
@@ -34,17 +35,18 @@ OWNER = "ttsframe"
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default)",
       operation_class=SpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
-async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services]
-                        ) -> Response:
+async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
+                        request: Request) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
     "audio"`` sends the audio as it is generated (chunked transfer encoding)."""
-    request = data.to_domain()
-    if request.stream:
-        _, stream = await services.speech.open_stream(request)
+    speech = data.to_domain()
+    if speech.stream:
+        _, stream = await services.speech.open_stream(speech)
         return stream_response(stream)
-    return audio_response(await services.speech.synthesize(request))
+    return audio_response(
+        await unless_disconnected(request, services.speech.synthesize(speech)))
 
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:

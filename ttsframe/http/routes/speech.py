@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
@@ -11,6 +11,7 @@ from litestar.params import FromQuery
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
+from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
@@ -26,7 +27,7 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: NamedDependency[Services],
+async def generate(data: GenerateBody, services: NamedDependency[Services], request: Request,
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 
@@ -37,16 +38,16 @@ async def generate(data: GenerateBody, services: NamedDependency[Services],
     generated (wav: a 44-byte header with unknown sizes, then PCM; pcm, mp3, opus, aac
     stream; flac is sent whole at the end).
     """
-    request = data.to_domain(default_format=services.settings.generation.default_format)
+    speech = data.to_domain(default_format=services.settings.generation.default_format)
     if async_mode:
-        if request.stream:
+        if speech.stream:
             raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "
                                "is downloaded whole from GET /jobs/{job_id}/result")
-        return Response(await services.jobs.submit(request), status_code=202)
-    if request.stream:
-        _, stream = await services.speech.open_stream(request)
+        return Response(await services.jobs.submit(speech), status_code=202)
+    if speech.stream:
+        _, stream = await services.speech.open_stream(speech)
         return stream_response(stream)
-    output = await services.speech.synthesize(request)
+    output = await unless_disconnected(request, services.speech.synthesize(speech))
     return audio_response(output)
 
 
