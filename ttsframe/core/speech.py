@@ -125,6 +125,7 @@ class SpeechService:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
         self.encoder(request.response_format)
+        audio.check_speed(request.speed)  # buffered and streamed alike, before queueing
         caps = backend.capabilities
         text = request.text.strip()
         if not text:

@@ -15,7 +15,7 @@ page's origin in ``security.cors_origins``):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -24,6 +24,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.services import Services
 from ttsframe.core.types import GenerationParams, SpeechRequest, Voice
@@ -45,14 +46,19 @@ class XttsApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     preview_text: str = "Hello! This is how I sound."
 
 
+# A finite number: NaN and infinities fail both bounds, so they are refused with a 400
+# instead of poisoning every later request that reads the settings.
+Finite = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
+
+
 class XttsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """``POST /set_tts_settings``; unknown fields are ignored, as XTTS does."""
 
-    temperature: float | None = None
-    speed: float | None = None
-    length_penalty: float | None = None
-    repetition_penalty: float | None = None
-    top_p: float | None = None
+    temperature: Finite | None = None
+    speed: Finite | None = None
+    length_penalty: Finite | None = None
+    repetition_penalty: Finite | None = None
+    top_p: Finite | None = None
     top_k: int | None = None
     enable_text_splitting: bool | None = None
     stream_chunk_size: int | None = None
@@ -137,7 +143,8 @@ async def speakers_list(services: NamedDependency[Services],
 
 
 @post("/set_tts_settings", operation_id="xtts_set_tts_settings", status_code=200,
-      tags=["xtts"], summary="XTTS API: settings for this server's later requests")
+      tags=["xtts"], summary="XTTS API: settings for this server's later requests",
+      opt={"admin": True})  # server-wide: with admin keys set, an admin key changes them
 async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
     settings = _decode(await request.body(), XttsSettings)
     state[STATE_KEY] = settings
@@ -147,10 +154,12 @@ async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
 @post("/tts_to_audio/", operation_id="xtts_tts_to_audio", status_code=200, tags=["xtts"],
       summary="XTTS API: speak text with a speaker; returns audio (WAV by default)")
 async def tts_to_audio(request: Request, services: NamedDependency[Services], state: State,
-                       plugin_config: NamedDependency[XttsApiConfig]) -> Response[bytes]:
+                       plugin_config: NamedDependency[XttsApiConfig],
+                       client: NamedDependency[Client]) -> Response[bytes]:
     body = _decode(await request.body(), TtsRequest)
     speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
                              _settings(state))
+    speech.client = client.owner
     return audio_response(
         await unless_disconnected(request, services.speech.synthesize(speech)))
 
@@ -159,9 +168,10 @@ async def tts_to_audio(request: Request, services: NamedDependency[Services], st
      summary="XTTS API: tts_to_audio as a GET an audio element plays while it arrives")
 async def tts_stream(services: NamedDependency[Services], state: State,
                      plugin_config: NamedDependency[XttsApiConfig], text: FromQuery[str],
-                     speaker_wav: FromQuery[str], language: FromQuery[str | None] = None
-                     ) -> Stream:
+                     speaker_wav: FromQuery[str], client: NamedDependency[Client],
+                     language: FromQuery[str | None] = None) -> Stream:
     speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
+    speech.client = client.owner
     _, stream = await services.speech.open_stream(speech)
     return stream_response(stream)
 

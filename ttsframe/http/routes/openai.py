@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
 from ttsframe.core.speech import OPENAI_MODEL_ALIASES
@@ -36,12 +37,13 @@ OWNER = "ttsframe"
       summary="Generate speech (OpenAI-compatible; mp3 by default)",
       operation_class=SpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
 async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
-                        request: Request) -> Response:
+                        request: Request, client: NamedDependency[Client]) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
     "audio"`` sends the audio as it is generated (chunked transfer encoding)."""
     speech = data.to_domain()
+    speech.client = client.owner
     if speech.stream:
         _, stream = await services.speech.open_stream(speech)
         return stream_response(stream)

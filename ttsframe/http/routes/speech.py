@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
@@ -28,6 +29,7 @@ from ttsframe.http.schemas import (
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
 async def generate(data: GenerateBody, services: NamedDependency[Services], request: Request,
+                   client: NamedDependency[Client],
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 
@@ -39,6 +41,7 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
     stream; flac is sent whole at the end).
     """
     speech = data.to_domain(default_format=services.settings.generation.default_format)
+    speech.client = client.owner  # the job and the log belong to the caller's key
     if async_mode:
         if speech.stream:
             raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "

@@ -96,7 +96,8 @@ async def create_voice_mapping(data: VoiceMappingBodyIn, services: NamedDependen
 
 @put("/voice_mappings/{voice_id:str}", operation_id="update_voice_mapping",
      summary="Update a custom voice", tags=["voices"],
-     responses=errors(400, 404, 405, 409, 413, 507))
+     responses=errors(400, 404, 405, 409, 413, 507),
+     opt={"admin": True})  # voices are shared: with admin keys set, changing one needs one
 async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappingBody],
                                services: NamedDependency[Services]) -> VoiceMappingReply:
     """Change the fields sent; omitted fields keep their value."""
