@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ class SpeechService:
         backend = self.backends[backend_name]
         self.encoder(request.response_format)
         audio.check_speed(request.speed)  # buffered and streamed alike, before queueing
+        check_language(request.language)
         caps = backend.capabilities
         text = request.text.strip()
         if not text:
@@ -354,6 +356,19 @@ class _PartsProgress:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+# A language code: "en", "de", "zh-cn", "pt_BR", "sr-Latn-RS". Nothing longer or
+# stranger reaches a backend, a warning header or the log.
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,2}")
+
+
+def check_language(language: str | None) -> None:
+    if language and not LANGUAGE_CODE.fullmatch(language):
+        shown = language[:20] + ("..." if len(language) > 20 else "")
+        raise InvalidInput(
+            f"language {shown!r} is not a language code; send a short code such as "
+            "'en', 'de' or 'zh-cn'")
 
 
 def _speaks(languages: tuple[str, ...], language: str) -> bool:

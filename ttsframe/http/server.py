@@ -18,6 +18,7 @@ import uvicorn
 from litestar import Litestar
 
 from ttsframe.core.services import Services
+from ttsframe.http.log_limits import bound_server_logs
 
 # uvicorn's wait beyond the grace period: time to send the 503s of stopped requests.
 REPLY_MARGIN_S = 2.0
@@ -44,4 +45,5 @@ def serve(app: Litestar, services: Services, *, host: str, port: int, log_level:
     grace = services.settings.server.shutdown_grace_s
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
+    bound_server_logs()  # after uvicorn.Config, which sets up uvicorn's handlers
     _Server(config, services).run()

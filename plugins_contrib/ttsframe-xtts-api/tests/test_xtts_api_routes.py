@@ -248,3 +248,17 @@ def test_server_wide_settings_need_an_admin_key_when_admin_keys_are_set(client):
     r = c.post("/set_tts_settings", json={"speed": 3}, headers={
         **HEADERS, "Authorization": "Bearer boss"})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("language", ["en\r\nX-Injected: 1", "en\x00", "e" * 100_000,
+                                      "english please"])
+def test_a_language_that_is_not_a_code_is_refused_briefly(client, language):
+    c = client()
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": TEXT, "speaker_wav": "anywhere", "language": language})
+    assert r.status_code == 400, r.text
+    assert "not a language code" in r.json()["detail"]
+    assert len(r.text) < 500 and "x-injected" not in r.headers
+    r = c.get("/tts_stream/", params={"text": TEXT, "speaker_wav": "anywhere",
+                                      "language": language[:2000]})
+    assert r.status_code == 400, r.text
