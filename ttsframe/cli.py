@@ -52,6 +52,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.data_lock import DataDirLock
+    from ttsframe.core.runtime_config import keys_readable_by_others
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
     from ttsframe.http.server import serve
@@ -66,7 +67,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         services = build_services(settings)
         app = create_app(services)
         where = settings.config_path or "built-in defaults"
-        logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
+        logger = logging.getLogger("ttsframe")
+        logger.info("config: %s; data: %s", where, settings.data_dir)
+        if settings.config_path and keys_readable_by_others(Path(settings.config_path)):
+            logger.warning("%s holds API keys and other users can read it; make it private: "
+                           "chmod 600 %s", settings.config_path, settings.config_path)
         serve(app, services, host=settings.server.host, port=settings.server.port,
               log_level=level)
     finally:

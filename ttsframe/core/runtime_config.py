@@ -15,19 +15,24 @@ shown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import fcntl
 import logging
+import os
 import re
+import stat
 import tomllib
 import typing
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio.to_thread
 import msgspec
 import tomli_w
 
-from ttsframe.core.atomic import atomic_write_bytes
+from ttsframe.core.atomic import atomic_write, storage_failed
 from ttsframe.core.config import DEFAULT_CONFIG_NAME, Settings, describe_validation_error
 from ttsframe.core.errors import Conflict, InvalidInput
 from ttsframe.core.scheduler import Scheduler
@@ -151,14 +156,55 @@ class ConfigEditor:
 
 
 def write_config(path: Path, changes: dict[str, dict[str, Any]]) -> None:
-    """Set ``changes`` (section -> key -> value) in the TOML file at ``path``, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    """Set ``changes`` (section -> key -> value) in the TOML file at ``path``, atomically.
+
+    A symlinked config is written where the link points (the link stays a link). The new
+    file keeps the old one's mode and owner: it may hold API keys, and a rewrite must not
+    open it to other users. The read-modify-write holds an ``flock`` on a lock file
+    beside the config, so two processes editing one file never lose each other's change.
+    """
+    target = path.resolve()
+    with _file_lock(target.with_name(f".{target.name}.lock")):
+        text = target.read_text(encoding="utf-8") if target.exists() else ""
+        try:
+            new_text = update_toml_text(text, changes)
+        except tomllib.TOMLDecodeError as exc:
+            raise Conflict(f"{path} is not valid TOML now ({exc}); fix the file, then "
+                           "send the change again") from None
+        old = target.stat() if target.exists() else None
+
+        def write(fh: BinaryIO) -> None:
+            fh.write(new_text.encode("utf-8"))
+            if old is not None:
+                os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))
+                with contextlib.suppress(PermissionError):  # only root may give a file away
+                    os.fchown(fh.fileno(), old.st_uid, old.st_gid)
+
+        atomic_write(target, write)
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
     try:
-        new_text = update_toml_text(text, changes)
-    except tomllib.TOMLDecodeError as exc:
-        raise Conflict(f"{path} is not valid TOML now ({exc}); fix the file, then "
-                       "send the change again") from None
-    atomic_write_bytes(path, new_text.encode("utf-8"))
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise storage_failed(exc, lock_path, "create") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def keys_readable_by_others(path: Path) -> bool:
+    """Whether the config file names API or admin keys and others may read it."""
+    try:
+        mode = path.stat().st_mode
+        security = tomllib.loads(path.read_text(encoding="utf-8")).get("security", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    has_keys = bool(security.get("api_keys") or security.get("admin_keys"))
+    return has_keys and bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
 def update_toml_text(text: str, changes: dict[str, dict[str, Any]]) -> str:
