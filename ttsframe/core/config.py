@@ -29,6 +29,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # After SIGTERM / Ctrl-C: how long requests already generating may take to finish.
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
+    # Slow and idle clients (http/connection_limits.py): the headers must arrive within
+    # header_timeout_s of connecting (or of the last reply), a body within body_timeout_s
+    # of its headers; at most max_connections open and max_requests handled at once.
+    header_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 120.0
+    max_connections: Annotated[int, msgspec.Meta(ge=8, le=1_000_000)] = 1000
+    max_requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
