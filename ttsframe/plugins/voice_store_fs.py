@@ -41,7 +41,7 @@ from ttsframe.core.atomic import (
 )
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.ids import check_id, is_valid_id
+from ttsframe.core.ids import check_id, check_new_id, is_valid_id
 from ttsframe.core.interfaces import PluginContext, VoiceStore
 from ttsframe.core.paths import is_stored_file
 from ttsframe.core.types import AudioPrompt, Voice
@@ -184,6 +184,8 @@ class FilesystemVoiceStore(VoiceStore):
             if voice.voice_id in data["voices"]:
                 raise Conflict(f"Voice '{voice.voice_id}' already exists; change it with "
                                f"PUT /voice_mappings/{voice.voice_id} or pick another voice_id")
+            check_new_id(voice.voice_id, "voice_id",
+                         [*(v.voice_id for v in BUILTIN_VOICES), *data["voices"]])
             self._check_prompt_exists(voice)
             now = _now()
             data["voices"][voice.voice_id] = {**self._record(voice), "created": now,
@@ -288,6 +290,8 @@ class FilesystemVoiceStore(VoiceStore):
             if path.exists() and not overwrite:
                 raise Conflict(f"Audio prompt '{prompt_id}' already exists; delete it first "
                                "or upload with ?overwrite=true to replace it")
+            if not path.exists():
+                check_new_id(prompt_id, "prompt_id", self._prompt_ids())
             atomic_write_bytes(path, wav)
             data["prompts"][prompt_id] = {"created": _now(), "source": source or {}}
         log.info("saved audio prompt %s (%.2f s)", prompt_id, len(samples) / PROMPT_RATE)

@@ -262,3 +262,12 @@ def test_a_language_that_is_not_a_code_is_refused_briefly(client, language):
     r = c.get("/tts_stream/", params={"text": TEXT, "speaker_wav": "anywhere",
                                       "language": language[:2000]})
     assert r.status_code == 400, r.text
+
+
+def test_preview_urls_ignore_the_host_header(client):
+    c = client()
+    speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
+    assert speakers and all("evil.example" not in s["preview_url"] for s in speakers)
+    c = client({"public_url": "https://tts.example.org/"})
+    speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
+    assert speakers[0]["preview_url"] == "https://tts.example.org/sample/anywhere.wav"

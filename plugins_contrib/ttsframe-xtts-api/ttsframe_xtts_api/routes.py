@@ -44,6 +44,9 @@ class XttsApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     forward_sampling: bool = False
     send_language: bool = True  # pass the provider's language on to the backend
     preview_text: str = "Hello! This is how I sound."
+    # Where clients reach this server, for ``preview_url`` ("https://tts.example.org");
+    # "": the address the request's connection arrived on (never its Host header).
+    public_url: str = ""
 
 
 # A finite number: NaN and infinities fail both bounds, so they are refused with a 400
@@ -92,6 +95,17 @@ def _backend(services: Services, config: XttsApiConfig) -> str:
     return services.speech.resolve_backend(config.model or None)
 
 
+def _local_base(request: Request) -> str:
+    """``scheme://address:port`` of the socket the request came in on: a client-sent
+    ``Host: evil.example`` must not end up in the URLs this server hands out."""
+    scheme = request.scope.get("scheme", "http")
+    host, port = request.scope.get("server") or ("127.0.0.1", None)
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
 def _usable(voice: Voice, backend: str) -> bool:
     return not voice.backends or backend in voice.backends
 
@@ -128,7 +142,7 @@ def _speech_request(text: str, speaker_wav: str, language: str | None,
 async def speakers(request: Request, services: NamedDependency[Services],
                    plugin_config: NamedDependency[XttsApiConfig]) -> list[Speaker]:
     backend = _backend(services, plugin_config)
-    base = str(request.base_url).rstrip("/")
+    base = plugin_config.public_url.rstrip("/") or _local_base(request)
     return [Speaker(name=v.voice_id, voice_id=v.voice_id,
                     preview_url=f"{base}/sample/{v.voice_id}.wav")
             for v in services.voices.list_voices() if _usable(v, backend)]
