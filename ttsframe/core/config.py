@@ -56,6 +56,9 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     audio_prompts_dir: str = "audio_prompts"
     audio_outputs_dir: str = "audio_outputs"
     max_upload_mb: Annotated[float, msgspec.Meta(gt=0, le=1024)] = 25.0
+    # Quotas of the filesystem voice store: prompts' total size, and custom voices.
+    max_prompts_mb: Annotated[float, msgspec.Meta(gt=0, le=10_000_000)] = 2048.0
+    max_voices: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
 class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -63,6 +66,9 @@ class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     default_format: str = "wav"
     voice_store: str = "filesystem"
     max_text_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
+    # The work one request may cause: generations after long text is split (characters
+    # alone do not bound it: 4096 emoji are 16 KB of UTF-8).
+    max_generations: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
     batch_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20

@@ -57,7 +57,8 @@ EDITABLE: dict[str, tuple[str, str]] = {
 RESTART_REQUIRED: dict[str, tuple[str, ...]] = {
     "server": ("host", "port", "shutdown_grace_s", "header_timeout_s", "body_timeout_s",
                "max_connections", "max_requests"),
-    "storage": ("data_dir", "audio_prompts_dir", "audio_outputs_dir", "max_upload_mb"),
+    "storage": ("data_dir", "audio_prompts_dir", "audio_outputs_dir", "max_upload_mb",
+                "max_prompts_mb", "max_voices"),
     "generation": ("default_backend", "voice_store", "unknown_nonverbals"),
 }
 

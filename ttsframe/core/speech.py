@@ -164,6 +164,12 @@ class SpeechService:
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
         chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
                   if len(text.encode()) > budget else [text])
+        most = self.settings.generation.max_generations
+        if len(chunks) > most:
+            raise InvalidInput(
+                f"text is {len(text.encode())} bytes of UTF-8, which takes {len(chunks)} "
+                f"generations of backend '{backend_name}'; the limit is {most} "
+                "(generation.max_generations): send a shorter text")
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)

@@ -59,6 +59,10 @@ def check_backends(voice: Voice, services: Services) -> Voice:
     if unknown:
         raise InvalidInput(f"unknown backend(s) in backends: {', '.join(unknown)}; available: "
                            f"{', '.join(sorted(services.backends))}")
+    if voice.audio_prompt_transcript:  # too long for a backend: refused now, not per request
+        for name in voice.backends or [services.settings.generation.default_backend]:
+            services.speech.chunk_bytes(name, services.backends[name].capabilities, None,
+                                        voice.audio_prompt_transcript)
     return voice
 
 
