@@ -84,3 +84,20 @@ def test_the_same_error_is_logged_once_per_interval_with_a_count():
     repeats._last = {k: (v[0] - 3600, v[1]) for k, v in repeats._last.items()}
     accept_failed()
     assert seen[1].endswith("(and 999 more like it not logged)")
+
+
+@pytest.mark.parametrize("language", ["en\r\nX-Injected: 1", "en\x00", "e" * 100_000,
+                                      "english please"])
+def test_a_language_that_is_not_a_short_code_is_refused(tmp_path, language):
+    import asyncio
+
+    from ttsframe.core.errors import InvalidInput
+    from ttsframe.core.types import SpeechRequest
+
+    services = make_services(tmp_path)
+    request = SpeechRequest(text="[S1] Hello.", voice_id="alloy", language=language)
+    with pytest.raises(InvalidInput, match="is not a language code") as refused:
+        asyncio.run(services.speech.prepare(request))
+    assert len(refused.value.message) < 200
+    ok = SpeechRequest(text="[S1] Hello.", voice_id="alloy", language="zh-cn")
+    asyncio.run(services.speech.prepare(ok))
