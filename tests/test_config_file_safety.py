@@ -93,7 +93,7 @@ def test_an_edit_waits_for_the_lock_another_process_holds(tmp_path):
 
     cfg = tmp_path / "ttsframe.toml"
     cfg.write_text(SECRET_CONFIG)
-    lock = os.open(tmp_path / ".ttsframe.toml.lock", os.O_RDWR | os.O_CREAT)
+    lock = os.open(cfg, os.O_RDONLY)
     fcntl.flock(lock, fcntl.LOCK_EX)  # another editor is in its read-modify-write
     editor = subprocess.Popen([sys.executable, "-c",
                                "import sys; from pathlib import Path; from ttsframe.core."

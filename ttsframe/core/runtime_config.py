@@ -32,7 +32,7 @@ import anyio.to_thread
 import msgspec
 import tomli_w
 
-from ttsframe.core.atomic import atomic_write, storage_failed
+from ttsframe.core.atomic import atomic_write
 from ttsframe.core.config import DEFAULT_CONFIG_NAME, Settings, describe_validation_error
 from ttsframe.core.errors import Conflict, InvalidInput
 from ttsframe.core.scheduler import Scheduler
@@ -162,11 +162,11 @@ def write_config(path: Path, changes: dict[str, dict[str, Any]]) -> None:
 
     A symlinked config is written where the link points (the link stays a link). The new
     file keeps the old one's mode and owner: it may hold API keys, and a rewrite must not
-    open it to other users. The read-modify-write holds an ``flock`` on a lock file
-    beside the config, so two processes editing one file never lose each other's change.
+    open it to other users. The read-modify-write holds an ``flock`` on the file, so two
+    processes editing one file never lose each other's change.
     """
     target = path.resolve()
-    with _file_lock(target.with_name(f".{target.name}.lock")):
+    with _file_lock(target):
         text = target.read_text(encoding="utf-8") if target.exists() else ""
         try:
             new_text = update_toml_text(text, changes)
@@ -186,13 +186,25 @@ def write_config(path: Path, changes: dict[str, dict[str, Any]]) -> None:
 
 
 @contextlib.contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise storage_failed(exc, lock_path, "create") from exc
-    try:
+def _file_lock(path: Path) -> Iterator[None]:
+    """An ``flock`` on the config file itself (no lock file to leave behind). A writer
+    replaces the file by rename, so a lock won on a file that has since been replaced
+    is dropped and taken again on the current one."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no file yet: the first write creates it
+            yield
+            return
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)
+    try:
         yield
     finally:
         os.close(fd)  # drops the lock

@@ -67,6 +67,11 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         self._track()
 
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        self._cancel_timer()  # the connection now belongs to the websocket protocol
+        self._waiting_since = None
+        super().handle_websocket_upgrade(event)
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._track()
