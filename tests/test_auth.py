@@ -82,13 +82,21 @@ def test_key_matches_compares_every_key():
 
 @pytest.mark.parametrize(
     ("method", "path", "admin"),
-    [("DELETE", "/jobs/1", True), ("DELETE", "/voice_mappings/x", True),
+    [("DELETE", "/jobs", True), ("DELETE", "/voice_mappings/x", True),
+     ("DELETE", "/jobs/1", False),  # a client cancels its own job (ownership checked)
      ("PUT", "/config", True), ("PUT", "/config/", True), ("POST", "/cleanup", True),
      ("GET", "/config", False), ("PUT", "/voice_mappings/x", False),
      ("POST", "/generate", False), ("POST", "/audio_prompts/upload", False)],
 )
 def test_admin_rule(method, path, admin):
     assert is_admin_route(method, path) is admin
+
+
+@pytest.mark.parametrize(("query", "admin"), [({"overwrite": "true"}, True),
+                                              ({"overwrite": "1"}, True),
+                                              ({"overwrite": "false"}, False), ({}, False)])
+def test_an_upload_that_overwrites_is_an_admin_route(query, admin):
+    assert is_admin_route("POST", "/audio_prompts/upload", None, query) is admin
 
 
 def test_admin_through_handler_opt():
@@ -124,11 +132,13 @@ def test_key_matrix():
         (both, "POST", "/generate", "Bearer wrong", 401),
         (both, "POST", "/generate", f"Bearer {API}", 200),
         (both, "POST", "/generate", f"Bearer {ADMIN}", 200),  # admin keys can do everything
-        (both, "DELETE", "/jobs/1", f"Bearer {API}", 403),
-        (both, "DELETE", "/jobs/1", f"Bearer {ADMIN}", 200),
+        (both, "DELETE", "/jobs", f"Bearer {API}", 403),
+        (both, "DELETE", "/jobs", f"Bearer {ADMIN}", 200),
+        (both, "DELETE", "/jobs", None, 401),
+        (only_api, "DELETE", "/jobs", f"Bearer {API}", 200),  # no admin keys: API key
+        (only_api, "DELETE", "/jobs", None, 401),
+        (both, "DELETE", "/jobs/1", f"Bearer {API}", 200),  # its own job: the service checks
         (both, "DELETE", "/jobs/1", None, 401),
-        (only_api, "DELETE", "/jobs/1", f"Bearer {API}", 200),  # no admin keys: API key
-        (only_api, "DELETE", "/jobs/1", None, 401),
         (only_admin, "POST", "/generate", None, 200),  # only admin routes are locked
         (only_admin, "PUT", "/config", None, 401),
         (only_admin, "PUT", "/config", f"Bearer {ADMIN}", 200),

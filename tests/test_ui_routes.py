@@ -55,7 +55,7 @@ def test_files_are_public_but_meta_needs_a_key(ttsframe_client):
     assert client.get("/ui/meta").status_code == 401
     assert client.get("/voices").status_code == 401
     wrong = client.get("/ui/meta", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401 and "invalid API key" in wrong.json()["detail"]
+    assert wrong.status_code == 401 and "this API key is not accepted" in wrong.json()["detail"]
     user = client.get("/ui/meta", headers={"Authorization": "Bearer user-key"})
     assert user.status_code == 200 and user.json()["admin"] is False
     admin = client.get("/ui/meta", headers={"Authorization": "Bearer admin-key"})

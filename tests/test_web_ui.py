@@ -406,7 +406,7 @@ def test_keys_are_asked_for_refused_and_kept_in_the_session(keyed_server, open_p
     page.get_by_label("Key", exact=True).fill("wrong-key")
     page.get_by_role("button", name="Use key").click()
     expect(page.locator("#key-error")).to_contain_text("refused")
-    expect(page.locator("#key-error")).to_contain_text("invalid API key")
+    expect(page.locator("#key-error")).to_contain_text("this API key is not accepted")
     page.get_by_label("Key", exact=True).fill(USER_KEY)
     page.get_by_role("button", name="Use key").click()
     expect(dialog).to_be_hidden()

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes
 from ttsframe.core.audio import DecodedAudio, decode_audio, resample, to_mono
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import (
     BackendUnavailable,
     Cancelled,
@@ -58,6 +59,7 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "Capabilities",
+    "Client",
     "ConfigError",
     "Conflict",
     "DecodedAudio",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from ttsframe import __version__
@@ -64,6 +65,8 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ttsframe.core.data_lock import DataDirLock
+    from ttsframe.core.runtime_config import keys_readable_by_others
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
     from ttsframe.http.listen import CannotListen, bind_listeners
@@ -78,11 +81,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except CannotListen as exc:
         print(f"ttsframe: error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN
-    services = build_services(settings)
-    app = create_app(services)
-    where = settings.config_path or "built-in defaults"
-    logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
-    serve(app, services, sockets=sockets, log_level=level)
+    # Before anything reads or sweeps the data directory: one server owns it.
+    lock = DataDirLock(settings.data_dir).acquire()
+    try:
+        services = build_services(settings)
+        app = create_app(services)
+        where = settings.config_path or "built-in defaults"
+        logger = logging.getLogger("ttsframe")
+        logger.info("config: %s; data: %s", where, settings.data_dir)
+        if settings.config_path and keys_readable_by_others(Path(settings.config_path)):
+            logger.warning("%s holds API keys and other users can read it; make it private: "
+                           "chmod 600 %s", settings.config_path, settings.config_path)
+        serve(app, services, sockets=sockets, log_level=level)
+    finally:
+        lock.release()
     return 0
 
 

@@ -30,6 +30,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
     # "text": one readable line per record; "json": one JSON object per line (log shippers).
     log_format: Literal["text", "json"] = "text"
+    # Slow and idle clients (http/connection_limits.py): the headers must arrive within
+    # header_timeout_s of connecting (or of the last reply), a body within body_timeout_s
+    # of its headers; at most max_connections open and max_requests handled at once.
+    header_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 120.0
+    max_connections: Annotated[int, msgspec.Meta(ge=8, le=1_000_000)] = 1000
+    max_requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
@@ -52,6 +59,9 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     audio_prompts_dir: str = "audio_prompts"
     audio_outputs_dir: str = "audio_outputs"
     max_upload_mb: Annotated[float, msgspec.Meta(gt=0, le=1024)] = 25.0
+    # Quotas of the filesystem voice store: prompts' total size, and custom voices.
+    max_prompts_mb: Annotated[float, msgspec.Meta(gt=0, le=10_000_000)] = 2048.0
+    max_voices: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
 class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -59,6 +69,9 @@ class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     default_format: str = "wav"
     voice_store: str = "filesystem"
     max_text_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
+    # The work one request may cause: generations after long text is split (characters
+    # alone do not bound it: 4096 emoji are 16 KB of UTF-8).
+    max_generations: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
     batch_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20

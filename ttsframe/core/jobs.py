@@ -24,6 +24,7 @@ import anyio.to_thread
 import msgspec
 
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
+from ttsframe.core.clients import OPERATOR, Client
 from ttsframe.core.config import Settings
 from ttsframe.core.database import Database, Row, timestamp, transaction
 from ttsframe.core.errors import (
@@ -127,8 +128,15 @@ class JobStore:
         return await self.db.call(
             lambda c: c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone())
 
-    async def select(self, status: str | None, limit: int) -> list[Row]:
-        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+    async def select(self, status: str | None, limit: int, client: Client = OPERATOR
+                     ) -> list[Row]:
+        conds, args = [], []
+        if status:
+            conds, args = ["status = ?"], [status]
+        if not client.admin:  # a client lists only its own jobs
+            conds.append("owner IS ?")
+            args.append(client.owner)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
         sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?"
         return await self.db.call(lambda c: c.execute(sql, (*args, limit)).fetchall())
 
@@ -263,6 +271,7 @@ class JobService:
             "request": msgspec.json.encode(request).decode(), "backend": prepared.backend,
             "voice_id": prepared.voice.voice_id, "response_format": request.response_format,
             "request_id": request.request_id,
+            "owner": request.client,
         }
         await self.store.insert(row)
         try:
@@ -329,7 +338,11 @@ class JobService:
             result_bytes=len(output.audio), duration_s=round(output.duration_s, 3),
             sample_rate=output.sample_rate, warnings=msgspec.json.encode(output.warnings).decode())
         if not done:
-            await anyio.to_thread.run_sync(remove_file, path)
+            # Cancelled meanwhile. Never delete a file that a completed row points to:
+            # another run of this job may have stored the same name first.
+            row = await self.store.get(job_id)
+            if row is None or row["result_file"] != name:
+                await anyio.to_thread.run_sync(remove_file, path)
         return done
 
     async def _resume(self, rows: list[Row]) -> None:
@@ -368,25 +381,29 @@ class JobService:
 
     # -- reading -----------------------------------------------------------------------
 
-    async def info(self, job_id: str) -> JobInfo:
+    async def _visible_row(self, job_id: str, client: Client) -> Row:
+        """The job's row if ``client`` may see it; another client's job is as unknown
+        as one that never existed, so ids reveal nothing."""
         row = await self.store.get(check_id(job_id, "job id"))
-        if row is None:
+        if row is None or not client.sees(row["owner"]):
             raise NotFound(self._not_found(job_id))
-        return self._info(row)
+        return row
 
-    async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobInfo]:
+    async def info(self, job_id: str, client: Client = OPERATOR) -> JobInfo:
+        return self._info(await self._visible_row(job_id, client))
+
+    async def list_jobs(self, status: str | None = None, limit: int = 100,
+                        client: Client = OPERATOR) -> list[JobInfo]:
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"unknown job status {status!r}; use one of "
                                f"{', '.join(STATUSES)}")
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
-        return [self._info(r) for r in await self.store.select(status, limit)]
+        return [self._info(r) for r in await self.store.select(status, limit, client)]
 
-    async def result(self, job_id: str) -> tuple[Path, str, str]:
+    async def result(self, job_id: str, client: Client = OPERATOR) -> tuple[Path, str, str]:
         """``(path, content_type, download name)`` of a completed job's audio."""
-        row = await self.store.get(check_id(job_id, "job id"))
-        if row is None:
-            raise NotFound(self._not_found(job_id))
+        row = await self._visible_row(job_id, client)
         status = row["status"]
         if status in ("pending", "processing"):
             raise NotReady(f"job {job_id} is {status}; poll GET /jobs/{job_id} until its "
@@ -444,12 +461,10 @@ class JobService:
 
     # -- cancelling and removing ---------------------------------------------------------
 
-    async def cancel(self, job_id: str) -> JobCancelled:
+    async def cancel(self, job_id: str, client: Client = OPERATOR) -> JobCancelled:
         """Cancel a pending or generating job (the worker stops between decoding steps);
-        remove a finished one and its result."""
-        row = await self.store.get(check_id(job_id, "job id"))
-        if row is None:
-            raise NotFound(self._not_found(job_id))
+        remove a finished one and its result. A client cancels only its own jobs."""
+        row = await self._visible_row(job_id, client)
         if row["status"] in FINISHED:
             await self.remove([row])
             return JobCancelled(job_id=job_id, status="deleted",
@@ -461,7 +476,7 @@ class JobService:
             self.scheduler.cancel(job_id, reason)
             return JobCancelled(job_id=job_id, status="cancelled",
                                 detail=f"job {job_id} was {row['status']} and is cancelled")
-        now = await self.info(job_id)  # it finished while we looked
+        now = await self.info(job_id, client)  # it finished while we looked
         return JobCancelled(job_id=job_id, status=now.status,
                             detail=f"job {job_id} finished ({now.status}) before it could "
                                    "be cancelled")

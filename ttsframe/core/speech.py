@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -146,6 +147,8 @@ class SpeechService:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
         self.encoder(request.response_format)
+        audio.check_speed(request.speed)  # buffered and streamed alike, before queueing
+        check_language(request.language)
         caps = backend.capabilities
         text = request.text.strip()
         if not text:
@@ -183,6 +186,12 @@ class SpeechService:
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
         chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
                   if len(text.encode()) > budget else [text])
+        most = self.settings.generation.max_generations
+        if len(chunks) > most:
+            raise InvalidInput(
+                f"text is {len(text.encode())} bytes of UTF-8, which takes {len(chunks)} "
+                f"generations of backend '{backend_name}'; the limit is {most} "
+                "(generation.max_generations): send a shorter text")
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)
@@ -268,10 +277,13 @@ class SpeechService:
         prepared = await self.prepare(request)
         ticket = self.submit(prepared)
         try:
-            result = await ticket.future
+            # Shielded: a caller that gives up must not cancel the ticket's future itself,
+            # or the scheduler would take the task as settled and let it run on.
+            result = await asyncio.shield(ticket.future)
             output = await self.finish(prepared, result)
         except BaseException as exc:
-            self.scheduler.cancel(prepared.task.task_id, "request abandoned")
+            if self.scheduler.cancel(prepared.task.task_id, "request abandoned"):
+                ticket.future.add_done_callback(_retrieve)
             await asyncio.shield(self.notify(GenerationEvent(prepared, ticket, error=exc)))
             raise
         await self.notify(GenerationEvent(prepared, ticket, output=output))
@@ -339,6 +351,12 @@ class SpeechService:
                 log.exception("generation observer %r failed", observer)
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    """Read an abandoned ticket's outcome, so asyncio does not report it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
 def join_results(results: list[SynthesisResult]) -> SynthesisResult:
     """The chunks of a long text as one result: audio crossfaded, notes once each."""
     rate = results[0].sample_rate
@@ -371,6 +389,19 @@ class _PartsProgress:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+# A language code: "en", "de", "zh-cn", "pt_BR", "sr-Latn-RS". Nothing longer or
+# stranger reaches a backend, a warning header or the log.
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,2}")
+
+
+def check_language(language: str | None) -> None:
+    if language and not LANGUAGE_CODE.fullmatch(language):
+        shown = language[:20] + ("..." if len(language) > 20 else "")
+        raise InvalidInput(
+            f"language {shown!r} is not a language code; send a short code such as "
+            "'en', 'de' or 'zh-cn'")
 
 
 def _speaks(languages: tuple[str, ...], language: str) -> bool:

@@ -263,6 +263,8 @@ class SpeechStream:
         self._ended = True
         if error is not None:
             reason = getattr(error, "message", None) or str(error) or type(error).__name__
+            if isinstance(error, asyncio.CancelledError):  # the handler went: client gone
+                reason = "request abandoned (client disconnected)"
             self.scheduler.cancel(self.ticket.task.task_id, reason)
             if self._first is not None and not isinstance(error, Cancelled):
                 log.error("stream %s failed after its audio had started; the connection is "

@@ -10,9 +10,10 @@ from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
+from ttsframe.core.clients import Client
 from ttsframe.core.services import Services
 from ttsframe.http import ui
-from ttsframe.http.auth import api_key_guard, openapi_security
+from ttsframe.http.auth import api_key_guard, client_dependency, openapi_security
 from ttsframe.http.cors import RefusedOriginLog, cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
@@ -64,7 +65,10 @@ def create_app(services: Services) -> Litestar:
         before_send=[add_request_id, RefusedOriginLog(services.settings.security).before_send],
         plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
-                                          sync_to_thread=False)},
+                                          sync_to_thread=False),
+                      # Who is asking, for jobs and logs kept per key (http/auth.py).
+                      "client": Provide(client_dependency(lambda: services.settings.security),
+                                        sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[services.start],
         on_shutdown=[services.stop],
@@ -76,7 +80,7 @@ def create_app(services: Services) -> Litestar:
         cors_config=cors_config(services.settings.security),
         state=State({"started_at": int(time.time())}),
         request_max_body_size=int(services.settings.storage.max_upload_mb * 1024 * 1024) + 65536,
-        signature_namespace={"Services": Services},
+        signature_namespace={"Services": Services, "Client": Client},
         request_class=JSONRequest,  # undecodable JSON bodies are 400s (http/request.py)
         debug=False,
         logging_config=None,  # the CLI configures logging once, in one format

@@ -9,6 +9,7 @@ Under ``/v1/`` (the OpenAI-compatible routes) the body also carries OpenAI's err
 from __future__ import annotations
 
 import logging
+import re
 
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -56,9 +57,28 @@ def openai_error(status: int, message: str) -> dict[str, str | None]:
     return {"message": message, "type": kind, "param": None, "code": None}
 
 
+# A reply repeats at most a prefix of any long value a request sent (a 20 MB field value
+# was once echoed back whole), and its detail is at most MAX_DETAIL_CHARS long.
+QUOTE_CHARS = 200  # long enough for any file path a message names
+MAX_DETAIL_CHARS = 2000
+_LONG_RUN = re.compile(r"\S{" + str(QUOTE_CHARS + 1) + ",}")
+
+
+def clip_detail(detail: str) -> str:
+    """Shorten each long run without spaces (a quoted value) to a prefix and its
+    length, then the whole text."""
+    detail = _LONG_RUN.sub(
+        lambda m: f"{m.group(0)[:QUOTE_CHARS]}... ({len(m.group(0))} characters)", detail)
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = f"{detail[:MAX_DETAIL_CHARS]}... ({len(detail)} characters)"
+    return detail
+
+
 def detail_response(status: int, detail: str, headers: dict[str, str] | None = None,
                     *, path: str = "", request: Request | None = None, **extra) -> Response:
-    """The error body; ``request_id`` lets a user's report be found in the log."""
+    """The error body; ``request_id`` lets a user's report be found in the log. A detail
+    quotes at most a short prefix of any long value (``clip_detail``)."""
+    detail = clip_detail(detail)
     body = {"detail": detail, **extra}
     if request is not None:
         path = request.scope["path"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -11,6 +12,19 @@ from litestar.response import Stream
 
 from ttsframe.core.streaming import SpeechStream
 from ttsframe.core.types import SpeechOutput
+
+# Control characters end or split a header line (CR, LF, NUL): never sent.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+MAX_HEADER_CHARS = 1024
+
+
+def header_value(text: str) -> str:
+    """A value safe to send as a header whatever a request put in it: one line, latin-1,
+    at most ``MAX_HEADER_CHARS`` characters."""
+    text = CONTROL_CHARS.sub(" ", text)
+    if len(text) > MAX_HEADER_CHARS:
+        text = text[:MAX_HEADER_CHARS - 3] + "..."
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _headers(output: SpeechOutput, *, duration: bool = True) -> dict[str, str]:
@@ -24,10 +38,8 @@ def _headers(output: SpeechOutput, *, duration: bool = True) -> dict[str, str]:
         headers["X-Audio-Duration"] = f"{output.duration_s:.3f}"
         headers["X-Generated-Tokens"] = str(output.tokens)
     if output.warnings:
-        # Header values must be latin-1 and single-line.
-        text = " | ".join(output.warnings).replace("\n", " ")
-        headers["X-TTSFrame-Warnings"] = text.encode("latin-1", "replace").decode("latin-1")
-    return headers
+        headers["X-TTSFrame-Warnings"] = " | ".join(output.warnings)
+    return {name: header_value(value) for name, value in headers.items()}
 
 
 def audio_response(output: SpeechOutput) -> Response[bytes]:

@@ -8,14 +8,16 @@ message, so callers see our explanation.
 
 from __future__ import annotations
 
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
 from ttsframe.core.types import Voice
+from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import (
     LookupOperation,
@@ -39,28 +41,30 @@ OWNER = "ttsframe"
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default, streamed by default)",
       operation_class=OpenAISpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
-async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services]
-                        ) -> Response:
+async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
+                        request: Request, client: NamedDependency[Client]) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). As on OpenAI, the audio is sent as it is
     generated (chunked) unless the body says ``"stream": false`` or the format cannot
     stream (flac); ``"stream_format": "sse"`` sends it as server-sent events."""
     delivery = data.delivery()
-    request = data.to_domain()
+    speech = data.to_domain()
+    speech.client = client.owner
     if delivery == "auto":
-        request.stream = services.speech.encoder(request.response_format).incremental
-    mode = "stream" if request.stream or delivery == "sse" else "sync"
-    async with track_speech(services, "/v1/audio/speech", request, mode) as tracked:
+        speech.stream = services.speech.encoder(speech.response_format).incremental
+    mode = "stream" if speech.stream or delivery == "sse" else "sync"
+    async with track_speech(services, "/v1/audio/speech", speech, mode) as tracked:
         if delivery == "sse":
-            prepared, stream = await services.speech.open_stream(request)
+            opening = services.speech.open_stream(speech)
+            prepared, stream = await unless_disconnected(request, opening)
             tracked.first_audio()
             return sse_response(stream, input_tokens=len(prepared.task.text.encode()))
-        if request.stream:
-            _, stream = await services.speech.open_stream(request)
+        if speech.stream:
+            _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
             tracked.first_audio()
             return stream_response(stream)
-        output = await services.speech.synthesize(request)
+        output = await unless_disconnected(request, services.speech.synthesize(speech))
         tracked.first_audio()
         return audio_response(output)
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
+from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.responses import audio_response, stream_response
@@ -27,7 +29,8 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: NamedDependency[Services],
+async def generate(data: GenerateBody, services: NamedDependency[Services], request: Request,
+                   client: NamedDependency[Client],
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 
@@ -38,19 +41,20 @@ async def generate(data: GenerateBody, services: NamedDependency[Services],
     generated (wav: a 44-byte header with unknown sizes, then PCM; pcm, mp3, opus, aac
     stream; flac is sent whole at the end).
     """
-    request = data.to_domain(default_format=services.settings.generation.default_format)
-    mode = "job" if async_mode else "stream" if request.stream else "sync"
-    async with track_speech(services, "/generate", request, mode) as tracked:
+    speech = data.to_domain(default_format=services.settings.generation.default_format)
+    speech.client = client.owner  # the job and the log belong to the caller's key
+    mode = "job" if async_mode else "stream" if speech.stream else "sync"
+    async with track_speech(services, "/generate", speech, mode) as tracked:
         if async_mode:
-            if request.stream:
+            if speech.stream:
                 raise InvalidInput("'stream' and async_mode cannot be combined: a job's "
                                    "result is downloaded whole from GET /jobs/{job_id}/result")
-            return Response(await services.jobs.submit(request), status_code=202)
-        if request.stream:
-            _, stream = await services.speech.open_stream(request)
+            return Response(await services.jobs.submit(speech), status_code=202)
+        if speech.stream:
+            _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
             tracked.first_audio()
             return stream_response(stream)
-        output = await services.speech.synthesize(request)
+        output = await unless_disconnected(request, services.speech.synthesize(speech))
         tracked.first_audio()
         return audio_response(output)
 

@@ -59,6 +59,10 @@ def check_backends(voice: Voice, services: Services) -> Voice:
     if unknown:
         raise InvalidInput(f"unknown backend(s) in backends: {', '.join(unknown)}; available: "
                            f"{', '.join(sorted(services.backends))}")
+    if voice.audio_prompt_transcript:  # too long for a backend: refused now, not per request
+        for name in voice.backends or [services.settings.generation.default_backend]:
+            services.speech.chunk_bytes(name, services.backends[name].capabilities, None,
+                                        voice.audio_prompt_transcript)
     return voice
 
 
@@ -96,7 +100,8 @@ async def create_voice_mapping(data: VoiceMappingBodyIn, services: NamedDependen
 
 @put("/voice_mappings/{voice_id:str}", operation_id="update_voice_mapping",
      summary="Update a custom voice", tags=["voices"],
-     responses=errors(400, 404, 405, 409, 413, 507))
+     responses=errors(400, 404, 405, 409, 413, 507),
+     opt={"admin": True})  # voices are shared: with admin keys set, changing one needs one
 async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappingBody],
                                services: NamedDependency[Services]) -> VoiceMappingReply:
     """Change the fields sent; omitted fields keep their value."""
