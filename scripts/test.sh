@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
-# Install ttsframe with every extra and contributed plugin into .venv, then run the tests.
+# Install ttsframe with every extra and contributed plugin into .venv, exactly as locked in
+# requirements/constraints.txt, then run ruff and the tests. Arguments go to pytest.
+#
+#   bash scripts/test.sh                 # the locked set: what CI and every machine test
+#   bash scripts/test.sh --latest        # the newest versions the index serves, in .venv-latest
+#   bash scripts/test.sh --latest -x tests/test_bad_input.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-# torch 2.13.0 is the CPU build the suite is tested with; other versions work too.
-.venv/bin/python -m pip install --quiet torch==2.13.0 -e '.[dia,dev]' \
-    $(find plugins_contrib -mindepth 2 -maxdepth 2 -name pyproject.toml -printf '-e %h ')
-.venv/bin/python -m ruff check .
-.venv/bin/python -m pytest "$@"
+venv=.venv
+lock=(-c requirements/constraints.txt)
+if [[ "${1:-}" == "--latest" ]]; then
+    shift
+    venv=.venv-latest
+    lock=(--upgrade --upgrade-strategy eager)
+fi
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet "${lock[@]}" pip
+# requirements/all.in: ttsframe with every extra, the contributed plugins, and torch 2.13.0,
+# the CPU build the suite is tested with.
+"$venv/bin/python" -m pip install --quiet "${lock[@]}" -r requirements/all.in
+"$venv/bin/python" -m ruff check .
+bash scripts/ensure-node-openai.sh  # the npm openai package (locked) for the Node SDK tests
+bash scripts/ensure-chromium.sh  # Debian's chromium for the web page's browser tests
+bash scripts/ensure-prometheus.sh  # tests/test_prometheus.py runs a real Prometheus
+"$venv/bin/python" -m pytest "$@"
+# The Ray cluster tests, in a network namespace with only loopback (skipped above).
+PYTHON="$venv/bin/python" bash scripts/test-cluster.sh

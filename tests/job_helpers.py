@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 from tests.server import ServerProcess, install_fake_distribution
+from ttsframe.testing.waiting import eventually
 
 FAKES = Path(__file__).with_name("fakes.py")
 # One request generating at a time; a plain job takes 10 x 50 ms, one whose text holds
@@ -52,13 +52,22 @@ def wait_for(client: httpx.Client, job_id: str, *statuses: str, progress: bool =
              timeout: float = 30.0) -> dict:
     """Poll like the guide's client until the job has one of ``statuses`` (and, with
     ``progress``, has reported decoding steps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in statuses and (not progress or job["progress"]):
-            return job
-        assert time.monotonic() < deadline, f"job never became {statuses}: {job}"
-        time.sleep(0.05)
+    seen: dict = {}
+
+    def reached() -> dict | None:
+        seen["job"] = job = client.get(f"/jobs/{job_id}").json()
+        return job if job["status"] in statuses and (not progress or job["progress"]) else None
+
+    return eventually(reached, timeout=timeout, interval=0.05,
+                      message=lambda: f"job never became {statuses}: {seen['job']}")
+
+
+def logged(client: httpx.Client, job_id: str) -> dict | None:
+    """The generation log's entry for a job, or None. It is written just after the job's
+    row says it finished, so a test that reads it waits for it:
+    ``eventually(lambda: logged(client, job_id))``."""
+    entries = client.get("/logs?limit=1000").json()["logs"]
+    return next((e for e in entries if e["job_id"] == job_id), None)
 
 
 def when(iso: str) -> float:

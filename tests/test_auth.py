@@ -82,13 +82,21 @@ def test_key_matches_compares_every_key():
 
 @pytest.mark.parametrize(
     ("method", "path", "admin"),
-    [("DELETE", "/jobs/1", True), ("DELETE", "/voice_mappings/x", True),
+    [("DELETE", "/jobs", True), ("DELETE", "/voice_mappings/x", True),
+     ("DELETE", "/jobs/1", False),  # a client cancels its own job (ownership checked)
      ("PUT", "/config", True), ("PUT", "/config/", True), ("POST", "/cleanup", True),
      ("GET", "/config", False), ("PUT", "/voice_mappings/x", False),
      ("POST", "/generate", False), ("POST", "/audio_prompts/upload", False)],
 )
 def test_admin_rule(method, path, admin):
     assert is_admin_route(method, path) is admin
+
+
+@pytest.mark.parametrize(("query", "admin"), [({"overwrite": "true"}, True),
+                                              ({"overwrite": "1"}, True),
+                                              ({"overwrite": "false"}, False), ({}, False)])
+def test_an_upload_that_overwrites_is_an_admin_route(query, admin):
+    assert is_admin_route("POST", "/audio_prompts/upload", None, query) is admin
 
 
 def test_admin_through_handler_opt():
@@ -124,11 +132,13 @@ def test_key_matrix():
         (both, "POST", "/generate", "Bearer wrong", 401),
         (both, "POST", "/generate", f"Bearer {API}", 200),
         (both, "POST", "/generate", f"Bearer {ADMIN}", 200),  # admin keys can do everything
-        (both, "DELETE", "/jobs/1", f"Bearer {API}", 403),
-        (both, "DELETE", "/jobs/1", f"Bearer {ADMIN}", 200),
+        (both, "DELETE", "/jobs", f"Bearer {API}", 403),
+        (both, "DELETE", "/jobs", f"Bearer {ADMIN}", 200),
+        (both, "DELETE", "/jobs", None, 401),
+        (only_api, "DELETE", "/jobs", f"Bearer {API}", 200),  # no admin keys: API key
+        (only_api, "DELETE", "/jobs", None, 401),
+        (both, "DELETE", "/jobs/1", f"Bearer {API}", 200),  # its own job: the service checks
         (both, "DELETE", "/jobs/1", None, 401),
-        (only_api, "DELETE", "/jobs/1", f"Bearer {API}", 200),  # no admin keys: API key
-        (only_api, "DELETE", "/jobs/1", None, 401),
         (only_admin, "POST", "/generate", None, 200),  # only admin routes are locked
         (only_admin, "PUT", "/config", None, 401),
         (only_admin, "PUT", "/config", f"Bearer {ADMIN}", 200),
@@ -158,6 +168,10 @@ def _all_routes(client: TestClient) -> list[tuple[str, str]]:
     return routes
 
 
+# The web page's static files ("x" is the concrete name the walk puts in the path).
+WEB_PAGE_FILES = {"/", "/ui", "/ui/assets/x"}
+
+
 def test_every_route_but_health_needs_a_key(keyed):
     routes = _all_routes(keyed)
     paths = {p for _, p in routes}
@@ -168,6 +182,9 @@ def test_every_route_but_health_needs_a_key(keyed):
         r = keyed.request(method, path)
         if path == "/health":
             assert r.status_code == 200
+            continue
+        if path in WEB_PAGE_FILES:  # public: they hold no data (tests/test_ui_routes.py)
+            assert r.status_code != 401, path
             continue
         assert r.status_code == 401, (method, path, r.status_code)
         assert r.headers["www-authenticate"].startswith("Bearer")
@@ -182,7 +199,9 @@ def test_admin_routes_refuse_an_api_key(keyed):
     for method, path in admin:
         r = keyed.request(method, path, headers=bearer(API))
         assert r.status_code == 403, (method, path)
-        assert "needs an admin key (security.admin_keys)" in r.json()["detail"]
+        assert r.json()["detail"] == (
+            f"this API key is accepted, but not for {method} {path}, an admin route; send "
+            "one of the keys in security.admin_keys as Authorization: Bearer <key>")
 
 
 def test_keys_open_the_routes(keyed):
@@ -197,15 +216,35 @@ def test_keys_open_the_routes(keyed):
 
 
 def test_messages_say_what_to_send_and_never_echo_the_key(keyed):
-    missing = keyed.post("/generate", json={"text": "hi"}).json()["detail"]
-    assert missing.startswith("missing API key")
+    send = "send one of the keys in security.api_keys as Authorization: Bearer <key>"
+    missing = keyed.post("/generate", json={"text": "hi"})
+    assert missing.json()["detail"] == f"no API key was sent; {send}"
+    assert missing.headers["www-authenticate"] == 'Bearer realm="ttsframe"'
     empty = keyed.post("/generate", json={"text": "hi"}, headers={"Authorization": "Bearer "})
-    assert empty.json()["detail"].startswith("empty API key")
+    assert empty.json()["detail"] == (
+        "the API key is empty (the Authorization header says 'Bearer' with no key after "
+        f"it); {send}")
     wrong = keyed.post("/generate", json={"text": "hi"}, headers=bearer("secret-guess-99"))
-    assert wrong.json()["detail"].startswith("invalid API key")
+    assert wrong.json()["detail"] == f"this API key is not accepted; {send}"
     assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
     for r in (empty, wrong):
         assert "secret-guess-99" not in r.text and API not in r.text and ADMIN not in r.text
+
+
+def test_admin_route_messages_name_the_route_and_the_admin_keys(keyed):
+    send = "send one of the keys in security.admin_keys as Authorization: Bearer <key>"
+    r = keyed.delete("/logs")
+    assert r.status_code == 401
+    assert r.json()["detail"] == f"no API key was sent; DELETE /logs is an admin route; {send}"
+    r = keyed.delete("/logs", headers=bearer("secret-guess-99"))
+    assert r.status_code == 401
+    assert r.json()["detail"] == (
+        f"this API key is not accepted; DELETE /logs is an admin route; {send}")
+    r = keyed.delete("/logs", headers=bearer(API))
+    assert r.status_code == 403
+    assert r.json()["detail"] == (
+        f"this API key is accepted, but not for DELETE /logs, an admin route; {send}")
+    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
 
 
 def test_openapi_documents_the_bearer_scheme(keyed):

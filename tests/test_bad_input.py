@@ -132,7 +132,7 @@ HALF_WAV = sine_wav(2.0)[: len(sine_wav(2.0)) // 2]
 CASES: list[Case] = [
     # JSON bodies
     Case("json-malformed", raw("/generate", b'{"text": "hi"'), 400, "not valid JSON"),
-    Case("json-not-an-object", raw("/generate", b"[1, 2]"), 400, "Expected `object`"),
+    Case("json-not-an-object", raw("/generate", b"[1, 2]"), 400, "Invalid request: data: "),
     Case("json-empty-body", raw("/generate", b""), 400, "the request body is empty"),
     Case("json-invalid-utf8", raw("/generate", b'{"text": "\xff\xfe"}'), 400, "not UTF-8"),
     Case("json-lone-surrogate", raw("/generate", b'{"text": "\\ud800"}'), 400,
@@ -143,7 +143,7 @@ CASES: list[Case] = [
          "nested too deeply"),
     Case("json-number-overflow", raw("/generate", b'{"text": "hi", "speed": 1e999}'), 400,
          "Number out of range"),
-    Case("json-wrong-type", gen(text=5), 400, "text: Expected `str | null`, got `int`"),
+    Case("json-wrong-type", gen(text=5), 400, "Invalid request: text: "),
     Case("json-out-of-range", gen(text="hi", temperature=9), 400, "temperature"),
     Case("json-negative-seed", gen(text="hi", seed=-1), 400, "seed"),
     Case("json-too-large", raw("/generate", b'{"text": "' + b"a" * (2 << 20) + b'"}'), 413,
@@ -245,7 +245,7 @@ CASES: list[Case] = [
          "workers"),
     Case("config-null", lambda c: c.put("/config", json={"workers": None}), 400, "workers"),
     Case("config-not-an-object", lambda c: c.put("/config", json=[1]), 400,
-         "Expected `object`"),
+         "Invalid request: data: "),
     # routes
     Case("route-unknown", lambda c: c.get("/nothing/here"), 404,
          "no endpoint GET /nothing/here"),

@@ -20,6 +20,7 @@ from tests.streaming_fakes import PiecesBackend, PiecesConfig  # noqa: E402
 from ttsframe.core.errors import InvalidInput  # noqa: E402
 from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
 from ttsframe.core.types import AudioPrompt, GenerationParams, SynthesisTask  # noqa: E402
+from ttsframe.testing.waiting import eventually  # noqa: E402
 
 
 def run(coro):
@@ -201,11 +202,8 @@ def test_sync_and_async_requests_share_one_call_and_match_single_runs(
             assert replies[index].content == alone[index]
         for index in (1, 3):
             job_id = replies[index]
-            for _ in range(300):
-                info = srv.client.get(f"/jobs/{job_id}").json()
-                if info["status"] == "completed":
-                    break
-                time.sleep(0.05)
+            eventually(lambda job_id=job_id: srv.client.get(f"/jobs/{job_id}").json()["status"]
+                       == "completed", timeout=60, interval=0.05, message=f"job {job_id} done")
             result = srv.client.get(f"/jobs/{job_id}/result")
             assert result.content == alone[index]
 

@@ -25,3 +25,20 @@ def test_bench_server_prints_the_four_figures():
         assert re.search(r"= \d+\.\d{3}", line), line  # a ratio was computed
     assert re.search(r"\d+ MB", lines[3])
     assert "3-chunk stream" in lines[2]
+
+
+def test_observability_cost_prints_its_figures():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "observability_cost.py"),
+                          "--quick"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    figures = dict(re.findall(r"^\s+(\S[^\n]*?)\s+(\d+\.\d) us", run.stdout, re.M))
+    assert {"request ids", "HTTP metrics", "speech metrics", "total"} <= set(figures)
+
+
+def test_openai_first_audio_bench_prints_a_row_per_format():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "openai_first_audio.py"),
+                          "--quick"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = [line.split()[0] for line in run.stdout.splitlines()
+            if re.fullmatch(r"\w+( +\d+\.\d{3} s / \d+\.\d{3} s){2} +\d+\.\d{3} s", line)]
+    assert rows == ["mp3", "pcm", "wav", "opus"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,6 +29,7 @@ from tests.test_dia_backend import reference, reference_run  # noqa: F401
 from tests.voice_fixtures import encode_upload, wav_bytes
 from ttsframe.core.types import AudioPrompt, GenerationParams, SpeechRequest
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 TRANSCRIPT = "[S1] This is the prompt speaking."
 # The reference's temperature 0: argmax with guidance and the CFG filter (the
@@ -42,12 +42,11 @@ MAX_TOKENS = 100
 def dia_app(tmp_path_factory, tiny_model_dir) -> Iterator[tuple[TestClient, object]]:  # noqa: F811
     root = tmp_path_factory.mktemp("dia-voices")
     services = make_services(root, generation={"default_backend": "dia"},
-                             plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu"}})
+                             plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu",
+                                              "cpu_threads": 1}})
     with TestClient(app=create_app(services), timeout=120) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/health").json()["status"] != "healthy":
-            assert time.monotonic() < deadline, client.get("/health").json()
-            time.sleep(0.1)
+        eventually(lambda: client.get("/health").json()["status"] == "healthy", timeout=120,
+                   interval=0.1, message=lambda: f"healthy: {client.get('/health').json()}")
         yield client, services
 
 
@@ -146,7 +145,7 @@ def test_builtin_voices_sound_the_same_every_time(dia_app):
 
 def test_voices_and_prompts_survive_a_kill_and_restart(tmp_path, tiny_model_dir):  # noqa: F811
     cfg = tmp_path / "ttsframe.toml"
-    cfg.write_text(f'[plugins.dia]\nmodel = "{tiny_model_dir}"\ndevice = "cpu"\n'
+    cfg.write_text(f'[plugins.dia]\nmodel = "{tiny_model_dir}"\ndevice = "cpu"\ncpu_threads = 1\n'
                    '[storage]\naudio_prompts_dir = "voices/prompts"\n')
     speech = {"text": "Hello again.", "voice_id": "cloned", "greedy": True, "max_tokens": 100}
     first = ServerProcess(cfg).start()

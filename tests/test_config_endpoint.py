@@ -65,15 +65,15 @@ def test_put_takes_effect_at_once(tmp_path, root_level):
 
 @pytest.mark.parametrize(("body", "fragment"), [
     ({"debug_mod": True}, "unknown config key 'debug_mod'; known keys: debug_mode"),
-    ({"save_outputs": "yes"}, "'save_outputs': Expected `bool`, got `str`"),
-    ({"save_outputs": None}, "'save_outputs': Expected `bool`, got `null`"),
-    ({"output_retention_hours": -1}, "'output_retention_hours': Expected `float` >= 0.0"),
+    ({"save_outputs": "yes"}, "invalid value for 'save_outputs': "),
+    ({"save_outputs": None}, "allowed values: bool"),
+    ({"output_retention_hours": -1}, "allowed values: float >= 0"),
     ({"log_level": "loud"}, "allowed values: 'debug', 'info', 'warning', 'error'"),
-    ({"queue_size": 2.5}, "'queue_size': Expected `int`, got `float`"),
+    ({"queue_size": 2.5}, "allowed values: int >= 1 and <= 100000"),
     ({"default_format": "xyz"}, "allowed values: aac, flac, mp3, opus, pcm, wav"),
     ({"port": 9000}, "'port' cannot change while the server runs"),
     ({"api_keys": ["mine"]}, "unknown config key 'api_keys'"),
-    ({"save_outputs": True, "workers": 0}, "'workers': Expected `int` >= 1"),
+    ({"save_outputs": True, "workers": 0}, "invalid value for 'workers': "),
     ([1, 2], "Invalid request"),
 ])
 def test_bad_input_is_400_and_changes_nothing(tmp_path, body, fragment):

@@ -119,6 +119,7 @@ def test_audio_is_44k_float_and_as_long_as_its_frames(tiny_backend):
     assert np.abs(result.samples).max() <= 1.0
     assert np.sqrt(np.mean(result.samples ** 2)) > 0.01
     assert result.info["steps"] == 60
+    assert result.info["budget_limited"] is True  # this model never ends speech itself
 
 
 def test_greedy_is_deterministic(tiny_backend):
@@ -233,6 +234,8 @@ def test_rows_ending_at_different_steps_match_single_runs(tiny_eos_backend):
         assert np.array_equal(got, want)
     lengths = [c.shape[0] for c in batch]
     assert len(set(lengths)) > 1 and max(lengths) < 300 - 16
+    ended = tiny_eos_backend.generate(tasks)
+    assert [r.info["budget_limited"] for r in ended] == [False, False, False]
 
 
 def test_cancel_mid_generation_stops_early(tiny_backend):
@@ -429,6 +432,7 @@ def test_capabilities_and_description(tiny_backend):
     facts = tiny_backend.describe()
     assert facts["device"] == "cpu" and facts["dtype"] == "float32"
     assert facts["compile"] == "unavailable (CUDA only)"
+    assert {"hits", "misses"} <= set(facts["prompt_cache"])
     assert torch.get_num_threads() == 1  # [plugins.dia] cpu_threads
 
 
@@ -494,7 +498,7 @@ def test_a_budget_that_runs_out_is_always_reported(tiny_backend):
     (cut,) = tiny_backend.generate_codes([make_task("[S1] Cut short.", greedy=True,
                                                     max_tokens=60)])
     cut = ok(cut)
-    assert cut.info["budget_exhausted"] is True
+    assert cut.info["budget_limited"] is True
     assert any("speech was cut" in n and "larger max_tokens" in n for n in cut.notes)
     (forced,) = tiny_backend.generate_codes([make_task("[S1] Ends early.", greedy=True,
                                                        max_tokens=60)])
@@ -514,7 +518,7 @@ def test_the_automatic_budget_never_cuts_speech(tiny_backend, monkeypatch):
     assert tiny_backend._plan(task)[0].max_new_tokens == 32
     (out,) = tiny_backend.generate_codes([task])
     out = ok(out)
-    assert out.info["budget_exhausted"] is False  # it ended on its own EOS
+    assert out.info["budget_limited"] is False  # it ended on its own EOS
     assert 64 - 16 < out.codes.shape[0] < out.info["max_new_tokens"] - 16
     assert any(f"automatic max_tokens (32 steps) ran out before the speech ended, so it was "
                f"generated again with {out.info['max_new_tokens']} steps" in n

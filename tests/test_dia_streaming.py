@@ -27,6 +27,7 @@ from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402
 from ttsframe.plugins.dia.prompt_cache import PromptCache  # noqa: E402
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint  # noqa: E402
+from ttsframe.testing.waiting import eventually  # noqa: E402
 
 pytest_plugins = ["tests.dia_fixtures"]
 
@@ -145,12 +146,19 @@ def test_prompt_cache_is_bounded_and_keyed_by_content():
     assert encoded[-1] == "2.0"
 
 
-def test_a_cloned_voice_is_encoded_once(tiny_backend):
+def test_a_cloned_voice_is_encoded_once(tiny_backend, monkeypatch):
     prompt = noise_prompt(0.6)
-    before = tiny_backend._prompts.misses
+    codec = tiny_backend.processor.audio_tokenizer
+    encode, encoded = codec.encode, []
+
+    def counting_encode(*args, **kwargs):
+        encoded.append(1)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "encode", counting_encode)
     for text in ("[S1] First use.", "[S1] Second use.", "[S1] Third use."):
         ok(tiny_backend.generate([task(text, stream=False, prompt=prompt, max_tokens=40)[0]])[0])
-    assert tiny_backend._prompts.misses - before <= 1
+    assert len(encoded) <= 1
 
 
 def test_model_and_codec_run_in_inference_mode(tiny_backend):
@@ -197,10 +205,8 @@ def dia_client(tmp_path_factory, endless_model):
         plugins={"dia": {"enabled": True, "model": str(endless_model), "device": "cpu",
                          "cpu_threads": 1}})
     with TestClient(app=create_app(services), timeout=120) as client:
-        for _ in range(600):
-            if client.get("/health").json()["backends"]["dia"]["state"] != "loading":
-                break
-            time.sleep(0.1)
+        eventually(lambda: client.get("/health").json()["backends"]["dia"]["state"] != "loading",
+                   timeout=120, interval=0.1, message="the Dia backend loaded")
         yield client
 
 

@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def dia_server(tmp_path: Path, cache: Path, **kw) -> ServerProcess:
     cfg = tmp_path / "ttsframe.toml"
     shutil.copy(ROOT / "ttsframe.toml", cfg)  # the shipped config, unchanged
-    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    # One torch thread, as a user sharing the cores would set: with one per core, a busy
+    # machine (CI, concurrent runs) slows the threads' lockstep down many times over.
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
+           "TTSFRAME_PLUGINS__DIA__CPU_THREADS": "1"}
     return ServerProcess(cfg, env=env, **kw)
 
 

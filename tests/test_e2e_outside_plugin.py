@@ -12,6 +12,7 @@ import soundfile as sf
 
 from tests.job_helpers import tone_server
 from tests.server import ServerProcess, install_fake_distribution
+from ttsframe.testing.waiting import eventually
 
 FAKES = Path(__file__).with_name("fakes.py")
 
@@ -60,7 +61,8 @@ def test_health_answers_during_a_long_generation(tmp_path):
 
         thread = threading.Thread(target=generate)
         thread.start()
-        time.sleep(0.5)  # generation is now running on the backend's worker thread
+        eventually(lambda: srv.client.get("/health").json()["queue"]["processing_jobs"] == 1,
+                   message="the generation running on the backend's worker thread")
         t0 = time.monotonic()
         health = srv.client.get("/health")
         answered_at = time.monotonic()

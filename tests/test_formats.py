@@ -33,7 +33,9 @@ EXPECTED = {
 def body(route: str, fmt: str) -> dict:
     if route == "/generate":
         return {"text": TEXT, "voice_id": "nova", "response_format": fmt}
-    return {"model": "tts-1", "input": TEXT, "voice": "nova", "response_format": fmt}
+    # Whole files (the route streams by default; streams are tests/test_streaming.py's).
+    return {"model": "tts-1", "input": TEXT, "voice": "nova", "response_format": fmt,
+            "stream": False}
 
 
 @pytest.mark.parametrize("route", ["/generate", "/v1/audio/speech"])

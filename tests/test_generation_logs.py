@@ -12,7 +12,9 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
+from tests.job_helpers import logged
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 
 def client(tmp_path: Path, **overrides) -> TestClient:
@@ -20,15 +22,17 @@ def client(tmp_path: Path, **overrides) -> TestClient:
 
 
 def finish_job(c: TestClient, body: dict, status: str = "completed") -> str:
+    """Submit a job and wait until it has ``status``; a finished one also until its log
+    entry is written (just after the job's row), so later entries come after it."""
     r = c.post("/generate?async_mode=true", json=body)
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
-    for _ in range(600):
-        job = c.get(f"/jobs/{job_id}").json()
-        if job["status"] == status:
-            return job_id
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} never became {status}: {job}")
+    eventually(lambda: c.get(f"/jobs/{job_id}").json()["status"] == status, interval=0.01,
+               message=lambda: f"job {job_id} never became {status}: "
+                               f"{c.get(f'/jobs/{job_id}').json()}")
+    if status in ("completed", "failed", "cancelled"):
+        eventually(lambda: logged(c, job_id), interval=0.01, message=f"job {job_id} logged")
+    return job_id
 
 
 def logs(c: TestClient, query: str = "") -> list[dict]:
@@ -44,8 +48,9 @@ def test_every_generation_is_logged_and_saved(tmp_path):
         assert sync.status_code == 200
         openai = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy",
                                                   "input": "[S2] From the OpenAI route.",
-                                                  "response_format": "mp3"})
-        assert openai.status_code == 200
+                                                  "response_format": "mp3",
+                                                  "stream": False})  # a saved stream: see
+        assert openai.status_code == 200  # tests/test_streaming.py
         job = finish_job(c, {"text": "[S1] As a job.", "voice_id": "echo"})
         assert c.post("/generate", json={"text": "[S1] (explode)"}).status_code == 500
 
@@ -173,10 +178,8 @@ def test_cleanup_removes_exactly_the_expired(tmp_path):
 
     # The scheduled cleanup runs when the server starts, without POST /cleanup.
     with client(tmp_path) as c:
-        for _ in range(500):
-            if new_job not in {j["job_id"] for j in c.get("/jobs").json()["jobs"]}:
-                break
-            time.sleep(0.01)
+        eventually(lambda: new_job not in {j["job_id"] for j in c.get("/jobs").json()["jobs"]},
+                   interval=0.01, message="the scheduled cleanup removed the old job")
         assert c.get(f"/jobs/{new_job}").status_code == 404
         assert not (results / f"{new_job}.wav").exists()
         assert (results / "README").exists()
@@ -190,10 +193,8 @@ def test_sync_and_async_requests_share_one_bounded_queue(tmp_path):
         waiter = threading.Thread(target=lambda: answers.update(
             sync=c.post("/generate", json={"text": "[S1] Waiting in line."}).status_code))
         waiter.start()
-        for _ in range(500):  # the sync request queues behind the job
-            if c.get("/queue/stats").json()["queued_requests"] == 1:
-                break
-            time.sleep(0.01)
+        eventually(lambda: c.get("/queue/stats").json()["queued_requests"] == 1, interval=0.01,
+                   message="the sync request queued behind the job")
         queued = c.post("/generate?async_mode=true", json={"text": "[S1] Also waiting."})
         assert queued.status_code == 202
         stats = c.get("/queue/stats").json()
@@ -210,10 +211,8 @@ def test_sync_and_async_requests_share_one_bounded_queue(tmp_path):
         c.delete(f"/jobs/{slow}")
         waiter.join(30)
         assert answers == {"sync": 200}
-        for _ in range(500):
-            if c.get(f"/jobs/{queued.json()['job_id']}").json()["status"] == "completed":
-                break
-            time.sleep(0.01)
+        eventually(lambda: c.get(f"/jobs/{queued.json()['job_id']}").json()["status"]
+                   == "completed", interval=0.01, message="the queued job completed")
         assert c.get(f"/jobs/{queued.json()['job_id']}").json()["status"] == "completed"
 
 

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from tests.job_helpers import ids, submit, tone_length, tone_server, wait_for
+from ttsframe.testing.waiting import eventually
 
 # One request generating at a time; a plain one takes 10 x 0.1 s, a "(slow)" one 100 s.
 CONFIG = """\
@@ -69,10 +70,8 @@ def test_work_in_flight_finishes_and_the_server_exits(tmp_path):
     with srv:
         job = submit(srv.client, "[S1] A job in flight.")
         thread, out = post_in_thread(srv.url, {"text": "[S1] Almost done."})
-        wait = time.monotonic() + 10
-        while srv.client.get("/queue/stats").json()["active_workers"] < 2:
-            assert time.monotonic() < wait
-            time.sleep(0.02)
+        eventually(lambda: srv.client.get("/queue/stats").json()["active_workers"] >= 2,
+                   message="the job and the request generating together")
         terminate(srv)
         thread.join(30)
         reply = out["reply"]
@@ -100,10 +99,8 @@ def test_queued_work_is_refused_or_kept_and_jobs_resume_after_restart(tmp_path):
         wait_for(c, running, "processing", progress=True)
         waiting = [submit(c, f"[S1] Waiting number {i}.") for i in range(3)]
         thread, out = post_in_thread(srv.url, {"text": "[S1] Queued behind the story."})
-        wait = time.monotonic() + 10
-        while c.get("/queue/stats").json()["queued_requests"] < 4:
-            assert time.monotonic() < wait
-            time.sleep(0.02)
+        eventually(lambda: c.get("/queue/stats").json()["queued_requests"] >= 4,
+                   message="three jobs and a request queued behind the story")
 
         sent = terminate(srv)
         # The queued synchronous request is answered at once: 503, retry later.

@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_services
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 
 def test_generate_returns_wav(app_client):
@@ -82,10 +83,11 @@ def test_openapi_schema_is_served(app_client):
 def test_failed_backend_gives_503_naming_the_fix(tmp_path):
     services = make_services(tmp_path, plugins={"tone-plugin": {"fail_load": "no weights"}})
     with TestClient(app=create_app(services)) as client:
-        for _ in range(50):
+        def load_ended() -> dict | None:
             health = client.get("/health").json()
-            if health["backends"]["tone"]["state"] != "loading":
-                break
+            return health if health["backends"]["tone"]["state"] != "loading" else None
+
+        health = eventually(load_ended, message="the tone backend's load ended")
         assert health["status"] == "unhealthy"
         assert health["backends"]["tone"]["error"] == "no weights"
         r = client.post("/generate", json={"text": "hi"})

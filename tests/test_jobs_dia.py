@@ -9,8 +9,9 @@ from pathlib import Path
 import soundfile as sf
 
 from tests.dia_fixtures import tiny_hub_cache  # noqa: F401  (fixture)
-from tests.job_helpers import ids, submit, wait_for
+from tests.job_helpers import ids, logged, submit, wait_for
 from tests.server import ServerProcess
+from ttsframe.testing.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,7 @@ def test_job_workflow_on_tiny_dia(tmp_path, tiny_hub_cache):  # noqa: F811
         stats = c.get("/queue/stats").json()
         assert (stats["completed_jobs"], stats["failed_jobs"]) == (2, 0)
         assert stats["total_workers"] == 4  # generation.workers, within Dia's batch size
+        eventually(lambda: logged(c, wav) and logged(c, mp3), message="both jobs logged")
         kinds = [e["kind"] for e in c.get("/logs").json()["logs"]]
         assert sorted(kinds) == ["job", "job", "sync"]
         assert c.delete("/jobs").json()["deleted"] == 2

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from tests.job_helpers import ids, submit, tone_length, tone_server, wait_for, when
+from tests.job_helpers import ids, logged, submit, tone_length, tone_server, wait_for, when
+from ttsframe.testing.waiting import eventually
 
 
 def test_guide_job_workflow(tmp_path):
@@ -54,7 +55,7 @@ def test_guide_job_workflow(tmp_path):
         slow_job = c.get(f"/jobs/{slow}").json()
         assert slow_job["status"] == "cancelled"
         assert "DELETE" in slow_job["error_message"]
-        slow_log = next(e for e in c.get("/logs").json()["logs"] if e["job_id"] == slow)
+        slow_log = eventually(lambda: logged(c, slow), message="the cancelled job's log entry")
         assert slow_log["status"] == "cancelled" and slow_log["generation_s"] < 10
 
         # 2. check status, 3. download: the guide's fields and the audio itself.

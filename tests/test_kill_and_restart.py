@@ -15,6 +15,7 @@ import soundfile as sf
 
 from tests.job_helpers import tone_server, wait_for
 from tests.voice_fixtures import sine_wav
+from ttsframe.testing.waiting import eventually
 
 CONFIG = """\
 [generation]
@@ -129,7 +130,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
             if loads:  # what the last run acknowledged survived its kill
                 check_intact(srv.client, tmp_path, loads)
             with Load(srv.url, round_) as load:
-                time.sleep(kill_after)
+                eventually(lambda: load.errors or (load.prompts and load.voices and load.jobs),
+                           message="each client had a write acknowledged")
+                time.sleep(kill_after)  # then the load runs on, and is cut in the middle
                 srv.kill()  # SIGKILL: no shutdown code runs
             loads.append(load)
             assert not load.errors

@@ -19,6 +19,7 @@ from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.types import AudioPrompt, Capabilities, SpeechRequest, Voice
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 TAG = re.compile(r"\[S\d\]")
 RATE = 24000
@@ -169,11 +170,7 @@ def test_async_job_of_a_long_text_and_its_cancellation(tmp_path):
     with TestClient(app=create_app(services)) as client:
         job = client.post("/generate?async_mode=true",
                           json={"text": long_dialogue(20), "response_format": "wav"}).json()
-        for _ in range(300):
-            info = client.get(f"/jobs/{job['job_id']}").json()
-            if info["status"] == "completed":
-                break
-            asyncio.run(asyncio.sleep(0.02))
+        info = eventually(lambda: finished(client, job["job_id"]), message="the job completed")
         assert info["status"] == "completed", info
         result = client.get(f"/jobs/{job['job_id']}/result")
         samples, _, _ = decode(result.content, "wav")
@@ -181,19 +178,20 @@ def test_async_job_of_a_long_text_and_its_cancellation(tmp_path):
 
         calls_before = len(services.backends["pieces"].calls)
         job = client.post("/generate?async_mode=true", json={"text": long_dialogue(40)}).json()
-        for _ in range(200):  # let it start
-            if client.get(f"/jobs/{job['job_id']}").json()["status"] == "processing":
-                break
-            asyncio.run(asyncio.sleep(0.01))
+        eventually(lambda: client.get(f"/jobs/{job['job_id']}").json()["status"] == "processing",
+                   message="the second job started")
         cancelled = client.delete(f"/jobs/{job['job_id']}").json()
         assert cancelled["status"] == "cancelled"
-        for _ in range(200):
-            if services.scheduler.pending_count == 0 and not services.scheduler._running:
-                break
-            asyncio.run(asyncio.sleep(0.01))
+        eventually(lambda: services.scheduler.stats()["processing_jobs"] == 0,
+                   message="the running part of the cancelled job stopped")
         assert services.scheduler.pending_count == 0
     # Every part of the cancelled job was dropped: at most the running one was generated.
     assert len(services.backends["pieces"].calls) - calls_before <= 2
+
+
+def finished(client: TestClient, job_id: str) -> dict | None:
+    info = client.get(f"/jobs/{job_id}").json()
+    return info if info["status"] in ("completed", "failed", "cancelled") else None
 
 
 def test_prepare_reports_the_chunks_it_will_run(tmp_path):

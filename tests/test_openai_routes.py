@@ -26,7 +26,7 @@ def test_model_retrieve(app_client):
     assert app_client.get("/v1/models/tts-1").json()["id"] == "tts-1"
     r = app_client.get("/v1/models/whisper-1")
     assert r.status_code == 404
-    assert "Model 'whisper-1' not found; available models: tone" in r.json()["detail"]
+    assert f"Model 'whisper-1' not found; available models: {KNOWN}" in r.json()["detail"]
 
 
 def test_voices_listing(app_client):
@@ -48,6 +48,32 @@ def test_voice_options_per_model(app_client):
     r = app_client.get("/v1/audio/voices/kokoro")
     assert r.status_code == 404
     assert "Model 'kokoro' not found" in r.json()["detail"]
+
+
+KNOWN = ("tone, gpt-4o-mini-tts, gpt-4o-mini-tts-2025-03-20, gpt-4o-mini-tts-2025-12-15, "
+         "tts-1, tts-1-hd")
+
+
+def test_one_list_and_one_wording_wherever_a_model_is_named(app_client):
+    """TTS WebUI's provider asks for ``chatterbox``: every route names the same models,
+    the ones ``/v1/models`` lists, in the same words."""
+    expected = (f"Model 'chatterbox' not found; available models: {KNOWN} (the OpenAI names "
+                "mean the default backend, 'tone')")
+    listed = [m["id"] for m in app_client.get("/v1/models").json()["data"]]
+    assert ", ".join(listed) == KNOWN
+    replies = [
+        app_client.get("/v1/audio/voices/chatterbox"),
+        app_client.get("/v1/audio/voices?model=chatterbox"),
+        app_client.get("/v1/models/chatterbox"),
+        app_client.post("/v1/audio/speech", json={"input": "hi", "model": "chatterbox"}),
+        app_client.post("/generate", json={"text": "hi", "model": "chatterbox"}),
+        app_client.post("/generate?async_mode=true", json={"text": "hi",
+                                                           "model": "chatterbox"}),
+    ]
+    # lookups by name are 404s; a request body naming a bad model is a 400
+    assert [r.status_code for r in replies] == [404, 404, 404, 400, 400, 400]
+    for r in replies:
+        assert r.json()["detail"] == expected
 
 
 def test_speech_with_openai_fields_and_model_parameters(app_client):
@@ -72,14 +98,6 @@ def test_instructions_are_accepted_and_reported_as_ignored(app_client):
         assert "'instructions' is not supported" in r.headers["x-ttsframe-warnings"]
     plain = app_client.post("/v1/audio/speech", json={"input": "hi"})
     assert "x-ttsframe-warnings" not in plain.headers
-
-
-def test_stream_format(app_client):
-    ok = app_client.post("/v1/audio/speech", json={"input": "hi", "stream_format": "audio"})
-    assert ok.status_code == 200
-    r = app_client.post("/v1/audio/speech", json={"input": "hi", "stream_format": "sse"})
-    assert r.status_code == 400
-    assert "unsupported stream_format 'sse'; supported: 'audio'" in r.json()["detail"]
 
 
 def test_custom_voice_object_form(app_client):
@@ -122,7 +140,8 @@ def test_speech_errors_are_clear(app_client, payload, status, fragment):
 
 def test_only_openai_routes_add_the_openai_error_object(app_client):
     r = app_client.post("/generate", json={"text": "hi", "voice_id": "coral"})
-    assert r.json() == {"detail": "Voice 'coral' not found"}
+    assert r.json() == {"detail": "Voice 'coral' not found",
+                        "request_id": r.headers["X-Request-ID"]}
     r = app_client.get("/v1/no/such/route")
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "invalid_request_error"

@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import sysconfig
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pytest
 from tests.server import ROOT, builtin_plugin_names, free_port
 from ttsframe.core import hookspecs
 from ttsframe.testing.audio import decode, dominant_frequency
+from ttsframe.testing.waiting import eventually
 
 GUIDE = ROOT / "docs" / "plugins.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
@@ -148,15 +148,18 @@ def serve(work: Path, env: dict[str, str], port: int) -> subprocess.Popen:
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen(["bash", "-c", "exec ttsframe serve"], cwd=work, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         assert proc.poll() is None, (work / "server.log").read_text()
         try:
             health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
-            if health["status"] == "healthy":
-                return proc
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise TimeoutError((work / "server.log").read_text())
+            return False  # not listening yet
+        return health["status"] == "healthy"
+
+    try:
+        eventually(healthy, timeout=60, interval=0.2)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc

@@ -7,12 +7,32 @@ from litestar.testing import TestClient
 
 from tests import streaming_fakes
 from tests.conftest import make_services
+from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
+
+
+def handed_out(scheduler: Scheduler) -> list[Ticket]:
+    """Every ticket ``submit`` and ``submit_parts`` return from now on (parts included)."""
+    tickets: list[Ticket] = []
+
+    def recording(submit):
+        def call(*args, **kwargs) -> Ticket:
+            ticket = submit(*args, **kwargs)
+            tickets.extend([ticket, *ticket.parts])
+            return ticket
+        return call
+
+    scheduler.submit = recording(scheduler.submit)
+    scheduler.submit_parts = recording(scheduler.submit_parts)
+    return tickets
 
 
 def test_the_scheduler_forgets_every_finished_request(tmp_path):
     services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
                              generation={"default_backend": "pieces", "batch_wait_ms": 5})
+    scheduler = services.scheduler
+    tickets = handed_out(scheduler)
     long_text = " ".join(f"[S1] Sentence {i} goes on for a while here." for i in range(20))
     with TestClient(app=create_app(services)) as client:
         for i in range(10):
@@ -25,6 +45,15 @@ def test_the_scheduler_forgets_every_finished_request(tmp_path):
             with client.stream("POST", "/generate", json={"text": long_text,
                                                           "stream": True}) as r:
                 next(r.iter_bytes())  # and hang up
-        scheduler = services.scheduler
-        assert scheduler._tickets == {} and scheduler._running == {}
-        assert scheduler.pending_count == 0 and not scheduler._joins
+        assert any(t.parts for t in tickets) and len(tickets) > 40
+
+        def known() -> list[str]:
+            return [t.task.task_id for t in tickets if scheduler.get(t.task.task_id)]
+
+        def forgotten() -> bool:  # the hung-up request stops at its backend's next step
+            stats = scheduler.stats()
+            return stats["pending_jobs"] == stats["processing_jobs"] == 0 and not known()
+
+        eventually(forgotten, message=lambda: f"every request forgotten: {scheduler.stats()}, "
+                                              f"still known: {known()}")
+        assert scheduler.pending_count == 0 and all(t.future.done() for t in tickets)

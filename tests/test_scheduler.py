@@ -10,6 +10,7 @@ from tests.fakes import ToneBackend, ToneConfig
 from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.types import GenerationParams, SynthesisTask
+from ttsframe.testing.waiting import eventually_async
 
 
 def task(text: str) -> SynthesisTask:
@@ -20,10 +21,8 @@ async def started(config: ToneConfig, **kw) -> tuple[Scheduler, ToneBackend]:
     backend = ToneBackend(config)
     sched = Scheduler({"tone": BackendWorker("tone", backend)}, **kw)
     await sched.start()
-    for _ in range(100):
-        if sched.workers["tone"].state != "loading":
-            break
-        await asyncio.sleep(0.01)
+    await eventually_async(lambda: sched.workers["tone"].state != "loading",
+                           message="the tone backend loaded")
     return sched, backend
 
 
@@ -51,7 +50,7 @@ def test_queue_full_is_429_material():
         sched, _ = await started(ToneConfig(step_delay_s=0.05), queue_size=2, max_batch=1,
                                  batch_wait_s=0)
         first = sched.submit("tone", task("a"))
-        await asyncio.sleep(0.02)  # "a" is now running, the queue is empty
+        await eventually_async(lambda: first.started_at, message='"a" running')  # queue empty
         sched.submit("tone", task("b"))
         sched.submit("tone", task("c"))
         with pytest.raises(QueueFull) as err:
@@ -70,7 +69,7 @@ def test_cancel_pending_and_running():
         sched, backend = await started(ToneConfig(step_delay_s=0.05, steps=100),
                                        queue_size=10, max_batch=1, batch_wait_s=0)
         running = sched.submit("tone", task("running"))
-        await asyncio.sleep(0.1)
+        await eventually_async(lambda: running.started_at, message='"running" started')
         pending = sched.submit("tone", task("pending"))
         assert sched.stats()["pending_jobs"] == 1
         assert sched.cancel("pending")
@@ -83,10 +82,8 @@ def test_cancel_pending_and_running():
             await running.future
         elapsed = loop.time() - t0
         after = sched.submit("tone", task("after"))
-        for _ in range(100):  # the freed worker picks the next task up at once
-            if after.started_at:
-                break
-            await asyncio.sleep(0.01)
+        # the freed worker picks the next task up at once
+        await eventually_async(lambda: after.started_at, timeout=5.0, message='"after" started')
         assert after.started_at and after.status == "processing"
         sched.cancel("after")
         await asyncio.gather(after.future, return_exceptions=True)

@@ -14,10 +14,11 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
-from tests.job_helpers import wait_for
+from tests.job_helpers import logged, wait_for
 from tests.voice_fixtures import sine_wav
 from ttsframe.core.services import Services
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 LIMIT_MB = 1
 TOO_LARGE = b'{"text": "' + b"a" * (2 << 20) + b'"}'
@@ -77,7 +78,8 @@ class World:
             self.prompt(client, "kept")
             self.voice(client, "mine", prompt="kept")
             self.done = self.job(client, "[S1] Done.")
-            self.logged = client.get("/logs").json()["logs"][0]["log_id"]
+            self.logged = eventually(lambda: logged(client, self.done),
+                                     message="the job's log entry")["log_id"]
 
             root, real_fsync = str(services.settings.base_dir), os.fsync
 
@@ -319,4 +321,4 @@ def test_every_declared_status_is_reachable(world, operation, status):
     assert reply.status_code == status, reply.text[:300]
     if status >= 400:
         body = reply.json()
-        assert set(body) <= {"detail", "errors", "error"} and body["detail"]
+        assert set(body) <= {"detail", "request_id", "errors", "error"} and body["detail"]

@@ -16,7 +16,8 @@ SECONDS = len(TEXT) * 0.01
 @pytest.mark.parametrize("speed", [0.25, 0.5, 2.0, 4.0])
 def test_speed_changes_duration_and_keeps_pitch(app_client, route, speed):
     key = "text" if route == "/generate" else "input"
-    r = app_client.post(route, json={key: TEXT, "speed": speed, "response_format": "wav"})
+    r = app_client.post(route, json={key: TEXT, "speed": speed, "response_format": "wav",
+                                     "stream": False})  # a whole file, with its duration
     assert r.status_code == 200, r.text
     samples, rate, _ = decode(r.content, "wav")
     duration = len(samples) / rate

@@ -4,7 +4,13 @@ ordinary replies, and a client that goes away stops the generation."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import random
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -93,7 +99,7 @@ def client(tmp_path):
 
 def both(client, route, body):
     """The buffered and the streamed reply to the same request."""
-    plain = client.post(route, json=body)
+    plain = client.post(route, json={**body, "stream": False})
     assert plain.status_code == 200, plain.text
     streamed = client.post(route, json={**body, "stream": True})
     assert streamed.status_code == 200, streamed.text
@@ -149,17 +155,78 @@ def test_errors_before_audio_are_ordinary_replies(client):
     assert r.status_code == 400 and "async_mode" in r.json()["detail"]
     r = client.post("/generate", json={"text": "[S1] it will (refuse) this", "stream": True})
     assert r.status_code == 400 and "refuses this text" in r.json()["detail"]
-    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "sse"})
-    assert r.status_code == 400 and "server-sent events are not offered" in r.json()["detail"]
+    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "sse",
+                                              "voice": "nobody"})
+    assert r.status_code == 404 and "nobody" in r.json()["detail"]
 
 
-def test_openai_stream_format_audio_streams(client):
-    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "audio",
-                                              "response_format": "pcm"})
+def test_openai_speech_streams_by_default(client):
+    """As OpenAI's endpoint: streamed unless the body says ``"stream": false``; flac, which
+    cannot stream, is buffered with its length."""
+    body = {"input": TEXT, "response_format": "pcm"}
+    plain = client.post("/v1/audio/speech", json={**body, "stream": False})
+    assert plain.headers["content-length"] == str(len(plain.content))
+    assert "x-audio-duration" in plain.headers
+    for extra in ({}, {"stream_format": "audio"}, {"stream": True}):
+        r = client.post("/v1/audio/speech", json={**body, **extra})
+        assert r.status_code == 200
+        assert "x-audio-duration" not in r.headers and "content-length" not in r.headers
+        assert r.content == plain.content
+    flac = client.post("/v1/audio/speech", json={"input": TEXT, "response_format": "flac"})
+    assert flac.headers["content-length"] == str(len(flac.content))
+    assert "x-audio-duration" in flac.headers
+    # /generate keeps the API guide's default: buffered unless "stream": true
+    assert "x-audio-duration" in client.post("/generate", json={"text": TEXT}).headers
+
+
+def sse_events(raw: bytes) -> list[dict]:
+    """A plain SSE parser: events are separated by a blank line; only ``data:`` lines."""
+    events = []
+    for block in raw.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        lines = block.split("\n")
+        assert all(line.startswith("data: ") for line in lines), block
+        events.append(json.loads("\n".join(line[6:] for line in lines)))
+    return events
+
+
+@pytest.mark.parametrize("fmt", ["pcm", "wav", "mp3"])
+def test_openai_sse_as_openai_documents_it(client, fmt):
+    body = {"input": TEXT, "response_format": fmt}
+    plain = client.post("/v1/audio/speech", json={**body, "stream": False})
+    r = client.post("/v1/audio/speech", json={**body, "stream_format": "sse"})
     assert r.status_code == 200
-    assert "x-audio-duration" not in r.headers and "content-length" not in r.headers
-    plain = client.post("/v1/audio/speech", json={"input": TEXT, "response_format": "pcm"})
-    assert r.content == plain.content
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.headers["cache-control"] == "no-cache"
+    events = sse_events(r.content)
+    *deltas, done = events
+    assert len(deltas) >= 2  # one event per piece of audio, as it was made
+    for event in deltas:
+        assert set(event) == {"type", "audio"} and event["type"] == "speech.audio.delta"
+    audio_bytes = b"".join(base64.b64decode(e["audio"], validate=True) for e in deltas)
+    if fmt == "mp3":  # a streamed mp3 lacks the header written last; same audio
+        a, _, _ = decode(plain.content, fmt)
+        b, _, _ = decode(audio_bytes, fmt)
+        assert abs(len(a) - len(b)) / RATE <= 0.08
+    else:
+        assert audio_bytes[44 if fmt == "wav" else 0:] == plain.content[
+            44 if fmt == "wav" else 0:]
+    assert done == {"type": "speech.audio.done", "usage": {
+        "input_tokens": len(TEXT.encode()), "output_tokens": int(
+            plain.headers["x-generated-tokens"]),
+        "total_tokens": len(TEXT.encode()) + int(plain.headers["x-generated-tokens"])}}
+
+
+def test_openai_stream_format_errors(client):
+    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "json"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == (
+        "unsupported stream_format 'json'; supported: 'audio' (the audio as it is "
+        "generated, the default) or 'sse' (server-sent events with base64 audio)")
+    r = client.post("/v1/audio/speech", json={"input": TEXT, "stream_format": "sse",
+                                              "stream": False})
+    assert r.status_code == 400 and "always streams" in r.json()["detail"]
 
 
 def test_streams_are_logged_like_other_generations(client):
@@ -248,11 +315,124 @@ def test_a_saved_stream_is_a_whole_file(tmp_path):
 
 def test_openai_sdk_streams_as_the_readme_says(server):
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     with client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=TEXT, response_format="pcm",
-            extra_body={"stream_format": "audio"}) as response:
+            model="tts-1", voice="alloy", input=TEXT, response_format="pcm") as response:
         assert response.headers["transfer-encoding"] == "chunked"
         data = b"".join(response.iter_bytes())
-    plain = server.client.post("/v1/audio/speech", json={"input": TEXT, "response_format": "pcm"})
+    plain = server.client.post("/v1/audio/speech", json={"input": TEXT, "stream": False,
+                                                         "response_format": "pcm"})
     assert data == plain.content
+
+
+def generating(server) -> int:
+    return server.client.get("/queue/stats").json()["active_workers"]
+
+
+def wait_until_idle(server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while generating(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert generating(server) == 0
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_openai_sdk_receives_audio_before_generation_ends(server, stream_format):
+    """The SDK's own streaming call, with no ttsframe-specific argument: the first audio is
+    in the client's hands while the server is still generating (a "(slow)" text takes
+    100 s); hanging up then stops the generation."""
+    openai = pytest.importorskip("openai")
+    wait_until_idle(server)
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    extra = {} if stream_format == "audio" else {"stream_format": "sse"}
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input="This takes (slow) minutes.",
+            response_format="pcm", **extra) as response:
+        if stream_format == "audio":
+            first = next(response.iter_bytes())
+        else:
+            line = next(line for line in response.iter_lines() if line)
+            event = json.loads(line.removeprefix("data: "))
+            assert event["type"] == "speech.audio.delta"
+            first = base64.b64decode(event["audio"])
+        assert len(first) > 0
+        assert generating(server) == 1  # still generating: audio came first
+    wait_until_idle(server)  # the client hung up: the generation was stopped
+
+
+# ----------------------------------------------------------------------------- Node SDK
+
+NODE_SCRIPT = Path(__file__).parents[1] / "docs" / "clients" / "openai-node-stream.mjs"
+
+
+def node_modules_with_openai() -> Path | None:
+    """Where the npm ``openai`` package is: $TTSFRAME_NODE_MODULES, ``tests/node/node_modules``
+    (``scripts/ensure-node-openai.sh``) or npm's global root; ``None`` without Node."""
+    if shutil.which("node") is None:
+        return None
+    candidates = [os.environ.get("TTSFRAME_NODE_MODULES"),
+                  Path(__file__).parent / "node" / "node_modules"]
+    if shutil.which("npm"):
+        npm_root = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True)
+        candidates.append(npm_root.stdout.strip())
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "openai" / "package.json").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def node_script(tmp_path):
+    """The script from the docs, where Node resolves ``import "openai"`` from."""
+    modules = node_modules_with_openai()
+    if modules is None:
+        pytest.skip("needs node and the npm openai package (scripts/ensure-node-openai.sh)")
+    (tmp_path / "node_modules").symlink_to(modules)
+    script = tmp_path / NODE_SCRIPT.name
+    script.write_text(NODE_SCRIPT.read_text())
+    return script
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_node_sdk_script_from_the_docs(server, node_script, stream_format):
+    out = node_script.parent / "speech.pcm"
+    env = {**os.environ, "TTSFRAME_URL": f"{server.url}/v1", "STREAM_FORMAT": stream_format}
+    run = subprocess.run(["node", str(node_script), TEXT, str(out)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    plain = server.client.post("/v1/audio/speech", json={"input": TEXT, "stream": False,
+                                                         "voice": "nova",
+                                                         "response_format": "pcm"})
+    assert out.read_bytes() == plain.content
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"sample rate {RATE}"
+    assert lines[1].startswith("first audio after ")
+    pieces = int(re.search(r"bytes in (\d+) pieces", lines[-1]).group(1))
+    assert pieces >= 5  # ten generation steps, each sent as it was made
+    if stream_format == "sse":
+        tokens = int(plain.headers["x-generated-tokens"])
+        processed = len(TEXT.encode())
+        assert lines[-2] == ("usage " + json.dumps(
+            {"input_tokens": processed, "output_tokens": tokens,
+             "total_tokens": processed + tokens}, separators=(",", ":")))
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_node_sdk_receives_audio_before_generation_ends(server, node_script, stream_format):
+    wait_until_idle(server)
+    env = {**os.environ, "TTSFRAME_URL": f"{server.url}/v1", "STREAM_FORMAT": stream_format}
+    proc = subprocess.Popen(["node", str(node_script), "This takes (slow) minutes.",
+                             str(node_script.parent / "slow.pcm")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for line in proc.stdout:  # blocks until the script prints: no timing assumed
+            if line.startswith("first audio after"):
+                break
+        assert line.startswith("first audio after"), proc.stderr.read() if proc.stderr else ""
+        assert generating(server) == 1  # 100 s of generation still to go
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    wait_until_idle(server)  # the script was stopped: so was the generation

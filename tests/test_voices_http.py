@@ -413,7 +413,8 @@ def test_voice_whose_prompt_file_vanished_is_404(cloned):
 def test_unknown_voice_on_generate_is_the_guides_404(h):
     r = h.generate(text="Hi", voice_id="unknown_voice")
     assert r.status_code == 404
-    assert r.json() == {"detail": "Voice 'unknown_voice' not found"}
+    assert r.json() == {"detail": "Voice 'unknown_voice' not found",
+                        "request_id": r.headers["X-Request-ID"]}
 
 
 # ------------------------------------------------------------------------- nonverbals

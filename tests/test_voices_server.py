@@ -59,6 +59,7 @@ def test_announced_oversize_upload_is_refused_before_the_body(small_limit_server
         sock.sendall(head + b"--xyz\r\n")  # 500 MB announced, a few bytes sent
         status, body = _reply_json(_read_reply(sock))
     assert status == 413
+    assert body.pop("request_id")  # the id of the refused request (request_ids.py)
     assert body == {"detail": "upload is larger than the 1 MB limit (storage.max_upload_mb); "
                               "send a shorter recording or a compressed format such as MP3, "
                               "M4A or OGG"}

@@ -1,3 +1,106 @@
-"""ttsframe: a plugin-based text-to-speech server."""
+"""ttsframe: a plugin-based text-to-speech server.
+
+The names below are the public plugin API: what a plugin imports from ttsframe, kept
+stable across releases (``docs/plugins.md``, "The public API"). Everything else under
+``ttsframe.core``, ``ttsframe.http`` and ``ttsframe.plugins`` is internal and may change.
+Plugin routes also use ``ttsframe.routes``; plugin tests use ``ttsframe.testing``.
+"""
 
 __version__ = "0.1.0"
+
+from ttsframe.core.atomic import atomic_write, atomic_write_bytes
+from ttsframe.core.audio import DecodedAudio, decode_audio, resample, to_mono
+from ttsframe.core.clients import Client
+from ttsframe.core.errors import (
+    BackendUnavailable,
+    Cancelled,
+    ConfigError,
+    Conflict,
+    GenerationFailed,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    PayloadTooLarge,
+    PluginError,
+    QueueFull,
+    StorageFailed,
+    TTSFrameError,
+)
+from ttsframe.core.hookspecs import hookimpl
+from ttsframe.core.ids import check_id, is_valid_id
+from ttsframe.core.interfaces import (
+    Backend,
+    BufferedStream,
+    Encoder,
+    PluginContext,
+    StreamWriter,
+    TextContext,
+    TextPreprocessor,
+    VoiceStore,
+)
+from ttsframe.core.types import (
+    AudioPrompt,
+    CancelToken,
+    Capabilities,
+    GenerationParams,
+    SpeechOutput,
+    SpeechRequest,
+    SynthesisResult,
+    SynthesisTask,
+    Voice,
+)
+
+__all__ = [
+    "AudioPrompt",
+    "Backend",
+    "BackendUnavailable",
+    "BufferedStream",
+    "BuiltinVoiceStore",
+    "CancelToken",
+    "Cancelled",
+    "Capabilities",
+    "Client",
+    "ConfigError",
+    "Conflict",
+    "DecodedAudio",
+    "Encoder",
+    "GenerationFailed",
+    "GenerationParams",
+    "InvalidInput",
+    "NotFound",
+    "NotReady",
+    "PayloadTooLarge",
+    "PluginContext",
+    "PluginError",
+    "QueueFull",
+    "SpeechOutput",
+    "SpeechRequest",
+    "StorageFailed",
+    "StreamWriter",
+    "SynthesisResult",
+    "SynthesisTask",
+    "TTSFrameError",
+    "TextContext",
+    "TextPreprocessor",
+    "Voice",
+    "VoiceStore",
+    "__version__",
+    "atomic_write",
+    "atomic_write_bytes",
+    "check_id",
+    "decode_audio",
+    "hookimpl",
+    "is_valid_id",
+    "resample",
+    "to_mono",
+]
+
+
+def __getattr__(name: str):
+    # The built-in voices are a plugin of their own: imported only when asked for, so
+    # importing ttsframe (the CLI does) loads no plugin.
+    if name == "BuiltinVoiceStore":
+        from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
+
+        return BuiltinVoiceStore
+    raise AttributeError(f"module 'ttsframe' has no attribute {name!r}")

@@ -1,4 +1,9 @@
-"""Command line: ``ttsframe serve``, ``ttsframe plugins``, ``ttsframe make-tiny-model``."""
+"""Command line: ``ttsframe serve``, ``ttsframe plugins``, and the commands plugins add.
+
+Plugin commands (``register_commands``) come from every installed plugin that
+``TTSFRAME_LOAD_PLUGINS`` allows and ``[plugins.<name>] enabled`` does not switch off; the
+Dia plugin adds ``make-tiny-model`` this way. The CLI itself imports no plugin.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from typing import Any
 from ttsframe import __version__
 from ttsframe.core.config import Settings, load_settings
 from ttsframe.core.errors import ConfigError, PluginError
+
+# Exit statuses of ``serve``: 2 for a bad configuration, 3 when the address is unusable.
+EXIT_CANNOT_LISTEN = 3
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -43,6 +51,12 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         put("server", "host", args.host)
     if args.port is not None:
         put("server", "port", args.port)
+    if args.cluster is not None:
+        put("cluster", "engine", args.cluster)
+    if args.ray_address is not None:
+        put("cluster", "address", args.ray_address)
+    if args.replicas is not None:
+        put("cluster", "replicas", args.replicas)
     return over
 
 
@@ -51,19 +65,36 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ttsframe.core.data_lock import DataDirLock
+    from ttsframe.core.runtime_config import keys_readable_by_others
     from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
+    from ttsframe.http.listen import CannotListen, bind_listeners
     from ttsframe.http.server import serve
+    from ttsframe.log_format import configure_logging
 
     settings = _settings(args, _serve_overrides(args))
     level = "debug" if settings.server.debug_mode else settings.server.log_level
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    services = build_services(settings)
-    app = create_app(services)
-    where = settings.config_path or "built-in defaults"
-    logging.getLogger("ttsframe").info("config: %s; data: %s", where, settings.data_dir)
-    serve(app, services, host=settings.server.host, port=settings.server.port, log_level=level)
+    configure_logging(level, settings.server.log_format)
+    try:  # the port first: when it is taken, that is all there is to say
+        sockets = bind_listeners(settings.server.host, settings.server.port)
+    except CannotListen as exc:
+        print(f"ttsframe: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
+    # Before anything reads or sweeps the data directory: one server owns it.
+    lock = DataDirLock(settings.data_dir).acquire()
+    try:
+        services = build_services(settings)
+        app = create_app(services)
+        where = settings.config_path or "built-in defaults"
+        logger = logging.getLogger("ttsframe")
+        logger.info("config: %s; data: %s", where, settings.data_dir)
+        if settings.config_path and keys_readable_by_others(Path(settings.config_path)):
+            logger.warning("%s holds API keys and other users can read it; make it private: "
+                           "chmod 600 %s", settings.config_path, settings.config_path)
+        serve(app, services, sockets=sockets, log_level=level)
+    finally:
+        lock.release()
     return 0
 
 
@@ -83,21 +114,38 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_make_tiny_model(args: argparse.Namespace) -> int:
-    from ttsframe.plugins.dia.tiny import write_tiny_checkpoint
-
-    dest = Path(args.directory)
-    write_tiny_checkpoint(dest, seed=args.seed, layout=args.layout)
-    print(f"wrote a tiny random Dia checkpoint to {dest}")
-    if args.layout == "dir":
-        print(f"use it with:  TTSFRAME_PLUGINS__DIA__MODEL='\"{dest.resolve()}\"' ttsframe serve")
-    else:
-        print(f"use it with:  HF_HUB_CACHE={dest.resolve()} HF_HUB_OFFLINE=1 ttsframe serve")
-    return 0
+BUILT_IN_COMMANDS = ("serve", "plugins")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ttsframe", description=__doc__)
+def plugin_commands(argv: list[str]) -> dict[str, Any]:
+    """``name -> Command`` from the enabled plugins; a broken plugin or config only warns
+    here (``serve`` and ``plugins`` report it as an error)."""
+    from ttsframe.core.plugins import load_plugins
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        enabled = _settings(known).plugin_enabled
+    except ConfigError:
+        enabled = lambda name: True  # noqa: E731 - the command itself reports the config
+    try:
+        _, registry, _ = load_plugins(enabled)
+    except PluginError as exc:
+        print(f"ttsframe: warning: plugin commands unavailable: {exc}", file=sys.stderr)
+        return {}
+    commands = {}
+    for name, reg in sorted(registry.items["command"].items()):
+        if name in BUILT_IN_COMMANDS:
+            print(f"ttsframe: warning: plugin {reg.plugin!r} registers command {name!r}, "
+                  "which is built in; ignored", file=sys.stderr)
+            continue
+        commands[name] = reg.factory
+    return commands
+
+
+def build_parser(commands: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ttsframe", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ttsframe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -121,24 +169,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete generation logs and saved outputs older than this")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--cluster", choices=["local", "ray"],
+                       help="where backends run: this process, or Ray actors (cluster.engine)")
+    serve.add_argument("--ray-address",
+                       help="Ray cluster to join: an address, 'auto', or '' to start one here "
+                            "(cluster.address)")
+    serve.add_argument("--replicas", type=int,
+                       help="Ray actors per backend, each with its own GPU (cluster.replicas)")
     serve.set_defaults(func=cmd_serve)
 
     plugins = with_config(sub.add_parser("plugins", help="list plugins and what they provide"))
     plugins.set_defaults(func=cmd_plugins)
 
-    tiny = sub.add_parser("make-tiny-model",
-                          help="write a tiny random Dia checkpoint (for tests and trials)")
-    tiny.add_argument("directory")
-    tiny.add_argument("--layout", choices=["dir", "hub-cache"], default="dir",
-                      help="'dir': a folder to set as [plugins.dia] model; 'hub-cache': a "
-                           "Hugging Face cache holding the real repo ids")
-    tiny.add_argument("--seed", type=int, default=0)
-    tiny.set_defaults(func=cmd_make_tiny_model)
+    for name, command in (commands or {}).items():
+        p = sub.add_parser(name, help=command.help)
+        command.configure(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(plugin_commands(argv)).parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, PluginError) as exc:

@@ -125,14 +125,19 @@ def _tempo_factors(speed: float) -> list[float]:
     return [speed ** (1.0 / count)] * count
 
 
+def check_speed(speed: float) -> None:
+    """A speed the tempo filter can apply; NaN and infinities fail the range test too."""
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InvalidInput(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+
+
 def time_stretch(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
     """Change tempo, keeping pitch, with FFmpeg's ``atempo`` (speed 2.0 halves duration).
 
     atempo (WSOLA) sounds far better on speech than resampling tricks and ships inside
     PyAV, so no extra dependency is needed. Instances are chained for speeds beyond 0.5-2.
     """
-    if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InvalidInput(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+    check_speed(speed)
     if speed == 1.0:
         return samples
     x = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(-1))

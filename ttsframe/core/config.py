@@ -8,7 +8,6 @@ directory of the config file (or the working directory when there is none).
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 import typing
 from pathlib import Path
@@ -29,6 +28,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # After SIGTERM / Ctrl-C: how long requests already generating may take to finish.
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
+    # "text": one readable line per record; "json": one JSON object per line (log shippers).
+    log_format: Literal["text", "json"] = "text"
+    # Slow and idle clients (http/connection_limits.py): the headers must arrive within
+    # header_timeout_s of connecting (or of the last reply), a body within body_timeout_s
+    # of its headers; at most max_connections open and max_requests handled at once.
+    header_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 120.0
+    max_connections: Annotated[int, msgspec.Meta(ge=8, le=1_000_000)] = 1000
+    max_requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
@@ -38,6 +46,8 @@ ApiKey = Annotated[str, msgspec.Meta(pattern=r"^\S+$")]
 class SecurityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_keys: list[ApiKey] = []
     admin_keys: list[ApiKey] = []
+    # Keys that may read the metrics endpoint (besides admin keys), for a Prometheus server.
+    metrics_keys: list[ApiKey] = []
     # SillyTavern's default address; never combined with credentials for "*".
     cors_origins: list[str] = msgspec.field(
         default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
@@ -49,6 +59,9 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     audio_prompts_dir: str = "audio_prompts"
     audio_outputs_dir: str = "audio_outputs"
     max_upload_mb: Annotated[float, msgspec.Meta(gt=0, le=1024)] = 25.0
+    # Quotas of the filesystem voice store: prompts' total size, and custom voices.
+    max_prompts_mb: Annotated[float, msgspec.Meta(gt=0, le=10_000_000)] = 2048.0
+    max_voices: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
 class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -56,6 +69,9 @@ class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     default_format: str = "wav"
     voice_store: str = "filesystem"
     max_text_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
+    # The work one request may cause: generations after long text is split (characters
+    # alone do not bound it: 4096 emoji are 16 KB of UTF-8).
+    max_generations: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
     batch_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20
@@ -69,12 +85,53 @@ class LoggingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_retention_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 365)] = 1.0
 
 
+# A URL path: starts with "/", no spaces, no query or fragment.
+UrlPath = Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9._~/-]*$")]
+
+
+class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    path: UrlPath = "/metrics"
+
+
+class TracingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # OpenTelemetry spans of the request path; needs ``pip install 'ttsframe[otel]'``.
+    enabled: bool = False
+    # OTLP/HTTP traces URL, e.g. "http://127.0.0.1:4318/v1/traces"; "" uses the standard
+    # OTEL_EXPORTER_OTLP_* environment variables when set.
+    otlp_endpoint: str = ""
+    service_name: str = "ttsframe"
+
+
+class ClusterConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[cluster]``: where backends run. "local": one thread per backend in this process;
+    "ray": ``replicas`` Ray actors per backend, anywhere on a Ray cluster (docs/deployment.md)."""
+
+    engine: Literal["local", "ray"] = "local"
+    # A Ray address ("ray://host:10001", "host:6379"); "auto": the cluster this machine
+    # belongs to; "": start a Ray instance on this machine.
+    address: str = ""
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 1
+    # GPUs each replica asks Ray for; None: 1 when the cluster has GPUs, else 0.
+    gpus_per_replica: Annotated[float, msgspec.Meta(ge=0, le=64)] | None = None
+    cpus_per_replica: Annotated[float, msgspec.Meta(ge=0, le=1024)] = 1.0
+
+
+class UiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Serve the web page at / and /ui/ (ttsframe/http/ui.py).
+    enabled: bool = True
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
+    cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
+    ui: UiConfig = msgspec.field(default_factory=UiConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.
@@ -179,25 +236,53 @@ def convert(raw: Any, type_: type, *, prefix: str) -> Any:
     """``msgspec.convert`` with errors that name the key and its allowed values."""
     try:
         return msgspec.convert(raw, type_, strict=False)
+    except msgspec.ValidationError:
+        raise ConfigError(describe_invalid(raw, type_, prefix)) from None
+
+
+def describe_invalid(raw: Any, type_: Any, key: str, *, strict: bool = False) -> str:
+    """Why ``raw`` is not a ``type_``, naming the offending key in the project's own words.
+
+    Structs are walked field by field here instead of reading the key out of msgspec's
+    message, whose wording and path format are the library's and change between releases;
+    only the reason for a single value is msgspec's text, shown as it is.
+    """
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct) and isinstance(raw, dict):
+        hints = typing.get_type_hints(type_, include_extras=True)
+        for name, value in raw.items():
+            full = ".".join(p for p in (key, str(name)) if p)
+            if name not in type_.__struct_fields__:
+                allowed = _field_names(type_, "")
+                hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
+                return f"unknown config key '{full}'{hint}"
+            try:
+                msgspec.convert(value, hints[name], strict=strict)
+            except msgspec.ValidationError:
+                return describe_invalid(value, hints[name], full, strict=strict)
+    item = _item_type(type_)
+    if item is not None and isinstance(raw, list):
+        for index, value in enumerate(raw):
+            try:
+                msgspec.convert(value, item, strict=strict)
+            except msgspec.ValidationError:
+                return describe_invalid(value, item, f"{key}[{index}]", strict=strict)
+    try:
+        msgspec.convert(raw, type_, strict=strict)
+        reason = "not accepted"
     except msgspec.ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, type_, prefix)) from None
-
-
-def describe_validation_error(exc: msgspec.ValidationError, type_: type, prefix: str) -> str:
-    text = str(exc)
-    match = re.search(r" - at `\$\.?(.*)`$", text)
-    where = match.group(1) if match else ""
-    reason = text[: match.start()] if match else text
-    key = ".".join(p for p in (prefix, where) if p)
-    unknown = re.match(r"Object contains unknown field `(.+)`", reason)
-    if unknown:
-        key = ".".join(p for p in (key, unknown.group(1)) if p)
-        allowed = _field_names(type_, where)
-        hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
-        return f"unknown config key '{key}'{hint}"
-    allowed = _allowed_values(type_, where)
+        reason = str(exc).split(" - at `")[0]
+    allowed = _allowed_values(type_, "")
     hint = f"; allowed values: {allowed}" if allowed else ""
     return f"invalid value for '{key or 'config'}': {reason}{hint}"
+
+
+def _item_type(type_: Any) -> Any:
+    """The element type of ``list[X]`` (also inside ``Annotated``), else None."""
+    if typing.get_origin(type_) is Annotated:
+        type_ = typing.get_args(type_)[0]
+    if typing.get_origin(type_) is list:
+        return typing.get_args(type_)[0]
+    return None
 
 
 def _resolve(type_: Any, path: str) -> Any:

@@ -21,6 +21,7 @@ import anyio.to_thread
 import msgspec
 
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
+from ttsframe.core.clients import OPERATOR, Client
 from ttsframe.core.config import Settings
 from ttsframe.core.database import Database, Row, timestamp, transaction
 from ttsframe.core.errors import (
@@ -78,6 +79,7 @@ class LogEntry(msgspec.Struct, kw_only=True):
     download_url: str | None
     error: str | None
     warnings: list[str]
+    request_id: str | None  # the X-Request-ID of the request that asked for it
 
 
 class GenerationLog:
@@ -107,6 +109,8 @@ class GenerationLog:
                                            "speed": prepared.request.speed}).decode(),
             "queued_s": _span(ticket.submitted_at, ticket.started_at),
             "generation_s": _span(ticket.started_at, ticket.finished_at),
+            "request_id": prepared.request.request_id,
+            "owner": prepared.request.client,
         }
         if output is not None:
             row.update(status="completed", duration_s=round(output.duration_s, 3),
@@ -131,30 +135,32 @@ class GenerationLog:
         await self.db.call(lambda c: c.execute(
             f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())))
 
-    async def list_logs(self, limit: int = 100) -> list[LogEntry]:
+    async def list_logs(self, limit: int = 100, client: Client = OPERATOR) -> list[LogEntry]:
+        """The newest logs ``client`` may see: its own (an admin: all)."""
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
+        where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
         rows = await self.db.call(lambda c: c.execute(
-            "SELECT * FROM generation_logs ORDER BY created_at DESC, log_id LIMIT ?",
-            (limit,)).fetchall())
+            f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
+            (*args, limit)).fetchall())
         return [self._entry(r) for r in rows]
 
-    async def _row(self, log_id: str) -> Row:
+    async def _row(self, log_id: str, client: Client = OPERATOR) -> Row:
         check_id(log_id, "log id")
         row = await self.db.call(lambda c: c.execute(
             "SELECT * FROM generation_logs WHERE log_id = ?", (log_id,)).fetchone())
-        if row is None:
+        if row is None or not client.sees(row["owner"]):
             hours = self.settings.logging.output_retention_hours
             raise NotFound(f"Log '{log_id}' not found (logs are kept {hours:g} hours, "
                            "logging.output_retention_hours)")
         return row
 
-    async def get(self, log_id: str) -> LogEntry:
-        return self._entry(await self._row(log_id))
+    async def get(self, log_id: str, client: Client = OPERATOR) -> LogEntry:
+        return self._entry(await self._row(log_id, client))
 
-    async def audio(self, log_id: str) -> tuple[Path, str, str]:
+    async def audio(self, log_id: str, client: Client = OPERATOR) -> tuple[Path, str, str]:
         """``(path, content_type, file name)`` of a generation's saved audio."""
-        row = await self._row(log_id)
+        row = await self._row(log_id, client)
         if not row["audio_file"]:
             raise NotFound(f"generation {log_id} has no saved audio: it ran while "
                            "logging.save_outputs was off (turn it on with PUT /config "
@@ -221,7 +227,8 @@ class GenerationLog:
             sample_rate=row["sample_rate"], audio_file=row["audio_file"],
             audio_bytes=row["audio_bytes"],
             download_url=f"/logs/{row['log_id']}/download" if row["audio_file"] else None,
-            error=row["error"], warnings=msgspec.json.decode(row["warnings"]))
+            error=row["error"], warnings=msgspec.json.decode(row["warnings"]),
+            request_id=row["request_id"])
 
 
 def _span(start: float | None, end: float | None) -> float | None:

@@ -47,3 +47,12 @@ def register_routes(register):
     Handlers may declare a ``services`` parameter to receive the server's ``Services`` and
     a ``plugin_config`` parameter to receive the plugin's validated section.
     """
+
+
+@hookspec
+def register_commands(register):
+    """Add ``ttsframe`` subcommands: ``register(name, configure, run, help="")``.
+
+    ``configure(parser)`` adds arguments to the command's ``argparse.ArgumentParser``;
+    ``run(args) -> int`` runs it and returns the exit status.
+    """

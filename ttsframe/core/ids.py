@@ -7,13 +7,19 @@ directory (no separators, no ``..``, no hidden files) and always fits a file nam
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from ttsframe.core.errors import InvalidInput
+from ttsframe.core.errors import Conflict, InvalidInput
 
 MAX_ID_LENGTH = 64
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 ID_RULE = (f"1-{MAX_ID_LENGTH} characters: letters, digits, '_' and '-', "
            "starting with a letter or digit")
+
+
+# Device names Windows reserves whatever the extension: a file named so cannot be made.
+RESERVED_NAMES = frozenset({"con", "prn", "aux", "nul",
+                            *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
 
 
 def is_valid_id(value: object) -> bool:
@@ -34,3 +40,18 @@ def check_id(value: object, what: str = "id") -> str:
     else:
         problem = f"{value!r} contains characters that are not allowed"
     raise InvalidInput(f"{what} {problem}; use {ID_RULE}")
+
+
+def check_new_id(value: object, what: str, taken: Iterable[str]) -> str:
+    """``check_id`` for an id about to be created, which must also stay portable: not a
+    reserved device name, and not one of ``taken`` in another case (two such files
+    would be one file on a case-insensitive filesystem)."""
+    new = check_id(value, what)
+    if new.lower() in RESERVED_NAMES:
+        raise InvalidInput(f"{what} {new!r} is a reserved device name on Windows; pick "
+                           "another id")
+    clash = next((t for t in taken if t.lower() == new.lower() and t != new), None)
+    if clash is not None:
+        raise Conflict(f"{what} {new!r} differs only in case from the existing {clash!r}; "
+                       "ids must differ in more than case, pick another")
+    return new

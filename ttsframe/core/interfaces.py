@@ -145,6 +145,9 @@ class Encoder(abc.ABC):
 
     format: str
     content_type: str
+    # True when ``open_stream(...).feed`` returns bytes as audio arrives (not only at
+    # ``finish``): such formats stream by default on ``/v1/audio/speech``.
+    incremental: bool = False
 
     @abc.abstractmethod
     def encode(self, samples: np.ndarray, sample_rate: int) -> bytes:

@@ -24,6 +24,7 @@ import anyio.to_thread
 import msgspec
 
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
+from ttsframe.core.clients import OPERATOR, Client
 from ttsframe.core.config import Settings
 from ttsframe.core.database import Database, Row, timestamp, transaction
 from ttsframe.core.errors import (
@@ -40,6 +41,7 @@ from ttsframe.core.errors import (
 )
 from ttsframe.core.ids import check_id
 from ttsframe.core.paths import is_stored_file
+from ttsframe.core.request_context import REQUEST_ID
 from ttsframe.core.scheduler import Ticket
 from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
 from ttsframe.core.types import SpeechRequest
@@ -83,6 +85,7 @@ class JobInfo(msgspec.Struct, kw_only=True):
     duration_s: float | None
     sample_rate: int | None
     warnings: list[str]
+    request_id: str | None  # the X-Request-ID of the request that submitted it
     # The seed of a sampled take (drawn at submission when the request sent none):
     # send it back to generate the same audio again.
     seed: int | None = None
@@ -128,8 +131,15 @@ class JobStore:
         return await self.db.call(
             lambda c: c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone())
 
-    async def select(self, status: str | None, limit: int) -> list[Row]:
-        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+    async def select(self, status: str | None, limit: int, client: Client = OPERATOR
+                     ) -> list[Row]:
+        conds, args = [], []
+        if status:
+            conds, args = ["status = ?"], [status]
+        if not client.admin:  # a client lists only its own jobs
+            conds.append("owner IS ?")
+            args.append(client.owner)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
         sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?"
         return await self.db.call(lambda c: c.execute(sql, (*args, limit)).fetchall())
 
@@ -263,6 +273,8 @@ class JobService:
             "job_id": job_id, "status": "pending", "created_at": time.time(),
             "request": msgspec.json.encode(request).decode(), "backend": prepared.backend,
             "voice_id": prepared.voice.voice_id, "response_format": request.response_format,
+            "request_id": request.request_id,
+            "owner": request.client,
         }
         await self.store.insert(row)
         try:
@@ -290,6 +302,7 @@ class JobService:
     async def _run(self, job_id: str, active: ActiveJob) -> None:
         prepared, ticket = active.prepared, active.ticket
         assert ticket is not None
+        REQUEST_ID.set(prepared.request.request_id)  # this task's log lines, resumed too
         event = GenerationEvent(prepared, ticket, job_id=job_id)
         try:
             result = await ticket.future
@@ -328,7 +341,11 @@ class JobService:
             result_bytes=len(output.audio), duration_s=round(output.duration_s, 3),
             sample_rate=output.sample_rate, warnings=msgspec.json.encode(output.warnings).decode())
         if not done:
-            await anyio.to_thread.run_sync(remove_file, path)
+            # Cancelled meanwhile. Never delete a file that a completed row points to:
+            # another run of this job may have stored the same name first.
+            row = await self.store.get(job_id)
+            if row is None or row["result_file"] != name:
+                await anyio.to_thread.run_sync(remove_file, path)
         return done
 
     async def _resume(self, rows: list[Row]) -> None:
@@ -367,25 +384,29 @@ class JobService:
 
     # -- reading -----------------------------------------------------------------------
 
-    async def info(self, job_id: str) -> JobInfo:
+    async def _visible_row(self, job_id: str, client: Client) -> Row:
+        """The job's row if ``client`` may see it; another client's job is as unknown
+        as one that never existed, so ids reveal nothing."""
         row = await self.store.get(check_id(job_id, "job id"))
-        if row is None:
+        if row is None or not client.sees(row["owner"]):
             raise NotFound(self._not_found(job_id))
-        return self._info(row)
+        return row
 
-    async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobInfo]:
+    async def info(self, job_id: str, client: Client = OPERATOR) -> JobInfo:
+        return self._info(await self._visible_row(job_id, client))
+
+    async def list_jobs(self, status: str | None = None, limit: int = 100,
+                        client: Client = OPERATOR) -> list[JobInfo]:
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"unknown job status {status!r}; use one of "
                                f"{', '.join(STATUSES)}")
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
-        return [self._info(r) for r in await self.store.select(status, limit)]
+        return [self._info(r) for r in await self.store.select(status, limit, client)]
 
-    async def result(self, job_id: str) -> tuple[Path, str, str]:
+    async def result(self, job_id: str, client: Client = OPERATOR) -> tuple[Path, str, str]:
         """``(path, content_type, download name)`` of a completed job's audio."""
-        row = await self.store.get(check_id(job_id, "job id"))
-        if row is None:
-            raise NotFound(self._not_found(job_id))
+        row = await self._visible_row(job_id, client)
         status = row["status"]
         if status in ("pending", "processing"):
             raise NotReady(f"job {job_id} is {status}; poll GET /jobs/{job_id} until its "
@@ -428,7 +449,7 @@ class JobService:
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
             sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
-            seed=_seed(row.get("request")))
+            request_id=row["request_id"], seed=_seed(row.get("request")))
 
     async def stats(self) -> QueueStats:
         """Job counts from the database plus the scheduler's live view of every request."""
@@ -443,12 +464,10 @@ class JobService:
 
     # -- cancelling and removing ---------------------------------------------------------
 
-    async def cancel(self, job_id: str) -> JobCancelled:
+    async def cancel(self, job_id: str, client: Client = OPERATOR) -> JobCancelled:
         """Cancel a pending or generating job (the worker stops between decoding steps);
-        remove a finished one and its result."""
-        row = await self.store.get(check_id(job_id, "job id"))
-        if row is None:
-            raise NotFound(self._not_found(job_id))
+        remove a finished one and its result. A client cancels only its own jobs."""
+        row = await self._visible_row(job_id, client)
         if row["status"] in FINISHED:
             await self.remove([row])
             return JobCancelled(job_id=job_id, status="deleted",
@@ -460,7 +479,7 @@ class JobService:
             self.scheduler.cancel(job_id, reason)
             return JobCancelled(job_id=job_id, status="cancelled",
                                 detail=f"job {job_id} was {row['status']} and is cancelled")
-        now = await self.info(job_id)  # it finished while we looked
+        now = await self.info(job_id, client)  # it finished while we looked
         return JobCancelled(job_id=job_id, status=now.status,
                             detail=f"job {job_id} finished ({now.status}) before it could "
                                    "be cancelled")

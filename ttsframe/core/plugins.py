@@ -24,6 +24,7 @@ KINDS = {
     "register_voice_stores": "voice_store",
     "register_encoders": "encoder",
     "register_routes": "routes",
+    "register_commands": "command",
 }
 
 
@@ -34,6 +35,15 @@ class Registration:
     factory: Any
     config: type | None
     plugin: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A CLI subcommand a plugin adds (``register_commands``)."""
+
+    configure: Callable[[Any], None]
+    run: Callable[[Any], int]
+    help: str = ""
 
 
 @dataclass
@@ -111,9 +121,15 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin = impl.plugin_name
 
-            def register(name: Any, factory: Any = None, config: type | None = None,
+            def register(name: Any, factory: Any = None, config: Any = None, help: str = "",
                          *, _kind: str = kind, _plugin: str = plugin) -> None:
-                if _kind == "routes":
+                if _kind == "command":  # register(name, configure, run, help="")
+                    if not (callable(factory) and callable(config)):
+                        raise PluginError(f"plugin {_plugin!r}: command {name!r} needs "
+                                          "configure(parser) and run(args) callables")
+                    registry.add(Registration(_kind, name, Command(factory, config, help),
+                                              None, _plugin))
+                elif _kind == "routes":
                     registry.add(Registration(_kind, _route_name(name), name, config,
                                               _plugin))
                 else:

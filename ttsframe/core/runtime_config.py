@@ -15,20 +15,25 @@ shown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import fcntl
 import logging
+import os
 import re
+import stat
 import tomllib
 import typing
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio.to_thread
 import msgspec
 import tomli_w
 
-from ttsframe.core.atomic import atomic_write_bytes
-from ttsframe.core.config import DEFAULT_CONFIG_NAME, Settings, describe_validation_error
+from ttsframe.core.atomic import atomic_write
+from ttsframe.core.config import DEFAULT_CONFIG_NAME, Settings, describe_invalid
 from ttsframe.core.errors import Conflict, InvalidInput
 from ttsframe.core.scheduler import Scheduler
 
@@ -50,8 +55,10 @@ EDITABLE: dict[str, tuple[str, str]] = {
 }
 # Shown read-only: these take effect only at a restart.
 RESTART_REQUIRED: dict[str, tuple[str, ...]] = {
-    "server": ("host", "port", "shutdown_grace_s"),
-    "storage": ("data_dir", "audio_prompts_dir", "audio_outputs_dir", "max_upload_mb"),
+    "server": ("host", "port", "shutdown_grace_s", "header_timeout_s", "body_timeout_s",
+               "max_connections", "max_requests"),
+    "storage": ("data_dir", "audio_prompts_dir", "audio_outputs_dir", "max_upload_mb",
+                "max_prompts_mb", "max_voices"),
     "generation": ("default_backend", "voice_store", "unknown_nonverbals"),
 }
 
@@ -105,13 +112,8 @@ class ConfigEditor:
                     f"{self.config_file} and restart. Editable keys: {', '.join(EDITABLE)}")
         try:
             update = msgspec.convert(body, ConfigUpdate, strict=True)
-        except msgspec.ValidationError as exc:
-            # Describe against the key's own section so the message lists allowed values.
-            where = re.search(r"`\$\.(\w+)`", str(exc))
-            owner: type = ConfigUpdate
-            if where and where.group(1) in EDITABLE:
-                owner = typing.get_type_hints(Settings)[EDITABLE[where.group(1)][0]]
-            raise InvalidInput(describe_validation_error(exc, owner, "")) from None
+        except msgspec.ValidationError:
+            raise InvalidInput(self._describe(body)) from None
         changes = {name: value for name in EDITABLE
                    if (value := getattr(update, name)) is not msgspec.UNSET}
         fmt = changes.get("default_format")
@@ -119,6 +121,22 @@ class ConfigEditor:
             raise InvalidInput(f"invalid value for 'default_format': '{fmt}'; allowed "
                                f"values: {', '.join(self.formats)}")
         return changes
+
+    @staticmethod
+    def _describe(body: dict[str, Any]) -> str:
+        """Name the first rejected key, described against its own section's type."""
+        for name, value in body.items():
+            if name not in EDITABLE:
+                return (f"unknown config key '{name}'; known keys: "
+                        f"{', '.join(EDITABLE)}")
+            section, key = EDITABLE[name]
+            section_type = typing.get_type_hints(Settings)[section]
+            hint = typing.get_type_hints(section_type, include_extras=True)[key]
+            try:
+                msgspec.convert(value, hint, strict=True)
+            except msgspec.ValidationError:
+                return describe_invalid(value, hint, name, strict=True)
+        return "invalid settings"
 
     async def update(self, body: Any) -> dict[str, Any]:
         changes = self.validate(body)
@@ -151,14 +169,67 @@ class ConfigEditor:
 
 
 def write_config(path: Path, changes: dict[str, dict[str, Any]]) -> None:
-    """Set ``changes`` (section -> key -> value) in the TOML file at ``path``, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    """Set ``changes`` (section -> key -> value) in the TOML file at ``path``, atomically.
+
+    A symlinked config is written where the link points (the link stays a link). The new
+    file keeps the old one's mode and owner: it may hold API keys, and a rewrite must not
+    open it to other users. The read-modify-write holds an ``flock`` on the file, so two
+    processes editing one file never lose each other's change.
+    """
+    target = path.resolve()
+    with _file_lock(target):
+        text = target.read_text(encoding="utf-8") if target.exists() else ""
+        try:
+            new_text = update_toml_text(text, changes)
+        except tomllib.TOMLDecodeError as exc:
+            raise Conflict(f"{path} is not valid TOML now ({exc}); fix the file, then "
+                           "send the change again") from None
+        old = target.stat() if target.exists() else None
+
+        def write(fh: BinaryIO) -> None:
+            fh.write(new_text.encode("utf-8"))
+            if old is not None:
+                os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))
+                with contextlib.suppress(PermissionError):  # only root may give a file away
+                    os.fchown(fh.fileno(), old.st_uid, old.st_gid)
+
+        atomic_write(target, write)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An ``flock`` on the config file itself (no lock file to leave behind). A writer
+    replaces the file by rename, so a lock won on a file that has since been replaced
+    is dropped and taken again on the current one."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no file yet: the first write creates it
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)
     try:
-        new_text = update_toml_text(text, changes)
-    except tomllib.TOMLDecodeError as exc:
-        raise Conflict(f"{path} is not valid TOML now ({exc}); fix the file, then "
-                       "send the change again") from None
-    atomic_write_bytes(path, new_text.encode("utf-8"))
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def keys_readable_by_others(path: Path) -> bool:
+    """Whether the config file names API or admin keys and others may read it."""
+    try:
+        mode = path.stat().st_mode
+        security = tomllib.loads(path.read_text(encoding="utf-8")).get("security", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    has_keys = bool(security.get("api_keys") or security.get("admin_keys"))
+    return has_keys and bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
 def update_toml_text(text: str, changes: dict[str, dict[str, Any]]) -> str:

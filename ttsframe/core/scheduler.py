@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,8 +59,52 @@ class Ticket:
         return "failed" if exc else "completed"
 
 
+def run_batch(name: str, backend: Backend,
+              tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
+    """One ``generate`` call on the thread that owns ``backend``: one entry per task.
+
+    A crash fails this batch's culprit, never the worker: when the backend raises for the
+    whole batch, each task runs again alone. Shared by local workers and cluster replicas.
+    """
+    try:
+        results = backend.generate(tasks)
+    except Exception as exc:
+        log.exception("backend %s raised for a batch of %d", name, len(tasks))
+        if len(tasks) == 1:
+            return [exc]
+        return [_retry_alone(backend, task, exc) for task in tasks]
+    if len(results) != len(tasks):
+        err = RuntimeError(f"backend {name} returned {len(results)} results "
+                           f"for {len(tasks)} tasks")
+        return [err] * len(tasks)
+    return list(results)
+
+
+def _retry_alone(backend: Backend, task: SynthesisTask,
+                 batch_error: Exception) -> SynthesisResult | BaseException:
+    """Run one task of a batch that raised on its own, so only the culprit fails.
+
+    A cancelled task is not retried, nor a streaming one (its listener may already
+    have audio from the failed call, which a second run would repeat).
+    """
+    if task.cancel.cancelled:
+        return Cancelled(task.cancel.reason)
+    if task.on_audio is not None:
+        return batch_error
+    try:
+        (result,) = backend.generate([task])
+    except Exception as exc:
+        return exc
+    return result
+
+
 class BackendWorker:
     """Owns one backend on one thread: loads it, then runs its batches."""
+
+    # Runs one batch at a time (``run``); a pool of replicas sets ``parallel`` and offers
+    # ``wait_idle`` and ``launch`` instead (``ttsframe/cluster``).
+    parallel = False
+    slots = 1
 
     def __init__(self, name: str, backend: Backend) -> None:
         self.name = name
@@ -93,35 +137,7 @@ class BackendWorker:
             self.busy = 0
 
     def _generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
-        try:
-            results = self.backend.generate(tasks)
-        except Exception as exc:  # a crash fails this batch's culprit, never the worker
-            log.exception("backend %s raised for a batch of %d", self.name, len(tasks))
-            if len(tasks) == 1:
-                return [exc]
-            return [self._retry_alone(task, exc) for task in tasks]
-        if len(results) != len(tasks):
-            err = RuntimeError(f"backend {self.name} returned {len(results)} results "
-                               f"for {len(tasks)} tasks")
-            return [err] * len(tasks)
-        return list(results)
-
-    def _retry_alone(self, task: SynthesisTask,
-                     batch_error: Exception) -> SynthesisResult | BaseException:
-        """Run one task of a batch that raised on its own, so only the culprit fails.
-
-        A cancelled task is not retried, nor a streaming one (its listener may already
-        have audio from the failed call, which a second run would repeat).
-        """
-        if task.cancel.cancelled:
-            return Cancelled(task.cancel.reason)
-        if task.on_audio is not None:
-            return batch_error
-        try:
-            (result,) = self.backend.generate([task])
-        except Exception as exc:
-            return exc
-        return result
+        return run_batch(self.name, self.backend, tasks)
 
     def check_ready(self) -> None:
         if self.state == "loading":
@@ -164,6 +180,9 @@ class Scheduler:
         self.completed = 0
         self.failed = 0
         self.closing = False  # a stop signal arrived: no new work (see ``close``)
+        # Called on the event loop after each backend call with (backend, tickets,
+        # results, seconds); the metrics count batches with it.
+        self.on_batch: Callable[[str, list[Ticket], list, float], None] | None = None
         self._grace_ends = 0.0
 
     async def start(self) -> None:
@@ -217,6 +236,10 @@ class Scheduler:
     @property
     def pending_count(self) -> int:
         return sum(len(q) for q in self._pending.values())
+
+    def queued(self, backend: str) -> int:
+        """Tasks waiting for ``backend``."""
+        return len(self._pending[backend])
 
     def _check_accepting(self, backend: str) -> None:
         """404 for an unknown backend, 503 while stopping or while it is not ready."""
@@ -387,14 +410,23 @@ class Scheduler:
                 wake.clear()
                 await wake.wait()
                 continue
+            if worker.parallel:  # a pool of replicas: one batch per idle replica
+                await worker.wait_idle()
+                if not self._pending[backend]:
+                    continue
             await self._gather(backend)
             if not self._pending[backend]:
                 continue
             batch = self._take_batch(backend)
+            tasks = [t.task for t in batch]
+            if worker.parallel:  # claims an idle replica now; runs it in a task
+                where, running = worker.launch(tasks)
+            else:
+                where, running = f"{backend}-0", worker.run(tasks)
             now = time.time()
             for ticket in batch:
                 ticket.started_at = now
-                ticket.worker = f"{backend}-0"
+                ticket.worker = where
                 ticket.batch_size = len(batch)
                 self._running[ticket.task.task_id] = ticket
                 if ticket.on_start is not None:
@@ -402,23 +434,40 @@ class Scheduler:
                         ticket.on_start(ticket)
                     except Exception:
                         log.exception("on_start callback of %s failed", ticket.task.task_id)
-            results = await worker.run([t.task for t in batch])
-            done = time.time()
-            for ticket, result in zip(batch, results, strict=True):
-                ticket.finished_at = done
-                self._running.pop(ticket.task.task_id, None)
-                self._forget(ticket)
-                if ticket.future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    if ticket.task.cancel.cancelled and not isinstance(result, Cancelled):
-                        result = Cancelled(ticket.task.cancel.reason)
-                    self.failed += not isinstance(result, Cancelled)
-                    ticket.future.set_exception(result)
-                    ticket.future.exception()
-                else:
-                    self.completed += 1
-                    ticket.future.set_result(result)
+            if worker.parallel:
+                runner = asyncio.create_task(self._settle_batch(backend, batch, running),
+                                             name=f"batch-{where}")
+                self._joins.add(runner)
+                runner.add_done_callback(self._joins.discard)
+            else:
+                await self._settle_batch(backend, batch, running)
+
+    async def _settle_batch(
+            self, backend: str, batch: list[Ticket],
+            running: Awaitable[list[SynthesisResult | BaseException]]) -> None:
+        called = time.perf_counter()
+        results = await running
+        done = time.time()
+        if self.on_batch is not None:
+            try:
+                self.on_batch(backend, batch, results, time.perf_counter() - called)
+            except Exception:
+                log.exception("on_batch callback failed")
+        for ticket, result in zip(batch, results, strict=True):
+            ticket.finished_at = done
+            self._running.pop(ticket.task.task_id, None)
+            self._forget(ticket)
+            if ticket.future.done():
+                continue
+            if isinstance(result, BaseException):
+                if ticket.task.cancel.cancelled and not isinstance(result, Cancelled):
+                    result = Cancelled(ticket.task.cancel.reason)
+                self.failed += not isinstance(result, Cancelled)
+                ticket.future.set_exception(result)
+                ticket.future.exception()
+            else:
+                self.completed += 1
+                ticket.future.set_result(result)
 
     async def _gather(self, backend: str) -> None:
         """Let close arrivals join the batch: wait until it is full, or ``batch_wait_s``
@@ -448,8 +497,9 @@ class Scheduler:
             "processing_jobs": len(self._running),
             "completed_jobs": self.completed,
             "failed_jobs": self.failed,
-            # How many requests may be generating at once: one batch per backend.
-            "total_workers": sum(self.batch_limit(name) for name in self.workers),
+            # How many requests may be generating at once: one batch per backend replica.
+            "total_workers": sum(self.batch_limit(name) * worker.slots
+                                 for name, worker in self.workers.items()),
             "active_workers": sum(w.busy for w in self.workers.values()),
         }
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pluggy
 
+from ttsframe.core.async_voices import AsyncVoices
 from ttsframe.core.config import Settings, convert
 from ttsframe.core.database import Database
 from ttsframe.core.errors import ConfigError
@@ -23,11 +24,13 @@ from ttsframe.core.interfaces import (
     VoiceStore,
 )
 from ttsframe.core.jobs import JobService, JobStore
+from ttsframe.core.metrics import Metrics
 from ttsframe.core.plugins import PluginInfo, Registration, Registry, load_plugins
 from ttsframe.core.retention import Retention
 from ttsframe.core.runtime_config import ConfigEditor
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
+from ttsframe.core.tracing import Tracing, build_tracing
 
 
 @dataclass
@@ -47,9 +50,18 @@ class Services:
     generation_log: GenerationLog
     retention: Retention
     config_editor: ConfigEditor
+    metrics: Metrics
+    tracing: Tracing
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
+    # The voice store for the event loop: every call awaited, run in a worker thread.
+    async_voices: AsyncVoices = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.async_voices = AsyncVoices(self.voices)
+    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
+    cluster: Any = None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +82,10 @@ class Services:
         await self.retention.stop()
         await self.jobs.stop()
         await self.scheduler.stop()
+        if self.cluster is not None:
+            self.cluster.shutdown()
         await self.database.close()
+        self.tracing.shutdown()
 
 
 def plugin_config(reg: Registration, settings: Settings) -> Any:
@@ -124,7 +139,14 @@ def build_services(
                      for reg in registry.items["preprocessor"].values()]
     encoders = {name: _instantiate(reg, settings)
                 for name, reg in registry.items["encoder"].items()}
-    workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
+    cluster = None
+    if settings.cluster.engine == "ray":  # backends run as Ray actors (ttsframe/cluster)
+        from ttsframe.cluster import build_ray_workers
+
+        cluster, workers = build_ray_workers(settings, backends)
+        backends = {name: pool.backend for name, pool in workers.items()}
+    else:
+        workers = {name: BackendWorker(name, backend) for name, backend in backends.items()}
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
@@ -135,9 +157,16 @@ def build_services(
     jobs = JobService(settings, JobStore(database), speech, settings.data_dir / "jobs")
     retention = Retention(jobs, generation_log)
     config_editor = ConfigEditor(settings, scheduler, list(encoders))
+    metrics = Metrics()  # this server's own registry, whether or not it is served
+    scheduler.on_batch = metrics.batch_done
+    speech.observers.append(metrics.generation_ended)
+    metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
+    tracing = speech.tracing = build_tracing(settings)
+    if tracing.enabled:
+        speech.observers.append(tracing.generation_ended)
     return Services(settings=settings, plugin_manager=pm, registry=registry, plugins=infos,
                     backends=backends, preprocessors=preprocessors, voices=voices,
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
-                    config_editor=config_editor,
-                    route_configs=route_configs)
+                    config_editor=config_editor, metrics=metrics, tracing=tracing,
+                    route_configs=route_configs, cluster=cluster)

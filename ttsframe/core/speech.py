@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,10 @@ from ttsframe.core.chunking import chunk_text
 from ttsframe.core.config import Settings
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreprocessor, VoiceStore
+from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
+from ttsframe.core.tracing import Tracing
 from ttsframe.core.types import (
     AudioPrompt,
     Capabilities,
@@ -74,6 +77,9 @@ class GenerationEvent:
     output: SpeechOutput | None = None
     error: BaseException | None = None
     job_id: str | None = None
+    # Encoded bytes a streamed reply produced (its ``output.audio`` is kept only when
+    # ``logging.save_outputs`` is on).
+    streamed_bytes: int | None = None
 
 
 class SpeechService:
@@ -94,6 +100,9 @@ class SpeechService:
         self.scheduler = scheduler
         # Awaited with every GenerationEvent, sync and async alike (see ``notify``).
         self.observers: list[Callable[[GenerationEvent], Awaitable[None]]] = []
+        self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
+        # Streamed replies open now, per backend (read by the metrics).
+        self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -101,8 +110,19 @@ class SpeechService:
             return default
         if model in self.backends:
             return model
-        raise InvalidInput(
-            f"Model '{model}' not found; available models: {', '.join(sorted(self.backends))}")
+        raise InvalidInput(self.unknown_model(model))
+
+    def model_names(self) -> list[str]:
+        """Every name a request may send as ``model``: the backends, then OpenAI's names
+        (which mean the default backend). The one list every message and listing uses."""
+        return [*sorted(self.backends),
+                *sorted(name for name in OPENAI_MODEL_ALIASES if name not in self.backends)]
+
+    def unknown_model(self, model: str) -> str:
+        """The one wording for a model that does not exist, wherever a model is named."""
+        return (f"Model '{model}' not found; available models: {', '.join(self.model_names())}"
+                f" (the OpenAI names mean the default backend, "
+                f"'{self.settings.generation.default_backend}')")
 
     def encoder(self, fmt: str) -> Encoder:
         encoder = self.encoders.get(fmt.lower())
@@ -114,6 +134,8 @@ class SpeechService:
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
         """Validate and build the task; every 4xx is raised here, before queueing."""
+        if request.request_id is None:
+            request.request_id = current_request_id()
         token = self.scheduler.expect()  # an open batch window waits for this request
         try:
             prepared = await self._prepare(request)
@@ -127,6 +149,8 @@ class SpeechService:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
         self.encoder(request.response_format)
+        audio.check_speed(request.speed)  # buffered and streamed alike, before queueing
+        check_language(request.language)
         caps = backend.capabilities
         text = request.text.strip()
         if not text:
@@ -148,8 +172,9 @@ class SpeechService:
             ctx.warnings.append(
                 f"backend '{backend_name}' does not list language '{request.language}' "
                 f"(it lists {', '.join(caps.languages)}); the text is spoken anyway")
-        for pre in self.preprocessors:
-            text = pre.process(text, ctx)
+        with self.tracing.span("ttsframe.preprocess", **{"ttsframe.backend": backend_name}):
+            for pre in self.preprocessors:
+                text = pre.process(text, ctx)
         params = request.params
         if params.seed is None and not params.greedy:
             # Every sampled take has a known seed (the voice's, else a fresh one): the
@@ -168,6 +193,12 @@ class SpeechService:
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
         chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
                   if len(text.encode()) > budget else [text])
+        most = self.settings.generation.max_generations
+        if len(chunks) > most:
+            raise InvalidInput(
+                f"text is {len(text.encode())} bytes of UTF-8, which takes {len(chunks)} "
+                f"generations of backend '{backend_name}'; the limit is {most} "
+                "(generation.max_generations): send a shorter text")
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)
@@ -240,7 +271,8 @@ class SpeechService:
                 samples = audio.time_stretch(samples, result.sample_rate, request.speed)
             return encoder.encode(samples, result.sample_rate), len(samples) / result.sample_rate
 
-        data, duration = await anyio.to_thread.run_sync(work)
+        with self.tracing.span("ttsframe.encode", **{"ttsframe.format": request.response_format}):
+            data, duration = await anyio.to_thread.run_sync(work)
         warnings = [*prepared.warnings, *prepared.task.notes, *result.notes]
         for warning in warnings:
             log.warning("request %s: %s", prepared.task.task_id, warning)
@@ -256,10 +288,13 @@ class SpeechService:
         prepared = await self.prepare(request)
         ticket = self.submit(prepared)
         try:
-            result = await ticket.future
+            # Shielded: a caller that gives up must not cancel the ticket's future itself,
+            # or the scheduler would take the task as settled and let it run on.
+            result = await asyncio.shield(ticket.future)
             output = await self.finish(prepared, result)
         except BaseException as exc:
-            self.scheduler.cancel(prepared.task.task_id, "request abandoned")
+            if self.scheduler.cancel(prepared.task.task_id, "request abandoned"):
+                ticket.future.add_done_callback(_retrieve)
             await asyncio.shield(self.notify(GenerationEvent(prepared, ticket, error=exc)))
             raise
         await self.notify(GenerationEvent(prepared, ticket, output=output))
@@ -287,6 +322,7 @@ class SpeechService:
             headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
             duration_s=0.0, text=prepared.task.text, voice_id=prepared.voice.voice_id,
             backend=prepared.backend, warnings=[*prepared.warnings, *prepared.task.notes])
+        self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return prepared, stream
 
@@ -294,8 +330,10 @@ class SpeechService:
                             pipeline: StreamEncoder, results: list[SynthesisResult],
                             error: BaseException | None) -> None:
         """Report a stream that ended to the observers (the generation log)."""
+        self.open_streams[prepared.backend] -= 1
         if error is not None:
-            await self.notify(GenerationEvent(prepared, ticket, error=error))
+            await self.notify(GenerationEvent(prepared, ticket, error=error,
+                                              streamed_bytes=pipeline.bytes_out))
             return
         warnings = _unique([*prepared.warnings, *prepared.task.notes,
                             *(note for r in results for note in r.notes)])
@@ -312,7 +350,8 @@ class SpeechService:
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in results), warnings=warnings)
-        await self.notify(GenerationEvent(prepared, ticket, output=output))
+        await self.notify(GenerationEvent(prepared, ticket, output=output,
+                                          streamed_bytes=pipeline.bytes_out))
 
     async def notify(self, event: GenerationEvent) -> None:
         """Tell every observer; an observer's failure is logged, never the caller's."""
@@ -321,6 +360,12 @@ class SpeechService:
                 await observer(event)
             except Exception:
                 log.exception("generation observer %r failed", observer)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Read an abandoned ticket's outcome, so asyncio does not report it as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def join_results(results: list[SynthesisResult]) -> SynthesisResult:
@@ -359,6 +404,19 @@ class _PartsProgress:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+# A language code: "en", "de", "zh-cn", "pt_BR", "sr-Latn-RS". Nothing longer or
+# stranger reaches a backend, a warning header or the log.
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,2}")
+
+
+def check_language(language: str | None) -> None:
+    if language and not LANGUAGE_CODE.fullmatch(language):
+        shown = language[:20] + ("..." if len(language) > 20 else "")
+        raise InvalidInput(
+            f"language {shown!r} is not a language code; send a short code such as "
+            "'en', 'de' or 'zh-cn'")
 
 
 def _speaks(languages: tuple[str, ...], language: str) -> bool:

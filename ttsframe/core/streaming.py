@@ -150,20 +150,25 @@ class StreamEncoder:
         self._tempo = TempoStream(sample_rate, speed) if speed != 1.0 else None
         self._writer: StreamWriter = encoder.open_stream(sample_rate)
         self.samples_out = 0
+        self.bytes_out = 0  # encoded bytes handed out so far
         self.kept: list[np.ndarray] | None = [] if keep else None
 
     def feed(self, samples: np.ndarray) -> bytes:
-        return self._emit(self._joiner.feed(samples))
+        return self._count(self._emit(self._joiner.feed(samples)))
 
     def end_part(self, tail: np.ndarray) -> bytes:
         data = self._emit(self._joiner.feed(tail))
-        return data + self._emit(self._joiner.end_part())
+        return self._count(data + self._emit(self._joiner.end_part()))
 
     def finish(self) -> bytes:
         data = self._emit(self._joiner.finish())
         if self._tempo is not None:
             data += self._write(self._tempo.finish())
-        return data + self._writer.finish()
+        return self._count(data + self._writer.finish())
+
+    def _count(self, data: bytes) -> bytes:
+        self.bytes_out += len(data)
+        return data
 
     @property
     def duration_s(self) -> float:
@@ -258,6 +263,8 @@ class SpeechStream:
         self._ended = True
         if error is not None:
             reason = getattr(error, "message", None) or str(error) or type(error).__name__
+            if isinstance(error, asyncio.CancelledError):  # the handler went: client gone
+                reason = "request abandoned (client disconnected)"
             self.scheduler.cancel(self.ticket.task.task_id, reason)
             if self._first is not None and not isinstance(error, Cancelled):
                 log.error("stream %s failed after its audio had started; the connection is "

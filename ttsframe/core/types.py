@@ -145,6 +145,11 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # What the HTTP layer accepted but ignores (e.g. OpenAI's ``instructions``); reported
     # back to the caller with the other warnings.
     notes: list[str] = msgspec.field(default_factory=list)
+    # The HTTP request's id (X-Request-ID), for its log lines, job and generation-log row.
+    request_id: str | None = None
+    # Who asked (``core/clients.py``): the fingerprint of the client's key, which the
+    # job and the generation log it makes belong to; None when no key identifies it.
+    client: str | None = None
 
 
 class SpeechOutput(msgspec.Struct, kw_only=True):

@@ -10,11 +10,15 @@ from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
+from ttsframe.core.clients import Client
 from ttsframe.core.services import Services
-from ttsframe.http.auth import api_key_guard, openapi_security
-from ttsframe.http.cors import cors_config
+from ttsframe.http import ui
+from ttsframe.http.auth import api_key_guard, client_dependency, openapi_security
+from ttsframe.http.cors import RefusedOriginLog, cors_config
 from ttsframe.http.errors import EXCEPTION_HANDLERS
+from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
+from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
 from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
 
 
@@ -35,15 +39,36 @@ def _constant(value: object) -> Provide:
     return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
+def tracing_plugins(services: Services) -> list:
+    """Litestar's OpenTelemetry plugin with this server's tracer provider (a span per
+    request; ``core/tracing.py`` adds the speech spans inside it)."""
+    if not services.tracing.enabled:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(
+        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"]))]
+
+
 def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
     plugin_routes = plugin_routers(services)
+    metrics = services.settings.metrics
+    observed = [metrics_route(metrics.path)] if metrics.enabled else []
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *ui.ROUTES, *observed,
                         *plugin_routes],
+        middleware=[RequestIdMiddleware,
+                    *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
+        # X-Request-ID on every reply (http/request_ids.py); refused CORS origins logged once.
+        before_send=[add_request_id, RefusedOriginLog(services.settings.security).before_send],
+        plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
-                                          sync_to_thread=False)},
+                                          sync_to_thread=False),
+                      # Who is asking, for jobs and logs kept per key (http/auth.py).
+                      "client": Provide(client_dependency(lambda: services.settings.security),
+                                        sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[services.start],
         on_shutdown=[services.stop],
@@ -55,7 +80,7 @@ def create_app(services: Services) -> Litestar:
         cors_config=cors_config(services.settings.security),
         state=State({"started_at": int(time.time())}),
         request_max_body_size=int(services.settings.storage.max_upload_mb * 1024 * 1024) + 65536,
-        signature_namespace={"Services": Services},
+        signature_namespace={"Services": Services, "Client": Client},
         request_class=JSONRequest,  # undecodable JSON bodies are 400s (http/request.py)
         debug=False,
         logging_config=None,  # the CLI configures logging once, in one format

@@ -3,10 +3,15 @@
 One app-level Litestar guard covers every route, including routes that plugins add and
 routes written later, so no handler has to remember to protect itself:
 
-- ``/health`` and ``OPTIONS`` requests (CORS preflights) are always open.
-- *Admin routes* are any ``DELETE``, ``PUT /config``, ``POST /cleanup`` and any handler
-  declared with ``opt={"admin": True}``. When ``security.admin_keys`` is set they need one
+- ``/health``, ``OPTIONS`` requests (CORS preflights) and handlers declared with
+  ``opt={"public": True}`` (the web page's static files, which hold no data) are open.
+- *Admin routes* are any ``DELETE`` except cancelling one job, ``PUT /config``,
+  ``POST /cleanup``, replacing a prompt (``POST /audio_prompts/upload?overwrite=true``)
+  and any handler declared with ``opt={"admin": True}`` (changing a voice, plugins'
+  server-wide settings). When ``security.admin_keys`` is set they need one
   of those keys (403 for a valid non-admin key).
+- The metrics route (``[metrics] path``), once any key is configured, needs an admin key
+  or one of ``security.metrics_keys`` (what a Prometheus server is given).
 - Every other route, when ``security.api_keys`` is set, needs one of the API keys or an
   admin key.
 - With no key configured, any ``Authorization`` header (even ``Bearer `` with an empty
@@ -14,34 +19,53 @@ routes written later, so no handler has to remember to protect itself:
 
 Keys are read from the live settings on every request and compared in constant time
 against every configured key. Keys never appear in messages or logs.
+
+``client_of`` says which client a request is (``core/clients.py``): the ``client``
+dependency every handler may ask for, so that jobs and logs stay with the key that made
+them and ``DELETE /jobs/{id}`` can be left to a job's own client.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
+from ttsframe.core.clients import Client, fingerprint
 from ttsframe.core.config import SecurityConfig
 
 PUBLIC_PATHS = frozenset({"/health"})
 ADMIN_PATHS = frozenset({("PUT", "/config"), ("POST", "/cleanup")})
 SCHEME = "BearerAuth"
+# A client cancels its own job: checked by the job service, not by the admin rule.
+OWNER_DELETES = re.compile(r"/jobs/[^/]+")
+# Replacing a stored prompt changes it for every client.
+OVERWRITE_PATHS = frozenset({("POST", "/audio_prompts/upload")})
+FALSE_VALUES = frozenset({"", "0", "false", "f", "no", "n", "off"})
 
 
 def is_public(method: str, path: str) -> bool:
     return method == "OPTIONS" or _normal(path) in PUBLIC_PATHS
 
 
-def is_admin_route(method: str, path: str, opt: dict | None = None) -> bool:
-    """The admin rule: deletes, ``PUT /config``, ``POST /cleanup``, or ``opt["admin"]``."""
+def is_admin_route(method: str, path: str, opt: dict | None = None,
+                   query: Mapping[str, str] | None = None) -> bool:
+    """The admin rule: deletes (but a job's own cancel), ``PUT /config``,
+    ``POST /cleanup``, an upload that overwrites, or ``opt["admin"]``."""
     if opt and opt.get("admin"):
         return True
-    return method == "DELETE" or (method, _normal(path)) in ADMIN_PATHS
+    path = _normal(path)
+    if method == "DELETE":
+        return not OWNER_DELETES.fullmatch(path)
+    if (method, path) in OVERWRITE_PATHS and query is not None:
+        return str(query.get("overwrite", "")).strip().lower() not in FALSE_VALUES
+    return (method, path) in ADMIN_PATHS
 
 
 def _normal(path: str) -> str:
@@ -75,42 +99,67 @@ def _challenge(error: str | None = None) -> dict[str, str]:
     return {"WWW-Authenticate": value}
 
 
-def _refuse(token: str | None, which: str) -> NotAuthorizedException:
-    send = 'send the header "Authorization: Bearer <key>"'
+def _send(config_key: str) -> str:
+    return f"send one of the keys in {config_key} as Authorization: Bearer <key>"
+
+
+def _refuse(token: str | None, config_key: str, route: str = "") -> NotAuthorizedException:
+    """401 in plain words: what was wrong with the key, then what to send. ``route``
+    names an admin route (it needs a key from ``security.admin_keys``)."""
     if token is None:
-        return NotAuthorizedException(
-            detail=f"missing API key: this server requires {which}; {send}",
-            headers=_challenge())
-    if token == "":
-        return NotAuthorizedException(
-            detail=f"empty API key in the Authorization header: this server requires "
-                   f"{which}; {send}",
-            headers=_challenge("invalid_token"))
-    return NotAuthorizedException(
-        detail=f"invalid API key: it is not one of {which}; {send}",
-        headers=_challenge("invalid_token"))
+        problem = "no API key was sent"
+    elif token == "":
+        problem = ("the API key is empty (the Authorization header says 'Bearer' with no "
+                   "key after it)")
+    else:
+        problem = "this API key is not accepted"
+    if route:
+        problem += f"; {route} is an admin route"
+    return NotAuthorizedException(detail=f"{problem}; {_send(config_key)}",
+                                  headers=_challenge(None if token is None else "invalid_token"))
 
 
 def check_access(security: SecurityConfig, method: str, path: str,
-                 authorization: str | None, opt: dict | None = None) -> None:
+                 authorization: str | None, opt: dict | None = None,
+                 query: Mapping[str, str] | None = None) -> None:
     """Raise 401/403 unless the request may proceed under ``security``."""
-    if is_public(method, path):
+    if is_public(method, path) or (opt and opt.get("public")):
         return
     token = bearer_token(authorization)
-    if security.admin_keys and is_admin_route(method, path, opt):
+    if opt and opt.get("metrics"):
+        _check_metrics(security, method, path, token)
+        return
+    if security.admin_keys and is_admin_route(method, path, opt, query):
         if token and key_matches(token, security.admin_keys):
             return
         if token and key_matches(token, security.api_keys):
             raise PermissionDeniedException(
-                detail=f"{method} {path} is an admin route: it needs an admin key "
-                       "(security.admin_keys), not an API key",
+                detail=f"this API key is accepted, but not for {method} {path}, an admin "
+                       f"route; {_send('security.admin_keys')}",
                 headers=_challenge("insufficient_scope"))
-        raise _refuse(token, "an admin key (security.admin_keys) for this admin route")
+        raise _refuse(token, "security.admin_keys", f"{method} {path}")
     if not security.api_keys:
         return
     if token and key_matches(token, [*security.api_keys, *security.admin_keys]):
         return
-    raise _refuse(token, "an API key (security.api_keys)")
+    raise _refuse(token, "security.api_keys")
+
+
+def _check_metrics(security: SecurityConfig, method: str, path: str,
+                   token: str | None) -> None:
+    """The metrics route: open while no key is configured; otherwise an admin key or a
+    metrics key (``security.metrics_keys``), so a Prometheus server needs no API key."""
+    allowed = [*security.admin_keys, *security.metrics_keys]
+    if not (allowed or security.api_keys):
+        return
+    if token and key_matches(token, allowed):
+        return
+    which = "an admin key or a metrics key (security.metrics_keys)"
+    if token and key_matches(token, security.api_keys):
+        raise PermissionDeniedException(
+            detail=f"{method} {path} serves metrics: it needs {which}, not an API key",
+            headers=_challenge("insufficient_scope"))
+    raise _refuse(token, which)
 
 
 def api_key_guard(security: Callable[[], SecurityConfig]):
@@ -119,9 +168,30 @@ def api_key_guard(security: Callable[[], SecurityConfig]):
     def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         method = connection.scope.get("method") or "GET"  # websockets have no method
         check_access(security(), method, connection.scope["path"],
-                     connection.headers.get("authorization"), handler.opt)
+                     connection.headers.get("authorization"), handler.opt,
+                     connection.query_params)
 
     return guard
+
+
+def client_of(security: SecurityConfig, authorization: str | None) -> Client:
+    """Which client a request is: its key's fingerprint, and whether it is an admin
+    (an admin key, or nobody at all when no key is configured)."""
+    token = bearer_token(authorization)
+    if token and security.admin_keys and key_matches(token, security.admin_keys):
+        return Client(owner=fingerprint(token), admin=True)
+    if token and security.api_keys and key_matches(token, security.api_keys):
+        return Client(owner=fingerprint(token), admin=False)
+    return Client(owner=None, admin=not (security.api_keys or security.admin_keys))
+
+
+def client_dependency(security: Callable[[], SecurityConfig]):
+    """The app-wide ``client`` dependency (the guard has already let the request in)."""
+
+    def client(request: Request) -> Client:
+        return client_of(security(), request.headers.get("authorization"))
+
+    return client
 
 
 def openapi_security(security: SecurityConfig) -> dict:

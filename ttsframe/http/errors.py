@@ -9,6 +9,7 @@ Under ``/v1/`` (the OpenAI-compatible routes) the body also carries OpenAI's err
 from __future__ import annotations
 
 import logging
+import re
 
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -20,6 +21,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from ttsframe.core import errors
+from ttsframe.http.request_ids import request_id_for
 
 log = logging.getLogger("ttsframe.http")
 
@@ -55,17 +57,39 @@ def openai_error(status: int, message: str) -> dict[str, str | None]:
     return {"message": message, "type": kind, "param": None, "code": None}
 
 
+# A reply repeats at most a prefix of any long value a request sent (a 20 MB field value
+# was once echoed back whole), and its detail is at most MAX_DETAIL_CHARS long.
+QUOTE_CHARS = 200  # long enough for any file path a message names
+MAX_DETAIL_CHARS = 2000
+_LONG_RUN = re.compile(r"\S{" + str(QUOTE_CHARS + 1) + ",}")
+
+
+def clip_detail(detail: str) -> str:
+    """Shorten each long run without spaces (a quoted value) to a prefix and its
+    length, then the whole text."""
+    detail = _LONG_RUN.sub(
+        lambda m: f"{m.group(0)[:QUOTE_CHARS]}... ({len(m.group(0))} characters)", detail)
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = f"{detail[:MAX_DETAIL_CHARS]}... ({len(detail)} characters)"
+    return detail
+
+
 def detail_response(status: int, detail: str, headers: dict[str, str] | None = None,
-                    *, path: str = "", **extra) -> Response:
+                    *, path: str = "", request: Request | None = None, **extra) -> Response:
+    """The error body; ``request_id`` lets a user's report be found in the log. A detail
+    quotes at most a short prefix of any long value (``clip_detail``)."""
+    detail = clip_detail(detail)
     body = {"detail": detail, **extra}
+    if request is not None:
+        path = request.scope["path"]
+        body["request_id"] = request_id_for(request.scope)
     if path.startswith(OPENAI_PREFIX):
         body["error"] = openai_error(status, detail)
     return Response(body, status_code=status, headers=headers)
 
 
 def domain_error(request: Request, exc: errors.TTSFrameError) -> Response:
-    return detail_response(status_for(exc), exc.message, exc.headers,
-                           path=request.scope["path"])
+    return detail_response(status_for(exc), exc.message, exc.headers, request=request)
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:
@@ -75,40 +99,47 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
         if isinstance(item, dict):
             key = item.get("key")
             message = item.get("message", "")
-            if (key, item.get("source"), message) == ("data", "body", "'data'"):
-                message = "the request body is empty; send a JSON object"  # no body at all
+            if (key, item.get("source")) == ("data", "body") and _body_is_empty(request):
+                message = "the request body is empty; send a JSON object"
             problems.append(f"{key}: {message}" if key else message)
     detail = "; ".join(problems) or str(exc.detail)
-    return detail_response(400, f"Invalid request: {detail}", path=request.scope["path"],
+    return detail_response(400, f"Invalid request: {detail}", request=request,
                            errors=exc.extra)
+
+
+def _body_is_empty(request: Request) -> bool:
+    """No body was sent: told by the headers, not by the wording of the library's error."""
+    headers = request.headers
+    return "transfer-encoding" not in headers and headers.get("content-length", "0") == "0"
 
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     detail = str(exc.detail)
     if isinstance(exc.__cause__, SerializationException):  # msgspec could not parse the body
         detail = f"the request body is not valid JSON ({detail}); send a JSON object"
-    elif isinstance(exc, NotFoundException) and detail == "Not Found":  # no route matched
+    elif isinstance(exc, NotFoundException) and "route_handler" not in request.scope:
+        # Raised by routing (no handler was chosen), not by a handler: no such endpoint.
         detail = (f"no endpoint {request.method} {request.url.path}; the API is listed at "
                   "/schema/swagger")
-    elif exc.status_code == 405 and detail == "Method Not Allowed":
+    elif exc.status_code == 405 and "route_handler" not in request.scope:
         detail = (f"{request.method} is not allowed on {request.url.path}; the API is listed "
                   "at /schema/swagger")
     elif exc.status_code == 413:
         limit_mb = (request.app.request_max_body_size or 0) / 1024 / 1024
         detail = (f"the request body is larger than the {limit_mb:.0f} MB the server accepts "
                   "(storage.max_upload_mb plus room for form fields)")
-    return detail_response(exc.status_code, detail, exc.headers, path=request.scope["path"])
+    return detail_response(exc.status_code, detail, exc.headers, request=request)
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return detail_response(500, f"internal server error: {type(exc).__name__}: {exc}",
-                           path=request.scope["path"])
+                           request=request)
 
 
 def read_only(request: Request, exc: NotImplementedError) -> Response:
     return detail_response(405, str(exc) or "not supported by the configured plugins",
-                           path=request.scope["path"])
+                           request=request)
 
 
 EXCEPTION_HANDLERS = {

@@ -48,6 +48,8 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every error reply: ``detail`` says what is wrong and what to do."""
 
     detail: str
+    # The request's id (its X-Request-ID): quote it when reporting a problem.
+    request_id: str | None = None
     errors: list[dict[str, Any]] | None = None  # per-field problems of a rejected body
     error: OpenAIErrorObject | None = None  # under /v1/ only
 
@@ -117,6 +119,20 @@ class SpeechOperation(Operation):
             _audio_content(ok, "Audio in response_format (chunked when stream is true)")
             ok.headers = {**(ok.headers or {}), **SPEECH_HEADERS}
         _retry_after(self.responses or {}, "429", "503")
+
+
+@dataclass
+class OpenAISpeechOperation(SpeechOperation):
+    """``/v1/audio/speech``: also server-sent events (``stream_format: "sse"``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.description = ("Audio in response_format, sent as it is generated unless "
+                              "stream is false; with stream_format 'sse', events "
+                              "'speech.audio.delta' (base64 audio) then 'speech.audio.done'")
+            ok.content["text/event-stream"] = OpenAPIMediaType(schema=_STRING)
 
 
 @dataclass

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import AsyncIterator
 
+import msgspec
 from litestar import Response
 from litestar.response import Stream
 
 from ttsframe.core.streaming import SpeechStream
 from ttsframe.core.types import SpeechOutput
+
+# Control characters end or split a header line (CR, LF, NUL): never sent.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+MAX_HEADER_CHARS = 1024
+
+
+def header_value(text: str) -> str:
+    """A value safe to send as a header whatever a request put in it: one line, latin-1,
+    at most ``MAX_HEADER_CHARS`` characters."""
+    text = CONTROL_CHARS.sub(" ", text)
+    if len(text) > MAX_HEADER_CHARS:
+        text = text[:MAX_HEADER_CHARS - 3] + "..."
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _headers(output: SpeechOutput, *, duration: bool = True) -> dict[str, str]:
@@ -22,10 +38,8 @@ def _headers(output: SpeechOutput, *, duration: bool = True) -> dict[str, str]:
         headers["X-Audio-Duration"] = f"{output.duration_s:.3f}"
         headers["X-Generated-Tokens"] = str(output.tokens)
     if output.warnings:
-        # Header values must be latin-1 and single-line.
-        text = " | ".join(output.warnings).replace("\n", " ")
-        headers["X-TTSFrame-Warnings"] = text.encode("latin-1", "replace").decode("latin-1")
-    return headers
+        headers["X-TTSFrame-Warnings"] = " | ".join(output.warnings)
+    return {name: header_value(value) for name, value in headers.items()}
 
 
 def audio_response(output: SpeechOutput) -> Response[bytes]:
@@ -48,3 +62,32 @@ def stream_response(stream: SpeechStream) -> Stream:
             stream.close()
 
     return Stream(body(), media_type=stream.head.content_type, headers=headers)
+
+
+def sse_response(stream: SpeechStream, input_tokens: int) -> Stream:
+    """OpenAI's ``stream_format: "sse"``: each piece of encoded audio as a
+    ``speech.audio.delta`` event (base64 ``audio``), then one ``speech.audio.done`` with
+    ``usage``. Events are ``data:`` lines only, the type inside the JSON as OpenAI sends
+    them (a named ``event:`` would hide them from a browser's ``EventSource.onmessage``).
+    A failure after the first event closes the connection without ``speech.audio.done``."""
+    assert stream.head is not None
+    headers = {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for data in stream:
+                yield sse_event({"type": "speech.audio.delta",
+                                 "audio": base64.b64encode(data).decode("ascii")})
+            output_tokens = sum(result.tokens for result in stream.results)
+            yield sse_event({"type": "speech.audio.done", "usage": {
+                "input_tokens": input_tokens, "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens}})
+        finally:
+            stream.close()
+
+    return Stream(body(), media_type="text/event-stream", headers=headers)
+
+
+def sse_event(payload: dict) -> bytes:
+    return b"data: " + msgspec.json.encode(payload) + b"\n\n"

@@ -56,7 +56,11 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     """``/v1/audio/speech`` body: OpenAI's fields plus the model parameters (temperature,
     cfg_scale, ``cfg_filter_top_k`` = ``top_k``, ...) and ``role``; unknown fields are
     ignored and named in ``X-TTSFrame-Warnings``. ``model`` may be a backend
-    name or an OpenAI model name (``tts-1``, ...), which means the default backend."""
+    name or an OpenAI model name (``tts-1``, ...), which means the default backend.
+
+    As on OpenAI's endpoint the reply streams unless told otherwise: ``stream_format``
+    ``"audio"`` (the default) sends the audio itself as it is made, ``"sse"`` sends it as
+    server-sent events; ``"stream": false`` asks for one buffered reply."""
 
     input: str | None = None
     model: str | None = None
@@ -65,7 +69,8 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     speed: Speed = 1.0
     instructions: str | None = None
     stream_format: str | None = None
-    stream: bool = False
+    # None: stream when the format can (see ``SpeechCreateRequest.delivery``).
+    stream: bool | None = None
     role: Role | None = None
     cfg_filter_top_k: FilterTopK | None = None
 
@@ -73,16 +78,30 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
         if self.input is None:
             raise InvalidInput("missing text: send the words to speak in 'input'")
-        if self.stream_format not in (None, "audio"):
-            raise InvalidInput(
-                f"unsupported stream_format '{self.stream_format}'; supported: 'audio' "
-                "(chunked audio as it is generated; server-sent events are not offered), "
-                "or leave it out")
+        self.delivery()  # an unknown stream_format is a 400 before anything else
         request = _speech_request(self, text=self.input,
                                   voice=_voice_name(self.voice) or default_voice,
                                   response_format=self.response_format or default_format)
-        request.stream = self.stream or self.stream_format == "audio"
+        request.stream = self.stream is not False
         return request
+
+    def delivery(self) -> str:
+        """How the reply travels: ``"sse"``, ``"audio"`` (streamed audio, asked for),
+        ``"auto"`` (streamed when the format streams, else buffered) or ``"buffered"``."""
+        fmt = (self.stream_format or "").strip().lower()
+        if fmt not in ("", "audio", "sse"):
+            raise InvalidInput(
+                f"unsupported stream_format '{self.stream_format}'; supported: 'audio' "
+                "(the audio as it is generated, the default) or 'sse' (server-sent "
+                "events with base64 audio)")
+        if fmt == "sse":
+            if self.stream is False:
+                raise InvalidInput("stream_format 'sse' always streams; leave out "
+                                   "'\"stream\": false' or the stream_format")
+            return "sse"
+        if self.stream is False:
+            return "buffered"
+        return "audio" if fmt == "audio" or self.stream else "auto"
 
 
 def _voice_name(voice: str | VoiceRef | None) -> str | None:
@@ -115,7 +134,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         response_format=response_format.strip().lower(),
         speed=body.speed,
         params=params,
-        stream=body.stream,
+        stream=bool(body.stream),
         notes=notes,
     )
 
@@ -146,10 +165,12 @@ def _one_of(a: str, va: str | None, b: str, vb: str | None) -> str | None:
     return va if va is not None else vb
 
 
-class BackendHealth(msgspec.Struct):
+class BackendHealth(msgspec.Struct, omit_defaults=True):
     state: str
     error: str | None
     info: dict[str, Any]
+    # With ``cluster.engine = "ray"``: each replica's state, node id, process id, error.
+    replicas: list[dict[str, Any]] | None = None
 
 
 class HealthResponse(msgspec.Struct):

@@ -5,7 +5,8 @@ stops taking work the moment the signal arrives (``Services.begin_stop``): reque
 queued get a 503 at once instead of waiting out the grace period, requests generating get
 ``server.shutdown_grace_s`` to finish, and accepted jobs stay in the database to run at
 the next start. uvicorn waits a little longer than the grace period, so that the replies
-of stopped requests still reach their clients.
+of stopped requests still reach their clients. Slow, idle and surplus connections are
+bounded by ``http/connection_limits.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import uvicorn
 from litestar import Litestar
 
 from ttsframe.core.services import Services
+from ttsframe.http.connection_limits import (
+    ConnectionLimits,
+    RequestLimit,
+    connection_cap,
+    protocol_class,
+)
+from ttsframe.http.log_limits import bound_server_logs
 
 # uvicorn's wait beyond the grace period: time to send the 503s of stopped requests.
 REPLY_MARGIN_S = 2.0
@@ -40,8 +48,21 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(app: Litestar, services: Services, *, host: str, port: int, log_level: str) -> None:
+def serve(app: Litestar, services: Services, *, sockets: list[socket.socket],
+          log_level: str) -> None:
+    """Serve on ``sockets``, bound beforehand (``http/listen.py``) so that a taken port
+    is reported before anything starts."""
     grace = services.settings.server.shutdown_grace_s
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+    host, port = sockets[0].getsockname()[:2]
+    server = services.settings.server
+    limits = ConnectionLimits(header_timeout_s=server.header_timeout_s,
+                              body_timeout_s=server.body_timeout_s,
+                              max_connections=connection_cap(server.max_connections))
+    # log_config=None: uvicorn's records go to the handler the CLI set up (one format, with
+    # request ids); ttsframe writes its own access lines (http/request_ids.py).
+    config = uvicorn.Config(RequestLimit(app, server.max_requests), host=host, port=port,
+                            log_level=log_level, log_config=None, access_log=False,
+                            http=protocol_class(limits),
                             timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
-    _Server(config, services).run()
+    bound_server_logs()  # cut long records, drop repeats: on the handlers set up by now
+    _Server(config, services).run(sockets=sockets)

@@ -72,6 +72,7 @@ class PcmEncoder(Encoder):
     """
 
     format = "pcm"
+    incremental = True
     content_type = "audio/pcm"
 
     def response_headers(self, sample_rate: int) -> dict[str, str]:
@@ -88,6 +89,7 @@ class WavEncoder(Encoder):
     """16-bit PCM WAV. Whole files carry exact sizes; streams carry 0xFFFFFFFF sizes."""
 
     format = "wav"
+    incremental = True
     content_type = "audio/wav"
 
     def encode(self, samples: np.ndarray, sample_rate: int) -> bytes:
@@ -143,6 +145,7 @@ class _AVEncoder(Encoder):
     fixed_rate: int | None = None  # always encode at this rate (opus)
     codec_options: dict[str, str] = {}
     stream_muxer_options: dict[str, str] = {}  # only when streaming
+    incremental = True
 
     def __init__(self, bit_rate: int | None = None) -> None:
         if bit_rate is not None:
@@ -277,6 +280,7 @@ class FlacEncoder(_AVEncoder):
 
     format = "flac"
     content_type = "audio/flac"
+    incremental = False  # see above
     muxer, codec, sample_format = "flac", "flac", "s16"
 
     def open_stream(self, sample_rate: int) -> StreamWriter:

@@ -39,9 +39,9 @@ from ttsframe.core.atomic import (
     remove_stale_temps,
     storage_failed,
 )
-from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound
+from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageFailed
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.ids import check_id, is_valid_id
+from ttsframe.core.ids import check_id, check_new_id, is_valid_id
 from ttsframe.core.interfaces import PluginContext, VoiceStore
 from ttsframe.core.paths import is_stored_file
 from ttsframe.core.types import AudioPrompt, Voice
@@ -64,8 +64,11 @@ def _now() -> str:
 class FilesystemVoiceStore(VoiceStore):
     name = "filesystem"
 
-    def __init__(self, prompts_dir: Path, data_dir: Path) -> None:
+    def __init__(self, prompts_dir: Path, data_dir: Path, *, max_prompt_bytes: int | None = None,
+                 max_voices: int | None = None) -> None:
         self.prompts_dir = Path(prompts_dir)
+        self.max_prompt_bytes = max_prompt_bytes  # all prompts together (None: no quota)
+        self.max_voices = max_voices
         self.index_path = Path(data_dir) / INDEX_NAME
         self._lock_path = Path(data_dir) / f".{INDEX_NAME}.lock"
         # Writers serialise on _write_lock (+ flock); readers never wait for a write in
@@ -184,6 +187,12 @@ class FilesystemVoiceStore(VoiceStore):
             if voice.voice_id in data["voices"]:
                 raise Conflict(f"Voice '{voice.voice_id}' already exists; change it with "
                                f"PUT /voice_mappings/{voice.voice_id} or pick another voice_id")
+            check_new_id(voice.voice_id, "voice_id",
+                         [*(v.voice_id for v in BUILTIN_VOICES), *data["voices"]])
+            if self.max_voices is not None and len(data["voices"]) >= self.max_voices:
+                raise StorageFailed(
+                    f"there are {len(data['voices'])} custom voices, the limit "
+                    "(storage.max_voices); delete voices you no longer use, or raise it")
             self._check_prompt_exists(voice)
             now = _now()
             data["voices"][voice.voice_id] = {**self._record(voice), "created": now,
@@ -227,6 +236,18 @@ class FilesystemVoiceStore(VoiceStore):
     def _prompt_path(self, prompt_id: str) -> Path:
         check_id(prompt_id, "prompt_id")
         return self.prompts_dir / f"{prompt_id}.wav"
+
+    def _check_quota(self, size: int, replacing: Path) -> None:
+        if self.max_prompt_bytes is None:
+            return
+        used = sum(p.stat().st_size for p in self.prompts_dir.glob("*.wav")
+                   if p != replacing and is_stored_file(p))
+        if used + size > self.max_prompt_bytes:
+            mb = 1024 * 1024
+            raise StorageFailed(
+                f"stored prompts take {used / mb:.1f} MB and this one {size / mb:.1f} MB; "
+                f"together they may take {self.max_prompt_bytes / mb:g} MB "
+                "(storage.max_prompts_mb): delete prompts you no longer use, or raise it")
 
     def _prompt_ids(self) -> list[str]:
         return sorted(p.stem for p in self.prompts_dir.glob("*.wav")
@@ -288,6 +309,9 @@ class FilesystemVoiceStore(VoiceStore):
             if path.exists() and not overwrite:
                 raise Conflict(f"Audio prompt '{prompt_id}' already exists; delete it first "
                                "or upload with ?overwrite=true to replace it")
+            if not path.exists():
+                check_new_id(prompt_id, "prompt_id", self._prompt_ids())
+            self._check_quota(len(wav), replacing=path)
             atomic_write_bytes(path, wav)
             data["prompts"][prompt_id] = {"created": _now(), "source": source or {}}
         log.info("saved audio prompt %s (%.2f s)", prompt_id, len(samples) / PROMPT_RATE)
@@ -340,7 +364,9 @@ class FilesystemVoiceStore(VoiceStore):
 def make_store(ctx: PluginContext) -> FilesystemVoiceStore:
     storage = ctx.settings.storage
     return FilesystemVoiceStore(ctx.settings.path(storage.audio_prompts_dir),
-                                ctx.settings.path(storage.data_dir))
+                                ctx.settings.path(storage.data_dir),
+                                max_prompt_bytes=int(storage.max_prompts_mb * 1024 * 1024),
+                                max_voices=storage.max_voices)
 
 
 @hookimpl

@@ -6,6 +6,8 @@
   with your plugin registered by name or by entry point.
 * ``ttsframe.testing.server``: ``ServerProcess``, a real ``ttsframe serve`` on loopback.
 * ``ttsframe.testing.audio``: ``decode`` bytes with PyAV, ``sine``, ``rms``.
+* ``ttsframe.testing.waiting``: ``eventually`` (and ``eventually_async``), polling a
+  state another thread or process reaches, with a timeout, instead of a fixed sleep.
 * ``ttsframe.testing.fixtures``: pytest fixtures, loaded automatically through the
   ``pytest11`` entry point when ttsframe is installed.
 

@@ -9,7 +9,6 @@ the kit's ``beeper`` (see ``ttsframe.testing.beeper``) unless the config names a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from ttsframe.core.config import Settings, _deep_merge, load_settings
 from ttsframe.core.services import Services, build_services
 from ttsframe.testing import beeper
 from ttsframe.testing.server import builtin_plugin_names
+from ttsframe.testing.waiting import eventually
 
 TEST_DEFAULTS: dict[str, Any] = {
     "generation": {"batch_wait_ms": 0},
@@ -62,9 +62,7 @@ def app_client(services: Services, *, load_timeout: float = 120.0) -> Iterator[T
     from ttsframe.http.app import create_app
 
     with TestClient(app=create_app(services)) as client:
-        deadline = time.monotonic() + load_timeout
-        while any(w.state == "loading" for w in services.scheduler.workers.values()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"backends still loading after {load_timeout} s")
-            time.sleep(0.01)
+        workers = services.scheduler.workers.values()
+        eventually(lambda: all(w.state != "loading" for w in workers), timeout=load_timeout,
+                   interval=0.01, message="every backend loaded (ready or failed)")
         yield client

@@ -13,11 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
+
+from ttsframe.testing.waiting import eventually
 
 
 def builtin_plugin_names() -> list[str]:
@@ -76,22 +77,23 @@ class ServerProcess:
                "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
                                      env=self.env, cwd=self.config.parent)
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                health = self.client.get("/health", timeout=2).json()
-            except httpx.HTTPError:
-                time.sleep(0.2)
-                continue
-            state = health["backends"][health["default_backend"]]["state"]
-            if self.wait_for == "up" or state == self.wait_for or state == "failed":
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"server not {self.wait_for} in {self.ready_timeout}s:\n"
-                           f"{self.output()}")
+        try:
+            eventually(self._reached_wait_for, timeout=self.ready_timeout, interval=0.2)
+        except AssertionError:
+            self.stop()
+            raise TimeoutError(f"server not {self.wait_for} in {self.ready_timeout}s:\n"
+                               f"{self.output()}") from None
+        return self
+
+    def _reached_wait_for(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+        try:
+            health = self.client.get("/health", timeout=2).json()
+        except httpx.HTTPError:
+            return False  # not listening yet
+        state = health["backends"][health["default_backend"]]["state"]
+        return self.wait_for == "up" or state == self.wait_for or state == "failed"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

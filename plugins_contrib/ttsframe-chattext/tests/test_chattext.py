@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ttsframe_chattext import ChatText, ChatTextConfig
 
-from ttsframe.core.errors import ConfigError
+from ttsframe import ConfigError
 from ttsframe.testing.contracts import PreprocessorContract
 
 ROLEPLAY = "*smiles warmly and sets down her cup* Oh, you're back! I missed you. 😊"

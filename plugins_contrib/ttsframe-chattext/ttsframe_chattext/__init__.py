@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ttsframe.core.hookspecs import hookimpl
+from ttsframe import hookimpl
 from ttsframe_chattext.cleaner import ChatText, ChatTextConfig
 
 __all__ = ["ChatText", "ChatTextConfig"]

@@ -14,8 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.interfaces import TextContext, TextPreprocessor
+from ttsframe import InvalidInput, TextContext, TextPreprocessor
 
 
 class ChatTextConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ttsframe_espeak import EspeakBackend, EspeakConfig
 
-from ttsframe.core.errors import ConfigError
+from ttsframe import ConfigError
 from ttsframe.testing.audio import rms
 from ttsframe.testing.contracts import BackendContract, make_task
 
@@ -102,7 +102,7 @@ def test_language_codes_resolve_to_espeak_voice_files():
 
 
 def test_sampling_parameters_are_reported_as_ignored(espeak):
-    from ttsframe.core.types import GenerationParams
+    from ttsframe import GenerationParams
 
     result = speak(espeak, "Hello", params=GenerationParams(temperature=0.5, seed=3))
     assert result.notes == ["backend 'espeak' ignores temperature"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ttsframe.core.hookspecs import hookimpl
+from ttsframe import hookimpl
 from ttsframe_espeak.backend import EspeakBackend, EspeakConfig
 
 __all__ = ["EspeakBackend", "EspeakConfig"]

@@ -12,9 +12,7 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from ttsframe.core.errors import Cancelled
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe import Backend, Cancelled, Capabilities, SynthesisResult, SynthesisTask
 from ttsframe_espeak.library import VoiceSettings, espeak_library, language_voices
 
 SAMPLE_RATE = 22050

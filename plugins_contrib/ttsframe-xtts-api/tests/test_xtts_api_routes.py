@@ -13,10 +13,17 @@ import msgspec
 import numpy as np
 import pytest
 
-from ttsframe.core.errors import ConfigError, NotFound
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend, VoiceStore
-from ttsframe.core.types import AudioPrompt, Capabilities, SynthesisResult, Voice
+from ttsframe import (
+    AudioPrompt,
+    Backend,
+    Capabilities,
+    ConfigError,
+    NotFound,
+    SynthesisResult,
+    Voice,
+    VoiceStore,
+    hookimpl,
+)
 from ttsframe.testing.audio import decode
 
 ORIGIN = "http://localhost:8000"  # SillyTavern's default address, allowed by default
@@ -227,3 +234,51 @@ def test_bad_config_stops_startup_naming_the_key(client):
         client({"response_format": "ogg"})
     with pytest.raises(ConfigError, match=r"unknown config key 'plugins.xtts_api.colour'"):
         client({"colour": "blue"})
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "inf", "-Infinity"])
+def test_a_non_finite_setting_is_refused_and_breaks_nothing(client, value):
+    c = client()
+    r = c.post("/set_tts_settings", json={**DEFAULT_SETTINGS, "speed": value}, headers=HEADERS)
+    assert r.status_code == 400, r.text
+    assert "speed" in r.json()["detail"]
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": TEXT, "speaker_wav": "anywhere", "language": "en"})
+    assert r.status_code == 200, r.text
+    r = c.get("/tts_stream/", params={"text": TEXT, "speaker_wav": "anywhere",
+                                      "language": "en"})
+    assert r.status_code == 200, r.text
+    assert decode(r.content).duration > 0
+
+
+def test_server_wide_settings_need_an_admin_key_when_admin_keys_are_set(client):
+    c = client(security={"api_keys": ["k1"], "admin_keys": ["boss"]})
+    r = c.post("/set_tts_settings", json={"speed": 3}, headers={
+        **HEADERS, "Authorization": "Bearer k1"})
+    assert r.status_code == 403, r.text
+    r = c.post("/set_tts_settings", json={"speed": 3}, headers={
+        **HEADERS, "Authorization": "Bearer boss"})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("language", ["en\r\nX-Injected: 1", "en\x00", "e" * 100_000,
+                                      "english please"])
+def test_a_language_that_is_not_a_code_is_refused_briefly(client, language):
+    c = client()
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": TEXT, "speaker_wav": "anywhere", "language": language})
+    assert r.status_code == 400, r.text
+    assert "not a language code" in r.json()["detail"]
+    assert len(r.text) < 500 and "x-injected" not in r.headers
+    r = c.get("/tts_stream/", params={"text": TEXT, "speaker_wav": "anywhere",
+                                      "language": language[:2000]})
+    assert r.status_code == 400, r.text
+
+
+def test_preview_urls_ignore_the_host_header(client):
+    c = client()
+    speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
+    assert speakers and all("evil.example" not in s["preview_url"] for s in speakers)
+    c = client({"public_url": "https://tts.example.org/"})
+    speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
+    assert speakers[0]["preview_url"] == "https://tts.example.org/sample/anywhere.wav"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ttsframe.core.hookspecs import hookimpl
+from ttsframe import hookimpl
 from ttsframe_xtts_api.routes import ROUTES, XttsApiConfig
 
 __all__ = ["ROUTES", "XttsApiConfig"]

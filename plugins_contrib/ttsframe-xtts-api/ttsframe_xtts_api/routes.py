@@ -15,7 +15,7 @@ page's origin in ``security.cors_origins``):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -24,10 +24,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.services import Services
-from ttsframe.core.types import GenerationParams, SpeechRequest, Voice
-from ttsframe.http.responses import audio_response, stream_response
+from ttsframe import Client, GenerationParams, InvalidInput, SpeechRequest, Voice
+from ttsframe.routes import Services, audio_response, stream_response, unless_disconnected
 
 STATE_KEY = "xtts_api_settings"
 
@@ -42,16 +40,24 @@ class XttsApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     forward_sampling: bool = False
     send_language: bool = True  # pass the provider's language on to the backend
     preview_text: str = "Hello! This is how I sound."
+    # Where clients reach this server, for ``preview_url`` ("https://tts.example.org");
+    # "": the address the request's connection arrived on (never its Host header).
+    public_url: str = ""
+
+
+# A finite number: NaN and infinities fail both bounds, so they are refused with a 400
+# instead of poisoning every later request that reads the settings.
+Finite = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
 
 
 class XttsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """``POST /set_tts_settings``; unknown fields are ignored, as XTTS does."""
 
-    temperature: float | None = None
-    speed: float | None = None
-    length_penalty: float | None = None
-    repetition_penalty: float | None = None
-    top_p: float | None = None
+    temperature: Finite | None = None
+    speed: Finite | None = None
+    length_penalty: Finite | None = None
+    repetition_penalty: Finite | None = None
+    top_p: Finite | None = None
     top_k: int | None = None
     enable_text_splitting: bool | None = None
     stream_chunk_size: int | None = None
@@ -83,6 +89,17 @@ def _settings(state: State) -> XttsSettings:
 
 def _backend(services: Services, config: XttsApiConfig) -> str:
     return services.speech.resolve_backend(config.model or None)
+
+
+def _local_base(request: Request) -> str:
+    """``scheme://address:port`` of the socket the request came in on: a client-sent
+    ``Host: evil.example`` must not end up in the URLs this server hands out."""
+    scheme = request.scope.get("scheme", "http")
+    host, port = request.scope.get("server") or ("127.0.0.1", None)
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def _usable(voice: Voice, backend: str) -> bool:
@@ -121,10 +138,10 @@ def _speech_request(text: str, speaker_wav: str, language: str | None,
 async def speakers(request: Request, services: NamedDependency[Services],
                    plugin_config: NamedDependency[XttsApiConfig]) -> list[Speaker]:
     backend = _backend(services, plugin_config)
-    base = str(request.base_url).rstrip("/")
+    base = plugin_config.public_url.rstrip("/") or _local_base(request)
     return [Speaker(name=v.voice_id, voice_id=v.voice_id,
                     preview_url=f"{base}/sample/{v.voice_id}.wav")
-            for v in services.voices.list_voices() if _usable(v, backend)]
+            for v in await services.async_voices.list_voices() if _usable(v, backend)]
 
 
 @get("/speakers_list", operation_id="xtts_speakers_list", tags=["xtts"],
@@ -132,11 +149,13 @@ async def speakers(request: Request, services: NamedDependency[Services],
 async def speakers_list(services: NamedDependency[Services],
                         plugin_config: NamedDependency[XttsApiConfig]) -> list[str]:
     backend = _backend(services, plugin_config)
-    return [v.voice_id for v in services.voices.list_voices() if _usable(v, backend)]
+    return [v.voice_id for v in await services.async_voices.list_voices()
+            if _usable(v, backend)]
 
 
 @post("/set_tts_settings", operation_id="xtts_set_tts_settings", status_code=200,
-      tags=["xtts"], summary="XTTS API: settings for this server's later requests")
+      tags=["xtts"], summary="XTTS API: settings for this server's later requests",
+      opt={"admin": True})  # server-wide: with admin keys set, an admin key changes them
 async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
     settings = _decode(await request.body(), XttsSettings)
     state[STATE_KEY] = settings
@@ -146,20 +165,24 @@ async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
 @post("/tts_to_audio/", operation_id="xtts_tts_to_audio", status_code=200, tags=["xtts"],
       summary="XTTS API: speak text with a speaker; returns audio (WAV by default)")
 async def tts_to_audio(request: Request, services: NamedDependency[Services], state: State,
-                       plugin_config: NamedDependency[XttsApiConfig]) -> Response[bytes]:
+                       plugin_config: NamedDependency[XttsApiConfig],
+                       client: NamedDependency[Client]) -> Response[bytes]:
     body = _decode(await request.body(), TtsRequest)
     speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
                              _settings(state))
-    return audio_response(await services.speech.synthesize(speech))
+    speech.client = client.owner
+    return audio_response(
+        await unless_disconnected(request, services.speech.synthesize(speech)))
 
 
 @get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],
      summary="XTTS API: tts_to_audio as a GET an audio element plays while it arrives")
 async def tts_stream(services: NamedDependency[Services], state: State,
                      plugin_config: NamedDependency[XttsApiConfig], text: FromQuery[str],
-                     speaker_wav: FromQuery[str], language: FromQuery[str | None] = None
-                     ) -> Stream:
+                     speaker_wav: FromQuery[str], client: NamedDependency[Client],
+                     language: FromQuery[str | None] = None) -> Stream:
     speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
+    speech.client = client.owner
     _, stream = await services.speech.open_stream(speech)
     return stream_response(stream)
 

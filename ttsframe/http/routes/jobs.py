@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import File
 
+from ttsframe.core.clients import Client
 from ttsframe.core.jobs import JobCancelled, JobInfo, QueueStats
 from ttsframe.core.services import Services
 from ttsframe.http.openapi import AudioFileOperation, JobIdPath, errors
@@ -24,33 +25,39 @@ class JobsCleared(msgspec.Struct):
 
 @get("/jobs", operation_id="list_jobs", summary="List jobs, newest first", tags=["jobs"],
      responses=errors(400))
-async def list_jobs(services: NamedDependency[Services], status: FromQuery[str | None] = None,
+async def list_jobs(services: NamedDependency[Services], client: NamedDependency[Client],
+                    status: FromQuery[str | None] = None,
                     limit: FromQuery[int] = 100) -> JobList:
-    """``status``: pending, processing, completed, failed or cancelled; ``limit`` 1-1000."""
-    return JobList(jobs=await services.jobs.list_jobs(status, limit))
+    """``status``: pending, processing, completed, failed or cancelled; ``limit`` 1-1000.
+    With API keys set, only the jobs made with the caller's key (an admin key: all)."""
+    return JobList(jobs=await services.jobs.list_jobs(status, limit, client))
 
 
 @get("/jobs/{job_id:str}", operation_id="get_job", summary="Job status and details",
      tags=["jobs"], responses=errors(400, 404))
-async def get_job(job_id: JobIdPath, services: NamedDependency[Services]) -> JobInfo:
-    return await services.jobs.info(job_id)
+async def get_job(job_id: JobIdPath, services: NamedDependency[Services],
+                  client: NamedDependency[Client]) -> JobInfo:
+    return await services.jobs.info(job_id, client)
 
 
 @get("/jobs/{job_id:str}/result", operation_id="get_job_result",
      summary="Download a completed job's audio", tags=["jobs"],
      operation_class=AudioFileOperation, responses=errors(400, 404, 409))
-async def get_job_result(job_id: JobIdPath, services: NamedDependency[Services]) -> File:
+async def get_job_result(job_id: JobIdPath, services: NamedDependency[Services],
+                         client: NamedDependency[Client]) -> File:
     """409 with Retry-After while the job is pending or processing; 409 with its error if
     it failed or was cancelled; 404 when unknown or expired."""
-    path, content_type, name = await services.jobs.result(job_id)
+    path, content_type, name = await services.jobs.result(job_id, client)
     return File(path=path, filename=name, media_type=content_type)
 
 
 @delete("/jobs/{job_id:str}", operation_id="cancel_job", status_code=200,
         summary="Cancel a pending or running job; delete a finished one", tags=["jobs"],
         responses=errors(400, 404, 507))
-async def cancel_job(job_id: JobIdPath, services: NamedDependency[Services]) -> JobCancelled:
-    return await services.jobs.cancel(job_id)
+async def cancel_job(job_id: JobIdPath, services: NamedDependency[Services],
+                     client: NamedDependency[Client]) -> JobCancelled:
+    """A client cancels its own jobs; an admin key cancels any."""
+    return await services.jobs.cancel(job_id, client)
 
 
 @delete("/jobs", operation_id="clear_jobs", status_code=200,

@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import File
 
+from ttsframe.core.clients import Client
 from ttsframe.core.generation_log import LogEntry
 from ttsframe.core.retention import CleanupReport
 from ttsframe.core.services import Services
@@ -26,21 +27,25 @@ class LogsDeleted(msgspec.Struct):
 
 @get("/logs", operation_id="list_logs", summary="Recent generations, newest first",
      tags=["logs"], responses=errors(400))
-async def list_logs(services: NamedDependency[Services], limit: FromQuery[int] = 100) -> LogList:
-    return LogList(logs=await services.generation_log.list_logs(limit))
+async def list_logs(services: NamedDependency[Services], client: NamedDependency[Client],
+                    limit: FromQuery[int] = 100) -> LogList:
+    """With API keys set, only the generations made with the caller's key (admin: all)."""
+    return LogList(logs=await services.generation_log.list_logs(limit, client))
 
 
 @get("/logs/{log_id:str}", operation_id="get_log", summary="One generation", tags=["logs"],
      responses=errors(400, 404))
-async def get_log(log_id: LogIdPath, services: NamedDependency[Services]) -> LogEntry:
-    return await services.generation_log.get(log_id)
+async def get_log(log_id: LogIdPath, services: NamedDependency[Services],
+                  client: NamedDependency[Client]) -> LogEntry:
+    return await services.generation_log.get(log_id, client)
 
 
 @get("/logs/{log_id:str}/download", operation_id="download_log_audio",
      summary="Download a generation's saved audio (save_outputs)", tags=["logs"],
      operation_class=AudioFileOperation, responses=errors(400, 404))
-async def download_log_audio(log_id: LogIdPath, services: NamedDependency[Services]) -> File:
-    path, content_type, name = await services.generation_log.audio(log_id)
+async def download_log_audio(log_id: LogIdPath, services: NamedDependency[Services],
+                             client: NamedDependency[Client]) -> File:
+    path, content_type, name = await services.generation_log.audio(log_id, client)
     return File(path=path, filename=name, media_type=content_type)
 
 

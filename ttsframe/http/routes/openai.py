@@ -8,18 +8,24 @@ message, so callers see our explanation.
 
 from __future__ import annotations
 
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import NotFound
 from ttsframe.core.services import Services
-from ttsframe.core.speech import OPENAI_MODEL_ALIASES
 from ttsframe.core.types import Voice
-from ttsframe.http.openapi import LookupOperation, SpeechCreateBody, SpeechOperation, errors
-from ttsframe.http.request import JSONRequest
-from ttsframe.http.responses import audio_response, stream_response
+from ttsframe.http.disconnect import unless_disconnected
+from ttsframe.http.metrics import track_speech
+from ttsframe.http.openapi import (
+    LookupOperation,
+    OpenAISpeechOperation,
+    SpeechCreateBody,
+    errors,
+)
+from ttsframe.http.responses import audio_response, sse_response, stream_response
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
@@ -34,34 +40,47 @@ OWNER = "ttsframe"
 
 
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
-      summary="Generate speech (OpenAI-compatible; mp3 by default)",
-      operation_class=SpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
+      summary="Generate speech (OpenAI-compatible; mp3 by default, streamed by default)",
+      operation_class=OpenAISpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
 async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
-                        request: JSONRequest) -> Response:
+                        request: Request, client: NamedDependency[Client]) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
-    (reported in ``X-TTSFrame-Warnings``). ``"stream": true`` or ``"stream_format":
-    "audio"`` sends the audio as it is generated (chunked transfer encoding)."""
+    (reported in ``X-TTSFrame-Warnings``). As on OpenAI, the audio is sent as it is
+    generated (chunked) unless the body says ``"stream": false`` or the format cannot
+    stream (flac); ``"stream_format": "sse"`` sends it as server-sent events."""
+    delivery = data.delivery()
     ignored = ignored_fields(await request.body(), type(data))
-    request = data.to_domain()
-    request.notes += ignored
-    if request.stream:
-        _, stream = await services.speech.open_stream(request)
-        return stream_response(stream)
-    return audio_response(await services.speech.synthesize(request))
+    speech = data.to_domain()
+    speech.notes += ignored
+    speech.client = client.owner
+    if delivery == "auto":
+        speech.stream = services.speech.encoder(speech.response_format).incremental
+    mode = "stream" if speech.stream or delivery == "sse" else "sync"
+    async with track_speech(services, "/v1/audio/speech", speech, mode) as tracked:
+        if delivery == "sse":
+            opening = services.speech.open_stream(speech)
+            prepared, stream = await unless_disconnected(request, opening)
+            tracked.first_audio()
+            return sse_response(stream, input_tokens=len(prepared.task.text.encode()))
+        if speech.stream:
+            _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
+            tracked.first_audio()
+            return stream_response(stream)
+        output = await unless_disconnected(request, services.speech.synthesize(speech))
+        tracked.first_audio()
+        return audio_response(output)
 
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:
-    backends = [
-        OpenAIModel(id=name, created=created, owned_by=_owner(services, name))
-        for name in sorted(services.backends)
-    ]
-    aliases = [OpenAIModel(id=name, created=created, owned_by=OWNER)
-               for name in sorted(OPENAI_MODEL_ALIASES) if name not in services.backends]
-    return backends + aliases
+    """Every backend, then the OpenAI names: ``SpeechService.model_names``."""
+    return [OpenAIModel(id=name, created=created, owned_by=_owner(services, name))
+            for name in services.speech.model_names()]
 
 
 def _owner(services: Services, backend: str) -> str:
+    if backend not in services.backends:
+        return OWNER
     reg = services.registry.get("backend", backend)
     return reg.plugin if reg is not None else OWNER
 
@@ -80,20 +99,15 @@ async def get_model(model_id: FromPath[str], services: NamedDependency[Services]
     for model in _models(services, state.started_at):
         if model.id == model_id:
             return model
-    raise NotFound(_unknown_model(services, model_id))
+    raise NotFound(services.speech.unknown_model(model_id))
 
 
-def _unknown_model(services: Services, model: str) -> str:
-    known = [*sorted(services.backends), *sorted(OPENAI_MODEL_ALIASES)]
-    return f"Model '{model}' not found; available models: {', '.join(known)}"
-
-
-def _voices_for(services: Services, model: str | None) -> list[Voice]:
-    voices = services.voices.list_voices()
+async def _voices_for(services: Services, model: str | None) -> list[Voice]:
+    voices = await services.async_voices.list_voices()
     if model is None:
         return voices
-    if model not in services.backends and model not in OPENAI_MODEL_ALIASES:
-        raise NotFound(_unknown_model(services, model))
+    if model not in services.speech.model_names():
+        raise NotFound(services.speech.unknown_model(model))
     backend = services.speech.resolve_backend(model)
     return [v for v in voices if not v.backends or backend in v.backends]
 
@@ -108,7 +122,7 @@ async def list_voices(services: NamedDependency[Services],
         OpenAIVoice(id=v.voice_id, name=v.voice_id,
                     type="builtin" if v.builtin else "custom", style=v.style,
                     primary_speaker=v.primary_speaker, backends=v.backends)
-        for v in _voices_for(services, model)
+        for v in await _voices_for(services, model)
     ])
 
 
@@ -119,7 +133,7 @@ async def list_voice_options(model: FromPath[str], services: NamedDependency[Ser
                              ) -> VoiceOptionList:
     return VoiceOptionList(voices=[
         VoiceOption(value=v.voice_id, label=f"{v.voice_id} ({v.style})")
-        for v in _voices_for(services, model)
+        for v in await _voices_for(services, model)
     ])
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
+from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
+from ttsframe.http.disconnect import unless_disconnected
+from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
-from ttsframe.http.request import JSONRequest
 from ttsframe.http.responses import audio_response, stream_response
 from ttsframe.http.schemas import (
     ModelInfo,
@@ -28,7 +30,8 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: NamedDependency[Services], request: JSONRequest,
+async def generate(data: GenerateBody, services: NamedDependency[Services], request: Request,
+                   client: NamedDependency[Client],
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
 
@@ -40,18 +43,23 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
     stream; flac is sent whole at the end).
     """
     ignored = ignored_fields(await request.body(), type(data))
-    request = data.to_domain(default_format=services.settings.generation.default_format)
-    request.notes += ignored
-    if async_mode:
-        if request.stream:
-            raise InvalidInput("'stream' and async_mode cannot be combined: a job's result "
-                               "is downloaded whole from GET /jobs/{job_id}/result")
-        return Response(await services.jobs.submit(request), status_code=202)
-    if request.stream:
-        _, stream = await services.speech.open_stream(request)
-        return stream_response(stream)
-    output = await services.speech.synthesize(request)
-    return audio_response(output)
+    speech = data.to_domain(default_format=services.settings.generation.default_format)
+    speech.notes += ignored
+    speech.client = client.owner  # the job and the log belong to the caller's key
+    mode = "job" if async_mode else "stream" if speech.stream else "sync"
+    async with track_speech(services, "/generate", speech, mode) as tracked:
+        if async_mode:
+            if speech.stream:
+                raise InvalidInput("'stream' and async_mode cannot be combined: a job's "
+                                   "result is downloaded whole from GET /jobs/{job_id}/result")
+            return Response(await services.jobs.submit(speech), status_code=202)
+        if speech.stream:
+            _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
+            tracked.first_audio()
+            return stream_response(stream)
+        output = await unless_disconnected(request, services.speech.synthesize(speech))
+        tracked.first_audio()
+        return audio_response(output)
 
 
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])
@@ -77,7 +85,8 @@ def voice_info(voice) -> VoiceInfo:
 
 @get("/voices", operation_id="list_voices", summary="List voices", tags=["speech"])
 async def list_voices(services: NamedDependency[Services]) -> VoicesResponse:
-    return VoicesResponse(voices=[voice_info(v) for v in services.voices.list_voices()])
+    voices = await services.async_voices.list_voices()
+    return VoicesResponse(voices=[voice_info(v) for v in voices])
 
 
 ROUTES = [generate, list_models, list_voices]

@@ -59,6 +59,10 @@ def check_backends(voice: Voice, services: Services) -> Voice:
     if unknown:
         raise InvalidInput(f"unknown backend(s) in backends: {', '.join(unknown)}; available: "
                            f"{', '.join(sorted(services.backends))}")
+    if voice.audio_prompt_transcript:  # too long for a backend: refused now, not per request
+        for name in voice.backends or [services.settings.generation.default_backend]:
+            services.speech.chunk_bytes(name, services.backends[name].capabilities, None,
+                                        voice.audio_prompt_transcript)
     return voice
 
 
@@ -70,7 +74,7 @@ def check_backends(voice: Voice, services: Services) -> Voice:
 async def list_voice_mappings(services: NamedDependency[Services]
                               ) -> dict[str, VoiceMapping]:
     """Every voice, built-in and custom, keyed by ``voice_id``."""
-    voices = await anyio.to_thread.run_sync(services.voices.list_voices)
+    voices = await services.async_voices.list_voices()
     return {v.voice_id: mapping(v) for v in voices}
 
 
@@ -79,7 +83,7 @@ async def list_voice_mappings(services: NamedDependency[Services]
 async def get_voice_mapping(voice_id: VoiceIdPath, services: NamedDependency[Services]
                             ) -> VoiceMapping:
     voice_id = check_id(voice_id, "voice_id")
-    return mapping(await anyio.to_thread.run_sync(services.voices.get_voice, voice_id))
+    return mapping(await services.async_voices.get_voice(voice_id))
 
 
 @post("/voice_mappings", operation_id="create_voice_mapping", summary="Create a custom voice",
@@ -89,14 +93,15 @@ async def create_voice_mapping(data: VoiceMappingBodyIn, services: NamedDependen
     if data.voice_id is msgspec.UNSET:
         raise InvalidInput("voice_id is required")
     voice = check_backends(build_voice(data.voice_id, data.given()), services)
-    created = await anyio.to_thread.run_sync(services.voices.create_voice, voice)
+    created = await services.async_voices.create_voice(voice)
     return VoiceMappingReply(message=f"Voice '{created.voice_id}' created successfully",
                              voice_config=mapping(created))
 
 
 @put("/voice_mappings/{voice_id:str}", operation_id="update_voice_mapping",
      summary="Update a custom voice", tags=["voices"],
-     responses=errors(400, 404, 405, 409, 413, 507))
+     responses=errors(400, 404, 405, 409, 413, 507),
+     opt={"admin": True})  # voices are shared: with admin keys set, changing one needs one
 async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappingBody],
                                services: NamedDependency[Services]) -> VoiceMappingReply:
     """Change the fields sent; omitted fields keep their value."""
@@ -105,9 +110,9 @@ async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappin
         raise InvalidInput(f"voice_id in the body ('{data.voice_id}') differs from the one in "
                            f"the path ('{voice_id}'); voices cannot be renamed, create a new "
                            "one instead")
-    current = await anyio.to_thread.run_sync(services.voices.get_voice, voice_id)
+    current = await services.async_voices.get_voice(voice_id)
     voice = check_backends(build_voice(voice_id, data.given(), base=current), services)
-    updated = await anyio.to_thread.run_sync(services.voices.update_voice, voice_id, voice)
+    updated = await services.async_voices.update_voice(voice_id, voice)
     return VoiceMappingReply(message=f"Voice '{voice_id}' updated successfully",
                              voice_config=mapping(updated))
 
@@ -118,8 +123,7 @@ async def update_voice_mapping(voice_id: VoiceIdPath, data: JSONBody[VoiceMappin
 async def delete_voice_mapping(voice_id: VoiceIdPath, services: NamedDependency[Services],
                                keep_prompt: FromQuery[bool] = False) -> VoiceDeleteReply:
     check_id(voice_id, "voice_id")
-    dropped = await anyio.to_thread.run_sync(
-        lambda: services.voices.delete_voice(voice_id, keep_prompt=keep_prompt))
+    dropped = await services.async_voices.delete_voice(voice_id, keep_prompt=keep_prompt)
     also = f" with its audio prompt '{dropped}'" if dropped else ""
     return VoiceDeleteReply(message=f"Voice '{voice_id}' deleted successfully{also}",
                             deleted_prompt=dropped)
@@ -133,7 +137,7 @@ async def delete_voice_mapping(voice_id: VoiceIdPath, services: NamedDependency[
 async def list_audio_prompts(services: NamedDependency[Services]
                              ) -> dict[str, AudioPromptInfo]:
     """Every prompt on disk, keyed by ``prompt_id``."""
-    prompts = await anyio.to_thread.run_sync(services.voices.list_prompts)
+    prompts = await services.async_voices.list_prompts()
     return {p["prompt_id"]: msgspec.convert(p, AudioPromptInfo) for p in prompts}
 
 
@@ -211,21 +215,19 @@ async def upload_audio_prompt(request: Request, services: NamedDependency[Servic
     prompt_id, upload = await _read_form(request, int(limit_mb * MIB), limit_mb)
     filename = PurePath(upload.filename or "").name
 
-    def store() -> tuple[dict[str, Any], dict[str, Any]]:
-        data = upload.file.read()
-        samples, info = audio.prepare_prompt(data, target_rate=PROMPT_RATE,
-                                             filename_hint=filename or None)
-        source = {"filename": filename[:200], "format": info["format"],
-                  "codec": info["codec"], "sample_rate": info["source_rate"],
-                  "channels": info["channels"], "duration": info["duration"]}
-        saved = services.voices.save_prompt(prompt_id, samples, PROMPT_RATE,
-                                            overwrite=overwrite, source=source)
-        return saved, info
+    def decode() -> tuple[Any, dict[str, Any]]:
+        return audio.prepare_prompt(upload.file.read(), target_rate=PROMPT_RATE,
+                                    filename_hint=filename or None)
 
     try:
-        saved, info = await anyio.to_thread.run_sync(store)
+        samples, info = await anyio.to_thread.run_sync(decode)
     finally:
         await upload.close()
+    source = {"filename": filename[:200], "format": info["format"],
+              "codec": info["codec"], "sample_rate": info["source_rate"],
+              "channels": info["channels"], "duration": info["duration"]}
+    saved = await services.async_voices.save_prompt(prompt_id, samples, PROMPT_RATE,
+                                                    overwrite=overwrite, source=source)
     return AudioPromptUploadReply(**saved, message=f"Audio prompt '{prompt_id}' uploaded "
                                   "successfully", original_sample_rate=info["source_rate"])
 
@@ -237,8 +239,7 @@ async def delete_audio_prompt(prompt_id: PromptIdPath, services: NamedDependency
                               cascade: FromQuery[bool] = False) -> AudioPromptDeleteReply:
     """409 naming the voices that use it, unless ``?cascade=true`` deletes them too."""
     check_id(prompt_id, "prompt_id")
-    deleted = await anyio.to_thread.run_sync(
-        lambda: services.voices.delete_prompt(prompt_id, cascade=cascade))
+    deleted = await services.async_voices.delete_prompt(prompt_id, cascade=cascade)
     also = f" with voice(s) {', '.join(deleted)}" if deleted else ""
     return AudioPromptDeleteReply(message=f"Audio prompt '{prompt_id}' deleted{also}",
                                   deleted_voices=deleted)

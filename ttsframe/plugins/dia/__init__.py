@@ -79,3 +79,10 @@ def make_backend(ctx: PluginContext) -> Backend:
 @hookimpl
 def register_backends(register):
     register("dia", make_backend, config=DiaConfig)
+
+
+@hookimpl
+def register_commands(register):
+    from ttsframe.plugins.dia import commands
+
+    register("make-tiny-model", commands.configure, commands.run, help=commands.HELP)

@@ -144,7 +144,9 @@ class DiaBackend(Backend):
                          compile=self._compile_state(),
                          max_decoder_steps=self._max_steps,
                          prompt_cache={"entries": len(self._prompts),
-                                       "max": self._prompts.size})
+                                       "max": self._prompts.size,
+                                       "hits": self._prompts.hits,
+                                       "misses": self._prompts.misses})
         return facts
 
     def _compile_state(self) -> str:
@@ -340,7 +342,7 @@ class DiaBackend(Backend):
         if task.params.max_tokens is not None or task.on_audio is not None:
             return result
         first = plan.max_new_tokens
-        while isinstance(result, DiaCodes) and result.info.get("budget_exhausted"):
+        while isinstance(result, DiaCodes) and result.info.get("budget_limited"):
             budget = result.info["max_new_tokens"]
             limit = self._max_steps - 1 - result.info["prompt_frames"]
             if budget >= limit:
@@ -421,7 +423,7 @@ class DiaBackend(Backend):
                 "frames": int(row_codes.shape[0]), "steps": steps,
                 "max_new_tokens": max_new, "prompt_frames": row.prompt_frames,
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
-                "greedy": plan.greedy, "compiled": compiled, "budget_exhausted": exhausted,
+                "greedy": plan.greedy, "compiled": compiled, "budget_limited": exhausted,
                 "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
             }
             if not plan.greedy:

@@ -1,0 +1,87 @@
+"""``ttsframe serve`` on a port that is taken: one clear message, exit status 3, and
+nothing started (no backend loading, no log lines after it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.server import ServerProcess, builtin_plugin_names, install_fake_distribution
+from ttsframe.http.listen import CannotListen, bind_listeners
+
+FAKES = Path(__file__).with_name("fakes.py")
+
+
+def serve_on(port: int, cwd: Path) -> subprocess.CompletedProcess:
+    """The real command a user runs, with the shipped defaults (Dia enabled: it would
+    start loading if the server got that far)."""
+    (cwd / "ttsframe.toml").write_text("")
+    env = {**os.environ, "TTSFRAME_LOAD_PLUGINS": ",".join(builtin_plugin_names())}
+    return subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--port", str(port)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_port_in_use_is_the_only_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = serve_on(port, tmp_path)
+    assert proc.returncode == 3
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        f"ttsframe: error: port {port} on 127.0.0.1 is already in use by pid {os.getpid()} "
+        f"({' '.join(_cmdline(os.getpid()))[:200]}); stop it, or choose another port with "
+        "--port or [server] port in ttsframe.toml"]
+    assert not (tmp_path / "data").exists()  # nothing was started or created
+
+
+def test_the_message_names_the_server_that_holds_the_port(tmp_path):
+    site = install_fake_distribution(tmp_path / "site", "ttsframe-tone", "tone_plugin",
+                                     {"tone": "tone_plugin"}, source=FAKES.read_text())
+    first = tmp_path / "first"
+    first.mkdir()
+    cfg = first / "ttsframe.toml"
+    cfg.write_text('[generation]\ndefault_backend = "tone"\n[plugins.dia]\nenabled = false\n')
+    with ServerProcess(cfg, env={"PYTHONPATH": str(site)}, plugins=["tone"]) as running:
+        second = tmp_path / "second"
+        second.mkdir()
+        proc = serve_on(running.port, second)
+        assert proc.returncode == 3
+        message = proc.stderr.strip()
+        assert message.startswith(f"ttsframe: error: port {running.port} on 127.0.0.1 is "
+                                  f"already in use by pid {running.proc.pid} (")
+        assert "-m ttsframe serve" in message
+        assert "\n" not in message
+        # the running server was not disturbed
+        assert running.client.get("/health").status_code == 200
+
+
+def _cmdline(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return [part.decode() for part in raw.split(b"\0") if part]
+
+
+def test_listeners_are_tcp_sockets_asyncio_can_tune():
+    """asyncio turns Nagle's algorithm off only on sockets that say IPPROTO_TCP; a socket
+    made with protocol 0 made every small reply wait ~40 ms for a delayed ACK."""
+    sockets = bind_listeners("127.0.0.1", 0)
+    try:
+        assert [s.proto for s in sockets] == [socket.IPPROTO_TCP]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_an_unknown_host_is_one_clear_message():
+    with pytest.raises(CannotListen) as err:
+        bind_listeners("no-such-host.invalid", 7860)
+    assert str(err.value).startswith(
+        "cannot listen on no-such-host.invalid:7860: no-such-host.invalid is not an address "
+        "of this machine")

@@ -1,0 +1,152 @@
+"""One backend replica: the body of a Ray actor, on any node of the cluster.
+
+It builds the backend with the same plugin code and the same ``[plugins.<name>]`` section
+as a local worker would, loads it, and runs the batches the API node's scheduler hands
+it through :func:`ttsframe.core.scheduler.run_batch`. ``generate`` is a streaming
+generator: progress and audio flow back while the batch runs, the results come last.
+The actor is threaded, so ``cancel`` reaches a running batch's tokens at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from ttsframe.cluster.wire import TaskPayload, encode_outcome, payload_fields
+from ttsframe.core.config import Settings
+from ttsframe.core.interfaces import Backend, PluginContext
+from ttsframe.core.plugins import load_plugins
+from ttsframe.core.scheduler import run_batch
+from ttsframe.core.types import AudioPrompt, CancelToken, SynthesisTask
+
+log = logging.getLogger("ttsframe.cluster.replica")
+
+# Prompts kept per replica, by content; the API node resends one this replica dropped.
+PROMPT_CACHE = 64
+
+
+def build_backend(settings: Settings, name: str) -> Backend:
+    """The backend ``name`` as ``build_services`` makes it: plugins from entry points,
+    its plugin's validated section."""
+    from ttsframe.core.services import plugin_config
+
+    _, registry, _ = load_plugins(settings.plugin_enabled)
+    reg = registry.items["backend"].get(name)
+    if reg is None:
+        raise RuntimeError(f"no backend named '{name}' is installed on this node; install "
+                           "the same plugins on every node of the cluster")
+    ctx = PluginContext(plugin=reg.plugin, config=plugin_config(reg, settings),
+                        data_dir=settings.data_dir, settings=settings)
+    return reg.factory(ctx)
+
+
+class Replica:
+    """Ray actor class (wrapped with ``ray.remote`` by the pool, so importing this module
+    needs no Ray)."""
+
+    def __init__(self, settings_json: bytes, backend: str) -> None:
+        self.settings = msgspec.json.decode(settings_json, type=Settings)
+        self.name = backend
+        self.backend: Backend | None = None
+        self._lock = threading.Lock()
+        self._tokens: dict[str, CancelToken] = {}
+        self._prompts: OrderedDict[str, AudioPrompt] = OrderedDict()
+
+    def load(self) -> dict[str, Any]:
+        """Build and load the backend (once per process); report where it runs."""
+        import ray
+
+        with self._lock:
+            if self.backend is None:
+                backend = build_backend(self.settings, self.name)
+                backend.load()
+                self.backend = backend
+        caps = self.backend.capabilities
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+                "capabilities": msgspec.to_builtins(caps),
+                "describe": self.backend.describe()}
+
+    def describe(self) -> dict[str, Any]:
+        return self.backend.describe() if self.backend is not None else {}
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def cancel(self, task_id: str, reason: str) -> bool:
+        token = self._tokens.get(task_id)
+        if token is None:
+            return False
+        token.cancel(reason)
+        return True
+
+    def _prompt(self, payload: TaskPayload) -> AudioPrompt | None:
+        if payload.prompt_key is None:
+            return None
+        if payload.prompt is not None:
+            self._prompts[payload.prompt_key] = payload.prompt
+            while len(self._prompts) > PROMPT_CACHE:
+                self._prompts.popitem(last=False)
+        prompt = self._prompts.get(payload.prompt_key)
+        if prompt is not None:
+            self._prompts.move_to_end(payload.prompt_key)
+        return prompt
+
+    def generate(self, payloads: list[TaskPayload]) -> Iterator[tuple]:
+        """Yield ``("events", [...])`` while the batch runs, then ``("results", [...])``;
+        or only ``("missing", keys)`` when prompts this replica does not hold were not
+        sent (the API node then sends them)."""
+        prompts = {p.task_id: self._prompt(p) for p in payloads}
+        missing = [p.prompt_key for p in payloads
+                   if p.prompt_key is not None and prompts[p.task_id] is None]
+        if missing:
+            yield ("missing", missing)
+            return
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        tasks = []
+        for p in payloads:
+            task = SynthesisTask(**payload_fields(p, prompts[p.task_id]))
+            if p.stream:
+                task.on_audio = _sender(events, "audio", task.task_id)
+            if p.progress:
+                task.on_progress = _sender(events, "progress", task.task_id)
+            self._tokens[task.task_id] = task.cancel
+            tasks.append(task)
+        box: dict[str, list] = {}
+
+        def work() -> None:
+            try:
+                box["results"] = run_batch(self.name, self.backend, tasks)
+            finally:
+                events.put(None)
+
+        threading.Thread(target=work, name=f"ttsframe-{self.name}", daemon=True).start()
+        try:
+            done = False
+            while not done:
+                batch = [events.get()]
+                while True:  # send what has piled up as one message
+                    try:
+                        batch.append(events.get_nowait())
+                    except queue.Empty:
+                        break
+                done = batch[-1] is None
+                sent = [e for e in batch if e is not None]
+                if sent:
+                    yield ("events", sent)
+            yield ("results", [encode_outcome(r) for r in box["results"]])
+        finally:
+            for task in tasks:
+                self._tokens.pop(task.task_id, None)
+
+
+def _sender(events: queue.SimpleQueue, kind: str, task_id: str):
+    def send(*args: Any) -> None:
+        events.put((kind, task_id, *args))
+    return send
