@@ -130,9 +130,16 @@ def test_requests_spread_over_replicas_and_seeds_hold(server):
     client = server.client
     body = {"text": "[S1] Spread over the cluster.", "max_tokens": 120, "seed": 11,
             "temperature": 1.2}
-    jobs = [submit(client, **body) for _ in range(4)]
+    # Seeded requests batch together, up to generation.workers (4) a batch: 8 jobs make at
+    # least two batches, and a batch goes to whichever replica is idle.
+    jobs = [submit(client, **body) for _ in range(8)]
     done = [wait_job(client, j, "completed") for j in jobs]
     assert {job["worker"] for job in done} == {"dia-0", "dia-1"}
+    # The per-call metrics name the replica that ran each batch.
+    counted = {line.split('replica="', 1)[1].split('"', 1)[0]
+               for line in client.get("/metrics").text.splitlines()
+               if line.startswith("ttsframe_batch_size_count{")}
+    assert {"dia-0", "dia-1"} <= counted
     results = [client.get(f"/jobs/{j}/result").content for j in jobs]
     assert len(set(results)) == 1  # same seed, same audio, whichever replica ran it
     sync = generate(client, **body)

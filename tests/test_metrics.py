@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import types
 from pathlib import Path
 from typing import ClassVar
 
@@ -217,14 +218,14 @@ def test_budget_limits_steps_and_batches_from_backend_results():
                            tokens=50, info={"steps": 100, "budget_limited": True})
     natural = SynthesisResult(samples=done.samples, sample_rate=10, tokens=20,
                               info={"steps": 100})
-    metrics.batch_done("dia", [object(), object(), object()],
-                       [done, natural, RuntimeError("x")], 0.5)
+    on_replica = types.SimpleNamespace(worker="dia-1")  # a ticket run by replica 1
+    metrics.batch_done("dia", [on_replica] * 3, [done, natural, RuntimeError("x")], 0.5)
     reg = metrics.registry
     assert reg.get_sample_value("ttsframe_budget_limited_generations_total",
                                 {"backend": "dia"}) == 1
-    assert reg.get_sample_value("ttsframe_batch_size_sum", {"backend": "dia"}) == 3
-    assert reg.get_sample_value("ttsframe_decoding_steps_per_second_sum",
-                                {"backend": "dia"}) == 200
+    where = {"backend": "dia", "replica": "dia-1"}
+    assert reg.get_sample_value("ttsframe_batch_size_sum", where) == 3
+    assert reg.get_sample_value("ttsframe_decoding_steps_per_second_sum", where) == 200
 
 
 def test_cancel_reasons():

@@ -8,9 +8,9 @@ HTTP layer). What is a state rather than an event (queue depth, model state, job
 data directory) is read only when ``/metrics`` is scraped. ``docs/observability.md``
 lists every metric; a test keeps that table and this module in step.
 
-Labels: ``backend`` is the backend's registered name. A cluster engine that runs a backend
-on several replicas may add a ``replica`` label; the local engine has one worker per
-backend and none.
+Labels: ``backend`` is the backend's registered name; the per-call metrics (batch size,
+decoding rate) also carry ``replica``, the worker that ran the call (``dia-0``, ``dia-1``,
+... under the Ray engine; ``dia-0`` for the local one).
 """
 
 from __future__ import annotations
@@ -101,12 +101,12 @@ class Metrics:
             "Seconds of audio per second of generating, per request (above 1: faster "
             "than real time)", ["backend"], buckets=RTF_BUCKETS, registry=r))
         self.batch_size = Labelled(Histogram(
-            "ttsframe_batch_size", "Tasks per backend call", ["backend"],
+            "ttsframe_batch_size", "Tasks per backend call", ["backend", "replica"],
             buckets=COUNT_BUCKETS, registry=r))
         self.decoding_steps_rate = Labelled(Histogram(
             "ttsframe_decoding_steps_per_second",
             "Decoding steps per second of a backend call (its longest row's steps)",
-            ["backend"], buckets=STEP_RATE_BUCKETS, registry=r))
+            ["backend", "replica"], buckets=STEP_RATE_BUCKETS, registry=r))
         self.chunks = Labelled(Histogram(
             "ttsframe_chunks_per_request", "Text chunks a request was split into",
             ["backend"], buckets=COUNT_BUCKETS, registry=r))
@@ -147,11 +147,14 @@ class Metrics:
     def batch_done(self, backend: str, tickets: list[Ticket],
                    results: list[SynthesisResult | BaseException], seconds: float) -> None:
         """One backend call returned (``Scheduler.on_batch``)."""
-        self.batch_size.labels(backend).observe(len(tickets))
+        # The worker that ran the call: "<backend>-<n>", one per replica of a cluster
+        # engine ("<backend>-0" for the local one).
+        replica = (tickets[0].worker if tickets else None) or f"{backend}-0"
+        self.batch_size.labels(backend, replica).observe(len(tickets))
         done = [r for r in results if isinstance(r, SynthesisResult)]
         steps = max((r.info.get("steps", r.tokens) for r in done), default=0)
         if steps and seconds > 0:
-            self.decoding_steps_rate.labels(backend).observe(steps / seconds)
+            self.decoding_steps_rate.labels(backend, replica).observe(steps / seconds)
         limited = sum(1 for r in done if r.info.get("budget_limited"))
         if limited:
             self.budget_limited.labels(backend).inc(limited)
