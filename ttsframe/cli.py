@@ -21,6 +21,18 @@ from ttsframe.core.errors import ConfigError, PluginError
 EXIT_CANNOT_LISTEN = 3
 
 
+# ``serve`` flags that set one config key to their value (argparse dest -> section, key).
+VALUE_FLAGS = {
+    "workers": ("generation", "workers"),
+    "retention_hours": ("logging", "output_retention_hours"),
+    "host": ("server", "host"),
+    "port": ("server", "port"),
+    "cluster": ("cluster", "engine"),
+    "ray_address": ("cluster", "address"),
+    "replicas": ("cluster", "replicas"),
+}
+
+
 def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags of the guide's start script, mapped onto config keys (flags win)."""
     over: dict[str, Any] = {}
@@ -43,20 +55,9 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         put("server", "log_level", "debug")
     if args.save_outputs:
         put("logging", "save_outputs", True)
-    if args.workers is not None:
-        put("generation", "workers", args.workers)
-    if args.retention_hours is not None:
-        put("logging", "output_retention_hours", args.retention_hours)
-    if args.host is not None:
-        put("server", "host", args.host)
-    if args.port is not None:
-        put("server", "port", args.port)
-    if args.cluster is not None:
-        put("cluster", "engine", args.cluster)
-    if args.ray_address is not None:
-        put("cluster", "address", args.ray_address)
-    if args.replicas is not None:
-        put("cluster", "replicas", args.replicas)
+    for flag, (section, key) in VALUE_FLAGS.items():
+        if getattr(args, flag) is not None:
+            put(section, key, getattr(args, flag))
     return over
 
 

@@ -252,7 +252,7 @@ def describe_invalid(raw: Any, type_: Any, key: str, *, strict: bool = False) ->
         for name, value in raw.items():
             full = ".".join(p for p in (key, str(name)) if p)
             if name not in type_.__struct_fields__:
-                allowed = _field_names(type_, "")
+                allowed = _field_names(type_)
                 hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
                 return f"unknown config key '{full}'{hint}"
             try:
@@ -271,7 +271,7 @@ def describe_invalid(raw: Any, type_: Any, key: str, *, strict: bool = False) ->
         reason = "not accepted"
     except msgspec.ValidationError as exc:
         reason = str(exc).split(" - at `")[0]
-    allowed = _allowed_values(type_, "")
+    allowed = _allowed_values(type_)
     hint = f"; allowed values: {allowed}" if allowed else ""
     return f"invalid value for '{key or 'config'}': {reason}{hint}"
 
@@ -285,27 +285,14 @@ def _item_type(type_: Any) -> Any:
     return None
 
 
-def _resolve(type_: Any, path: str) -> Any:
-    for part in [p for p in path.split(".") if p]:
-        hints = typing.get_type_hints(type_, include_extras=True) if isinstance(type_, type) else {}
-        if part not in hints:
-            return None
-        type_ = hints[part]
-    return type_
-
-
-def _field_names(type_: Any, path: str) -> list[str]:
-    target = _resolve(type_, path)
-    if isinstance(target, type) and issubclass(target, msgspec.Struct):
-        return [f for f in target.__struct_fields__
+def _field_names(type_: Any) -> list[str]:
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct):
+        return [f for f in type_.__struct_fields__
                 if f not in ("config_path", "plugin_allowlist")]
     return []
 
 
-def _allowed_values(type_: Any, path: str) -> str:
-    target = _resolve(type_, path)
-    if target is None:
-        return ""
+def _allowed_values(target: Any) -> str:
     if typing.get_origin(target) is Literal:
         return ", ".join(repr(v) for v in typing.get_args(target))
     if typing.get_origin(target) is Annotated:

@@ -63,17 +63,19 @@ RESTART_REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
-def _update_type() -> type:
-    """A Struct with every editable key optional, typed exactly as in ``Settings``."""
-    fields = []
-    for name, (section, key) in EDITABLE.items():
-        section_type = typing.get_type_hints(Settings)[section]
-        hint = typing.get_type_hints(section_type, include_extras=True)[key]
-        fields.append((name, hint | msgspec.UnsetType, msgspec.UNSET))
-    return msgspec.defstruct("ConfigUpdate", fields, kw_only=True, forbid_unknown_fields=True)
+def _editable_types() -> dict[str, Any]:
+    """Each editable key's type, exactly as declared in ``Settings``."""
+    sections = typing.get_type_hints(Settings)
+    return {name: typing.get_type_hints(sections[section], include_extras=True)[key]
+            for name, (section, key) in EDITABLE.items()}
 
 
-ConfigUpdate = _update_type()
+EDITABLE_TYPES = _editable_types()
+# A Struct with every editable key optional.
+ConfigUpdate = msgspec.defstruct(
+    "ConfigUpdate", [(name, hint | msgspec.UnsetType, msgspec.UNSET)
+                     for name, hint in EDITABLE_TYPES.items()],
+    kw_only=True, forbid_unknown_fields=True)
 
 
 class ConfigEditor:
@@ -129,9 +131,7 @@ class ConfigEditor:
             if name not in EDITABLE:
                 return (f"unknown config key '{name}'; known keys: "
                         f"{', '.join(EDITABLE)}")
-            section, key = EDITABLE[name]
-            section_type = typing.get_type_hints(Settings)[section]
-            hint = typing.get_type_hints(section_type, include_extras=True)[key]
+            hint = EDITABLE_TYPES[name]
             try:
                 msgspec.convert(value, hint, strict=True)
             except msgspec.ValidationError:

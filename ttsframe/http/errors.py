@@ -75,15 +75,12 @@ def clip_detail(detail: str) -> str:
 
 
 def detail_response(status: int, detail: str, headers: dict[str, str] | None = None,
-                    *, path: str = "", request: Request | None = None, **extra) -> Response:
+                    *, request: Request, **extra) -> Response:
     """The error body; ``request_id`` lets a user's report be found in the log. A detail
     quotes at most a short prefix of any long value (``clip_detail``)."""
     detail = clip_detail(detail)
-    body = {"detail": detail, **extra}
-    if request is not None:
-        path = request.scope["path"]
-        body["request_id"] = request_id_for(request.scope)
-    if path.startswith(OPENAI_PREFIX):
+    body = {"detail": detail, **extra, "request_id": request_id_for(request.scope)}
+    if request.scope["path"].startswith(OPENAI_PREFIX):
         body["error"] = openai_error(status, detail)
     return Response(body, status_code=status, headers=headers)
 

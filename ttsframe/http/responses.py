@@ -5,13 +5,21 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import msgspec
 from litestar import Response
 from litestar.response import Stream
 
 from ttsframe.core.streaming import SpeechStream
-from ttsframe.core.types import SpeechOutput
+from ttsframe.core.types import SpeechOutput, SpeechRequest
+from ttsframe.http.disconnect import unless_disconnected
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+    from ttsframe.core.services import Services
+    from ttsframe.http.metrics import SpeechTracker
 
 # Control characters end or split a header line (CR, LF, NUL): never sent.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -91,3 +99,16 @@ def sse_response(stream: SpeechStream, input_tokens: int) -> Stream:
 
 def sse_event(payload: dict) -> bytes:
     return b"data: " + msgspec.json.encode(payload) + b"\n\n"
+
+
+async def speech_reply(request: Request, services: Services, speech: SpeechRequest,
+                       tracked: SpeechTracker) -> Response:
+    """The audio of ``speech``, streamed when it asks to be, else whole; either way the
+    generation is cancelled if the client leaves before its reply starts."""
+    if speech.stream:
+        _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
+        tracked.first_audio()
+        return stream_response(stream)
+    output = await unless_disconnected(request, services.speech.synthesize(speech))
+    tracked.first_audio()
+    return audio_response(output)

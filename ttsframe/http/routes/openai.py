@@ -25,7 +25,7 @@ from ttsframe.http.openapi import (
     SpeechCreateBody,
     errors,
 )
-from ttsframe.http.responses import audio_response, sse_response, stream_response
+from ttsframe.http.responses import speech_reply, sse_response
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
@@ -63,13 +63,7 @@ async def create_speech(data: SpeechCreateBody, services: NamedDependency[Servic
             prepared, stream = await unless_disconnected(request, opening)
             tracked.first_audio()
             return sse_response(stream, input_tokens=len(prepared.task.text.encode()))
-        if speech.stream:
-            _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
-            tracked.first_audio()
-            return stream_response(stream)
-        output = await unless_disconnected(request, services.speech.synthesize(speech))
-        tracked.first_audio()
-        return audio_response(output)
+        return await speech_reply(request, services, speech, tracked)
 
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:

@@ -12,10 +12,9 @@ from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.jobs import JobInfo
 from ttsframe.core.services import Services
-from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
-from ttsframe.http.responses import audio_response, stream_response
+from ttsframe.http.responses import speech_reply
 from ttsframe.http.schemas import (
     ModelInfo,
     ModelsResponse,
@@ -53,13 +52,7 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
                 raise InvalidInput("'stream' and async_mode cannot be combined: a job's "
                                    "result is downloaded whole from GET /jobs/{job_id}/result")
             return Response(await services.jobs.submit(speech), status_code=202)
-        if speech.stream:
-            _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
-            tracked.first_audio()
-            return stream_response(stream)
-        output = await unless_disconnected(request, services.speech.synthesize(speech))
-        tracked.first_audio()
-        return audio_response(output)
+        return await speech_reply(request, services, speech, tracked)
 
 
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])
