@@ -1,6 +1,6 @@
 """Benchmark: the server's cluster mode on a two-node Ray cluster on this machine.
 
-    python bench/bench_cluster.py            # the figures in the README (a few minutes)
+    python bench/bench_cluster.py            # the figures in docs/benchmark.md (a few minutes)
     python bench/bench_cluster.py --quick    # a short run, to check that it runs
 
 1. throughput of a steady stream of requests with 2 replicas / with 1 replica (each

@@ -1,6 +1,6 @@
 """Benchmark: the real server on the tiny Dia model, four figures measured in one run.
 
-    python bench/bench_server.py            # the figures in the README
+    python bench/bench_server.py            # the figures in docs/benchmark.md
     python bench/bench_server.py --quick    # a few seconds, to check that it runs
 
 1. HTTP end-to-end time / plain transformers ``generate`` + codec decode, one request

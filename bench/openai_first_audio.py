@@ -1,6 +1,6 @@
 """Time to first audio with the official OpenAI SDK, on the real server and tiny Dia model.
 
-    python bench/openai_first_audio.py            # the figures in the README
+    python bench/openai_first_audio.py            # the figures in docs/benchmark.md
     python bench/openai_first_audio.py --quick    # a few seconds, to check that it runs
 
 For each format the SDK's streaming call

@@ -220,15 +220,24 @@ def test_openai_sdk_with_server_keys(keyed_server):
     assert err.value.type == "authentication_error"
 
 
-def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"\n### {title}\n")
+# The SDK example and SillyTavern's settings are in the README's tour and, in full, on the
+# OpenAI and SillyTavern page; both copies are checked.
+CLIENT_DOCS = [ROOT / "README.md", ROOT / "docs" / "openai-sillytavern.md"]
+
+
+def doc_section(path: Path, title: str) -> str:
+    """The text under the heading ``title`` (level 2 or 3) up to the next such heading."""
+    text = path.read_text()
+    match = re.search(rf"^#{{2,3}} {re.escape(title)}\n", text, re.M)
+    assert match, f"{path.name} has no section '{title}'"
+    start = match.start()
     ends = [i for i in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if i > 0]
     return text[start:min(ends)] if ends else text[start:]
 
 
-def test_readme_openai_sdk_example_runs_as_written(open_server, tmp_path):
-    section = readme_section("OpenAI SDK")
+@pytest.mark.parametrize("doc", CLIENT_DOCS, ids=lambda p: p.name)
+def test_documented_openai_sdk_example_runs_as_written(open_server, tmp_path, doc):
+    section = doc_section(doc, "OpenAI SDK")
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "http://127.0.0.1:7860/v1" in code
     script = tmp_path / "readme_example.py"
@@ -244,8 +253,9 @@ def test_readme_openai_sdk_example_runs_as_written(open_server, tmp_path):
                                                 abs=0.08)  # a streamed MP3, see above
 
 
-def test_readme_sillytavern_urls_are_the_served_routes(open_server):
-    section = readme_section("SillyTavern")
+@pytest.mark.parametrize("doc", CLIENT_DOCS, ids=lambda p: p.name)
+def test_documented_sillytavern_urls_are_the_served_routes(open_server, doc):
+    section = doc_section(doc, "SillyTavern")
     urls = set(re.findall(r"http://127\.0\.0\.1:7860(/[\w/]+)", section))
     assert {"/generate", "/v1/audio/speech"} <= urls
     for path in urls:

@@ -16,7 +16,7 @@ Three of schemathesis' checks are left out, each for a stated reason:
   Litestar 3); CORS preflights are answered by the CORS middleware and are unaffected.
 
 ``TTSFRAME_FUZZ_EXAMPLES`` raises the number of cases per operation (default 25) for a
-longer run; the README's Reliability section gives the command.
+longer run; docs/reliability.md gives the command.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The load test's short form (``bench/load_test.py --quick``) against a real server:
 hundreds of concurrent requests and jobs, none lost or answered twice, the queue's
 overflow answered 429 with Retry-After, memory bounded. Only generous bounds here;
-the figures themselves are in the README."""
+the figures themselves are in docs/benchmark.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The plugin author guide (docs/plugins.md) documents every hook, and its tutorial works
-as written: its files are written, its commands run in order in a fresh environment,
-and what it says they print is what they print.
+"""The plugin author guide documents every hook (docs/plugins.md), and its tutorial
+(docs/plugin-tutorial.md) works as written: its files are written, its commands run in
+order in a fresh environment, and what it says they print is what they print.
 
 Rules for the tutorial's markdown: a line ``**`path`**`` captions the code block below
 it, which is written to that path; every ``bash`` block is run with bash in the work
@@ -29,6 +29,7 @@ from ttsframe.testing.audio import decode, dominant_frequency
 from ttsframe.testing.waiting import eventually
 
 GUIDE = ROOT / "docs" / "plugins.md"
+TUTORIAL = ROOT / "docs" / "plugin-tutorial.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
 CAPTION = re.compile(r"^\*\*`([^`]+)`\*\*\s*$")
 
@@ -50,7 +51,7 @@ def test_every_hook_is_documented():
 
 
 def test_tutorial_registers_one_of_each_hook():
-    tutorial = GUIDE.read_text().split("## Tutorial", 1)[1]
+    tutorial = TUTORIAL.read_text()
     for name in hook_names():
         assert f"def {name}(register)" in tutorial, name
 
@@ -63,8 +64,7 @@ class Step:
 
 
 def tutorial_steps() -> list[Step]:
-    text = GUIDE.read_text()
-    tutorial = text.split("\n## Tutorial", 1)[1].split("\n## ", 1)[0]
+    tutorial = TUTORIAL.read_text()
     steps = []
     for match in FENCE.finditer(tutorial):
         before = tutorial[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]

@@ -40,8 +40,7 @@ def contributed_sources() -> list[Path]:
 
 
 def tutorial_blocks() -> list[str]:
-    guide = (ROOT / "docs" / "plugins.md").read_text()
-    tutorial = guide.split("\n## Tutorial", 1)[1].split("\n## ", 1)[0]
+    tutorial = (ROOT / "docs" / "plugin-tutorial.md").read_text()
     return re.findall(r"```python\n(.*?)```", tutorial, flags=re.S)
 
 
