@@ -118,3 +118,28 @@ def test_every_config_key_is_on_the_configuration_page(section):
 def test_plugin_sections_are_on_the_configuration_page():
     assert "plugins" in Settings.__struct_fields__
     assert "\n### `[plugins.<name>]`\n" in CONFIG_PAGE.read_text()
+
+
+def heading_ids(page: Path) -> set[str]:
+    """The anchors MkDocs gives the headings of a page (its toc extension's slugs)."""
+    from markdown.extensions.toc import slugify
+
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    headings = re.findall(r"^#{1,6} (.+)$", text, re.M)
+    return {slugify(re.sub(r"[`*]", "", h), "-") for h in headings}
+
+
+def test_the_readme_is_short_and_its_links_resolve():
+    """The README is outside the site, so the strict build does not see its links."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    assert "bash scripts/test.sh" in text  # CI runs the README's test command
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [link for link in links if not link.startswith(("http://", "https://"))]
+    assert len(local) >= 15
+    for link in local:
+        path, _, anchor = link.partition("#")
+        target = ROOT / path
+        assert target.exists(), f"README links to {link}, which does not exist"
+        if anchor:
+            assert anchor in heading_ids(target), f"README links to {link}: no such heading"
