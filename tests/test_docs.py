@@ -1,6 +1,6 @@
 """The documentation site builds without a warning, and its reference pages keep up with
-the code: every route of the app is on the API page, every configuration key on the
-configuration page.
+the code: every route of the app and every model parameter (with its range) are on the API
+page, every configuration key on the configuration page, and the README's links resolve.
 
 ``mkdocs build --strict`` fails on a link to a missing page or anchor and on a page left
 out of the nav (``validation`` in mkdocs.yml); a second build of a copy with one of each
@@ -18,8 +18,10 @@ import typing
 from pathlib import Path
 
 import msgspec
+import msgspec.inspect
 import pytest
 
+import ttsframe
 from tests.server import ROOT
 from ttsframe.core.config import Settings
 from ttsframe.plugins.dia import DiaConfig
@@ -143,3 +145,22 @@ def test_the_readme_is_short_and_its_links_resolve():
         assert target.exists(), f"README links to {link}, which does not exist"
         if anchor:
             assert anchor in heading_ids(target), f"README links to {link}: no such heading"
+
+
+def test_every_model_parameter_is_in_the_parameter_table_with_its_range():
+    """The API page's parameter table against the type the server validates requests with."""
+    text = API_PAGE.read_text()
+    table = text.split("\nParameters (", 1)[1].split("\n\n", 2)[1]
+    rows = {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^\| `(\w+)`[^|]*\| ([^|]+) \|", table, re.M)}
+    fields = msgspec.inspect.type_info(ttsframe.GenerationParams).fields
+    assert len(fields) >= 8
+    for field in fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+        assert field.name in rows, f"'{field.name}' is not in the parameter table"
+        if isinstance(kind, msgspec.inspect.BoolType):
+            assert rows[field.name] == "bool", field.name
+        else:
+            assert rows[field.name] == f"{kind.ge}-{kind.le}", field.name
