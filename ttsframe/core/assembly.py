@@ -12,25 +12,23 @@ from typing import Any
 import pluggy
 
 from ttsframe.core.async_voices import AsyncVoices
+from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings, convert
+from ttsframe.core.config_editor import ConfigEditor
 from ttsframe.core.database import Database
+from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import ConfigError
 from ttsframe.core.generation_log import GenerationLog
-from ttsframe.core.interfaces import (
-    Backend,
-    Encoder,
-    PluginContext,
-    TextPreprocessor,
-    VoiceStore,
-)
-from ttsframe.core.jobs import JobService, JobStore
+from ttsframe.core.job_service import JobService
+from ttsframe.core.job_store import JobStore
 from ttsframe.core.metrics import Metrics
-from ttsframe.core.plugins import PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.preprocessor import TextPreprocessor
 from ttsframe.core.retention import Retention
-from ttsframe.core.runtime_config import ConfigEditor
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.tracing import Tracing, build_tracing
+from ttsframe.core.voice_store import VoiceStore
 
 
 @dataclass

@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pluggy
 
 from ttsframe.core import hookspecs
@@ -26,6 +28,15 @@ KINDS = {
     "register_routes": "routes",
     "register_commands": "command",
 }
+
+
+class PluginContext(msgspec.Struct, kw_only=True):
+    """What a factory receives: its own config section and the server's paths."""
+
+    plugin: str
+    config: Any
+    data_dir: Path
+    settings: Any
 
 
 @dataclass(frozen=True)

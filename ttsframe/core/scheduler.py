@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull, ShuttingDown
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import SynthesisResult, SynthesisTask
 
 log = logging.getLogger("ttsframe.scheduler")
 

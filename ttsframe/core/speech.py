@@ -24,23 +24,25 @@ import msgspec
 import numpy as np
 
 from ttsframe.core import audio
+from ttsframe.core.backend import Backend
 from ttsframe.core.chunking import chunk_text
 from ttsframe.core.config import Settings
+from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreprocessor, VoiceStore
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
-from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
-from ttsframe.core.tracing import Tracing
-from ttsframe.core.types import (
-    AudioPrompt,
+from ttsframe.core.speech_types import (
     Capabilities,
     SpeechOutput,
     SpeechRequest,
     SynthesisResult,
     SynthesisTask,
-    Voice,
 )
+from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
+from ttsframe.core.tracing import Tracing
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 
 log = logging.getLogger("ttsframe.speech")
 
