@@ -156,7 +156,7 @@ def test_the_window_waits_for_a_request_still_on_its_way():
 
     async def main():
         sched = await scheduled(backend, window=2.0)
-        with sched.arriving():
+        with sched.announcing_request():
             first = sched.submit("b", task("first", "[S1] first"))
             await asyncio.sleep(0.6)  # three times the quiet gap
             second = sched.submit("b", task("second", "[S1] second"))

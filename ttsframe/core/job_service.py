@@ -86,7 +86,7 @@ class JobService:
         pending = await self.store.recover(time.time())
         if pending:
             log.info("resuming %d pending job(s)", len(pending))
-            self._spawn(self._resume(pending))
+            self._in_background(self._resume(pending))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -105,13 +105,13 @@ class JobService:
             except StorageFailed as exc:  # the next start retries them as after a crash
                 log.error("could not mark interrupted jobs pending: %s", exc.message)
 
-    def _spawn(self, coro: Coroutine) -> asyncio.Task:
+    def _in_background(self, coro: Coroutine) -> asyncio.Task:
         task = asyncio.create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._reap)
+        task.add_done_callback(self._task_done)
         return task
 
-    def _reap(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("job bookkeeping failed", exc_info=task.exception())
@@ -146,11 +146,11 @@ class JobService:
 
         prepared.task.on_progress = progress
         active.ticket = self.speech.submit(prepared)  # raises QueueFull / BackendUnavailable
-        active.ticket.on_start = lambda t: self._spawn(self.store.update(
+        active.ticket.on_start = lambda t: self._in_background(self.store.update(
             job_id, ("pending",), status="processing", started_at=t.started_at,
             worker=t.worker))
         self.active[job_id] = active
-        active.runner = self._spawn(self._run(job_id, active))
+        active.runner = self._in_background(self._run(job_id, active))
 
     async def _run(self, job_id: str, active: ActiveJob) -> None:
         prepared, ticket = active.prepared, active.ticket
@@ -302,7 +302,7 @@ class JobService:
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
             sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
-            request_id=row["request_id"], seed=_seed(row.get("request")))
+            request_id=row["request_id"], seed=_stored_seed(row.get("request")))
 
     async def stats(self) -> QueueStats:
         """Job counts from the database plus the scheduler's live view of every request."""
@@ -377,7 +377,7 @@ class JobService:
         return [r["job_id"] for r in rows], files
 
 
-def _seed(request_json: str | None) -> int | None:
+def _stored_seed(request_json: str | None) -> int | None:
     """The seed a stored request was fixed to (``SpeechService.prepare`` draws one)."""
     if not request_json:
         return None

@@ -65,8 +65,9 @@ class PreparedSpeech:
     # The text of each generation, in order: ``[task.text]`` unless a long text was split.
     chunks: list[str] = field(default_factory=list)
     # The scheduler's token for this request on its way to ``submit`` (see
-    # ``Scheduler.expect``): open batch windows wait for it until it is submitted.
-    arrival: int | None = None
+    # ``Scheduler.announce_request``): open batch windows wait for it until it is
+    # submitted.
+    announcement: int | None = None
 
 
 @dataclass
@@ -138,13 +139,13 @@ class SpeechService:
         """Validate and build the task; every 4xx is raised here, before queueing."""
         if request.request_id is None:
             request.request_id = current_request_id()
-        token = self.scheduler.expect()  # an open batch window waits for this request
+        token = self.scheduler.announce_request()  # open batch windows wait for it
         try:
             prepared = await self._prepare(request)
         except BaseException:
-            self.scheduler.arrived(token)
+            self.scheduler.end_announcement(token)
             raise
-        prepared.arrival = token
+        prepared.announcement = token
         return prepared
 
     async def _prepare(self, request: SpeechRequest) -> PreparedSpeech:
@@ -183,7 +184,7 @@ class SpeechService:
             # reply names it (X-Seed) and sending it back reproduces the take. It is
             # fixed on the request too, so a stored job run again gives the same take.
             seed = voice.seed if voice.seed is not None else secrets.randbelow(2**32)
-            params = type(params)(**{**_fields(params), "seed": seed})
+            params = msgspec.structs.replace(params, seed=seed)
             request.params = params
         prompt = None
         if voice.audio_prompt:
@@ -260,7 +261,7 @@ class SpeechService:
             return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
                                                join_results)
         finally:
-            self.scheduler.arrived(prepared.arrival)
+            self.scheduler.end_announcement(prepared.announcement)
 
     async def finish(self, prepared: PreparedSpeech, result: SynthesisResult) -> SpeechOutput:
         """Speed change and encoding, off the event loop."""
@@ -427,6 +428,3 @@ def _speaks(languages: tuple[str, ...], language: str) -> bool:
     listed = {lang.lower() for lang in languages}
     return wanted in listed or wanted.split("-")[0] in listed
 
-
-def _fields(struct) -> dict:
-    return {name: getattr(struct, name) for name in struct.__struct_fields__}
