@@ -67,7 +67,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.assembly import build_services
-    from ttsframe.core.config_editor import keys_readable_by_others
+    from ttsframe.core.config_file import keys_readable_by_others
     from ttsframe.core.data_lock import DataDirLock
     from ttsframe.http.app import create_app
     from ttsframe.http.listen import CannotListen, bind_listeners
