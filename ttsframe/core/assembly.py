@@ -33,6 +33,8 @@ from ttsframe.core.voice_store import VoiceStore
 
 @dataclass
 class Services:
+    """Everything ``build_services`` made, handed to the app; starts and stops it in order."""
+
     settings: Settings
     plugin_manager: pluggy.PluginManager
     registry: Registry
@@ -55,11 +57,11 @@ class Services:
     route_configs: dict[str, Any] = field(default_factory=dict)
     # The voice store for the event loop: every call awaited, run in a worker thread.
     async_voices: AsyncVoices = field(init=False)
+    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
+    cluster: Any = None
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
-    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
-    cluster: Any = None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
