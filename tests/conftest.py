@@ -10,8 +10,8 @@ from litestar.testing import TestClient
 
 from tests import fakes
 from tests.server import builtin_plugin_names
+from ttsframe.core.assembly import Services, build_services
 from ttsframe.core.config import load_settings
-from ttsframe.core.services import Services, build_services
 from ttsframe.http.app import create_app
 
 

@@ -11,10 +11,10 @@ import time
 import msgspec
 import numpy as np
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
 
 
 class ToneConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -13,10 +13,10 @@ import zlib
 import msgspec
 import numpy as np
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled, InvalidInput
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
 
 
 class PiecesConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

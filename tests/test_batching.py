@@ -19,7 +19,8 @@ from tests.server import ServerProcess  # noqa: E402
 from tests.streaming_fakes import PiecesBackend, PiecesConfig  # noqa: E402
 from ttsframe.core.errors import InvalidInput  # noqa: E402
 from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
-from ttsframe.core.types import AudioPrompt, GenerationParams, SynthesisTask  # noqa: E402
+from ttsframe.core.speech_types import GenerationParams, SynthesisTask  # noqa: E402
+from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.testing.waiting import eventually  # noqa: E402
 
 
@@ -155,7 +156,7 @@ def test_the_window_waits_for_a_request_still_on_its_way():
 
     async def main():
         sched = await scheduled(backend, window=2.0)
-        with sched.arriving():
+        with sched.announcing_request():
             first = sched.submit("b", task("first", "[S1] first"))
             await asyncio.sleep(0.6)  # three times the quiet gap
             second = sched.submit("b", task("second", "[S1] second"))
@@ -213,7 +214,7 @@ def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
     holds the window open; one that is never submitted stops holding it."""
     from tests import streaming_fakes
     from tests.conftest import make_services
-    from ttsframe.core.types import SpeechRequest
+    from ttsframe.core.speech_types import SpeechRequest
 
     services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
                              generation={"default_backend": "pieces", "batch_wait_ms": 2000})

@@ -13,9 +13,9 @@ from tests import fakes
 from tests.conftest import make_services
 from tests.job_helpers import TONE, tone_server
 from tests.server import builtin_plugin_names
+from ttsframe.core.assembly import build_services
 from ttsframe.core.config import load_settings
-from ttsframe.core.runtime_config import update_toml_text
-from ttsframe.core.services import build_services
+from ttsframe.core.config_file import update_toml_text
 from ttsframe.http.app import create_app
 
 GUIDE_KEYS = {"debug_mode", "save_outputs", "show_prompts", "output_retention_hours"}

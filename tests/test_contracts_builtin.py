@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes import ToneBackend, ToneConfig
-from ttsframe.core.types import GenerationParams
+from ttsframe.core.speech_types import GenerationParams
 from ttsframe.plugins import encoders
 from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
 from ttsframe.plugins.roles import RoleTagger

@@ -16,7 +16,7 @@ from tests.job_helpers import submit, tone_server, wait_for
 from ttsframe.core.config import Settings
 from ttsframe.core.data_lock import DataDirLock
 from ttsframe.core.errors import ConfigError
-from ttsframe.core.jobs import JobService
+from ttsframe.core.job_service import JobService
 
 
 def test_second_server_on_a_data_directory_refuses_to_start(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from ttsframe.core.interfaces import PluginContext
-from ttsframe.core.types import GenerationParams, SynthesisTask
+from ttsframe.core.plugins import PluginContext
+from ttsframe.core.speech_types import GenerationParams, SynthesisTask
 from ttsframe.plugins import dia
 from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.dia import backend as dia_backend

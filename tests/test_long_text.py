@@ -17,7 +17,8 @@ from tests.streaming_fakes import speech_like
 from ttsframe.core import audio
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
-from ttsframe.core.types import AudioPrompt, Capabilities, SpeechRequest, Voice
+from ttsframe.core.speech_types import Capabilities, SpeechRequest
+from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 
@@ -219,7 +220,7 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
 
 def test_joined_result_reports_each_note_once():
     from ttsframe.core.speech import join_results
-    from ttsframe.core.types import SynthesisResult
+    from ttsframe.core.speech_types import SynthesisResult
 
     clamp = "max_tokens 10000 was lowered to 3071: the model holds 3072 decoder steps"
     parts = [SynthesisResult(samples=np.full(1000, 0.1 * i, np.float32), sample_rate=RATE,

@@ -20,7 +20,7 @@ from tests.conftest import make_services
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.metrics import Metrics, cancel_reason
-from ttsframe.core.types import SynthesisResult
+from ttsframe.core.speech_types import SynthesisResult
 from ttsframe.http.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]

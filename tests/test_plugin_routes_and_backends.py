@@ -10,11 +10,11 @@ from litestar import get
 from litestar.di import NamedDependency
 
 from tests import fakes
+from ttsframe.core.assembly import Services
 from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import VoiceStore
-from ttsframe.core.services import Services
-from ttsframe.core.types import AudioPrompt, Voice
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.testing.audio import decode
 
 

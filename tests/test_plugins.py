@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -54,3 +55,53 @@ def test_factory_must_be_callable():
     bad = plugin(register_encoders=lambda register: register("x", None))
     with pytest.raises(PluginError, match="needs a factory"):
         load_plugins(lambda n: True, [("bad", bad)], entry_points=False)
+
+
+def install_plugin(tmp_path, monkeypatch, name: str, source: str) -> str:
+    """A distribution on ``sys.path`` whose ``ttsframe`` entry point ``name`` is a module
+    with ``source``; return the module's name."""
+    module = f"tf_test_{name}"
+    (tmp_path / f"{module}.py").write_text(source)
+    info = tmp_path / f"{module}-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text(f"[ttsframe]\n{name} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return module
+
+
+def test_installed_plugin_is_attributed_to_its_distribution(tmp_path, monkeypatch):
+    install_plugin(tmp_path, monkeypatch, "tonal", (
+        "from ttsframe import hookimpl\n"
+        "@hookimpl\n"
+        "def register_encoders(register):\n"
+        "    register('tonal', lambda ctx: None)\n"))
+    _, registry, infos = load_plugins(lambda n: True)
+    info = next(i for i in infos if i.name == "tonal")
+    assert (info.source, info.version) == ("distribution tf_test_tonal", "1.2")
+    assert registry.get("encoder", "tonal").plugin == "tonal"
+
+
+def test_a_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
+    install_plugin(tmp_path, monkeypatch, "broken", "raise ImportError('needs libfoo')\n")
+    with pytest.raises(PluginError) as err:
+        load_plugins(lambda n: True)
+    message = str(err.value)
+    assert "plugin 'broken' (tf_test_broken) failed to import: needs libfoo" in message
+    assert "[plugins.broken] enabled = false" in message
+
+
+def test_a_disabled_plugin_is_never_imported(tmp_path, monkeypatch):
+    module = install_plugin(tmp_path, monkeypatch, "broken", "raise ImportError('x')\n")
+    _, registry, infos = load_plugins(lambda n: n != "broken")
+    assert module not in sys.modules
+    assert "broken" not in {i.name for i in infos}
+    assert registry.get("backend", "dia") is not None  # the others still load
+
+
+def test_a_disabled_extra_plugin_is_not_registered():
+    extra = plugin(register_encoders=lambda register: register("x", lambda ctx: None))
+    _, registry, infos = load_plugins(lambda n: n != "extra", [("extra", extra)],
+                                      entry_points=False)
+    assert registry.get("encoder", "x") is None
+    assert infos == []

@@ -66,7 +66,7 @@ def test_the_tutorial_imports_only_the_public_api():
 
 
 def test_the_check_sees_a_private_import():
-    assert ttsframe_imports("from ttsframe.core.types import Voice\n") == ["ttsframe.core.types"]
-    assert not is_public("ttsframe.core.types")
+    assert ttsframe_imports("from ttsframe.core.voices import Voice\n") == ["ttsframe.core.voices"]
+    assert not is_public("ttsframe.core.voices")
     assert ttsframe_imports("def f():\n    import ttsframe.http.app\n") == ["ttsframe.http.app"]
     assert is_public("ttsframe.testing.contracts")

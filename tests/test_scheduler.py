@@ -9,7 +9,7 @@ import pytest
 from tests.fakes import ToneBackend, ToneConfig
 from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
 from ttsframe.core.scheduler import BackendWorker, Scheduler
-from ttsframe.core.types import GenerationParams, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams, SynthesisTask
 from ttsframe.testing.waiting import eventually_async
 
 

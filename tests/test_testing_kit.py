@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 
 from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
-from ttsframe.core.interfaces import Backend, Encoder, TextPreprocessor, VoiceStore
-from ttsframe.core.types import AudioPrompt, Capabilities, SynthesisResult
+from ttsframe.core.backend import Backend
+from ttsframe.core.encoder import Encoder
+from ttsframe.core.preprocessor import TextPreprocessor
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.speech_types import Capabilities, SynthesisResult
+from ttsframe.core.voices import AudioPrompt
 from ttsframe.plugins.encoders import WavEncoder, wav_header
 from ttsframe.core.audio import float_to_pcm16
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore

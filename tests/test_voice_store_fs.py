@@ -13,8 +13,7 @@ import pytest
 import soundfile as sf
 
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound
-from ttsframe.core.types import Voice
-from ttsframe.core.voices import build_voice, derive_seed
+from ttsframe.core.voices import Voice, build_voice, derive_seed
 from ttsframe.plugins.builtin_voices import BUILTIN_VOICES
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 

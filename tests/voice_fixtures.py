@@ -14,9 +14,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
 
 # name -> (muxer, codec, source rate, channels, codec options)
 UPLOAD_FORMATS = {

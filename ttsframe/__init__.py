@@ -10,7 +10,9 @@ __version__ = "0.1.0"
 
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes
 from ttsframe.core.audio import DecodedAudio, decode_audio, resample, to_mono
+from ttsframe.core.backend import Backend
 from ttsframe.core.clients import Client
+from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.errors import (
     BackendUnavailable,
     Cancelled,
@@ -28,18 +30,9 @@ from ttsframe.core.errors import (
 )
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
-from ttsframe.core.interfaces import (
-    Backend,
-    BufferedStream,
-    Encoder,
-    PluginContext,
-    StreamWriter,
-    TextContext,
-    TextPreprocessor,
-    VoiceStore,
-)
-from ttsframe.core.types import (
-    AudioPrompt,
+from ttsframe.core.plugins import PluginContext
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.speech_types import (
     CancelToken,
     Capabilities,
     GenerationParams,
@@ -47,8 +40,9 @@ from ttsframe.core.types import (
     SpeechRequest,
     SynthesisResult,
     SynthesisTask,
-    Voice,
 )
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 
 __all__ = [
     "AudioPrompt",

@@ -66,9 +66,9 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ttsframe.core.assembly import build_services
+    from ttsframe.core.config_file import keys_readable_by_others
     from ttsframe.core.data_lock import DataDirLock
-    from ttsframe.core.runtime_config import keys_readable_by_others
-    from ttsframe.core.services import build_services
     from ttsframe.http.app import create_app
     from ttsframe.http.listen import CannotListen, bind_listeners
     from ttsframe.http.server import serve

@@ -9,7 +9,7 @@ hangs up. A handler may also declare ``client: NamedDependency[Client]`` (from
 ``ttsframe``): who is asking, whose jobs and logs a request's work belongs to.
 """
 
-from ttsframe.core.services import Services
+from ttsframe.core.assembly import Services
 from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.responses import audio_response, stream_response
 

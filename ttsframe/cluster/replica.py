@@ -20,11 +20,12 @@ from typing import Any
 import msgspec
 
 from ttsframe.cluster.wire import TaskPayload, encode_outcome, payload_fields
+from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings
-from ttsframe.core.interfaces import Backend, PluginContext
-from ttsframe.core.plugins import load_plugins
+from ttsframe.core.plugins import PluginContext, load_plugins
 from ttsframe.core.scheduler import run_batch
-from ttsframe.core.types import AudioPrompt, CancelToken, SynthesisTask
+from ttsframe.core.speech_types import CancelToken, SynthesisTask
+from ttsframe.core.voices import AudioPrompt
 
 log = logging.getLogger("ttsframe.cluster.replica")
 
@@ -35,7 +36,7 @@ PROMPT_CACHE = 64
 def build_backend(settings: Settings, name: str) -> Backend:
     """The backend ``name`` as ``build_services`` makes it: plugins from entry points,
     its plugin's validated section."""
-    from ttsframe.core.services import plugin_config
+    from ttsframe.core.assembly import plugin_config
 
     _, registry, _ = load_plugins(settings.plugin_enabled)
     reg = registry.items["backend"].get(name)

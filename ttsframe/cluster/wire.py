@@ -15,7 +15,8 @@ import msgspec
 import numpy as np
 
 from ttsframe.core import errors
-from ttsframe.core.types import AudioPrompt, GenerationParams, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams, SynthesisResult, SynthesisTask
+from ttsframe.core.voices import AudioPrompt
 
 
 class TaskPayload(msgspec.Struct, kw_only=True):

@@ -1,1 +1,2 @@
-"""The framework core: hook specs, registry, config, scheduler and domain types."""
+"""The framework core: hook specs and the plugin kinds, plugin loading, config, the speech
+path (service, scheduler, types), jobs, logs and startup assembly."""

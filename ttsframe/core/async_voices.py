@@ -13,8 +13,8 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 
-from ttsframe.core.interfaces import VoiceStore
-from ttsframe.core.types import AudioPrompt, Voice
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 
 
 class AsyncVoices:

@@ -107,8 +107,8 @@ class GenerationLog:
             "text": prepared.task.text if self.settings.logging.show_prompts else None,
             "params": msgspec.json.encode({**msgspec.to_builtins(prepared.task.params),
                                            "speed": prepared.request.speed}).decode(),
-            "queued_s": _span(ticket.submitted_at, ticket.started_at),
-            "generation_s": _span(ticket.started_at, ticket.finished_at),
+            "queued_s": _seconds_between(ticket.submitted_at, ticket.started_at),
+            "generation_s": _seconds_between(ticket.started_at, ticket.finished_at),
             "request_id": prepared.request.request_id,
             "owner": prepared.request.client,
         }
@@ -145,7 +145,7 @@ class GenerationLog:
             (*args, limit)).fetchall())
         return [self._entry(r) for r in rows]
 
-    async def _row(self, log_id: str, client: Client = OPERATOR) -> Row:
+    async def _visible_row(self, log_id: str, client: Client = OPERATOR) -> Row:
         check_id(log_id, "log id")
         row = await self.db.call(lambda c: c.execute(
             "SELECT * FROM generation_logs WHERE log_id = ?", (log_id,)).fetchone())
@@ -156,11 +156,11 @@ class GenerationLog:
         return row
 
     async def get(self, log_id: str, client: Client = OPERATOR) -> LogEntry:
-        return self._entry(await self._row(log_id, client))
+        return self._entry(await self._visible_row(log_id, client))
 
     async def audio(self, log_id: str, client: Client = OPERATOR) -> tuple[Path, str, str]:
         """``(path, content_type, file name)`` of a generation's saved audio."""
-        row = await self._row(log_id, client)
+        row = await self._visible_row(log_id, client)
         if not row["audio_file"]:
             raise NotFound(f"generation {log_id} has no saved audio: it ran while "
                            "logging.save_outputs was off (turn it on with PUT /config "
@@ -175,7 +175,7 @@ class GenerationLog:
         """Delete the given logs (all when None) with their saved audio."""
         if log_ids is not None:
             for log_id in log_ids:
-                await self._row(log_id)
+                await self._visible_row(log_id)
         return await self._remove("1" if log_ids is None else
                                   f"log_id IN ({', '.join('?' for _ in log_ids)})",
                                   tuple(log_ids or ()))
@@ -231,5 +231,5 @@ class GenerationLog:
             request_id=row["request_id"])
 
 
-def _span(start: float | None, end: float | None) -> float | None:
+def _seconds_between(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)

@@ -1,7 +1,9 @@
-"""Plugin loading and the registry of what each plugin provides.
+"""Plugin loading, the registry of what each plugin provides, and the context a
+plugin's factories receive.
 
-Plugins are found through the ``ttsframe`` entry-point group; the built-ins are found the
-same way. Each hook receives a ``register`` callback bound to the calling plugin, so the
+Plugins are found through the ``ttsframe`` entry-point group by pluggy's own loader; the
+built-ins are found the same way, and a disabled plugin is blocked, so it is never
+imported. Each hook receives a ``register`` callback bound to the calling plugin, so the
 registry knows who registered what and refuses duplicate names.
 """
 
@@ -10,8 +12,10 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pluggy
 
 from ttsframe.core import hookspecs
@@ -26,6 +30,15 @@ KINDS = {
     "register_routes": "routes",
     "register_commands": "command",
 }
+
+
+class PluginContext(msgspec.Struct, kw_only=True):
+    """What a factory receives: its own config section and the server's paths."""
+
+    plugin: str
+    config: Any
+    data_dir: Path
+    settings: Any
 
 
 @dataclass(frozen=True)
@@ -92,25 +105,21 @@ def new_manager() -> pluggy.PluginManager:
     return pm
 
 
-def load_entry_points(
-    pm: pluggy.PluginManager, enabled: Callable[[str], bool]
-) -> dict[str, tuple[str, str]]:
-    """Register every enabled ``ttsframe`` entry point; return name -> (dist, version)."""
-    sources: dict[str, tuple[str, str]] = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if not enabled(ep.name) or pm.has_plugin(ep.name):
-            continue
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}; fix or uninstall "
-                f"it, or set '[plugins.{ep.name}] enabled = false'"
-            ) from exc
-        pm.register(plugin, name=ep.name)
-        dist = ep.dist
-        sources[ep.name] = (dist.name, dist.version) if dist else ("unknown", "")
-    return sources
+def load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register the ``ttsframe`` entry points with pluggy's own loader (blocked names are
+    skipped, never imported); an import error names the plugin and how to turn it off."""
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as exc:
+        # pluggy loads in discovery order and stops at the failure: the first entry point
+        # neither registered nor blocked is the one that failed.
+        failed = next((ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+                       if not pm.has_plugin(ep.name) and not pm.is_blocked(ep.name)), None)
+        name, value = (failed.name, failed.value) if failed else ("?", "?")
+        raise PluginError(
+            f"plugin {name!r} ({value}) failed to import: {exc}; fix or uninstall "
+            f"it, or set '[plugins.{name}] enabled = false'"
+        ) from exc
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
@@ -147,10 +156,10 @@ def _route_name(handler: Any) -> str:
     return "|".join(sorted(paths))
 
 
-def describe_plugins(
-    pm: pluggy.PluginManager, registry: Registry, sources: dict[str, tuple[str, str]]
-) -> list[PluginInfo]:
+def describe_plugins(pm: pluggy.PluginManager, registry: Registry) -> list[PluginInfo]:
     """What ``ttsframe plugins`` prints: each plugin, where it comes from, what it provides."""
+    sources = {pm.get_name(plugin): (dist.project_name, dist.version)
+               for plugin, dist in pm.list_plugin_distinfo()}
     provided: dict[str, list[str]] = {}
     for kind_items in registry.items.values():
         for reg in kind_items.values():
@@ -159,6 +168,8 @@ def describe_plugins(
         provided.setdefault(reg.plugin, []).append(f"routes:{reg.name}")
     infos = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:  # blocked: disabled in the config
+            continue
         dist, version = sources.get(name, ("", ""))
         if dist == "ttsframe":
             source = "built-in"
@@ -177,11 +188,19 @@ def load_plugins(
     *,
     entry_points: bool = True,
 ) -> tuple[pluggy.PluginManager, Registry, list[PluginInfo]]:
-    """Load entry points (unless disabled) plus ``extra`` (name, plugin) pairs."""
+    """Load entry points (unless disabled) plus ``extra`` (name, plugin) pairs. A plugin
+    that is not ``enabled`` is blocked in pluggy, so it is neither imported nor registered."""
     pm = new_manager()
-    sources = load_entry_points(pm, enabled) if entry_points else {}
+    extra = list(extra)
+    names = {name for name, _ in extra}
+    if entry_points:
+        names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    for name in names:
+        if not enabled(name):
+            pm.set_blocked(name)
+    if entry_points:
+        load_entry_points(pm)
     for name, plugin in extra:
-        if enabled(name):
-            pm.register(plugin, name=name)
+        pm.register(plugin, name=name)  # registers nothing when the name is blocked
     registry = build_registry(pm)
-    return pm, registry, describe_plugins(pm, registry, sources)
+    return pm, registry, describe_plugins(pm, registry)

@@ -18,7 +18,7 @@ import msgspec
 
 from ttsframe.core.database import timestamp
 from ttsframe.core.generation_log import GenerationLog
-from ttsframe.core.jobs import JobService
+from ttsframe.core.job_service import JobService
 
 log = logging.getLogger("ttsframe.retention")
 

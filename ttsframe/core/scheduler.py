@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull, ShuttingDown
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import SynthesisResult, SynthesisTask
 
 log = logging.getLogger("ttsframe.scheduler")
 
@@ -174,9 +174,10 @@ class Scheduler:
         self._lock = threading.Lock()
         self._last_arrival: dict[str, float] = {name: 0.0 for name in workers}
         # Requests on their way to submit: token -> when to stop waiting for it.
-        self._expected: dict[int, float] = {}
+        self._announced: dict[int, float] = {}
         self._next_token = 0
-        self._joins: set[asyncio.Task] = set()
+        # Joins of split requests and, for a pool of replicas, the batches it runs.
+        self._background: set[asyncio.Task] = set()
         self.completed = 0
         self.failed = 0
         self.closing = False  # a stop signal arrived: no new work (see ``close``)
@@ -192,9 +193,9 @@ class Scheduler:
             self._loops.append(asyncio.create_task(self._dispatch(name), name=f"run-{name}"))
 
     async def stop(self) -> None:
-        for task in [*self._loops, *self._joins]:
+        for task in [*self._loops, *self._background]:
             task.cancel()
-        await asyncio.gather(*self._loops, *self._joins, return_exceptions=True)
+        await asyncio.gather(*self._loops, *self._background, return_exceptions=True)
         for worker in self.workers.values():
             worker.shutdown()
 
@@ -210,7 +211,7 @@ class Scheduler:
                  len(self._running), grace_s)
         for queue in self._pending.values():
             for ticket in queue:
-                self._shut(ticket)
+                self._fail_for_shutdown(ticket)
             queue.clear()
         loop = asyncio.get_running_loop()
         self._grace_ends = loop.time() + grace_s
@@ -227,10 +228,11 @@ class Scheduler:
     def _stop_running(self) -> None:
         for ticket in list(self._running.values()):
             ticket.task.cancel.cancel("server stopping")
-            self._shut(ticket)  # its result, if it still comes, is dropped
+            self._fail_for_shutdown(ticket)  # its result, if it still comes, is dropped
 
-    def _shut(self, ticket: Ticket) -> None:
-        _settle(ticket.future, error=_shutting_down())
+    def _fail_for_shutdown(self, ticket: Ticket) -> None:
+        """Fail the ticket with ``ShuttingDown`` (503) and stop tracking it."""
+        _complete_future(ticket.future, error=_shutting_down())
         self._forget(ticket)
 
     @property
@@ -289,8 +291,8 @@ class Scheduler:
             self._enqueue(part_ticket)
         joiner = asyncio.create_task(self._join_parts(ticket, join),
                                      name=f"join-{task.task_id}")
-        self._joins.add(joiner)
-        joiner.add_done_callback(self._joins.discard)
+        self._background.add(joiner)
+        joiner.add_done_callback(self._background.discard)
         return ticket
 
     def _enqueue(self, ticket: Ticket) -> None:
@@ -304,59 +306,60 @@ class Scheduler:
         futures = [part.future for part in ticket.parts]
         try:
             await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
-            failed = next((f for f in futures if f.done() and _error(f) is not None), None)
+            failed = next((f for f in futures if f.done() and _failure_of(f) is not None), None)
             if failed is not None:
                 for part in ticket.parts:
                     self.cancel(part.task.task_id, "another part of this request failed")
-                error = _error(failed)
+                error = _failure_of(failed)
                 ticket.finished_at = time.time()
-                _settle(ticket.future, error=error)
+                _complete_future(ticket.future, error=error)
                 return
             results = [f.result() for f in futures]
             ticket.finished_at = max(p.finished_at or 0.0 for p in ticket.parts) or None
             ticket.batch_size = max(p.batch_size for p in ticket.parts)
             joined = await asyncio.get_running_loop().run_in_executor(None, join, results)
-            _settle(ticket.future, result=joined)
+            _complete_future(ticket.future, result=joined)
         except asyncio.CancelledError:
             for part in ticket.parts:
                 self.cancel(part.task.task_id, "server stopping")
-            _settle(ticket.future, error=Cancelled("server stopping"))
+            _complete_future(ticket.future, error=Cancelled("server stopping"))
             raise
         except Exception as exc:  # join failed
             log.exception("joining the parts of %s failed", ticket.task.task_id)
-            _settle(ticket.future, error=exc)
+            _complete_future(ticket.future, error=exc)
         finally:
             self._forget(ticket)
 
-    def expect(self, ttl_s: float = 2.0) -> int:
+    def announce_request(self, ttl_s: float = 2.0) -> int:
         """Announce a request on its way to ``submit`` (being validated, its voice prompt
         loading, its job row being written): an open batch window waits for it rather
-        than start without it. Call :meth:`arrived` with the token once it is submitted
-        or given up; a token never returned stops counting after ``ttl_s``."""
+        than start without it. Call :meth:`end_announcement` with the token once it is
+        submitted or given up; a token never returned stops counting after ``ttl_s``."""
         self._next_token += 1
-        self._expected[self._next_token] = time.monotonic() + ttl_s
+        self._announced[self._next_token] = time.monotonic() + ttl_s
         return self._next_token
 
-    def arrived(self, token: int | None) -> None:
+    def end_announcement(self, token: int | None) -> None:
+        """The announced request was submitted or given up: windows stop waiting for it."""
         if token is not None:
-            self._expected.pop(token, None)
+            self._announced.pop(token, None)
 
     @contextmanager
-    def arriving(self) -> Iterator[None]:
-        """:meth:`expect` for the duration of a block."""
-        token = self.expect()
+    def announcing_request(self) -> Iterator[None]:
+        """:meth:`announce_request` for the duration of a block."""
+        token = self.announce_request()
         try:
             yield
         finally:
-            self.arrived(token)
+            self.end_announcement(token)
 
     @property
-    def incoming(self) -> int:
+    def announced_requests(self) -> int:
         """How many announced requests have not arrived yet (expired ones dropped)."""
         now = time.monotonic()
-        for token in [t for t, until in self._expected.items() if until <= now]:
-            del self._expected[token]
-        return len(self._expected)
+        for token in [t for t, until in self._announced.items() if until <= now]:
+            del self._announced[token]
+        return len(self._announced)
 
     def get(self, task_id: str) -> Ticket | None:
         return self._tickets.get(task_id)
@@ -414,7 +417,7 @@ class Scheduler:
                 await worker.wait_idle()
                 if not self._pending[backend]:
                     continue
-            await self._gather(backend)
+            await self._hold_batch_window(backend)
             if not self._pending[backend]:
                 continue
             batch = self._take_batch(backend)
@@ -435,16 +438,18 @@ class Scheduler:
                     except Exception:
                         log.exception("on_start callback of %s failed", ticket.task.task_id)
             if worker.parallel:
-                runner = asyncio.create_task(self._settle_batch(backend, batch, running),
-                                             name=f"batch-{where}")
-                self._joins.add(runner)
-                runner.add_done_callback(self._joins.discard)
+                runner = asyncio.create_task(
+                    self._deliver_batch_results(backend, batch, running), name=f"batch-{where}")
+                self._background.add(runner)
+                runner.add_done_callback(self._background.discard)
             else:
-                await self._settle_batch(backend, batch, running)
+                await self._deliver_batch_results(backend, batch, running)
 
-    async def _settle_batch(
+    async def _deliver_batch_results(
             self, backend: str, batch: list[Ticket],
             running: Awaitable[list[SynthesisResult | BaseException]]) -> None:
+        """Await the batch's backend call and complete each ticket with its result or
+        error (a cancelled task's error is ``Cancelled``)."""
         called = time.perf_counter()
         results = await running
         done = time.time()
@@ -469,10 +474,10 @@ class Scheduler:
                 self.completed += 1
                 ticket.future.set_result(result)
 
-    async def _gather(self, backend: str) -> None:
+    async def _hold_batch_window(self, backend: str) -> None:
         """Let close arrivals join the batch: wait until it is full, or ``batch_wait_s``
-        has passed, or no request is on its way (``expect``) and none has been queued
-        for a tenth of the window.
+        has passed, or no request is on its way (``announce_request``) and none has been
+        queued for a tenth of the window.
 
         A lone request thus waits only that quiet tenth (2 ms by default), while a burst
         keeps the window open as long as its requests keep coming, up to the whole window.
@@ -487,7 +492,7 @@ class Scheduler:
             now = time.monotonic()
             since_last = now - self._last_arrival[backend]
             left = window - (now - opened)
-            if left <= 0 or (since_last >= quiet and not self.incoming):
+            if left <= 0 or (since_last >= quiet and not self.announced_requests):
                 return
             await asyncio.sleep(min(max(quiet - since_last, quiet / 4), left))
 
@@ -519,8 +524,10 @@ def _start_parent(parent: Ticket) -> Callable[[Ticket], None]:
     return started
 
 
-def _settle(future: asyncio.Future, *, result: object = None,
-            error: BaseException | None = None) -> None:
+def _complete_future(future: asyncio.Future, *, result: object = None,
+                     error: BaseException | None = None) -> None:
+    """Set the result or the error, unless the future is done already (the first
+    outcome wins: a cancel or a shutdown may have completed it first)."""
     if future.done():
         return
     if error is not None:
@@ -530,7 +537,8 @@ def _settle(future: asyncio.Future, *, result: object = None,
         future.set_result(result)
 
 
-def _error(future: asyncio.Future) -> BaseException | None:
+def _failure_of(future: asyncio.Future) -> BaseException | None:
+    """The error a done future holds (a cancelled one counts as ``Cancelled``)."""
     if future.cancelled():
         return Cancelled("cancelled")
     return future.exception()

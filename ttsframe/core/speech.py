@@ -24,23 +24,25 @@ import msgspec
 import numpy as np
 
 from ttsframe.core import audio
+from ttsframe.core.backend import Backend
 from ttsframe.core.chunking import chunk_text
 from ttsframe.core.config import Settings
+from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.interfaces import Backend, Encoder, TextContext, TextPreprocessor, VoiceStore
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
-from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
-from ttsframe.core.tracing import Tracing
-from ttsframe.core.types import (
-    AudioPrompt,
+from ttsframe.core.speech_types import (
     Capabilities,
     SpeechOutput,
     SpeechRequest,
     SynthesisResult,
     SynthesisTask,
-    Voice,
 )
+from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
+from ttsframe.core.tracing import Tracing
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 
 log = logging.getLogger("ttsframe.speech")
 
@@ -63,8 +65,9 @@ class PreparedSpeech:
     # The text of each generation, in order: ``[task.text]`` unless a long text was split.
     chunks: list[str] = field(default_factory=list)
     # The scheduler's token for this request on its way to ``submit`` (see
-    # ``Scheduler.expect``): open batch windows wait for it until it is submitted.
-    arrival: int | None = None
+    # ``Scheduler.announce_request``): open batch windows wait for it until it is
+    # submitted.
+    announcement: int | None = None
 
 
 @dataclass
@@ -136,13 +139,13 @@ class SpeechService:
         """Validate and build the task; every 4xx is raised here, before queueing."""
         if request.request_id is None:
             request.request_id = current_request_id()
-        token = self.scheduler.expect()  # an open batch window waits for this request
+        token = self.scheduler.announce_request()  # open batch windows wait for it
         try:
             prepared = await self._prepare(request)
         except BaseException:
-            self.scheduler.arrived(token)
+            self.scheduler.end_announcement(token)
             raise
-        prepared.arrival = token
+        prepared.announcement = token
         return prepared
 
     async def _prepare(self, request: SpeechRequest) -> PreparedSpeech:
@@ -181,7 +184,7 @@ class SpeechService:
             # reply names it (X-Seed) and sending it back reproduces the take. It is
             # fixed on the request too, so a stored job run again gives the same take.
             seed = voice.seed if voice.seed is not None else secrets.randbelow(2**32)
-            params = type(params)(**{**_fields(params), "seed": seed})
+            params = msgspec.structs.replace(params, seed=seed)
             request.params = params
         prompt = None
         if voice.audio_prompt:
@@ -258,7 +261,7 @@ class SpeechService:
             return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
                                                join_results)
         finally:
-            self.scheduler.arrived(prepared.arrival)
+            self.scheduler.end_announcement(prepared.announcement)
 
     async def finish(self, prepared: PreparedSpeech, result: SynthesisResult) -> SpeechOutput:
         """Speed change and encoding, off the event loop."""
@@ -425,6 +428,3 @@ def _speaks(languages: tuple[str, ...], language: str) -> bool:
     listed = {lang.lower() for lang in languages}
     return wanted in listed or wanted.split("-")[0] in listed
 
-
-def _fields(struct) -> dict:
-    return {name: getattr(struct, name) for name in struct.__struct_fields__}

@@ -20,10 +20,10 @@ import av
 import numpy as np
 
 from ttsframe.core import audio
+from ttsframe.core.encoder import Encoder, StreamWriter
 from ttsframe.core.errors import Cancelled
-from ttsframe.core.interfaces import Encoder, StreamWriter
 from ttsframe.core.scheduler import Scheduler, Ticket
-from ttsframe.core.types import SpeechOutput, SynthesisResult
+from ttsframe.core.speech_types import SpeechOutput, SynthesisResult
 
 log = logging.getLogger("ttsframe.streaming")
 

@@ -47,7 +47,8 @@ class Tracing:
         with self.tracer.start_as_current_span(name, attributes=attributes):
             yield
 
-    def _past(self, name: str, start: float, end: float, **attributes: Any) -> None:
+    def _record_span(self, name: str, start: float, end: float, **attributes: Any) -> None:
+        """A span for something that already happened (timestamps in seconds)."""
         span = self.tracer.start_span(name, start_time=int(start * 1e9),
                                       attributes=attributes)
         span.end(end_time=int(end * 1e9))
@@ -61,13 +62,13 @@ class Tracing:
         for part in ticket.parts or [ticket]:
             if part.started_at is None:
                 continue  # never started (cancelled or refused while queued)
-            self._past("ttsframe.queue_wait", part.submitted_at, part.started_at,
-                       **{"ttsframe.backend": backend})
+            self._record_span("ttsframe.queue_wait", part.submitted_at, part.started_at,
+                              **{"ttsframe.backend": backend})
             if part.finished_at is not None:
-                self._past("ttsframe.generate", part.started_at, part.finished_at,
-                           **{"ttsframe.backend": backend,
-                              "ttsframe.batch_size": part.batch_size,
-                              "ttsframe.task_id": part.task.task_id})
+                self._record_span("ttsframe.generate", part.started_at, part.finished_at,
+                                  **{"ttsframe.backend": backend,
+                                     "ttsframe.batch_size": part.batch_size,
+                                     "ttsframe.task_id": part.task.task_id})
 
     def shutdown(self) -> None:
         if self.provider is not None:

@@ -1,6 +1,7 @@
-"""Rules every writable voice store applies when a voice is created or updated.
+"""Voices: the record, its audio prompt, and the rules every writable voice store
+applies when a voice is created or updated.
 
-They live in the core so that any store plugin gives the same answers:
+The rules live in the core so that any store plugin gives the same answers:
 
 * ids are safe file names (``core.ids``);
 * a voice without an explicit seed gets a stable one derived from its id, so it sounds
@@ -14,14 +15,38 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+import numpy as np
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.ids import check_id
 from ttsframe.core.text import ANY_TAG, SPEAKERS, canonical_tags, speaker_of_leading_tag
-from ttsframe.core.types import Voice
+
+Speaker = Literal["S1", "S2"]
+
+
+class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A named voice: optional audio prompt and transcript, speaker and fixed seed."""
+
+    voice_id: str
+    style: str = "neutral"
+    primary_speaker: Speaker = "S1"
+    audio_prompt: str | None = None
+    audio_prompt_transcript: str | None = None
+    seed: int | None = None
+    builtin: bool = False
+    backends: list[str] | None = None
+
+
+class AudioPrompt(msgspec.Struct, frozen=True):
+    """A stored prompt: mono float32 samples at ``sample_rate``."""
+
+    prompt_id: str
+    samples: np.ndarray
+    sample_rate: int
+
 
 EDITABLE_FIELDS = (
     "style", "primary_speaker", "audio_prompt", "audio_prompt_transcript", "seed", "backends",

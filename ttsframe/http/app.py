@@ -10,8 +10,8 @@ from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
+from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.core.services import Services
 from ttsframe.http import ui
 from ttsframe.http.auth import api_key_guard, client_dependency, openapi_security
 from ttsframe.http.cors import RefusedOriginLog, cors_config

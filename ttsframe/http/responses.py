@@ -11,14 +11,14 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
+from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
 from ttsframe.core.streaming import SpeechStream
-from ttsframe.core.types import SpeechOutput, SpeechRequest
 from ttsframe.http.disconnect import unless_disconnected
 
 if TYPE_CHECKING:
     from litestar import Request
 
-    from ttsframe.core.services import Services
+    from ttsframe.core.assembly import Services
     from ttsframe.http.metrics import SpeechTracker
 
 # Control characters end or split a header line (CR, LF, NUL): never sent.

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import msgspec
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.types import GenerationParams, Role, Speaker, SpeechRequest
+from ttsframe.core.speech_types import GenerationParams, Role, SpeechRequest
+from ttsframe.core.voices import Speaker
 
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
 # The reference Dia implementation's name for the CFG filter's k; accepted as ``top_k``.

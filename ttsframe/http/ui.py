@@ -25,8 +25,8 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from ttsframe import __version__
-from ttsframe.core.services import Services
-from ttsframe.core.types import GenerationParams
+from ttsframe.core.assembly import Services
+from ttsframe.core.speech_types import GenerationParams
 from ttsframe.http.auth import check_access
 from ttsframe.http.schemas import Speed
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ttsframe.core.errors import NotFound
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import VoiceStore
-from ttsframe.core.types import AudioPrompt, Voice
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 
 BUILTIN_VOICES: tuple[Voice, ...] = (
     Voice(voice_id="alloy", style="neutral", primary_speaker="S1", seed=1011, builtin=True),

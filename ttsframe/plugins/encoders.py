@@ -25,8 +25,8 @@ import numpy as np
 import soxr
 
 from ttsframe.core.audio import float_to_pcm16, to_mono
+from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import BufferedStream, Encoder, StreamWriter
 
 _UNKNOWN_SIZE = 0xFFFFFFFF
 

@@ -23,7 +23,8 @@ import msgspec
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import PluginContext, TextContext, TextPreprocessor
+from ttsframe.core.plugins import PluginContext
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 
 # The API guide's list plus the nonverbals Dia's documentation names.
 KNOWN_NONVERBALS: frozenset[str] = frozenset({

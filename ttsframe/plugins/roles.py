@@ -13,7 +13,7 @@ voice the prompt never conditioned.
 from __future__ import annotations
 
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import TextContext, TextPreprocessor
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.text import LEADING_TAG
 
 ROLE_SPEAKERS = {"user": "S1", "assistant": "S2", "system": "S2"}

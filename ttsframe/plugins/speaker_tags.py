@@ -10,7 +10,7 @@ import re
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import TextContext, TextPreprocessor
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS, canonical_tags
 
 

@@ -42,9 +42,10 @@ from ttsframe.core.atomic import (
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageFailed
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, check_new_id, is_valid_id
-from ttsframe.core.interfaces import PluginContext, VoiceStore
 from ttsframe.core.paths import is_stored_file
-from ttsframe.core.types import AudioPrompt, Voice
+from ttsframe.core.plugins import PluginContext
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.plugins.builtin_voices import BUILTIN_VOICES, builtin_voice
 
 log = logging.getLogger("ttsframe.voices")

@@ -16,8 +16,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from ttsframe.core.assembly import Services, build_services
 from ttsframe.core.config import Settings, _deep_merge, load_settings
-from ttsframe.core.services import Services, build_services
 from ttsframe.testing import beeper
 from ttsframe.testing.server import builtin_plugin_names
 from ttsframe.testing.waiting import eventually

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
 
 RATE = 16000
 BEEP_S, GAP_S = 0.12, 0.08

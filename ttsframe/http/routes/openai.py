@@ -13,10 +13,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
+from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import NotFound
-from ttsframe.core.services import Services
-from ttsframe.core.types import Voice
+from ttsframe.core.voices import Voice
 from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import (

@@ -8,10 +8,10 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
+from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.jobs import JobInfo
-from ttsframe.core.services import Services
+from ttsframe.core.job_replies import JobInfo
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.responses import speech_reply

@@ -23,11 +23,10 @@ from litestar.openapi.spec import Schema as OpenAPISchema
 from litestar.params import FromQuery, JSONBody
 
 from ttsframe.core import audio
+from ttsframe.core.assembly import Services
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
 from ttsframe.core.ids import check_id
-from ttsframe.core.services import Services
-from ttsframe.core.types import Voice
-from ttsframe.core.voices import build_voice
+from ttsframe.core.voices import Voice, build_voice
 from ttsframe.http.openapi import PromptIdPath, VoiceIdPath, VoiceMappingBodyIn, errors
 from ttsframe.http.schemas import (
     AudioPromptDeleteReply,

@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend, PluginContext
+from ttsframe.core.plugins import PluginContext
 
 
 class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

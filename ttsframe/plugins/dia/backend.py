@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
-from ttsframe.core.interfaces import Backend
-from ttsframe.core.types import AudioPrompt, Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.voices import AudioPrompt
 from ttsframe.plugins.dia.loading import ModelUnavailable, resolve_model
 from ttsframe.plugins.dia.prompt_cache import PromptCache
 from ttsframe.plugins.dia.streaming import AudioStreamer

@@ -22,19 +22,19 @@ import msgspec
 import numpy as np
 import pytest
 
+from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.interfaces import Backend, VoiceStore
 from ttsframe.core.speech import SpeechService
-from ttsframe.core.types import (
-    AudioPrompt,
+from ttsframe.core.speech_types import (
     Capabilities,
     GenerationParams,
     SpeechRequest,
     SynthesisResult,
     SynthesisTask,
-    Voice,
 )
+from ttsframe.core.voice_store import VoiceStore
+from ttsframe.core.voices import AudioPrompt, Voice
 
 
 def make_task(text: str, *, params: GenerationParams | None = None,

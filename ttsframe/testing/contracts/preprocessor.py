@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.interfaces import TextContext, TextPreprocessor
-from ttsframe.core.types import Voice
+from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.voices import Voice
 
 ORDINARY = [
     "Hello, this is a test message.",

@@ -1,7 +1,9 @@
-"""Domain types shared by the core, the plugins and the HTTP layer.
+"""What travels the speech path: a request, the tasks made from it, a backend's result,
+the encoded output, and what a backend declares it can do.
 
 They are msgspec Structs so that the same definitions validate requests, document the
-OpenAPI schema and travel between the scheduler and the backends.
+OpenAPI schema and travel between the scheduler and the backends. Voices and their audio
+prompts are in ``core/voices.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
+from ttsframe.core.voices import AudioPrompt
+
 Role = Literal["user", "assistant", "system"]
-Speaker = Literal["S1", "S2"]
 
 
 class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -50,27 +53,6 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     supports_streaming: bool = False
     speaker_tags: bool = False
     languages: tuple[str, ...] = ("en",)
-
-
-class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A named voice: optional audio prompt and transcript, speaker and fixed seed."""
-
-    voice_id: str
-    style: str = "neutral"
-    primary_speaker: Speaker = "S1"
-    audio_prompt: str | None = None
-    audio_prompt_transcript: str | None = None
-    seed: int | None = None
-    builtin: bool = False
-    backends: list[str] | None = None
-
-
-class AudioPrompt(msgspec.Struct, frozen=True):
-    """A stored prompt: mono float32 samples at ``sample_rate``."""
-
-    prompt_id: str
-    samples: np.ndarray
-    sample_rate: int
 
 
 class CancelToken:

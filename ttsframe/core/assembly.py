@@ -12,29 +12,29 @@ from typing import Any
 import pluggy
 
 from ttsframe.core.async_voices import AsyncVoices
+from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings, convert
+from ttsframe.core.config_editor import ConfigEditor
 from ttsframe.core.database import Database
+from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import ConfigError
 from ttsframe.core.generation_log import GenerationLog
-from ttsframe.core.interfaces import (
-    Backend,
-    Encoder,
-    PluginContext,
-    TextPreprocessor,
-    VoiceStore,
-)
-from ttsframe.core.jobs import JobService, JobStore
+from ttsframe.core.job_service import JobService
+from ttsframe.core.job_store import JobStore
 from ttsframe.core.metrics import Metrics
-from ttsframe.core.plugins import PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.preprocessor import TextPreprocessor
 from ttsframe.core.retention import Retention
-from ttsframe.core.runtime_config import ConfigEditor
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.tracing import Tracing, build_tracing
+from ttsframe.core.voice_store import VoiceStore
 
 
 @dataclass
 class Services:
+    """Everything ``build_services`` made, handed to the app; starts and stops it in order."""
+
     settings: Settings
     plugin_manager: pluggy.PluginManager
     registry: Registry
@@ -57,11 +57,11 @@ class Services:
     route_configs: dict[str, Any] = field(default_factory=dict)
     # The voice store for the event loop: every call awaited, run in a worker thread.
     async_voices: AsyncVoices = field(init=False)
+    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
+    cluster: Any = None
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
-    # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
-    cluster: Any = None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
 import msgspec
@@ -26,7 +23,7 @@ import msgspec
 from ttsframe.core.atomic import atomic_write_bytes, remove_file, remove_stale_temps
 from ttsframe.core.clients import OPERATOR, Client
 from ttsframe.core.config import Settings
-from ttsframe.core.database import Database, Row, timestamp, transaction
+from ttsframe.core.database import Row, timestamp
 from ttsframe.core.errors import (
     BackendUnavailable,
     Cancelled,
@@ -40,164 +37,20 @@ from ttsframe.core.errors import (
     TTSFrameError,
 )
 from ttsframe.core.ids import check_id
+from ttsframe.core.job_replies import JobCancelled, JobInfo, QueueStats
+from ttsframe.core.job_store import FINISHED, NEW_ROW, STATUSES, JobStore
 from ttsframe.core.paths import is_stored_file
 from ttsframe.core.request_context import REQUEST_ID
 from ttsframe.core.scheduler import Ticket
 from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
-from ttsframe.core.types import SpeechRequest
+from ttsframe.core.speech_types import SpeechRequest
 
 log = logging.getLogger("ttsframe.jobs")
 
-
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-FINISHED = ("completed", "failed", "cancelled")
+# A job's result file: its id and the format's extension.
 RESULT_FILE = re.compile(r"([0-9a-f]{32})\.[a-z0-9]+")
-# The columns a freshly inserted row leaves at their defaults.
-NEW_ROW: dict[str, Any] = {
-    "started_at": None, "completed_at": None, "worker": None, "interrupted": 0,
-    "error_message": None, "result_file": None, "content_type": None, "result_bytes": None,
-    "duration_s": None, "sample_rate": None, "warnings": "[]",
-}
 # At a stop, how long jobs whose audio is generated may take to encode and store it.
 STORE_ON_STOP_S = 10.0
-INTERRUPTED_TWICE = ("the server stopped twice while this job was generating; "
-                     "it is not retried again")
-
-
-class JobInfo(msgspec.Struct, kw_only=True):
-    """What ``GET /jobs/{id}`` answers. Times are UTC; ``progress`` is 0-1 when the
-    backend reports decoding steps."""
-
-    job_id: str
-    status: str
-    created_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    worker: str | None
-    error_message: str | None
-    progress: float | None
-    model: str
-    voice_id: str
-    response_format: str
-    retried: bool
-    result_url: str | None
-    result_bytes: int | None
-    duration_s: float | None
-    sample_rate: int | None
-    warnings: list[str]
-    request_id: str | None  # the X-Request-ID of the request that submitted it
-    # The seed of a sampled take (drawn at submission when the request sent none):
-    # send it back to generate the same audio again.
-    seed: int | None = None
-
-
-class JobCancelled(msgspec.Struct, kw_only=True):
-    """What ``DELETE /jobs/{id}`` answers: the status the job has now."""
-
-    job_id: str
-    status: str
-    detail: str
-
-
-class QueueStats(msgspec.Struct, kw_only=True):
-    """``GET /queue/stats``. The ``*_jobs`` counts are of asynchronous jobs in the
-    database; the rest is the scheduler's live view, synchronous requests included."""
-
-    pending_jobs: int
-    processing_jobs: int
-    completed_jobs: int
-    failed_jobs: int
-    cancelled_jobs: int
-    total_workers: int  # requests that may be generating at once (one batch per backend)
-    active_workers: int  # requests generating now
-    queued_requests: int  # requests waiting in the scheduler's queue, sync and async
-    queue_size: int  # the queue's bound; beyond it requests get 429
-
-
-class JobStore:
-    """The ``jobs`` table. Status changes are conditional, so a late update (a result
-    arriving after a cancel) cannot overwrite a decision already recorded."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def insert(self, row: dict[str, Any]) -> None:
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        await self.db.call(lambda c: c.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})",
-                                               tuple(row.values())))
-
-    async def get(self, job_id: str) -> Row | None:
-        return await self.db.call(
-            lambda c: c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone())
-
-    async def select(self, status: str | None, limit: int, client: Client = OPERATOR
-                     ) -> list[Row]:
-        conds, args = [], []
-        if status:
-            conds, args = ["status = ?"], [status]
-        if not client.admin:  # a client lists only its own jobs
-            conds.append("owner IS ?")
-            args.append(client.owner)
-        where = f"WHERE {' AND '.join(conds)}" if conds else ""
-        sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?"
-        return await self.db.call(lambda c: c.execute(sql, (*args, limit)).fetchall())
-
-    async def update(self, job_id: str, from_statuses: tuple[str, ...],
-                     **fields: Any) -> bool:
-        """Set ``fields`` if the job is in one of ``from_statuses``; return whether it was."""
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        marks = ", ".join("?" for _ in from_statuses)
-        sql = f"UPDATE jobs SET {sets} WHERE job_id = ? AND status IN ({marks})"
-        cur = await self.db.call(lambda c: c.execute(sql, (*fields.values(), job_id,
-                                                           *from_statuses)))
-        return cur.rowcount == 1
-
-    async def finished(self, *, statuses: tuple[str, ...] = FINISHED,
-                       before: float | None = None) -> list[Row]:
-        marks = ", ".join("?" for _ in statuses)
-        sql = f"SELECT * FROM jobs WHERE status IN ({marks})"
-        args: tuple = statuses
-        if before is not None:
-            sql += " AND completed_at < ?"
-            args = (*statuses, before)
-        return await self.db.call(lambda c: c.execute(sql, args).fetchall())
-
-    async def delete(self, job_ids: list[str]) -> None:
-        await self.db.call(lambda c: c.executemany("DELETE FROM jobs WHERE job_id = ?",
-                                                   [(j,) for j in job_ids]))
-
-    async def ids(self) -> set[str]:
-        rows = await self.db.call(lambda c: c.execute("SELECT job_id FROM jobs").fetchall())
-        return {r["job_id"] for r in rows}
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self.db.call(lambda c: c.execute(
-            "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall())
-        counts = dict.fromkeys(STATUSES, 0)
-        counts.update({r["status"]: r["n"] for r in rows})
-        return counts
-
-    async def recover(self, now: float) -> list[Row]:
-        """After a crash: retry jobs that were generating once, fail them the second
-        time; return every pending job, oldest first."""
-
-        def work(c: sqlite3.Connection) -> list[Row]:
-            c.execute("UPDATE jobs SET status = 'failed', completed_at = ?, error_message = ? "
-                      "WHERE status = 'processing' AND interrupted >= 1",
-                      (now, INTERRUPTED_TWICE))
-            c.execute("UPDATE jobs SET status = 'pending', interrupted = interrupted + 1, "
-                      "started_at = NULL, worker = NULL WHERE status = 'processing'")
-            return c.execute("SELECT * FROM jobs WHERE status = 'pending' "
-                             "ORDER BY created_at, job_id").fetchall()
-
-        return await self.db.call(transaction, work)
-
-    async def requeue_processing(self) -> None:
-        """At a clean shutdown: jobs stopped mid-generation run again at the next start."""
-        await self.db.call(lambda c: c.execute(
-            "UPDATE jobs SET status = 'pending', started_at = NULL, worker = NULL "
-            "WHERE status = 'processing'"))
 
 
 @dataclass
@@ -233,7 +86,7 @@ class JobService:
         pending = await self.store.recover(time.time())
         if pending:
             log.info("resuming %d pending job(s)", len(pending))
-            self._spawn(self._resume(pending))
+            self._in_background(self._resume(pending))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -252,13 +105,13 @@ class JobService:
             except StorageFailed as exc:  # the next start retries them as after a crash
                 log.error("could not mark interrupted jobs pending: %s", exc.message)
 
-    def _spawn(self, coro: Coroutine) -> asyncio.Task:
+    def _in_background(self, coro: Coroutine) -> asyncio.Task:
         task = asyncio.create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._reap)
+        task.add_done_callback(self._task_done)
         return task
 
-    def _reap(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("job bookkeeping failed", exc_info=task.exception())
@@ -293,11 +146,11 @@ class JobService:
 
         prepared.task.on_progress = progress
         active.ticket = self.speech.submit(prepared)  # raises QueueFull / BackendUnavailable
-        active.ticket.on_start = lambda t: self._spawn(self.store.update(
+        active.ticket.on_start = lambda t: self._in_background(self.store.update(
             job_id, ("pending",), status="processing", started_at=t.started_at,
             worker=t.worker))
         self.active[job_id] = active
-        active.runner = self._spawn(self._run(job_id, active))
+        active.runner = self._in_background(self._run(job_id, active))
 
     async def _run(self, job_id: str, active: ActiveJob) -> None:
         prepared, ticket = active.prepared, active.ticket
@@ -449,7 +302,7 @@ class JobService:
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
             sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
-            request_id=row["request_id"], seed=_seed(row.get("request")))
+            request_id=row["request_id"], seed=_stored_seed(row.get("request")))
 
     async def stats(self) -> QueueStats:
         """Job counts from the database plus the scheduler's live view of every request."""
@@ -524,7 +377,7 @@ class JobService:
         return [r["job_id"] for r in rows], files
 
 
-def _seed(request_json: str | None) -> int | None:
+def _stored_seed(request_json: str | None) -> int | None:
     """The seed a stored request was fixed to (``SpeechService.prepare`` draws one)."""
     if not request_json:
         return None

@@ -1,0 +1,106 @@
+"""The ``jobs`` table: one row per asynchronous job, changed only by conditional updates."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ttsframe.core.clients import OPERATOR, Client
+from ttsframe.core.database import Database, Row, transaction
+
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled")
+# The columns a freshly inserted row leaves at their defaults.
+NEW_ROW: dict[str, Any] = {
+    "started_at": None, "completed_at": None, "worker": None, "interrupted": 0,
+    "error_message": None, "result_file": None, "content_type": None, "result_bytes": None,
+    "duration_s": None, "sample_rate": None, "warnings": "[]",
+}
+INTERRUPTED_TWICE = ("the server stopped twice while this job was generating; "
+                     "it is not retried again")
+
+
+class JobStore:
+    """The ``jobs`` table. Status changes are conditional, so a late update (a result
+    arriving after a cancel) cannot overwrite a decision already recorded."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        await self.db.call(lambda c: c.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})",
+                                               tuple(row.values())))
+
+    async def get(self, job_id: str) -> Row | None:
+        return await self.db.call(
+            lambda c: c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone())
+
+    async def select(self, status: str | None, limit: int, client: Client = OPERATOR
+                     ) -> list[Row]:
+        conds, args = [], []
+        if status:
+            conds, args = ["status = ?"], [status]
+        if not client.admin:  # a client lists only its own jobs
+            conds.append("owner IS ?")
+            args.append(client.owner)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?"
+        return await self.db.call(lambda c: c.execute(sql, (*args, limit)).fetchall())
+
+    async def update(self, job_id: str, from_statuses: tuple[str, ...],
+                     **fields: Any) -> bool:
+        """Set ``fields`` if the job is in one of ``from_statuses``; return whether it was."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        marks = ", ".join("?" for _ in from_statuses)
+        sql = f"UPDATE jobs SET {sets} WHERE job_id = ? AND status IN ({marks})"
+        cur = await self.db.call(lambda c: c.execute(sql, (*fields.values(), job_id,
+                                                           *from_statuses)))
+        return cur.rowcount == 1
+
+    async def finished(self, *, statuses: tuple[str, ...] = FINISHED,
+                       before: float | None = None) -> list[Row]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = f"SELECT * FROM jobs WHERE status IN ({marks})"
+        args: tuple = statuses
+        if before is not None:
+            sql += " AND completed_at < ?"
+            args = (*statuses, before)
+        return await self.db.call(lambda c: c.execute(sql, args).fetchall())
+
+    async def delete(self, job_ids: list[str]) -> None:
+        await self.db.call(lambda c: c.executemany("DELETE FROM jobs WHERE job_id = ?",
+                                                   [(j,) for j in job_ids]))
+
+    async def ids(self) -> set[str]:
+        rows = await self.db.call(lambda c: c.execute("SELECT job_id FROM jobs").fetchall())
+        return {r["job_id"] for r in rows}
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.call(lambda c: c.execute(
+            "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall())
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({r["status"]: r["n"] for r in rows})
+        return counts
+
+    async def recover(self, now: float) -> list[Row]:
+        """After a crash: retry jobs that were generating once, fail them the second
+        time; return every pending job, oldest first."""
+
+        def work(c: sqlite3.Connection) -> list[Row]:
+            c.execute("UPDATE jobs SET status = 'failed', completed_at = ?, error_message = ? "
+                      "WHERE status = 'processing' AND interrupted >= 1",
+                      (now, INTERRUPTED_TWICE))
+            c.execute("UPDATE jobs SET status = 'pending', interrupted = interrupted + 1, "
+                      "started_at = NULL, worker = NULL WHERE status = 'processing'")
+            return c.execute("SELECT * FROM jobs WHERE status = 'pending' "
+                             "ORDER BY created_at, job_id").fetchall()
+
+        return await self.db.call(transaction, work)
+
+    async def requeue_processing(self) -> None:
+        """At a clean shutdown: jobs stopped mid-generation run again at the next start."""
+        await self.db.call(lambda c: c.execute(
+            "UPDATE jobs SET status = 'pending', started_at = NULL, worker = NULL "
+            "WHERE status = 'processing'"))

@@ -1,0 +1,31 @@
+"""The text-preprocessor plugin kind: rewrites or checks request text before a backend."""
+
+from __future__ import annotations
+
+import abc
+
+import msgspec
+
+from ttsframe.core.speech_types import Role
+from ttsframe.core.voices import Voice
+
+
+class TextContext(msgspec.Struct, kw_only=True):
+    """Request facts a preprocessor may use, and where it reports warnings."""
+
+    role: Role | None
+    voice: Voice
+    backend: str
+    speaker_tags: bool
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class TextPreprocessor(abc.ABC):
+    """Rewrites or validates request text; preprocessors run in ascending ``order``."""
+
+    name: str
+    order: int = 100
+
+    @abc.abstractmethod
+    def process(self, text: str, ctx: TextContext) -> str:
+        """Return the new text; raise ``InvalidInput`` to reject the request (400)."""
