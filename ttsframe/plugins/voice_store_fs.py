@@ -566,8 +566,8 @@ class FilesystemVoiceStore(VoiceStore):
             if prompt and prompt not in prompts:
                 log.warning("voice %s uses audio prompt %s, which is missing from %s",
                             voice_id, prompt, self.prompts_dir)
-        log.info("voice store: %d custom voice(s) in %s, %d audio prompt(s) in %s",
-                 len(voices), self.voices_dir, len(prompts), self.prompts_dir)
+        log.info("voice store: %d custom voice(s), %d audio prompt(s) in %s and %s",
+                 len(voices), len(prompts), self.voices_dir, self.prompts_dir)
 
 
 def _write_unsynced(path: Path, payload: bytes) -> None:
