@@ -247,3 +247,26 @@ def test_reads_do_not_wait_for_a_write_in_progress(tmp_path, monkeypatch):
         release.set()
         writer.join()
     assert store.load_prompt("p").sample_rate == 44100
+
+
+def test_a_change_touches_only_its_own_voice_file(tmp_path):
+    """What keeps a write's cost independent of the number of voices: creating, changing
+    or deleting one voice leaves every other voice's file as it was."""
+    store = open_store(tmp_path)
+    for i in range(150):
+        store.create_voice(Voice(voice_id=f"v{i}"))
+    voices = tmp_path / "data" / "voices"
+
+    def files() -> dict[str, tuple[int, int, int]]:
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+                for p in voices.glob("*.json")}
+
+    before = files()
+    store.create_voice(Voice(voice_id="new"))
+    store.update_voice("v3", Voice(voice_id="v3", style="calm"))
+    store.delete_voice("v7")
+    after = files()
+    assert set(after) == set(before) - {"v7.json"} | {"new.json"}
+    changed = {name for name in before.keys() & after.keys() if before[name] != after[name]}
+    assert changed == {"v3.json"}
+    assert len(store.list_voices()) == len(BUILTIN_VOICES) + 150
