@@ -227,8 +227,9 @@ class FilesystemVoiceStore(VoiceStore):
                 voices.pop(voice_id, None)
             else:
                 voices[voice_id] = record
+        tmp = temp_path_for(self._mark_path)
         try:
-            tmp = temp_path_for(self._mark_path)
+            self.voices_dir.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(secrets.token_hex(8).encode())
             os.replace(tmp, self._mark_path)
         except OSError as exc:
