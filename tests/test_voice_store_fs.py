@@ -270,3 +270,20 @@ def test_a_change_touches_only_its_own_voice_file(tmp_path):
     changed = {name for name in before.keys() & after.keys() if before[name] != after[name]}
     assert changed == {"v3.json"}
     assert len(store.list_voices()) == len(BUILTIN_VOICES) + 150
+
+
+def test_a_symlinked_voice_file_is_not_followed(tmp_path, caplog):
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"style": "calm", "primary_speaker": "S1"}))
+    voices = tmp_path / "data" / "voices"
+    voices.mkdir(parents=True)
+    (voices / "leak.json").symlink_to(outside)
+    with caplog.at_level("WARNING", "ttsframe.voices"):
+        store = open_store(tmp_path)
+    assert "leak.json: not a regular file" in caplog.text
+    assert "leak" not in {v.voice_id for v in store.list_voices()}
+    with pytest.raises(NotFound):
+        store.get_voice("leak")
+    with pytest.raises(Conflict, match="already exists"):  # never written through
+        store.create_voice(Voice(voice_id="leak"))
+    assert json.loads(outside.read_text())["style"] == "calm"
