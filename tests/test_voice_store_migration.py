@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 from tests.job_helpers import tone_server
-from ttsframe.core.errors import Conflict
+from ttsframe.core.errors import ConfigError, Conflict
 from ttsframe.core.types import Voice
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 
@@ -205,3 +205,13 @@ def test_a_server_started_on_a_first_layout_directory_serves_its_voices(tmp_path
     for prompt in LISTING["prompts"]:
         assert {k: prompts[prompt["prompt_id"]][k] for k in prompt} == prompt
     assert (tmp_path / "data" / "voices.json.migrated").read_bytes() == FIXTURE.read_bytes()
+
+
+def test_a_broken_voice_file_beside_a_voices_json_still_stops_startup(tmp_path):
+    first_layout(tmp_path)
+    (tmp_path / "data" / "voices").mkdir()
+    (tmp_path / "data" / "voices" / "hand.json").write_text("[1, 2")
+    with pytest.raises(ConfigError, match=r"hand\.json is not valid voice-store JSON"):
+        open_store(tmp_path)
+    (tmp_path / "data" / "voices" / "hand.json").unlink()  # the fix the error names
+    assert_taken_over(tmp_path)

@@ -543,6 +543,8 @@ class FilesystemVoiceStore(VoiceStore):
                         kept.name)
 
     def _startup_report(self) -> None:
+        with self._cache_lock:
+            self._voices = None  # every file is read (strictly) at startup
         voices = self._all_voices(strict=True)
         prompts = set(self._prompt_ids())
         for entry in self.prompts_dir.glob("*.wav"):
