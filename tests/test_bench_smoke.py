@@ -42,3 +42,13 @@ def test_openai_first_audio_bench_prints_a_row_per_format():
     rows = [line.split()[0] for line in run.stdout.splitlines()
             if re.fullmatch(r"\w+( +\d+\.\d{3} s / \d+\.\d{3} s){2} +\d+\.\d{3} s", line)]
     assert rows == ["mp3", "pcm", "wav", "opus"]
+
+
+def test_voice_store_bench_prints_each_operation_per_count():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "voice_store.py"),
+                          "--counts", "20", "50", "--writes", "3"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.findall(r"^(\d+) voices \(store opened", run.stdout, re.M) == ["20", "50"]
+    ops = re.findall(r"^\s+(\w+)\s+p50\s+\d+\.\d\d\s+p90\s+\d+\.\d\d$", run.stdout, re.M)
+    assert ops == ["create", "update", "delete", "get", "list"] * 2

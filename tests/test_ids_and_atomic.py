@@ -85,21 +85,24 @@ KILL_BETWEEN_WRITE_AND_RENAME = textwrap.dedent("""
 """)
 
 
-def test_sigkill_mid_write_never_corrupts_the_voice_index(tmp_path):
+def test_sigkill_mid_write_never_corrupts_a_voice_file(tmp_path):
     prompts, data = tmp_path / "audio_prompts", tmp_path / "data"
     store = FilesystemVoiceStore(prompts, data)
     store.create_voice(Voice(voice_id="kept"))
-    before = (data / "voices.json").read_bytes()
+    before = (data / "voices" / "kept.json").read_bytes()
     script = KILL_BETWEEN_WRITE_AND_RENAME.format(root=str(ROOT), prompts=str(prompts),
-                                                  data=str(data))
+                                                  data=str(data)).replace(
+        'store.create_voice(Voice(voice_id="lost"))',
+        'store.update_voice("kept", Voice(voice_id="kept", style="lost"))')
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
-    assert (data / "voices.json").read_bytes() == before
+    assert (data / "voices" / "kept.json").read_bytes() == before
     json.loads(before)
-    assert list(data.glob(".voices.json.tmp-*")), "the interrupted temp file should be there"
+    assert list(data.glob("voices/.kept.json.tmp-*")), "the interrupted temp file should be there"
     reopened = FilesystemVoiceStore(prompts, data)
-    assert not list(data.glob(".voices.json.tmp-*"))
-    assert {v.voice_id for v in reopened.list_voices() if not v.builtin} == {"kept"}
+    assert not list(data.glob("voices/.*.tmp-*"))
+    assert {v.voice_id: v.style for v in reopened.list_voices() if not v.builtin} == \
+        {"kept": "neutral"}
 
 
 def test_sigkill_mid_prompt_write_never_leaves_half_a_wav(tmp_path):

@@ -1,6 +1,6 @@
 """SIGKILL in the middle of uploads, voice writes and job submissions on a real server:
 after a restart every acknowledged prompt, voice and job is there, intact, and whatever
-was in flight is either absent or whole (never half a WAV, never a torn voices.json)."""
+was in flight is either absent or whole (never half a WAV, never a torn voice file)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ class Load:
 
 
 def check_intact(c: httpx.Client, root: Path, loads: list[Load]) -> None:
-    index = json.loads((root / "data" / "voices.json").read_text())  # never torn
+    stored_voices = {f.stem: json.loads(f.read_text())  # never torn
+                     for f in (root / "data" / "voices").glob("*.json")}
     voices = c.get("/voice_mappings").json()
     prompts = c.get("/audio_prompts").json()
     listed_jobs = {j["job_id"] for j in c.get("/jobs?limit=1000").json()["jobs"]}
@@ -109,7 +110,7 @@ def check_intact(c: httpx.Client, root: Path, loads: list[Load]) -> None:
         for voice_id, body in load.voices.items():
             stored = voices[voice_id]
             assert {k: stored[k] for k in body} == body, (voice_id, stored)
-            assert voice_id in index["voices"]
+            assert stored_voices[voice_id]["style"] == stored["style"]
         for prompt_id, seconds in load.prompts.items():
             assert prompts[prompt_id]["duration"] == pytest.approx(seconds, abs=0.01)
         assert set(load.jobs) <= listed_jobs
@@ -118,7 +119,7 @@ def check_intact(c: httpx.Client, root: Path, loads: list[Load]) -> None:
         info = sf.info(entry)
         assert info.samplerate == 44100 and info.frames > 0.5 * 44100
         assert entry.stem in prompts
-    for voice_id in index["voices"]:
+    for voice_id in stored_voices:
         assert voice_id in voices
 
 

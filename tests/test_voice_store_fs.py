@@ -80,17 +80,21 @@ def test_prompts_are_listed_from_disk_after_restart(tmp_path):
     assert copied.sample_rate == 44100 and len(copied.samples) == 22050
 
 
-def test_voices_survive_restart_and_json_is_the_record(tmp_path):
+def test_voices_survive_restart_and_their_files_are_the_record(tmp_path):
     store = open_store(tmp_path)
-    store.save_prompt("p", tone(), 44100)
+    store.save_prompt("p", tone(), 44100, source={"filename": "p.mp3"})
     voice = build_voice("v", {"audio_prompt": "p", "audio_prompt_transcript": "Hi there."})
     store.create_voice(voice)
     reopened = open_store(tmp_path)
     assert reopened.get_voice("v") == voice
     assert voice.audio_prompt_transcript == "[S1] Hi there."
-    data = json.loads((tmp_path / "data" / "voices.json").read_text())
-    assert data["voices"]["v"]["audio_prompt"] == "p"
-    assert data["voices"]["v"]["seed"] == derive_seed("v")
+    record = json.loads((tmp_path / "data" / "voices" / "v.json").read_text())
+    assert record["audio_prompt"] == "p"
+    assert record["seed"] == derive_seed("v")
+    assert record["created"] == record["updated"]
+    info = json.loads((tmp_path / "data" / "prompt_info" / "p.json").read_text())
+    assert info["source"] == {"filename": "p.mp3"}
+    assert not (tmp_path / "data" / "voices.json").exists()
 
 
 def test_store_sees_changes_made_by_another_process(tmp_path):
@@ -127,8 +131,8 @@ def test_prompt_in_use_is_refused_then_cascades(store, tmp_path):
     assert store.delete_prompt("p", cascade=True) == ["a", "b"]
     assert not (tmp_path / "audio_prompts" / "p.wav").exists()
     assert {v.voice_id for v in store.list_voices() if not v.builtin} == {"c"}
-    data = json.loads((tmp_path / "data" / "voices.json").read_text())
-    assert "p" not in data["prompts"] and set(data["voices"]) == {"c"}
+    assert [p.name for p in (tmp_path / "data" / "voices").glob("*.json")] == ["c.json"]
+    assert not (tmp_path / "data" / "prompt_info" / "p.json").exists()
 
 
 def test_deleting_a_voice_removes_its_unshared_prompt(store, tmp_path):
@@ -145,6 +149,7 @@ def test_deleting_a_voice_removes_its_unshared_prompt(store, tmp_path):
     assert (tmp_path / "audio_prompts" / "shared.wav").exists()
     assert store.delete_voice("v4") == "shared"
     assert list((tmp_path / "audio_prompts").iterdir()) == []
+    assert list((tmp_path / "data" / "prompt_info").iterdir()) == []
 
 
 def test_corrupt_index_stops_startup_with_the_fix(tmp_path):
@@ -152,11 +157,28 @@ def test_corrupt_index_stops_startup_with_the_fix(tmp_path):
     (tmp_path / "data" / "voices.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"voices\.json is not valid voice-store JSON"):
         open_store(tmp_path)
+    assert (tmp_path / "data" / "voices.json").read_text() == "{not json"
+
+
+def test_corrupt_voice_file_stops_startup_then_is_left_out_of_listings(tmp_path):
+    store, other = open_store(tmp_path), open_store(tmp_path)
+    store.create_voice(Voice(voice_id="good"))
+    store.create_voice(Voice(voice_id="edited"))
+    (tmp_path / "data" / "voices" / "edited.json").write_text('{"style": ')  # by hand
+    with pytest.raises(ConfigError, match=r"edited\.json is not valid voice-store JSON"):
+        open_store(tmp_path)
+    # Edited while the server runs: when the files are read again (here because another
+    # store made a change), the others still list, and using the voice names its file.
+    other.create_voice(Voice(voice_id="later"))
+    assert {v.voice_id for v in store.list_voices() if not v.builtin} == {"good", "later"}
+    with pytest.raises(ConfigError, match=r"edited\.json is not valid"):
+        store.get_voice("edited")
 
 
 def test_stale_temp_files_are_cleaned_at_startup(tmp_path):
     store = open_store(tmp_path)
     store.create_voice(Voice(voice_id="v"))
+    (tmp_path / "data" / "voices" / ".v.json.tmp-dead").write_text('{"half')
     (tmp_path / "data" / ".voices.json.tmp-dead").write_text('{"half')
     (tmp_path / "audio_prompts" / ".p.wav.tmp-dead").write_bytes(b"RIFF")
     reopened = open_store(tmp_path)
@@ -224,3 +246,43 @@ def test_reads_do_not_wait_for_a_write_in_progress(tmp_path, monkeypatch):
         release.set()
         writer.join()
     assert store.load_prompt("p").sample_rate == 44100
+
+
+def test_a_change_touches_only_its_own_voice_file(tmp_path):
+    """What keeps a write's cost independent of the number of voices: creating, changing
+    or deleting one voice leaves every other voice's file as it was."""
+    store = open_store(tmp_path)
+    for i in range(150):
+        store.create_voice(Voice(voice_id=f"v{i}"))
+    voices = tmp_path / "data" / "voices"
+
+    def files() -> dict[str, tuple[int, int, int]]:
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+                for p in voices.glob("*.json")}
+
+    before = files()
+    store.create_voice(Voice(voice_id="new"))
+    store.update_voice("v3", Voice(voice_id="v3", style="calm"))
+    store.delete_voice("v7")
+    after = files()
+    assert set(after) == set(before) - {"v7.json"} | {"new.json"}
+    changed = {name for name in before.keys() & after.keys() if before[name] != after[name]}
+    assert changed == {"v3.json"}
+    assert len(store.list_voices()) == len(BUILTIN_VOICES) + 150
+
+
+def test_a_symlinked_voice_file_is_not_followed(tmp_path, caplog):
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"style": "calm", "primary_speaker": "S1"}))
+    voices = tmp_path / "data" / "voices"
+    voices.mkdir(parents=True)
+    (voices / "leak.json").symlink_to(outside)
+    with caplog.at_level("WARNING", "ttsframe.voices"):
+        store = open_store(tmp_path)
+    assert "leak.json: not a regular file" in caplog.text
+    assert "leak" not in {v.voice_id for v in store.list_voices()}
+    with pytest.raises(NotFound):
+        store.get_voice("leak")
+    with pytest.raises(Conflict, match="already exists"):  # never written through
+        store.create_voice(Voice(voice_id="leak"))
+    assert json.loads(outside.read_text())["style"] == "calm"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ class Harness:
     def __init__(self, root: Path, client: TestClient, backend) -> None:
         self.root, self.client, self.backend = root, client, backend
         self.prompts = root / "audio_prompts"
-        self.index = root / "data" / "voices.json"
+        self.records = root / "data"  # voices/<id>.json, prompt_info/<id>.json
 
     def upload(self, prompt_id: str, data: bytes, filename: str = "sample.wav", **params):
         return self.client.post("/audio_prompts/upload", params=params,
@@ -38,9 +37,11 @@ class Harness:
         return self.client.post("/generate", json=body)
 
     def state(self) -> tuple[dict[str, bytes], bytes]:
-        """Every stored byte: prompt files and the index."""
+        """Every stored byte: prompt files and the voice and prompt records."""
         files = {p.name: p.read_bytes() for p in self.prompts.iterdir()}
-        return files, self.index.read_bytes() if self.index.exists() else b""
+        records = {str(p.relative_to(self.records)): p.read_bytes()
+                   for d in ("voices", "prompt_info") for p in (self.records / d).glob("*.json")}
+        return files, records
 
 
 def make_harness(tmp_path, **generation) -> Iterator[Harness]:
@@ -135,7 +136,8 @@ def test_cloning_workflow_end_to_end(h):
     assert h.client.get("/audio_prompts").json() == {}
     assert not (h.prompts / "character_voice.wav").exists()
     assert h.client.get("/voice_mappings/my_character").status_code == 404
-    assert json.loads(h.index.read_text())["voices"] == {}
+    assert list((h.records / "voices").iterdir()) == [h.records / "voices" / ".changed"]
+    assert list((h.records / "prompt_info").iterdir()) == []
 
 
 @pytest.mark.parametrize("fmt", sorted(UPLOAD_FORMATS))

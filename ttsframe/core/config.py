@@ -61,7 +61,7 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_upload_mb: Annotated[float, msgspec.Meta(gt=0, le=1024)] = 25.0
     # Quotas of the filesystem voice store: prompts' total size, and custom voices.
     max_prompts_mb: Annotated[float, msgspec.Meta(gt=0, le=10_000_000)] = 2048.0
-    max_voices: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
+    max_voices: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
 
 
 class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

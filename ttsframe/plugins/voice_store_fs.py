@@ -5,23 +5,38 @@ Layout (both directories come from ``[storage]``):
 * ``<audio_prompts_dir>/<prompt_id>.wav``: each prompt as 44.1 kHz mono 16-bit WAV. The
   directory is the source of truth for prompts: they are listed from disk, so a prompt
   is there after a restart (and a WAV copied in by hand appears too).
-* ``<data_dir>/voices.json``: custom voices plus each prompt's metadata (created time,
-  what was uploaded). Built-in voices are not stored; they are always present.
+* ``<data_dir>/voices/<voice_id>.json``: one file per custom voice (its settings plus
+  created and updated times). Built-in voices are not stored; they are always present.
+* ``<data_dir>/prompt_info/<prompt_id>.json``: when a prompt was uploaded and from what.
 
-Every write goes through :mod:`ttsframe.core.atomic` (temp file, fsync, rename), so a
-crash leaves the old file or the new one, never half of one. Read-modify-write cycles
-hold a thread lock plus an ``flock`` on ``<data_dir>/.voices.json.lock``, so two
-requests, or two server processes sharing the directories, never lose each other's
-changes.
+A change writes or deletes one small file, so its cost does not grow with the number
+of voices (the first layout kept everything in one ``<data_dir>/voices.json``, rewritten
+whole on every change). A ``voices.json`` found at startup is moved into this layout
+(:meth:`FilesystemVoiceStore._migrate_index`) and kept as ``voices.json.migrated``.
+
+Every file is written through :mod:`ttsframe.core.atomic` (temp file, fsync, rename), so
+a crash leaves the old file or the new one, never half of one. Writers hold a thread
+lock plus an ``flock`` on ``<data_dir>/.voices.lock``, so a check (duplicate id, the
+voice cap, which voices use a prompt) and the write it guards are one step, also
+across processes sharing the directories.
+
+Reading one voice reads its file. Reading them all (listing, finding a prompt's users)
+uses an in-memory copy, read again from disk when ``voices/.changed`` (rewritten by
+every store after each change) or the directory itself says another store, process or
+hand changed the files since.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import json
 import logging
+import os
+import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,9 +50,11 @@ import soundfile as sf
 from ttsframe.core import audio
 from ttsframe.core.atomic import (
     atomic_write_bytes,
+    fsync_dir,
     remove_file,
     remove_stale_temps,
     storage_failed,
+    temp_path_for,
 )
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageFailed
 from ttsframe.core.hookspecs import hookimpl
@@ -51,15 +68,53 @@ from ttsframe.plugins.builtin_voices import BUILTIN_VOICES, builtin_voice
 log = logging.getLogger("ttsframe.voices")
 
 PROMPT_RATE = 44100
+VOICES_DIR = "voices"
+PROMPT_INFO_DIR = "prompt_info"
+LOCK_NAME = ".voices.lock"
+CHANGE_MARK = ".changed"
+# The first layout: one JSON file {"version": 1, "voices": {...}, "prompts": {...}}.
 INDEX_NAME = "voices.json"
-INDEX_VERSION = 1
+MIGRATED_SUFFIX = ".migrated"
 _VOICE_KEYS = (
     "style", "primary_speaker", "audio_prompt", "audio_prompt_transcript", "seed", "backends",
 )
+Record = dict[str, Any]
+_CacheKey = tuple[bytes, int]  # the change mark's content, the directory's mtime
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _encode(record: Record) -> bytes:
+    return json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _read_record(path: Path) -> Record | None:
+    """The JSON object stored in ``path``; None when there is no regular file there (a
+    symlink or anything else placed by hand is not followed). A file that is not a JSON
+    object raises ``ConfigError`` naming it."""
+    try:
+        # O_NONBLOCK: a FIFO placed by hand must not hang the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise storage_failed(exc, path, "read") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = fh.read()
+    try:
+        record = json.loads(raw)
+        if not isinstance(record, dict):
+            raise ValueError("it is not a JSON object")
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid voice-store JSON ({exc}); restore it from "
+                          "a backup or move it away") from None
+    return record
 
 
 class FilesystemVoiceStore(VoiceStore):
@@ -68,59 +123,83 @@ class FilesystemVoiceStore(VoiceStore):
     def __init__(self, prompts_dir: Path, data_dir: Path, *, max_prompt_bytes: int | None = None,
                  max_voices: int | None = None) -> None:
         self.prompts_dir = Path(prompts_dir)
+        self.data_dir = Path(data_dir)
+        self.voices_dir = self.data_dir / VOICES_DIR
+        self.prompt_info_dir = self.data_dir / PROMPT_INFO_DIR
         self.max_prompt_bytes = max_prompt_bytes  # all prompts together (None: no quota)
         self.max_voices = max_voices
-        self.index_path = Path(data_dir) / INDEX_NAME
-        self._lock_path = Path(data_dir) / f".{INDEX_NAME}.lock"
+        self._lock_path = self.data_dir / LOCK_NAME
+        self._mark_path = self.voices_dir / CHANGE_MARK
         # Writers serialise on _write_lock (+ flock); readers never wait for a write in
-        # progress (get_voice runs on the event loop): they see the last committed index.
+        # progress (get_voice runs on the event loop).
         self._write_lock = threading.Lock()
         self._cache_lock = threading.Lock()
-        self._cache: dict[str, Any] | None = None
-        self._cache_sig: tuple[int, int, int] | None = None
+        self._voices: dict[str, Record] | None = None  # replaced whole, never modified
+        self._voices_key: _CacheKey | None = None
         self.prompts_dir.mkdir(parents=True, exist_ok=True)
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in [*remove_stale_temps(self.prompts_dir),
-                      *remove_stale_temps(self.index_path.parent)]:
-            log.warning("removed %s left by an interrupted write", stale)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.prompts_dir, self.data_dir, self.voices_dir,
+                          self.prompt_info_dir):
+            for stale in remove_stale_temps(directory):
+                log.warning("removed %s left by an interrupted write", stale)
+        self._migrate_index()
         self._startup_report()
 
-    # ------------------------------------------------------------------ index file
+    # ------------------------------------------------------------------ voice files
 
-    def _signature(self) -> tuple[int, int, int] | None:
+    def _voice_path(self, voice_id: str) -> Path:
+        return self.voices_dir / f"{voice_id}.json"
+
+    def _info_path(self, prompt_id: str) -> Path:
+        return self.prompt_info_dir / f"{prompt_id}.json"
+
+    def _cache_key(self) -> _CacheKey:
         try:
-            st = self.index_path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+            mark = self._mark_path.read_bytes()
+        except OSError:
+            mark = b""
+        try:
+            mtime = self.voices_dir.stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        return mark, mtime
 
-    def _read_index(self) -> dict[str, Any]:
-        """The index as last committed; re-read only when the file changed on disk (by
-        this process or another). Callers must not modify the returned dict."""
-        sig = self._signature()
-        with self._cache_lock:
-            if self._cache is not None and sig == self._cache_sig:
-                return self._cache
-        if sig is None:
-            data: dict[str, Any] = {"version": INDEX_VERSION, "voices": {}, "prompts": {}}
-        else:
+    def _scan(self, *, strict: bool = False) -> dict[str, Record]:
+        """Every voice file's record, read from disk. A file that cannot be parsed stops
+        startup (``strict``); later it is left out of listings with a warning."""
+        try:
+            entries = list(os.scandir(self.voices_dir))
+        except FileNotFoundError:
+            return {}
+        voices = {}
+        for entry in entries:
+            voice_id, ext = os.path.splitext(entry.name)
+            if ext != ".json" or not is_valid_id(voice_id):
+                continue
             try:
-                data = json.loads(self.index_path.read_bytes())
-                if not isinstance(data, dict):
-                    raise ValueError("top level is not an object")
-            except FileNotFoundError:
-                return self._read_index()
-            except ValueError as exc:
-                raise ConfigError(
-                    f"{self.index_path} is not valid voice-store JSON ({exc}); restore it "
-                    "from a backup or move it away to start with no custom voices") from None
-            data.setdefault("voices", {})
-            data.setdefault("prompts", {})
-        # A replace between stat and read only caches newer data under an older
-        # signature, which the next call notices and re-reads.
+                record = _read_record(Path(entry.path))
+            except ConfigError as exc:
+                if strict:
+                    raise
+                log.warning("%s", exc.message)
+                continue
+            if record is not None:
+                voices[voice_id] = record
+        return voices
+
+    def _all_voices(self, *, strict: bool = False) -> dict[str, Record]:
+        """Every custom voice's record, from memory unless the files changed since they
+        were read. Callers must not modify the returned dict."""
+        key = self._cache_key()
         with self._cache_lock:
-            self._cache, self._cache_sig = data, sig
-        return data
+            if self._voices is not None and key == self._voices_key:
+                return self._voices
+        # The key is taken before the scan: a change landing during the scan only tags
+        # newer records with an older key, which the next call notices and re-reads.
+        voices = self._scan(strict=strict)
+        with self._cache_lock:
+            self._voices, self._voices_key = voices, key
+        return voices
 
     def _open_lock(self):
         try:
@@ -129,41 +208,78 @@ class FilesystemVoiceStore(VoiceStore):
             raise storage_failed(exc, self._lock_path) from exc
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[dict[str, Any]]:
-        """Exclusive read-modify-write of the index; written atomically on success."""
+    def _exclusive(self) -> Iterator[dict[str, Record]]:
+        """Hold the write lock (this process's threads and other processes) and yield
+        every voice's record as it is on disk now."""
         with self._write_lock, self._open_lock() as lock_fh:
             fcntl.flock(lock_fh, fcntl.LOCK_EX)
             try:
-                data = json.loads(json.dumps(self._read_index()))  # a private copy
-                yield data
-                data["version"] = INDEX_VERSION
-                payload = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
-                atomic_write_bytes(self.index_path, payload)
-                with self._cache_lock:
-                    self._cache, self._cache_sig = data, self._signature()
+                yield self._all_voices()
             finally:
                 fcntl.flock(lock_fh, fcntl.LOCK_UN)
+
+    def _changed(self, base: dict[str, Record], changes: dict[str, Record | None]) -> None:
+        """After files were written or deleted (under the write lock): update the
+        in-memory copy and the change mark other stores watch. The mark need not be
+        durable (after a restart every copy is read afresh), so it is not fsynced."""
+        voices = dict(base)
+        for voice_id, record in changes.items():
+            if record is None:
+                voices.pop(voice_id, None)
+            else:
+                voices[voice_id] = record
+        tmp = temp_path_for(self._mark_path)
+        try:
+            self.voices_dir.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(secrets.token_hex(8).encode())
+            os.replace(tmp, self._mark_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            log.warning("could not rewrite %s (%s); another process sharing %s may list "
+                        "voices as they were before this change until the next one",
+                        self._mark_path, exc.strerror or exc, self.voices_dir)
+        with self._cache_lock:
+            self._voices, self._voices_key = voices, self._cache_key()
+
+    @staticmethod
+    def _remove_record(path: Path) -> None:
+        """Delete a voice file durably. A disk that cannot sync or delete is a 507 with
+        nothing changed (the directory is synced first, so a failing disk refuses before
+        the file goes)."""
+        try:
+            fsync_dir(path.parent)
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise storage_failed(exc, path, "delete") from exc
+        try:
+            fsync_dir(path.parent)
+        except OSError as exc:
+            log.warning("%s was deleted, but syncing %s failed: %s", path.name, path.parent,
+                        exc.strerror or exc)
 
     # ------------------------------------------------------------------ voices
 
     @staticmethod
-    def _voice(voice_id: str, record: dict[str, Any]) -> Voice:
+    def _voice(voice_id: str, record: Record) -> Voice:
         return msgspec.convert({"voice_id": voice_id, **{k: record.get(k) for k in _VOICE_KEYS
                                                           if record.get(k) is not None}}, Voice)
 
     @staticmethod
-    def _record(voice: Voice) -> dict[str, Any]:
+    def _record(voice: Voice) -> Record:
         return {k: getattr(voice, k) for k in _VOICE_KEYS}
 
     def list_voices(self) -> list[Voice]:
-        voices = self._read_index()["voices"]
+        voices = self._all_voices()
         return [*BUILTIN_VOICES, *(self._voice(v, voices[v]) for v in sorted(voices))]
 
     def get_voice(self, voice_id: str) -> Voice:
         builtin = builtin_voice(voice_id)
         if builtin is not None:
             return builtin
-        record = self._read_index()["voices"].get(voice_id)
+        record = _read_record(self._voice_path(voice_id)) if is_valid_id(voice_id) else None
         if record is None:
             raise NotFound(f"Voice '{voice_id}' not found")
         return self._voice(voice_id, record)
@@ -184,51 +300,59 @@ class FilesystemVoiceStore(VoiceStore):
         if builtin_voice(voice.voice_id) is not None:
             raise Conflict(f"Voice '{voice.voice_id}' already exists as a built-in voice; "
                            "pick another voice_id")
-        with self._transaction() as data:
-            if voice.voice_id in data["voices"]:
+        path = self._voice_path(voice.voice_id)
+        with self._exclusive() as voices:
+            if voice.voice_id in voices or os.path.lexists(path):
                 raise Conflict(f"Voice '{voice.voice_id}' already exists; change it with "
                                f"PUT /voice_mappings/{voice.voice_id} or pick another voice_id")
             check_new_id(voice.voice_id, "voice_id",
-                         [*(v.voice_id for v in BUILTIN_VOICES), *data["voices"]])
-            if self.max_voices is not None and len(data["voices"]) >= self.max_voices:
+                         [*(v.voice_id for v in BUILTIN_VOICES), *voices])
+            if self.max_voices is not None and len(voices) >= self.max_voices:
                 raise StorageFailed(
-                    f"there are {len(data['voices'])} custom voices, the limit "
+                    f"there are {len(voices)} custom voices, the limit "
                     "(storage.max_voices); delete voices you no longer use, or raise it")
             self._check_prompt_exists(voice)
             now = _now()
-            data["voices"][voice.voice_id] = {**self._record(voice), "created": now,
-                                              "updated": now}
+            record = {**self._record(voice), "created": now, "updated": now}
+            atomic_write_bytes(path, _encode(record))
+            self._changed(voices, {voice.voice_id: record})
         log.info("created voice %s", voice.voice_id)
-        return self.get_voice(voice.voice_id)
+        return self._voice(voice.voice_id, record)
 
     def update_voice(self, voice_id: str, voice: Voice) -> Voice:
         self._check_writable(voice_id, "changed")
-        with self._transaction() as data:
-            old = data["voices"].get(voice_id)
+        path = self._voice_path(voice_id)
+        with self._exclusive() as voices:
+            old = _read_record(path)
             if old is None:
                 raise NotFound(f"Voice '{voice_id}' not found")
             self._check_prompt_exists(voice)
-            data["voices"][voice_id] = {**self._record(voice), "created": old.get("created"),
-                                        "updated": _now()}
+            record = {**self._record(voice), "created": old.get("created"), "updated": _now()}
+            atomic_write_bytes(path, _encode(record))
+            self._changed(voices, {voice_id: record})
         log.info("updated voice %s", voice_id)
-        return self.get_voice(voice_id)
+        return self._voice(voice_id, record)
 
     def delete_voice(self, voice_id: str, *, keep_prompt: bool = False) -> str | None:
         """Delete the voice, and its prompt when no other voice uses it (unless kept)."""
         self._check_writable(voice_id, "deleted")
-        with self._transaction() as data:
-            record = data["voices"].pop(voice_id, None)
+        path = self._voice_path(voice_id)
+        with self._exclusive() as voices:
+            record = _read_record(path)
             if record is None:
                 raise NotFound(f"Voice '{voice_id}' not found")
+            self._remove_record(path)
+            self._changed(voices, {voice_id: None})
             prompt = record.get("audio_prompt")
-            still_used = any(v.get("audio_prompt") == prompt for v in data["voices"].values())
-            drop_prompt = bool(prompt) and not keep_prompt and not still_used
+            still_used = any(rec.get("audio_prompt") == prompt
+                             for other, rec in voices.items() if other != voice_id)
+            drop_prompt = bool(prompt) and is_valid_id(prompt) and not keep_prompt \
+                and not still_used
+            # No voice names the prompt any more; a crash before these unlinks only
+            # leaves an unused WAV, which lists as an ordinary prompt.
             if drop_prompt:
-                data["prompts"].pop(prompt, None)
-        # The index no longer names the prompt; a crash before this unlink only leaves
-        # an unused WAV, which lists as an ordinary prompt.
-        if drop_prompt:
-            remove_file(self._prompt_path(prompt))
+                remove_file(self._info_path(prompt))
+                remove_file(self._prompt_path(prompt))
         log.info("deleted voice %s%s", voice_id, f" and prompt {prompt}" if drop_prompt else "")
         return prompt if drop_prompt else None
 
@@ -266,14 +390,28 @@ class FilesystemVoiceStore(VoiceStore):
         return AudioPrompt(prompt_id=prompt_id, samples=np.ascontiguousarray(samples),
                            sample_rate=PROMPT_RATE)
 
-    def _prompt_info(self, prompt_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    @staticmethod
+    def _users(voices: dict[str, Record]) -> dict[str, list[str]]:
+        """Which voices use each prompt, in voice id order."""
+        users: dict[str, list[str]] = {}
+        for voice_id in sorted(voices):
+            prompt = voices[voice_id].get("audio_prompt")
+            if prompt:
+                users.setdefault(prompt, []).append(voice_id)
+        return users
+
+    def _prompt_info(self, prompt_id: str, users: dict[str, list[str]]) -> dict[str, Any] | None:
         path = self._prompt_path(prompt_id)
         try:
             st = path.stat()
             info = sf.info(path)
         except (OSError, sf.LibsndfileError, RuntimeError):
             return None
-        meta = data["prompts"].get(prompt_id, {})
+        try:
+            meta = _read_record(self._info_path(prompt_id)) or {}
+        except ConfigError as exc:
+            log.warning("%s", exc.message)
+            meta = {}
         created = meta.get("created") or datetime.fromtimestamp(st.st_mtime, UTC).isoformat(
             timespec="seconds").replace("+00:00", "Z")
         return {
@@ -284,14 +422,13 @@ class FilesystemVoiceStore(VoiceStore):
             "channels": info.channels,
             "size": st.st_size,
             "created": created,
-            "used_by": sorted(v for v, rec in data["voices"].items()
-                              if rec.get("audio_prompt") == prompt_id),
+            "used_by": users.get(prompt_id, []),
             "source": meta.get("source", {}),
         }
 
     def list_prompts(self) -> list[dict[str, Any]]:
-        data = self._read_index()
-        infos = (self._prompt_info(p, data) for p in self._prompt_ids())
+        users = self._users(self._all_voices())
+        infos = (self._prompt_info(p, users) for p in self._prompt_ids())
         return [info for info in infos if info is not None]
 
     def save_prompt(self, prompt_id: str, samples: np.ndarray, sample_rate: int, *,
@@ -306,7 +443,7 @@ class FilesystemVoiceStore(VoiceStore):
         buf = io.BytesIO()
         sf.write(buf, samples, PROMPT_RATE, format="WAV", subtype="PCM_16")
         wav = buf.getvalue()
-        with self._transaction() as data:
+        with self._exclusive() as voices:
             if path.exists() and not overwrite:
                 raise Conflict(f"Audio prompt '{prompt_id}' already exists; delete it first "
                                "or upload with ?overwrite=true to replace it")
@@ -314,37 +451,102 @@ class FilesystemVoiceStore(VoiceStore):
                 check_new_id(prompt_id, "prompt_id", self._prompt_ids())
             self._check_quota(len(wav), replacing=path)
             atomic_write_bytes(path, wav)
-            data["prompts"][prompt_id] = {"created": _now(), "source": source or {}}
+            atomic_write_bytes(self._info_path(prompt_id),
+                               _encode({"created": _now(), "source": source or {}}))
         log.info("saved audio prompt %s (%.2f s)", prompt_id, len(samples) / PROMPT_RATE)
-        info = self._prompt_info(prompt_id, self._read_index())
+        info = self._prompt_info(prompt_id, self._users(voices))
         assert info is not None
         return info
 
     def delete_prompt(self, prompt_id: str, *, cascade: bool = False) -> list[str]:
         """Delete the prompt; refuse while voices use it unless ``cascade`` deletes them."""
         path = self._prompt_path(prompt_id)
-        with self._transaction() as data:
+        with self._exclusive() as voices:
             if not path.is_file():
                 raise NotFound(f"Audio prompt '{prompt_id}' not found")
-            users = sorted(v for v, rec in data["voices"].items()
-                           if rec.get("audio_prompt") == prompt_id)
+            users = self._users(voices).get(prompt_id, [])
             if users and not cascade:
                 raise Conflict(
                     f"Audio prompt '{prompt_id}' is used by voice(s) {', '.join(users)}; delete "
                     "or change those voices first, or repeat with ?cascade=true to delete them "
                     "too")
-            for voice_id in users:
-                del data["voices"][voice_id]
-            data["prompts"].pop(prompt_id, None)
-        remove_file(path)
+            deleted: dict[str, Record | None] = {}
+            try:
+                for voice_id in users:
+                    self._remove_record(self._voice_path(voice_id))
+                    deleted[voice_id] = None
+            finally:
+                if deleted:
+                    self._changed(voices, deleted)
+            # The voices are gone first: a crash before these unlinks leaves a prompt
+            # nobody uses, never a voice naming a missing prompt.
+            remove_file(self._info_path(prompt_id))
+            remove_file(path)
         log.info("deleted audio prompt %s%s", prompt_id,
                  f" and voice(s) {', '.join(users)}" if users else "")
         return users
 
     # ------------------------------------------------------------------ startup
 
+    def _migrate_index(self) -> None:
+        """Move a first-layout ``voices.json`` into one file per voice and per prompt.
+
+        Crash-safe without a sync per file: the files are written (temp file, rename),
+        everything is flushed to disk once, and only then is ``voices.json`` renamed to
+        ``voices.json.migrated``. A crash before that rename leaves ``voices.json`` in
+        place, and the next start moves it again, rewriting every file it names. Its
+        records win over files of the same name (a ``voices.json`` put back later, say
+        from a backup, is taken over the same way); other voice files are kept.
+        """
+        index = self.data_dir / INDEX_NAME
+        if not index.exists():
+            return
+        with self._exclusive():
+            try:
+                data = json.loads(index.read_bytes())
+                if not isinstance(data, dict):
+                    raise ValueError("top level is not an object")
+                voices, prompts = data.get("voices") or {}, data.get("prompts") or {}
+                if not isinstance(voices, dict) or not isinstance(prompts, dict):
+                    raise ValueError("'voices' and 'prompts' must be objects")
+            except FileNotFoundError:  # another process moved it meanwhile
+                return
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{index} is not valid voice-store JSON ({exc}); restore it from a "
+                    "backup or move it away to start with no custom voices") from None
+            skipped = []
+            for directory, records in ((self.voices_dir, voices),
+                                       (self.prompt_info_dir, prompts)):
+                for record_id, record in records.items():
+                    if not is_valid_id(record_id) or not isinstance(record, dict):
+                        skipped.append(record_id)
+                        continue
+                    _write_unsynced(directory / f"{record_id}.json", _encode(record))
+            os.sync()
+            for directory in (self.voices_dir, self.prompt_info_dir):
+                if directory.is_dir():
+                    fsync_dir(directory)
+            kept = _free_name(index.with_name(index.name + MIGRATED_SUFFIX))
+            try:
+                os.replace(index, kept)
+                fsync_dir(self.data_dir)
+            except OSError as exc:
+                raise storage_failed(exc, index, "rename") from exc
+            self._changed(self._scan(), {})
+        log.warning("moved %d voice(s) and %d prompt record(s) from %s into %s and %s; the "
+                    "old file is kept as %s", len(voices), len(prompts), index,
+                    self.voices_dir, self.prompt_info_dir, kept.name)
+        if skipped:
+            log.warning("%s named %d record(s) whose id cannot be a file name or whose "
+                        "record is not an object (%s); they were not moved and are only in "
+                        "%s", index.name, len(skipped), ", ".join(map(repr, skipped[:10])),
+                        kept.name)
+
     def _startup_report(self) -> None:
-        data = self._read_index()
+        with self._cache_lock:
+            self._voices = None  # every file is read (strictly) at startup
+        voices = self._all_voices(strict=True)
         prompts = set(self._prompt_ids())
         for entry in self.prompts_dir.glob("*.wav"):
             if not is_valid_id(entry.stem):
@@ -353,13 +555,45 @@ class FilesystemVoiceStore(VoiceStore):
             elif entry.is_symlink():
                 log.warning("ignoring %s: a symlink; prompts must be files in %s (copy the "
                             "file there instead)", entry, self.prompts_dir)
-        for voice_id, record in sorted(data["voices"].items()):
+        if self.voices_dir.is_dir():
+            for entry in self.voices_dir.iterdir():
+                if entry.name.startswith("."):
+                    continue
+                if entry.suffix != ".json" or not is_valid_id(entry.stem):
+                    log.warning("ignoring %s: voice file names must be <voice_id>.json with "
+                                "letters, digits, '_' or '-'", entry)
+                elif entry.stem not in voices:
+                    log.warning("ignoring %s: not a regular file (a symlink is not followed)",
+                                entry)
+        for voice_id, record in sorted(voices.items()):
             prompt = record.get("audio_prompt")
             if prompt and prompt not in prompts:
                 log.warning("voice %s uses audio prompt %s, which is missing from %s",
                             voice_id, prompt, self.prompts_dir)
-        log.info("voice store: %d custom voice(s), %d audio prompt(s) in %s",
-                 len(data["voices"]), len(prompts), self.prompts_dir)
+        log.info("voice store: %d custom voice(s), %d audio prompt(s) in %s and %s",
+                 len(voices), len(prompts), self.voices_dir, self.prompts_dir)
+
+
+def _write_unsynced(path: Path, payload: bytes) -> None:
+    """Replace ``path`` by rename, without a sync (the caller syncs once for many)."""
+    tmp = temp_path_for(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise storage_failed(exc, path) from exc
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path.2``, ``path.3``... : the first that does not exist."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
 
 
 def make_store(ctx: PluginContext) -> FilesystemVoiceStore:
@@ -373,4 +607,3 @@ def make_store(ctx: PluginContext) -> FilesystemVoiceStore:
 @hookimpl
 def register_voice_stores(register):
     register("filesystem", make_store)
-
