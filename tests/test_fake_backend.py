@@ -168,6 +168,11 @@ def test_capabilities_and_batch_keys_follow_the_knobs():
     tone = FakeBackend(TONE)
     assert tone.batch_key(task("a", "1", temperature=1.0)) == \
         tone.batch_key(task("b", "2", temperature=1.5))
+    spy = FakeBackend(knobs(sound="silence", speaker_tags=False, languages=("en", "de")))
+    assert spy.capabilities.languages == ("en", "de") and not spy.capabilities.speaker_tags
+    silent = generate_one(spy, task("[S1] Not a sound.")).samples
+    assert len(silent) == 4 * 3200 and not silent.any()
+    assert [t.text for t in spy.tasks] == ["[S1] Not a sound."]
     pieces = FakeBackend(STREAMING)
     assert pieces.batch_key(task("a", "1", temperature=1.0)) != \
         pieces.batch_key(task("a", "2", temperature=1.5))

@@ -1,8 +1,8 @@
-"""One configurable stand-in backend for tests: no model, no torch, audio in microseconds.
+"""One configurable stand-in backend for tests: no model, no torch, audio made at once.
 
 ``FakeBackend`` keeps the backend contract and lets a test choose what a real backend
 would decide: what the audio sounds like (beeps per word, a tone whose pitch follows the
-text, or speech-like harmonics), how long it is per word, character or byte, whether it
+text, speech-like harmonics, or silence), how long it is per word, character or byte, whether it
 batches, streams, clones or prefers chunks of some size, how many decoding steps it takes
 and how long each one sleeps, and when it fails. Its audio is deterministic: the same
 text (and, with ``seeded``, the same seed) always gives the same samples.
@@ -46,7 +46,7 @@ class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     """Every knob of ``FakeBackend``; the defaults are the kit's ``beeper``."""
 
     # The audio: its sound, its rate, and its length per unit of the text.
-    sound: Literal["beeps", "tone", "speech"] = "beeps"
+    sound: Literal["beeps", "tone", "speech", "silence"] = "beeps"
     sample_rate: int = 16000
     length_unit: Literal["word", "char", "byte"] = "word"
     seconds_per_unit: float = 0.2
@@ -60,6 +60,7 @@ class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     streaming: bool = False  # send each step's audio through on_audio
     cloning: bool = False
     speaker_tags: bool = True
+    languages: tuple[str, ...] = ("en",)
     # How long it works: steps per generation (progress is reported and cancellation
     # checked at each) and a sleep in each.
     steps: int = 10
@@ -130,7 +131,8 @@ def speech_like(text: str, n: int, rate: int, salt: int = 0) -> np.ndarray:
 
 
 class FakeBackend(Backend):
-    """A backend as configured by ``FakeConfig``; ``calls`` holds each batch it was given."""
+    """A backend as configured by ``FakeConfig``; ``calls`` holds each batch it was given,
+    ``tasks`` the same tasks in one list."""
 
     name = "fake"
 
@@ -147,7 +149,7 @@ class FakeBackend(Backend):
                             preferred_text_bytes=c.preferred_text_bytes,
                             supports_cloning=c.cloning, supports_batching=c.max_batch_size > 1,
                             max_batch_size=c.max_batch_size, supports_streaming=c.streaming,
-                            speaker_tags=c.speaker_tags)
+                            speaker_tags=c.speaker_tags, languages=c.languages)
 
     def load(self) -> None:
         if self.config.fail_load:
@@ -159,6 +161,11 @@ class FakeBackend(Backend):
         if self.config.batch_by == "params":
             return (task.params.temperature, task.params.max_tokens)
         return "all"
+
+    @property
+    def tasks(self) -> list[SynthesisTask]:
+        """Every task it was given, in order, whatever batch it came in."""
+        return [task for call in self.calls for task in call]
 
     def texts(self) -> list[list[str]]:
         """The text of each task, batch by batch, as ``generate`` was called."""
@@ -176,6 +183,8 @@ class FakeBackend(Backend):
             return beeps(text, n, c.sample_rate, salt)
         if c.sound == "tone":
             return tone(n, tone_pitch(text, salt), c.sample_rate)
+        if c.sound == "silence":
+            return np.zeros(n, np.float32)
         return speech_like(text, n, c.sample_rate, salt)
 
     def generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
