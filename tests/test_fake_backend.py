@@ -194,6 +194,9 @@ def test_the_plugin_s_config_section_overrides_its_knobs(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown config key 'plugins\.mine\.bogus'"):
         make_services(tmp_path / "b", {"plugins": {"mine": {"bogus": 1}}},
                       plugins={"mine": fake_backend_plugin("quick", TONE)})
+    with pytest.raises(ConfigError, match=r"invalid value for 'plugins\.mine\.steps'"):
+        make_services(tmp_path / "c", {"plugins": {"mine": {"steps": 0}}},
+                      plugins={"mine": fake_backend_plugin("quick", TONE)})
 
 
 def test_the_documented_example_passes(tmp_path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Hashable
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
@@ -40,6 +40,7 @@ from ttsframe import (
 SLOW, REFUSE, EXPLODE = "(slow)", "(refuse)", "(explode)"
 # Of each word's share of a "beeps" sound, this much is the beep; the rest is silence.
 BEEP_SHARE = 0.6
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -47,15 +48,15 @@ class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
 
     # The audio: its sound, its rate, and its length per unit of the text.
     sound: Literal["beeps", "tone", "speech", "silence"] = "beeps"
-    sample_rate: int = 16000
+    sample_rate: Positive = 16000
     length_unit: Literal["word", "char", "byte"] = "word"
-    seconds_per_unit: float = 0.2
+    seconds_per_unit: Annotated[float, msgspec.Meta(gt=0)] = 0.2
     # The request's seed changes the audio too (same text and seed: same audio).
     seeded: bool = False
     # What the core is told it can do (its Capabilities).
-    max_text_bytes: int = 4096
-    preferred_text_bytes: int | None = None
-    max_batch_size: int = 1  # over 1: it batches
+    max_text_bytes: Positive = 4096
+    preferred_text_bytes: Positive | None = None
+    max_batch_size: Positive = 1  # over 1: it batches
     batch_by: Literal["all", "params"] = "all"  # which tasks may share a batch
     streaming: bool = False  # send each step's audio through on_audio
     cloning: bool = False
@@ -63,9 +64,9 @@ class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     languages: tuple[str, ...] = ("en",)
     # How long it works: steps per generation (progress is reported and cancellation
     # checked at each) and a sleep in each.
-    steps: int = 10
-    step_delay_s: float = 0.0
-    slow_factor: int = 100
+    steps: Positive = 10
+    step_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    slow_factor: Positive = 100
     # Failing: load() raises RuntimeError with this message.
     fail_load: str | None = None
     # Each result carries a note naming its batch's size (shown as a warning).
@@ -156,7 +157,7 @@ class FakeBackend(Backend):
             raise RuntimeError(self.config.fail_load)
 
     def batch_key(self, task: SynthesisTask) -> Hashable:
-        if self.config.max_batch_size <= 1:
+        if self.config.max_batch_size == 1:
             return task.task_id
         if self.config.batch_by == "params":
             return (task.params.temperature, task.params.max_tokens)
