@@ -249,5 +249,5 @@ def fake_backend_plugin(name: str = "fake", config: FakeConfig = BEEPER, **knobs
                         ) -> FakeBackendPlugin:
     """A plugin object registering backend ``name``, configured by ``config`` with
     ``knobs`` replaced (``fake_backend_plugin("tone", TONE, step_delay_s=0.05)``); what the
-    plugin's config section says wins over both. Give each plugin manager its own."""
+    plugin's config section says wins over both."""
     return FakeBackendPlugin(name, msgspec.structs.replace(config, **knobs))

@@ -55,6 +55,8 @@ def install_fake_backend(site: Path, name: str = "fake", preset: str = "BEEPER",
     as the preset named (``"BEEPER"``, ``"TONE"`` or ``"STREAMING"``) with ``knobs``
     replaced. A server started with ``plugins=[name]`` and ``PYTHONPATH=site`` loads it;
     its ``[plugins.<name>]`` section overrides any knob."""
+    if preset not in ("BEEPER", "TONE", "STREAMING"):
+        raise ValueError(f"unknown preset {preset!r}: use 'BEEPER', 'TONE' or 'STREAMING'")
     module = f"{name.replace('-', '_')}_fake_backend"
     knob_args = "".join(f", {key}={value!r}" for key, value in knobs.items())
     source = (f"from ttsframe.testing.fake_backend import {preset}, fake_backend_plugin\n\n"
