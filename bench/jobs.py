@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttsframe.testing.server import ServerProcess, install_fake_distribution  # noqa: E402
+from ttsframe.testing.server import ServerProcess, install_fake_backend  # noqa: E402
 
 CONFIG = """\
 [generation]
@@ -54,9 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        site = install_fake_distribution(tmp_path / "site", "ttsframe-tone", "tone_plugin",
-                                         {"tone": "tone_plugin"},
-                                         source=(ROOT / "tests" / "fakes.py").read_text())
+        site = install_fake_backend(tmp_path / "site", "tone", "TONE")
         cfg = tmp_path / "ttsframe.toml"
         cfg.write_text(CONFIG)
         env = {"PYTHONPATH": str(site), "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}

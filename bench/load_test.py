@@ -45,7 +45,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttsframe.testing.server import ServerProcess, install_fake_distribution  # noqa: E402
+from ttsframe.testing.server import ServerProcess, install_fake_backend  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CONFIG = """\
@@ -56,7 +56,7 @@ queue_size = 64
 
 [plugins.tone]
 sample_rate = 24000
-seconds_per_char = 0.01
+seconds_per_unit = 0.01
 steps = 2
 step_delay_s = 0.001
 """
@@ -351,9 +351,7 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            site = install_fake_distribution(
-                root / "site", "ttsframe-tone", "tone_plugin", {"tone": "tone_plugin"},
-                source=(ROOT / "tests" / "fakes.py").read_text())
+            site = install_fake_backend(root / "site", "tone", "TONE")
             cfg = root / "ttsframe.toml"
             cfg.write_text(CONFIG)
             srv = ServerProcess(cfg, plugins=["tone"], args=["--production"],

@@ -55,5 +55,6 @@ def dominant_frequency(samples: np.ndarray, rate: int) -> float:
 
 
 def tone_frequency(processed_text: str) -> float:
-    """The pitch the tone backend in ``tests/fakes.py`` speaks for this text."""
+    """The pitch the fake backend's "tone" sound (the ``tone`` backend of these tests)
+    speaks for this text."""
     return 200 + (sum(processed_text.encode()) % 400)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.server import ServerProcess, install_fake_distribution
+from tests.server import ServerProcess, install_fake_backend
 from ttsframe.testing.waiting import eventually
 
-FAKES = Path(__file__).with_name("fakes.py")
 # One request generating at a time; a plain job takes 10 x 50 ms, one whose text holds
 # "(slow)" takes slow_factor times longer (50 s by default): long enough to cancel.
 TONE = """\
@@ -26,15 +25,15 @@ steps = 10
 
 
 def tone_server(tmp_path: Path, config: str = TONE) -> ServerProcess:
-    """A server on the tone backend, installed as an outside distribution. The config file
+    """A server on the kit's fake backend as ``tone`` (its ``TONE`` preset), installed as
+    an outside distribution (``ttsframe-tone``). The config file
     is written once, so a restarted server reads what the last one left there."""
     cfg = tmp_path / "ttsframe.toml"
     if not cfg.exists():
         cfg.write_text(config)
     site = tmp_path / "site"
     if not site.exists():
-        install_fake_distribution(site, "ttsframe-tone", "tone_plugin", {"tone": "tone_plugin"},
-                                  source=FAKES.read_text())
+        install_fake_backend(site, "tone", "TONE")
     return ServerProcess(cfg, env={"PYTHONPATH": str(site),
                                    "TTSFRAME_PLUGINS__DIA__ENABLED": "false"},
                          plugins=["tone"])

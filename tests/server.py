@@ -12,10 +12,11 @@ from ttsframe.testing.server import (
     ServerProcess,
     builtin_plugin_names,
     free_port,
+    install_fake_backend,
     install_fake_distribution,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["ROOT", "ServerProcess", "builtin_plugin_names", "free_port",
-           "install_fake_distribution"]
+           "install_fake_backend", "install_fake_distribution"]

@@ -8,6 +8,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -16,16 +17,21 @@ pytest.importorskip("transformers")
 
 from tests.dia_fixtures import tiny_backend, tiny_model_dir  # noqa: E402, F401
 from tests.server import ServerProcess  # noqa: E402
-from tests.streaming_fakes import PiecesBackend, PiecesConfig  # noqa: E402
 from ttsframe.core.errors import InvalidInput  # noqa: E402
 from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
 from ttsframe.core.speech_types import GenerationParams, SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
+from ttsframe.testing.fake_backend import STREAMING, FakeBackend  # noqa: E402
 from ttsframe.testing.waiting import eventually  # noqa: E402
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def pieces(**knobs) -> FakeBackend:
+    """The kit's fake backend as ``pieces``: speech-like, streaming, batching by params."""
+    return FakeBackend(msgspec.structs.replace(STREAMING, **knobs), name="pieces")
 
 
 class Spy:
@@ -120,7 +126,7 @@ def test_requests_are_grouped_by_what_can_share_a_batch(tiny_backend):  # noqa: 
 
 
 def test_a_lone_request_does_not_wait_for_the_whole_window():
-    backend = PiecesBackend(PiecesConfig())
+    backend = pieces()
 
     async def main():
         sched = await scheduled(backend, window=2.0)
@@ -135,7 +141,7 @@ def test_a_lone_request_does_not_wait_for_the_whole_window():
 
 
 def test_a_burst_keeps_the_window_open_while_requests_keep_coming():
-    backend = PiecesBackend(PiecesConfig(max_batch_size=8))
+    backend = pieces(max_batch_size=8)
 
     async def main():
         sched = await scheduled(backend, window=2.0)  # quiet after 0.2 s
@@ -152,7 +158,7 @@ def test_a_burst_keeps_the_window_open_while_requests_keep_coming():
 
 def test_the_window_waits_for_a_request_still_on_its_way():
     """A request still being validated (say, loading its voice prompt) is waited for."""
-    backend = PiecesBackend(PiecesConfig(max_batch_size=8))
+    backend = pieces(max_batch_size=8)
 
     async def main():
         sched = await scheduled(backend, window=2.0)
@@ -212,11 +218,10 @@ def test_sync_and_async_requests_share_one_call_and_match_single_runs(
 def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
     """Between validation and the queue (a job's row being written, say) a request still
     holds the window open; one that is never submitted stops holding it."""
-    from tests import streaming_fakes
-    from tests.conftest import make_services
+    from tests.conftest import make_services, pieces_plugin
     from ttsframe.core.speech_types import SpeechRequest
 
-    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", pieces_plugin()),),
                              generation={"default_backend": "pieces", "batch_wait_ms": 2000})
     speech, backend = services.speech, services.backends["pieces"]
 

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from tests.conftest import make_services
 from tests.voice_fixtures import cloner_plugin, sine, wav_bytes
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 K1, K2, ADMIN = "client-one-key", "client-two-key", "the-admin-key"
 
@@ -64,10 +65,16 @@ def test_a_client_sees_only_its_own_jobs_results_and_logs(c):
         assert "secret" not in r.text
     assert c.get(f"/jobs/{mine}/result", headers=bearer(K1)).status_code == 200
 
-    own_logs = c.get("/logs", headers=bearer(K1)).json()["logs"]
+    def logs(key: str, count: int) -> list[dict] | None:
+        """The key's generation logs once ``count`` are there: a job's entry is written
+        just after its row says it finished."""
+        entries = c.get("/logs", headers=bearer(key)).json()["logs"]
+        return entries if len(entries) >= count else None
+
+    own_logs = eventually(lambda: logs(K1, 2), message="client one's two logs")
     assert len(own_logs) == 2
     assert all("secret" not in (e["text"] or "") for e in own_logs)
-    admin_logs = c.get("/logs", headers=bearer(ADMIN)).json()["logs"]
+    admin_logs = eventually(lambda: logs(ADMIN, 3), message="every log, for the admin")
     assert len(admin_logs) == 3  # the admin sees everyone's
     (theirs,) = [e for e in admin_logs if "secret" in (e["text"] or "")]
     for path in (f"/logs/{theirs['log_id']}", f"/logs/{theirs['log_id']}/download"):

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from tests import fakes
-from tests.conftest import make_services
+from tests.conftest import make_services, tone_plugin
 from tests.job_helpers import TONE, tone_server
 from tests.server import builtin_plugin_names
 from ttsframe.core.assembly import build_services
@@ -109,7 +108,7 @@ def test_without_a_config_file_one_is_created(tmp_path, monkeypatch):
     settings = load_settings(None, environ={"TTSFRAME_LOAD_PLUGINS": allow}, overrides={
         "generation": {"default_backend": "tone"}, "plugins": {"dia": {"enabled": False}}})
     assert settings.config_path is None
-    services = build_services(settings, extra_plugins=[("tone-plugin", fakes)])
+    services = build_services(settings, extra_plugins=[("tone-plugin", tone_plugin())])
     with TestClient(app=create_app(services)) as c:
         assert c.get("/config").json()["config_file"] == str(tmp_path / "ttsframe.toml")
         assert c.put("/config", json={"show_prompts": True}).status_code == 200

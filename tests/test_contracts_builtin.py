@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import ToneBackend, ToneConfig
 from ttsframe.core.speech_types import GenerationParams
 from ttsframe.plugins import encoders
 from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
 from ttsframe.plugins.roles import RoleTagger
 from ttsframe.plugins.speaker_tags import SpeakerTagNormaliser
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
+from ttsframe.testing import BEEPER, STREAMING, TONE, FakeBackend
 from ttsframe.testing.contracts import (
     BackendContract,
     EncoderContract,
@@ -21,10 +21,16 @@ from ttsframe.testing.contracts import (
 pytest_plugins = ["tests.dia_fixtures"]
 
 
-class TestToneBackend(BackendContract):
+class TestFakeBackendTone(BackendContract):
     @pytest.fixture
     def backend(self):
-        return ToneBackend(ToneConfig())
+        return FakeBackend(TONE, name="tone")
+
+
+class TestFakeBackendStreaming(BackendContract):
+    @pytest.fixture
+    def backend(self):
+        return FakeBackend(STREAMING, name="pieces")
 
 
 class TestBuiltinVoiceStore(VoiceStoreContract):
@@ -124,9 +130,7 @@ class TestDiaBackend(BackendContract):
         return tiny_backend
 
 
-class TestKitBeeper(BackendContract):
+class TestFakeBackendBeeper(BackendContract):
     @pytest.fixture
     def backend(self):
-        from ttsframe.testing.beeper import Beeper
-
-        return Beeper()
+        return FakeBackend(BEEPER, name="beeper")

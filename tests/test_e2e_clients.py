@@ -21,9 +21,14 @@ import openai
 import pytest
 
 from tests.audio_checks import decode, dominant_frequency, tone_frequency
-from tests.server import ROOT, ServerProcess, builtin_plugin_names, install_fake_distribution
+from tests.server import (
+    ROOT,
+    ServerProcess,
+    builtin_plugin_names,
+    install_fake_backend,
+    install_fake_distribution,
+)
 
-FAKES = Path(__file__).with_name("fakes.py")
 API_KEY = "st-key-8f2b1c"
 ADMIN_KEY = "adm-key-77d0e4"
 BUILTIN_SPEAKERS = {"alloy": "S1", "echo": "S1", "fable": "S2", "nova": "S2", "onyx": "S1",
@@ -53,10 +58,10 @@ def register_routes(register):
 
 
 def serve(tmp_path: Path, config: str = "", env: dict[str, str] | None = None) -> ServerProcess:
-    """A server with the tone backend and a routes plugin from outside distributions."""
+    """A server with the fake backend as ``tone`` and a routes plugin from outside
+    distributions."""
     site = tmp_path / "site"
-    install_fake_distribution(site, "ttsframe-tone", "tone_plugin", {"tone": "tone_plugin"},
-                              source=FAKES.read_text())
+    install_fake_backend(site, "tone", "TONE")
     install_fake_distribution(site, "ttsframe-extra", "extra_routes",
                               {"extra": "extra_routes"}, source=ROUTES_PLUGIN)
     cfg = tmp_path / "ttsframe.toml"

@@ -11,10 +11,8 @@ import httpx
 import soundfile as sf
 
 from tests.job_helpers import tone_server
-from tests.server import ServerProcess, install_fake_distribution
+from tests.server import ServerProcess, install_fake_backend
 from ttsframe.testing.waiting import eventually
-
-FAKES = Path(__file__).with_name("fakes.py")
 
 
 def start_tone_server(tmp_path: Path, extra_config: str = "") -> ServerProcess:
@@ -36,8 +34,7 @@ def test_plugins_command_lists_the_outside_plugin(tmp_path):
     import subprocess
     import sys
 
-    site = install_fake_distribution(tmp_path / "site", "ttsframe-tone", "tone_plugin",
-                                     {"tone": "tone_plugin"}, source=FAKES.read_text())
+    site = install_fake_backend(tmp_path / "site", "tone", "TONE")
     out = subprocess.run([sys.executable, "-m", "ttsframe", "plugins"], capture_output=True,
                          text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
                          cwd=tmp_path, check=True).stdout

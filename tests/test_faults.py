@@ -84,18 +84,18 @@ class CrashingTone:
     @staticmethod
     @hookimpl
     def register_backends(register):
-        from tests.fakes import ToneBackend, ToneConfig
+        from ttsframe.testing.fake_backend import TONE, FakeBackend, config_type
 
-        class Crashing(ToneBackend):
+        class Crashing(FakeBackend):
             name = "crashing"
 
             def generate(self, tasks):
                 if any("(crash)" in t.text for t in tasks):
-                    self.calls.append([t.text for t in tasks])
+                    self.calls.append(list(tasks))
                     raise MemoryError("the batch did not fit")
                 return super().generate(tasks)
 
-        register("crashing", lambda ctx: Crashing(ctx.config), config=ToneConfig)
+        register("crashing", lambda ctx: Crashing(ctx.config), config=config_type(TONE))
 
 
 def test_a_backend_raising_for_a_whole_batch_fails_only_the_culprit(tmp_path):
@@ -111,7 +111,7 @@ def test_a_backend_raising_for_a_whole_batch_fails_only_the_culprit(tmp_path):
         done = [wait_job(client, job) for job in jobs]
         assert [d["status"] for d in done] == ["completed", "failed"]
         assert done[1]["error_message"] == "MemoryError: the batch did not fit"
-        calls = services.backends["crashing"].calls
+        calls = services.backends["crashing"].texts()
         # the shared call, then each request alone
         assert calls[:3] == [["[S1] Fine.", "[S1] Boom (crash)"], ["[S1] Fine."],
                              ["[S1] Boom (crash)"]]

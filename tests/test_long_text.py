@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from tests import streaming_fakes
 from tests.audio_checks import decode
-from tests.conftest import make_services
-from tests.streaming_fakes import speech_like
+from tests.conftest import make_services, pieces_plugin
 from ttsframe.core import audio
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.speech_types import Capabilities, SpeechRequest
 from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.http.app import create_app
+from ttsframe.testing.fake_backend import speech_like
 from ttsframe.testing.waiting import eventually
 
 TAG = re.compile(r"\[S\d\]")
@@ -40,7 +39,7 @@ def long_dialogue(sentences: int = 60) -> str:
 
 def pieces_services(tmp_path, *, plugin: dict | None = None, **generation):
     return make_services(
-        tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+        tmp_path, extra_plugins=(("pieces-plugin", pieces_plugin()),),
         generation={"default_backend": "pieces", "voice_store": "filesystem", **generation},
         plugins={"pieces-plugin": plugin or {}})
 
@@ -78,7 +77,7 @@ def test_chunks_are_joined_with_crossfades(tmp_path):
         r = client.post("/generate", json={"text": text, "response_format": "wav"})
     samples, rate, _ = decode(r.content, "wav")
     tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
-    parts = [speech_like(t.text, len(t.text.encode()) * 0.01, RATE) for t in tasks]
+    parts = [services.backends["pieces"].audio_for(t) for t in tasks]
     want = audio.crossfade_concat(parts, RATE, 10.0)
     assert rate == RATE and len(tasks) > 1
     assert len(samples) == len(want)
@@ -99,7 +98,7 @@ def test_chunks_may_share_batches_and_progress_covers_them_all(tmp_path):
 def test_voice_prompt_and_transcript_go_with_every_chunk(tmp_path):
     services = pieces_services(tmp_path)
     store = services.voices
-    samples = speech_like("prompt", 2.0, 44100)
+    samples = speech_like("prompt", 2 * 44100, 44100)
     store.save_prompt("narrator", samples, 44100)
     transcript = "[S1] This is how I sound when I read a story aloud."
     store.create_voice(Voice(voice_id="narrator-voice", audio_prompt="narrator",

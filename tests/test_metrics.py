@@ -15,13 +15,13 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import fakes
 from tests.conftest import make_services
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.metrics import Metrics, cancel_reason
 from ttsframe.core.speech_types import SynthesisResult
 from ttsframe.http.app import create_app
+from ttsframe.testing.fake_backend import TONE, FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "observability.md"
@@ -281,7 +281,7 @@ def test_openmetrics_when_asked(client):
 class CachingTone:
     """A plugin whose backend reports a prompt cache, as Dia does in ``describe()``."""
 
-    class Backend(fakes.ToneBackend):
+    class Backend(FakeBackend):
         name = "caching"
         lookups: ClassVar[list[bool]] = []
 
@@ -299,7 +299,7 @@ class CachingTone:
     @hookimpl
     def register_backends(self, register):
         def build(ctx):
-            backend = CachingTone.Backend(fakes.ToneConfig())
+            backend = CachingTone.Backend(TONE)
             backend.seen, backend.lookups = set(), []
             return backend
         register("caching", build)

@@ -9,7 +9,7 @@ import pytest
 from litestar import get
 from litestar.di import NamedDependency
 
-from tests import fakes
+from tests.conftest import tone_plugin
 from ttsframe.core.assembly import Services
 from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.hookspecs import hookimpl
@@ -88,7 +88,7 @@ VOICES_PLUGIN = types.SimpleNamespace(
 def test_two_backends_at_once(ttsframe_client):
     """The tone test backend and the eSpeak contributed plugin, side by side."""
     client = ttsframe_client({"generation": {"default_backend": "tone", "voice_store": "two"}},
-                             plugins={"tone-plugin": fakes, "voices": VOICES_PLUGIN},
+                             plugins={"tone-plugin": tone_plugin(), "voices": VOICES_PLUGIN},
                              entry_points=["espeak"])
     models = {m["id"]: m for m in client.get("/models").json()["models"]}
     assert {"tone", "espeak", "beeper"} <= set(models)

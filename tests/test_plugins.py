@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from tests import fakes
+from tests.conftest import tone_plugin
 from ttsframe.core.errors import PluginError
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.plugins import load_plugins
@@ -34,7 +34,7 @@ def test_disabled_plugin_is_not_loaded():
 
 
 def test_extra_plugin_is_registered_and_attributed():
-    _, registry, infos = load_plugins(lambda n: True, [("tone-plugin", fakes)],
+    _, registry, infos = load_plugins(lambda n: True, [("tone-plugin", tone_plugin())],
                                       entry_points=False)
     assert registry.get("backend", "tone").plugin == "tone-plugin"
     info = next(i for i in infos if i.name == "tone-plugin")
@@ -45,7 +45,7 @@ def test_extra_plugin_is_registered_and_attributed():
 def test_duplicate_names_are_a_clear_error():
     other = plugin(register_backends=lambda register: register("tone", lambda ctx: None))
     with pytest.raises(PluginError) as err:
-        load_plugins(lambda n: True, [("a", fakes), ("b", other)], entry_points=False)
+        load_plugins(lambda n: True, [("a", tone_plugin()), ("b", other)], entry_points=False)
     message = str(err.value)
     assert "backend 'tone' is registered by both plugin 'a' and plugin 'b'" in message
     assert "[plugins.b] enabled = false" in message

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from litestar.testing import TestClient
 
-from tests import streaming_fakes
-from tests.conftest import make_services
+from tests.conftest import make_services, pieces_plugin
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
@@ -29,7 +28,7 @@ def handed_out(scheduler: Scheduler) -> list[Ticket]:
 
 
 def test_the_scheduler_forgets_every_finished_request(tmp_path):
-    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", pieces_plugin()),),
                              generation={"default_backend": "pieces", "batch_wait_ms": 5})
     scheduler = services.scheduler
     tickets = handed_out(scheduler)

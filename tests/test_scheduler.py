@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
-from tests.fakes import ToneBackend, ToneConfig
 from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech_types import GenerationParams, SynthesisTask
+from ttsframe.testing.fake_backend import TONE, FakeBackend, FakeConfig
 from ttsframe.testing.waiting import eventually_async
 
 
@@ -17,8 +18,13 @@ def task(text: str) -> SynthesisTask:
     return SynthesisTask(task_id=text, text=text, params=GenerationParams())
 
 
-async def started(config: ToneConfig, **kw) -> tuple[Scheduler, ToneBackend]:
-    backend = ToneBackend(config)
+def tone(**knobs) -> FakeConfig:
+    """The kit's fake backend set up as a batching tone, with ``knobs`` changed."""
+    return msgspec.structs.replace(TONE, **knobs)
+
+
+async def started(config: FakeConfig, **kw) -> tuple[Scheduler, FakeBackend]:
+    backend = FakeBackend(config, name="tone")
     sched = Scheduler({"tone": BackendWorker("tone", backend)}, **kw)
     await sched.start()
     await eventually_async(lambda: sched.workers["tone"].state != "loading",
@@ -32,7 +38,7 @@ def run(coro):
 
 def test_close_requests_are_batched_and_split_back():
     async def main():
-        sched, backend = await started(ToneConfig(), queue_size=10, max_batch=4,
+        sched, backend = await started(tone(), queue_size=10, max_batch=4,
                                        batch_wait_s=0.05)
         tickets = [sched.submit("tone", task(f"text number {i}")) for i in range(6)]
         results = await asyncio.gather(*(t.future for t in tickets))
@@ -47,7 +53,7 @@ def test_close_requests_are_batched_and_split_back():
 
 def test_queue_full_is_429_material():
     async def main():
-        sched, _ = await started(ToneConfig(step_delay_s=0.05), queue_size=2, max_batch=1,
+        sched, _ = await started(tone(step_delay_s=0.05), queue_size=2, max_batch=1,
                                  batch_wait_s=0)
         first = sched.submit("tone", task("a"))
         await eventually_async(lambda: first.started_at, message='"a" running')  # queue empty
@@ -66,7 +72,7 @@ def test_queue_full_is_429_material():
 
 def test_cancel_pending_and_running():
     async def main():
-        sched, backend = await started(ToneConfig(step_delay_s=0.05, steps=100),
+        sched, backend = await started(tone(step_delay_s=0.05, steps=100),
                                        queue_size=10, max_batch=1, batch_wait_s=0)
         running = sched.submit("tone", task("running"))
         await eventually_async(lambda: running.started_at, message='"running" started')
@@ -92,12 +98,12 @@ def test_cancel_pending_and_running():
 
     elapsed, backend = run(main())
     assert elapsed < 1.0  # 100 steps x 50 ms would be 5 s: the worker stopped early
-    assert ["pending"] not in backend.calls
+    assert ["pending"] not in backend.texts()
 
 
 def test_one_failing_task_fails_alone():
     async def main():
-        sched, _ = await started(ToneConfig(), queue_size=10, max_batch=4, batch_wait_s=0.05)
+        sched, _ = await started(tone(), queue_size=10, max_batch=4, batch_wait_s=0.05)
         ok = sched.submit("tone", task("fine"))
         bad = sched.submit("tone", task("(explode)"))
         res = await asyncio.gather(ok.future, bad.future, return_exceptions=True)
@@ -113,7 +119,7 @@ def test_one_failing_task_fails_alone():
 
 def test_failed_load_is_reported():
     async def main():
-        sched, _ = await started(ToneConfig(fail_load="weights missing"), queue_size=1,
+        sched, _ = await started(tone(fail_load="weights missing"), queue_size=1,
                                  max_batch=1, batch_wait_s=0)
         worker = sched.workers["tone"]
         with pytest.raises(BackendUnavailable, match="weights missing"):

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import ServerProcess, builtin_plugin_names, install_fake_distribution
+from tests.server import ServerProcess, builtin_plugin_names, install_fake_backend
 from ttsframe.http.listen import CannotListen, bind_listeners
-
-FAKES = Path(__file__).with_name("fakes.py")
 
 
 def serve_on(port: int, cwd: Path) -> subprocess.CompletedProcess:
@@ -43,8 +41,7 @@ def test_a_port_in_use_is_the_only_error(tmp_path):
 
 
 def test_the_message_names_the_server_that_holds_the_port(tmp_path):
-    site = install_fake_distribution(tmp_path / "site", "ttsframe-tone", "tone_plugin",
-                                     {"tone": "tone_plugin"}, source=FAKES.read_text())
+    site = install_fake_backend(tmp_path / "site", "tone", "TONE")
     first = tmp_path / "first"
     first.mkdir()
     cfg = first / "ttsframe.toml"

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from tests import streaming_fakes
 from tests.audio_checks import decode
-from tests.conftest import make_services
-from tests.server import ServerProcess, install_fake_distribution
+from tests.conftest import make_services, pieces_plugin
+from tests.server import ServerProcess, install_fake_backend
 from ttsframe.core import audio
 from ttsframe.core.streaming import CrossfadeJoiner, TempoStream
 from ttsframe.http.app import create_app
+from ttsframe.testing.fake_backend import speech_like
 
 RATE = 24000
 TEXT = "[S1] Streaming audio arrives while the rest is still being made. [S2] Nice."
@@ -75,7 +75,7 @@ def test_joiner_equals_crossfade_concat_however_the_audio_arrives():
 
 
 def test_tempo_stream_matches_time_stretch():
-    samples = streaming_fakes.speech_like("tempo", 3.0, RATE)
+    samples = speech_like("tempo", 3 * RATE, RATE)
     for speed in (0.5, 1.5, 3.0):
         whole = audio.time_stretch(samples, RATE, speed)
         stream = TempoStream(RATE, speed)
@@ -90,7 +90,7 @@ def test_tempo_stream_matches_time_stretch():
 
 @pytest.fixture
 def client(tmp_path):
-    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", pieces_plugin()),),
                              generation={"default_backend": "pieces"})
     with TestClient(app=create_app(services)) as c:
         c.services = services
@@ -243,9 +243,7 @@ def test_streams_are_logged_like_other_generations(client):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("streaming-server")
-    site = install_fake_distribution(
-        tmp / "site", "ttsframe-pieces", "ttsframe_pieces", {"pieces": "ttsframe_pieces"},
-        source=Path(streaming_fakes.__file__).read_text())
+    site = install_fake_backend(tmp / "site", "pieces", "STREAMING")
     cfg = tmp / "ttsframe.toml"
     cfg.write_text('[generation]\ndefault_backend = "pieces"\nworkers = 1\n'
                    '[plugins.dia]\nenabled = false\n'
@@ -299,7 +297,7 @@ def test_failure_mid_stream_breaks_the_stream(server):
 
 
 def test_a_saved_stream_is_a_whole_file(tmp_path):
-    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", streaming_fakes),),
+    services = make_services(tmp_path, extra_plugins=(("pieces-plugin", pieces_plugin()),),
                              generation={"default_backend": "pieces"},
                              logging={"save_outputs": True})
     with TestClient(app=create_app(services)) as c:

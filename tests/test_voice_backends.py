@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import types
-
 from litestar.testing import TestClient
 
-from tests import fakes
 from tests.conftest import make_services
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.http.app import create_app
+from ttsframe.testing.fake_backend import TONE, fake_backend_plugin
 
-
-class OtherTone(fakes.ToneBackend):
-    name = "other"
-
-
-OTHER = types.SimpleNamespace(register_backends=hookimpl(
-    lambda register: register("other", lambda ctx: OtherTone(ctx.config),
-                              config=fakes.ToneConfig)))
+OTHER = fake_backend_plugin("other", TONE)
 
 
 def test_voice_backends_are_set_validated_persisted_and_enforced(tmp_path):

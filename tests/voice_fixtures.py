@@ -1,8 +1,9 @@
 """Audio uploads made on the spot with PyAV (nothing downloaded), and a backend that clones.
 
 ``encode_upload`` writes a stereo (or mono) sine in any of the six upload formats;
-``RecordingCloner`` is a torch-free backend plugin that accepts audio prompts and records
-exactly what the core handed it, so tests can check text, transcript, prompt and seed.
+``cloner_plugin`` registers the kit's fake backend as ``cloner``: it accepts audio prompts
+and records exactly what the core handed it (``backend.tasks``), so tests can check text,
+transcript, prompt and seed.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from ttsframe.core.backend import Backend
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.testing.fake_backend import FakeBackend, FakeConfig
 
 # name -> (muxer, codec, source rate, channels, codec options)
 UPLOAD_FORMATS = {
@@ -75,31 +75,15 @@ def sine_wav(seconds: float = 1.0, rate: int = 44100, freq: float = 440.0) -> by
     return wav_bytes(sine(seconds, rate, freq), rate)
 
 
-class RecordingCloner(Backend):
-    """Clones (in name only): returns 0.2 s of silence and remembers every task."""
-
-    name = "cloner"
-
-    def __init__(self) -> None:
-        self.tasks: list[SynthesisTask] = []
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(sample_rate=44100, max_text_bytes=1024, supports_cloning=True,
-                            speaker_tags=True)
-
-    def load(self) -> None:
-        pass
-
-    def generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
-        self.tasks.extend(tasks)
-        return [SynthesisResult(samples=np.zeros(8820, np.float32), sample_rate=44100)
-                for _ in tasks]
+# Clones (in name only): silence, 50 ms per word, at 44.1 kHz.
+CLONER = FakeConfig(sound="silence", sample_rate=44100, seconds_per_unit=0.05,
+                    max_text_bytes=1024, cloning=True)
 
 
-def cloner_plugin() -> tuple[types.SimpleNamespace, RecordingCloner]:
-    """A plugin object registering one shared RecordingCloner as backend ``cloner``."""
-    backend = RecordingCloner()
+def cloner_plugin() -> tuple[types.SimpleNamespace, FakeBackend]:
+    """A plugin object registering one shared fake backend as ``cloner``, and that
+    backend (the test reads its ``tasks``)."""
+    backend = FakeBackend(CLONER, name="cloner")
 
     @hookimpl
     def register_backends(register):

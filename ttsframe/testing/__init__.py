@@ -1,5 +1,8 @@
 """A testing kit for plugin authors (and for ttsframe's own suite).
 
+* ``ttsframe.testing.fake_backend``: ``FakeBackend``, one configurable stand-in
+  backend (``FakeConfig``; presets ``BEEPER``, ``TONE``, ``STREAMING``), and
+  ``fake_backend_plugin`` registering it; exported here too.
 * ``ttsframe.testing.contracts``: suites to subclass (``BackendContract``,
   ``VoiceStoreContract``, ``EncoderContract``, ``PreprocessorContract``).
 * ``ttsframe.testing.app``: ``make_services`` / ``app_client`` for an in-process server
@@ -11,5 +14,17 @@
 * ``ttsframe.testing.fixtures``: pytest fixtures, loaded automatically through the
   ``pytest11`` entry point when ttsframe is installed.
 
-It needs pytest (``pip install ttsframe[dev]``); nothing here is imported by the server.
+It needs pytest (``pip install ttsframe[dev]``), except ``fake_backend``, which a plugin
+installed into a test server imports; nothing here is imported by the server itself.
 """
+
+from ttsframe.testing.fake_backend import (
+    BEEPER,
+    STREAMING,
+    TONE,
+    FakeBackend,
+    FakeConfig,
+    fake_backend_plugin,
+)
+
+__all__ = ["BEEPER", "STREAMING", "TONE", "FakeBackend", "FakeConfig", "fake_backend_plugin"]

@@ -4,7 +4,8 @@ Only ttsframe's built-in plugins are loaded, plus what the test names: plugin mo
 or objects registered by name (``plugins={"mine": my_module}``) and installed
 entry-point plugins (``entry_points=["mine"]``). The Dia backend is off unless the
 config turns it on, so no test downloads a model by accident; the default backend is
-the kit's ``beeper`` (see ``ttsframe.testing.beeper``) unless the config names another.
+the kit's fake backend as ``beeper`` (``ttsframe.testing.fake_backend``: one beep per
+word) unless the config names another.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from litestar.testing import TestClient
 
 from ttsframe.core.assembly import Services, build_services
 from ttsframe.core.config import Settings, _deep_merge, load_settings
-from ttsframe.testing import beeper
+from ttsframe.testing.fake_backend import fake_backend_plugin
 from ttsframe.testing.server import builtin_plugin_names
 from ttsframe.testing.waiting import eventually
 
@@ -49,7 +50,7 @@ def make_services(directory: Path, config: Mapping[str, Any] | None = None, *,
                   entry_points: Iterable[str] = ()) -> Services:
     """Build the server's services with the built-ins, ``plugins`` (name -> module or
     object with hook implementations) and the installed ``entry_points`` named."""
-    plugins = {"testing": beeper, **(plugins or {})}
+    plugins = {"testing": fake_backend_plugin("beeper"), **(plugins or {})}
     config = _deep_merge({"generation": {"default_backend": "beeper"}}, dict(config or {}))
     settings = make_settings(directory, config, plugins=[*plugins, *entry_points])
     return build_services(settings, extra_plugins=plugins.items())

@@ -48,6 +48,23 @@ def install_fake_distribution(site: Path, dist: str, module: str, entry_points: 
     return site
 
 
+def install_fake_backend(site: Path, name: str = "fake", preset: str = "BEEPER", *,
+                         dist: str | None = None, **knobs: object) -> Path:
+    """Install the kit's ``FakeBackend`` as an outside distribution (``ttsframe-<name>``
+    unless ``dist`` says) whose entry point ``name`` registers backend ``name``, set up
+    as the preset named (``"BEEPER"``, ``"TONE"`` or ``"STREAMING"``) with ``knobs``
+    replaced. A server started with ``plugins=[name]`` and ``PYTHONPATH=site`` loads it;
+    its ``[plugins.<name>]`` section overrides any knob."""
+    if preset not in ("BEEPER", "TONE", "STREAMING"):
+        raise ValueError(f"unknown preset {preset!r}: use 'BEEPER', 'TONE' or 'STREAMING'")
+    module = f"{name.replace('-', '_')}_fake_backend"
+    knob_args = "".join(f", {key}={value!r}" for key, value in knobs.items())
+    source = (f"from ttsframe.testing.fake_backend import {preset}, fake_backend_plugin\n\n"
+              f"plugin = fake_backend_plugin({name!r}, {preset}{knob_args})\n")
+    return install_fake_distribution(site, dist or f"ttsframe-{name}", module,
+                                     {name: f"{module}:plugin"}, source=source)
+
+
 class ServerProcess:
     """``with ServerProcess(config_path, plugins=["mine"]) as srv: srv.client.get("/health")``.
 

@@ -2,7 +2,8 @@
 
 The requests are the provider's: the headers it sets, settings that arrive as numbers at
 first and as strings once a slider moved, the browser's CORS preflight for its POSTs.
-The kit's ``beeper`` backend speaks 0.2 s per word, so durations show what was spoken.
+The kit's fake backend speaks 0.2 s per word as ``beeper`` (the default) and 0.1 s of
+silence per character as ``spy``, so durations show what was spoken.
 """
 
 from __future__ import annotations
@@ -10,20 +11,17 @@ from __future__ import annotations
 import types
 
 import msgspec
-import numpy as np
 import pytest
 
 from ttsframe import (
     AudioPrompt,
-    Backend,
-    Capabilities,
     ConfigError,
     NotFound,
-    SynthesisResult,
     Voice,
     VoiceStore,
     hookimpl,
 )
+from ttsframe.testing import FakeBackend, FakeConfig
 from ttsframe.testing.audio import decode
 
 ORIGIN = "http://localhost:8000"  # SillyTavern's default address, allowed by default
@@ -39,25 +37,9 @@ SLIDER_SETTINGS = {"temperature": "0.01", "speed": "1.5", "length_penalty": "1",
 TEXT = "Hello there, traveller. Welcome to the inn."  # 7 words
 
 
-class Spy(Backend):
-    """Records every task it is given; 0.1 s of silence per character of text."""
-
-    name = "spy"
-
-    def __init__(self) -> None:
-        self.tasks = []
-
-    @property
-    def capabilities(self):
-        return Capabilities(sample_rate=8000, max_text_bytes=2000, languages=("en", "de"))
-
-    def load(self):
-        pass
-
-    def generate(self, tasks):
-        self.tasks.extend(tasks)
-        return [SynthesisResult(samples=np.zeros(800 * len(t.text), np.float32),
-                                sample_rate=8000) for t in tasks]
+# Records every task it is given (``tasks``); 0.1 s of silence per character of text.
+SPY = FakeConfig(sound="silence", sample_rate=8000, length_unit="char", seconds_per_unit=0.1,
+                 max_text_bytes=2000, speaker_tags=False, languages=("en", "de"))
 
 
 class Voices(VoiceStore):
@@ -80,7 +62,7 @@ class Voices(VoiceStore):
 
 @pytest.fixture
 def spy():
-    return Spy()
+    return FakeBackend(SPY, name="spy")
 
 
 @pytest.fixture
