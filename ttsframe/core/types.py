@@ -31,6 +31,9 @@ class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     use_torch_compile: bool | None = None
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
     greedy: bool = False
+    # Long text: condition later chunks on the first chunk's audio (one voice throughout);
+    # None: ``generation.chunk_continuity``.
+    chunk_continuity: bool | None = None
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
