@@ -31,9 +31,10 @@ class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     use_torch_compile: bool | None = None
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
     greedy: bool = False
-    # Long text: condition later chunks on the first chunk's audio (one voice throughout);
-    # None: ``generation.chunk_continuity``.
-    chunk_continuity: bool | None = None
+    chunk_continuity: Annotated[bool | None, msgspec.Meta(description=(
+        "Long text without a voice prompt: generate every chunk after the first with the "
+        "first chunk's audio and text as its prompt, so the voice stays the same (false: "
+        "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
