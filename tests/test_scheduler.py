@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.fakes import ToneBackend, ToneConfig
-from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
+from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull, ShuttingDown
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.types import GenerationParams, SynthesisTask
 from ttsframe.testing.waiting import eventually_async
@@ -157,10 +157,12 @@ def test_parts_held_for_the_first_run_together_after_it():
     assert ticket.batch_size == 3 and ticket.status == "completed"
 
 
-@pytest.mark.parametrize("how", ["cancel", "fail", "after_first raises"])
+@pytest.mark.parametrize("how", ["cancel", "fail", "after_first raises", "stop signal"])
 def test_parts_held_for_the_first_end_with_it(how):
-    """Cancelling the request while its first part runs, the first part failing, or the
-    callback failing: the held parts never reach the backend and nothing is left over."""
+    """Cancelling the request while its first part runs, the first part failing, the
+    callback failing, or a stop signal (the first part finishes within the grace period,
+    the rest are not started, so a job stays pending for the next start): the held parts
+    never reach the backend and nothing is left over."""
     calls = []
 
     def after_first(result):
@@ -175,9 +177,12 @@ def test_parts_held_for_the_first_end_with_it(how):
         parts = [task(first), task("part 1"), task("part 2")]
         ticket = sched.submit_parts("tone", task("whole"), parts, joined, after_first)
         assert sched.pending_count == 1  # only the first part is queued
-        if how == "cancel":
+        if how in ("cancel", "stop signal"):
             await eventually_async(lambda: ticket.started_at, message="the first part runs")
+        if how == "cancel":
             assert sched.cancel("whole")
+        if how == "stop signal":
+            sched.close(grace_s=30)
         outcome = (await asyncio.gather(ticket.future, return_exceptions=True))[0]
         part_outcomes = await asyncio.gather(*(p.future for p in ticket.parts),
                                              return_exceptions=True)
@@ -188,7 +193,7 @@ def test_parts_held_for_the_first_end_with_it(how):
     outcome, part_outcomes, backend_calls, left = run(main())
     assert backend_calls == [[("(explode) " if how == "fail" else "") + "part 0"]]
     expected = {"cancel": Cancelled, "fail": RuntimeError,
-                "after_first raises": RuntimeError}[how]
+                "after_first raises": RuntimeError, "stop signal": ShuttingDown}[how]
     assert isinstance(outcome, expected), outcome
     assert all(isinstance(o, BaseException) for o in part_outcomes[1:])
     assert left == (0, {})
