@@ -52,6 +52,8 @@ MIN_CHUNK_BYTES = 64
 # Speech runs at about 13-17 bytes of text per second; planning with fewer errs on the
 # long side, so the room a chunk's audio takes in a decoder is not underestimated.
 SPEECH_BYTES_PER_SECOND = 12.0
+# The first chunk of a text whose later chunks are cloned from it: a sentence or two.
+FIRST_CHUNK_BYTES = 128
 
 
 @dataclass
@@ -202,17 +204,25 @@ class SpeechService:
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
         chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
                   if len(text.encode()) > budget else [text])
+        most = self.settings.generation.max_generations
         continued = False
         if len(chunks) > 1 and prompt is None and caps.supports_cloning and (
                 self.settings.generation.chunk_continuity if params.chunk_continuity is None
                 else params.chunk_continuity):
+            unable = None
             try:
-                chunks = self.continuity_chunks(backend_name, backend, task, budget)
-                continued = True
-            except InvalidInput as exc:  # the backend cannot take this plan: plain chunks
-                ctx.warnings.append(f"each chunk was generated on its own (the voice may "
-                                    f"change between chunks): {exc.message}")
-        most = self.settings.generation.max_generations
+                planned = self.continuity_chunks(backend_name, backend, task, budget)
+            except InvalidInput as exc:  # the backend cannot take this plan
+                unable = exc.message
+            else:
+                if len(planned) <= most or len(chunks) > most:
+                    chunks, continued = planned, True
+                else:
+                    unable = (f"that would take {len(planned)} generations, more than "
+                              f"generation.max_generations ({most})")
+            if unable:
+                ctx.warnings.append(f"each chunk is generated on its own (the voice may "
+                                    f"change between chunks): {unable}")
         if len(chunks) > most:
             raise InvalidInput(
                 f"text is {len(text.encode())} bytes of UTF-8, which takes {len(chunks)} "
@@ -231,14 +241,15 @@ class SpeechService:
                           budget: int) -> list[str]:
         """Chunks for a long text whose later chunks are conditioned on the first.
 
-        The first chunk is short (half the usual size: a sentence or two), since its
-        audio becomes a prompt that takes decoder room; the rest are sized as for a
+        The first chunk is short (a sentence or two: ``FIRST_CHUNK_BYTES``, at most half
+        the usual size), since its audio becomes a prompt that takes decoder room and its
+        text a transcript that takes text room; the rest are sized as for a
         cloned voice whose prompt is that chunk, its audio estimated from its length.
         Each generation is checked with the backend, the later ones behind that estimate.
         """
         caps = backend.capabilities
-        first, rest = split_first(task.text, max(MIN_CHUNK_BYTES, budget // 2),
-                                  tag_speakers=caps.speaker_tags)
+        first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
+        first, rest = split_first(task.text, first_bytes, tag_speakers=caps.speaker_tags)
         estimate = AudioPrompt(
             "first-chunk-estimate",
             np.zeros(int(_speech_seconds(first) * caps.sample_rate), np.float32),
