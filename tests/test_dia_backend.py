@@ -509,7 +509,7 @@ def test_the_automatic_budget_never_cuts_speech(tiny_backend, monkeypatch):
     """Left out, max_tokens is an estimate: a row that uses all of it is generated again
     with twice the steps (the same take, longer), up to what the decoder holds, and the
     reply says so. The estimate is made tiny here so that this text outruns it."""
-    from ttsframe.plugins.dia import backend as module
+    from ttsframe.plugins.dia import planning as module
 
     for name, value in {"AUTO_BYTES_PER_SECOND": 1e9, "AUTO_MARGIN_S": 0.0,
                         "AUTO_BUCKET": 32, "AUTO_MIN_TOKENS": 32}.items():
@@ -530,7 +530,8 @@ def test_the_automatic_budget_never_cuts_speech(tiny_backend, monkeypatch):
     assert np.array_equal(ok(short).codes[:64 - 31], out.codes[:64 - 31])
 
     # At the decoder's limit there is no more room: the cut is reported with what to do.
-    monkeypatch.setattr(tiny_backend, "_max_steps", 60)
+    monkeypatch.setattr(tiny_backend, "shape", dataclasses.replace(tiny_backend.shape,
+                                                                   max_steps=60))
     (full,) = tiny_backend.generate_codes([task])
     full = ok(full)
     assert full.info["max_new_tokens"] == 59 and full.codes.shape[0] == 59 - 16

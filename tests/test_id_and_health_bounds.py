@@ -79,6 +79,8 @@ def test_the_work_of_one_request_is_bounded_in_generations(tmp_path):
         assert "generation.max_generations" in r.json()["detail"]
         r = c.post("/generate", json={"text": "[S1] " + "a " * 1500, "voice_id": "alloy"})
         assert r.status_code == 200, r.text[:200]  # as many characters, 4 generations
+        # (cloning later chunks from the first would take more: the text is split plainly)
+        assert "more than generation.max_generations (4)" in r.headers["x-ttsframe-warnings"]
 
 
 def test_a_transcript_too_long_for_the_backend_is_refused_when_the_voice_is_made(tmp_path):

@@ -15,10 +15,15 @@ from tests.conftest import make_services, pieces_plugin
 from ttsframe.core import audio
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
-from ttsframe.core.speech_types import Capabilities, SpeechRequest
+from ttsframe.core.speech_types import (
+    Capabilities,
+    GenerationParams,
+    SpeechRequest,
+    SynthesisResult,
+)
 from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.http.app import create_app
-from ttsframe.testing.fake_backend import speech_like
+from ttsframe.testing.fake_backend import FakeBackend, speech_like
 from ttsframe.testing.waiting import eventually
 
 TAG = re.compile(r"\[S\d\]")
@@ -210,11 +215,19 @@ def test_prepare_reports_the_chunks_it_will_run(tmp_path):
 def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
     services = pieces_services(tmp_path)
     prepared = asyncio.run(services.speech.prepare(
-        SpeechRequest(text=long_dialogue(12), voice_id="alloy")))
+        SpeechRequest(text=long_dialogue(12), voice_id="alloy",
+                      params=GenerationParams(chunk_continuity=False))))
     tasks = services.speech.part_tasks(prepared)
     sizes = [len(t.text.encode()) for t in tasks]
     assert len(set(sizes)) > 1
     assert {t.text_bytes_hint for t in tasks} == {max(sizes)}
+    # Continued: the short first chunk runs alone with its own estimate; the rest, which
+    # run together after it, share theirs.
+    prepared = asyncio.run(services.speech.prepare(
+        SpeechRequest(text=long_dialogue(12), voice_id="alloy")))
+    first, *later = services.speech.part_tasks(prepared)
+    assert prepared.continued and first.text_bytes_hint is None
+    assert {t.text_bytes_hint for t in later} == {max(len(t.text.encode()) for t in later)}
 
 
 def test_joined_result_reports_each_note_once():
@@ -228,3 +241,105 @@ def test_joined_result_reports_each_note_once():
     assert joined.notes == [clamp, "part 0", "part 1", "part 2"]
     assert joined.tokens == 30 and joined.info["chunks"] == 3
     assert len(joined.samples) == 3000 - 2 * 240  # two 10 ms joins at 24 kHz
+
+
+def continued_calls(services) -> tuple:
+    """The first chunk's task and the later ones, as the backend was given them."""
+    (first, *alone), *rest = services.backends["pieces"].calls
+    assert alone == []  # the first chunk runs on its own, before the others
+    return first, [task for call in rest for task in call], rest
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["buffered", "streamed"])
+def test_later_chunks_are_cloned_from_the_first_chunk(tmp_path, stream):
+    """A voice without an audio prompt: chunks 2..n get chunk 1's audio as their prompt and
+    its text as their transcript (as a cloned voice), and run together in one batch."""
+    services = pieces_services(tmp_path, workers=8, batch_wait_ms=50,
+                               plugin={"max_batch_size": 8})
+    text = long_dialogue(16)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": text, "seed": 5, "stream": stream,
+                                           "response_format": "pcm"})
+        assert r.status_code == 200, r.text
+    first, later, calls = continued_calls(services)
+    assert first.prompt is None and len(first.text.encode()) <= 100  # half the 200 chunk
+    assert len(later) >= 2 and len(calls) == 1  # the rest: one batch
+    heard = services.backends["pieces"].audio_for(first)  # chunk 1's audio
+    for task in later:
+        assert task.prompt_transcript == first.text
+        assert task.prompt.sample_rate == RATE and np.array_equal(task.prompt.samples, heard)
+        assert task.params.seed == 5 and len(task.text.encode()) <= 200
+    assert int(r.headers["x-text-chunks"]) == 1 + len(later)
+    ordered = [first, *sorted(later, key=lambda t: int(t.task_id.rsplit(".", 1)[1]))]
+    assert words(" ".join(t.text for t in ordered)) == words(text)
+    samples = np.frombuffer(r.content, "<i2") / 32768
+    parts = [services.backends["pieces"].audio_for(t) for t in ordered]
+    assert np.abs(samples - audio.crossfade_concat(parts, RATE, 10.0)).max() < 1e-3
+
+
+@pytest.mark.parametrize("config,field,continued", [
+    (True, False, False), (False, None, False), (False, True, True)])
+def test_chunk_continuity_is_switched_by_config_and_request(tmp_path, config, field,
+                                                            continued):
+    services = pieces_services(tmp_path, chunk_continuity=config)
+    body = {"text": long_dialogue(16)}
+    if field is not None:
+        body["chunk_continuity"] = field
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json=body)
+        assert r.status_code == 200, r.text
+        assert "ignored" not in r.headers.get("x-ttsframe-warnings", "")
+    tasks = tasks_given(services)
+    assert len(tasks) > 2
+    prompted = [t for t in tasks if t.prompt is not None]
+    assert len(prompted) == (len(tasks) - 1 if continued else 0)
+
+
+def test_a_first_chunk_that_cannot_be_a_prompt_leaves_the_rest_on_their_own(tmp_path):
+    services = pieces_services(tmp_path)
+    speech = services.speech
+    prepared = asyncio.run(speech.prepare(SpeechRequest(text=long_dialogue(16),
+                                                        voice_id="alloy")))
+    assert prepared.continued
+    _first, *later = speech.part_tasks(prepared)
+    good = SynthesisResult(samples=np.full(RATE, 0.1, np.float32), sample_rate=RATE)
+    cut = SynthesisResult(samples=good.samples, sample_rate=RATE,
+                          info={"budget_limited": True})
+    empty = SynthesisResult(samples=np.zeros(0, np.float32), sample_rate=RATE)
+    for result, why in ((cut, "cut short"), (empty, "empty")):
+        speech.continue_voice(prepared, later, result)
+        assert all(t.prompt is None for t in later)
+        assert why in prepared.task.notes[-1] and "generated on their own" in \
+            prepared.task.notes[-1]
+    speech.continue_voice(prepared, later, good)
+    assert all(t.prompt.samples is good.samples for t in later)
+
+
+def test_a_first_chunk_too_long_for_the_decoder_is_not_a_prompt(tmp_path, monkeypatch):
+    """With a Dia-like decoder (3072 steps at 86 per second, about 35.7 s), a first chunk
+    whose audio leaves no room for the next chunks' speech is not used as their prompt."""
+    caps = Capabilities(sample_rate=RATE, max_text_bytes=1024, preferred_text_bytes=256,
+                        max_decoder_steps=3072, frames_per_second=44100 / 512,
+                        supports_cloning=True, speaker_tags=True)
+    services = pieces_services(tmp_path)
+    speech = services.speech
+    monkeypatch.setattr(FakeBackend, "capabilities",
+                        property(lambda self: caps))
+    prepared = asyncio.run(speech.prepare(SpeechRequest(text=long_dialogue(16),
+                                                        voice_id="alloy")))
+    first, *later = speech.part_tasks(prepared)
+    assert len(first.text.encode()) <= 128
+    # Later chunks shrink for the first one's audio, estimated at 12 bytes/s.
+    budget = SpeechService.chunk_bytes("pieces", caps, AudioPrompt(
+        "p", np.zeros(int(len(first.text.encode()) / 12 * RATE)), RATE), first.text)
+    assert budget < 256 and all(len(t.text.encode()) <= budget for t in later)
+    longest = max(len(t.text.encode()) for t in later) / 12
+    fits = 3072 / (44100 / 512) - longest - 0.5
+    for seconds, used in ((fits, True), (fits + 1.0, False)):
+        for task in later:
+            task.prompt = None
+        result = SynthesisResult(samples=np.full(int(seconds * RATE), 0.1, np.float32),
+                                 sample_rate=RATE)
+        speech.continue_voice(prepared, later, result)
+        assert all((t.prompt is not None) == used for t in later), seconds
+    assert "too little room" in prepared.task.notes[-1]

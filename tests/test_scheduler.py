@@ -7,7 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
-from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull
+from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull, ShuttingDown
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech_types import GenerationParams, SynthesisTask
 from ttsframe.testing.fake_backend import TONE, FakeBackend, FakeConfig
@@ -129,3 +129,78 @@ def test_failed_load_is_reported():
 
     worker = run(main())
     assert (worker.state, worker.error) == ("failed", "weights missing")
+
+
+def joined(results):
+    return results  # the parts' results, in order, as the parent ticket's value
+
+
+def test_parts_held_for_the_first_run_together_after_it():
+    seen = []
+
+    def after_first(result):
+        # The later tasks are not queued yet: whatever this sets, they run with it.
+        seen.append((result, backend.texts()))
+        for part in parts[1:]:
+            part.prompt_transcript = "first"
+
+    async def main():
+        nonlocal backend, parts
+        sched, backend = await started(tone(), queue_size=10, max_batch=4,
+                                       batch_wait_s=0.05)
+        parts = [task(f"part {i}") for i in range(4)]
+        ticket = sched.submit_parts("tone", task("whole"), parts, joined, after_first)
+        results = await ticket.future
+        await sched.stop()
+        return results, ticket
+
+    backend = parts = None
+    results, ticket = run(main())
+    assert backend.texts() == [["part 0"], ["part 1", "part 2", "part 3"]]
+    ((first, calls_then),) = seen
+    assert first is results[0] and calls_then == [["part 0"]]
+    assert [p.prompt_transcript for p in parts] == [None, "first", "first", "first"]
+    assert ticket.batch_size == 3 and ticket.status == "completed"
+
+
+@pytest.mark.parametrize("how", ["cancel", "fail", "after_first raises", "stop signal"])
+def test_parts_held_for_the_first_end_with_it(how):
+    """Cancelling the request while its first part runs, the first part failing, the
+    callback failing, or a stop signal (the first part finishes within the grace period,
+    the rest are not started, so a job stays pending for the next start): the held parts
+    never reach the backend and nothing is left over."""
+    calls = []
+
+    def after_first(result):
+        calls.append(result)
+        if how == "after_first raises":
+            raise RuntimeError("no prompt for you")
+
+    async def main():
+        sched, backend = await started(tone(step_delay_s=0.02, steps=20),
+                                       queue_size=10, max_batch=4, batch_wait_s=0)
+        first = "(explode) part 0" if how == "fail" else "part 0"
+        parts = [task(first), task("part 1"), task("part 2")]
+        ticket = sched.submit_parts("tone", task("whole"), parts, joined, after_first)
+        assert sched.pending_count == 1  # only the first part is queued
+        if how in ("cancel", "stop signal"):
+            await eventually_async(lambda: ticket.started_at, message="the first part runs")
+        if how == "cancel":
+            assert sched.cancel("whole")
+        if how == "stop signal":
+            sched.close(grace_s=30)
+        outcome = (await asyncio.gather(ticket.future, return_exceptions=True))[0]
+        part_outcomes = await asyncio.gather(*(p.future for p in ticket.parts),
+                                             return_exceptions=True)
+        left = (sched.pending_count, dict(sched._tickets))
+        await sched.stop()
+        return outcome, part_outcomes, backend.texts(), left
+
+    outcome, part_outcomes, backend_calls, left = run(main())
+    assert backend_calls == [[("(explode) " if how == "fail" else "") + "part 0"]]
+    expected = {"cancel": Cancelled, "fail": RuntimeError,
+                "after_first raises": RuntimeError, "stop signal": ShuttingDown}[how]
+    assert isinstance(outcome, expected), outcome
+    assert all(isinstance(o, BaseException) for o in part_outcomes[1:])
+    assert left == (0, {})
+    assert len(calls) == (1 if how == "after_first raises" else 0)

@@ -271,6 +271,28 @@ def test_audio_arrives_in_pieces_before_generation_ends(server):
     assert data == plain.content
 
 
+def test_a_long_text_streams_its_first_chunk_before_the_others_start(server):
+    """Later chunks wait for the first (their voice prompt), but the first streams as it
+    is made: audio arrives long before the whole reply is done."""
+    started = time.perf_counter()
+    arrivals = []
+    with httpx.Client(base_url=server.url, timeout=60) as c, \
+            c.stream("POST", "/generate", json={"text": long_text(12), "stream": True,
+                                                "response_format": "pcm"}) as r:
+        assert r.status_code == 200
+        chunks = int(r.headers["x-text-chunks"])
+        data = b""
+        for piece in r.iter_raw():
+            arrivals.append(time.perf_counter() - started)
+            data += piece
+    total = time.perf_counter() - started
+    assert chunks >= 3  # one after another (max_batch_size 1), ten 50 ms steps each
+    assert arrivals[0] < total / chunks
+    plain = server.client.post("/generate", json={"text": long_text(12),
+                                                  "response_format": "pcm"})
+    assert data == plain.content
+
+
 def test_disconnect_stops_the_generation(server):
     with httpx.Client(base_url=server.url, timeout=60) as c, \
             c.stream("POST", "/generate", json={"text": "[S1] This takes (slow) minutes.",

@@ -121,3 +121,11 @@ def chunk_text(text: str, preferred_bytes: int, *, tag_speakers: bool = True) ->
         else:
             low = middle + 1
     return best
+
+
+def split_first(text: str, max_bytes: int, *, tag_speakers: bool = True) -> tuple[str, str]:
+    """The opening chunk of at most ``max_bytes`` (a sentence or two, as :func:`split_text`
+    packs them) and the rest of the text, every word in one of the two ("" when the text
+    fits in one chunk). The rest keeps its speaker tags, so it can be split again."""
+    first, *rest = split_text(text, max_bytes, tag_speakers=tag_speakers) or [""]
+    return first, " ".join(rest)

@@ -76,6 +76,10 @@ class GenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
     batch_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20
     unknown_nonverbals: Literal["warn", "reject"] = "warn"
+    # Long text with a voice that has no audio prompt: every chunk after the first is
+    # conditioned on the first chunk's audio and text, as a cloned voice on its prompt,
+    # so the speaker does not change between chunks. A request may turn it off.
+    chunk_continuity: bool = True
 
 
 class LoggingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -264,7 +264,8 @@ class Scheduler:
         return ticket
 
     def submit_parts(self, backend: str, task: SynthesisTask, parts: list[SynthesisTask],
-                     join: Callable[[list[SynthesisResult]], SynthesisResult]) -> Ticket:
+                     join: Callable[[list[SynthesisResult]], SynthesisResult],
+                     after_first: Callable[[SynthesisResult], None] | None = None) -> Ticket:
         """Queue a request made of several tasks (the chunks of a long text) as one ticket.
 
         Each part is queued as its own task, so parts batch with each other and with other
@@ -273,6 +274,10 @@ class Scheduler:
         fails it (and cancels the rest), and its future holds ``join(results)`` (computed
         in a thread) once every part is done. An empty queue always accepts a request,
         however many parts it has.
+
+        With ``after_first``, only the first part is queued now; once it has succeeded,
+        ``after_first(its result)`` runs (it may change the later tasks, for instance to
+        condition them on the first part's audio) and the rest are queued together.
         """
         self._check_accepting(backend)
         pending = self.pending_count
@@ -287,9 +292,12 @@ class Scheduler:
             ticket.parts.append(Ticket(part, backend, loop.create_future(),
                                        on_start=_start_parent(ticket)))
         self._tickets[task.task_id] = ticket
-        for part_ticket in ticket.parts:
-            self._enqueue(part_ticket)
-        joiner = asyncio.create_task(self._join_parts(ticket, join),
+        for k, part_ticket in enumerate(ticket.parts):
+            if after_first is None or k == 0:
+                self._enqueue(part_ticket)
+            else:  # held back until the first part is done (``_queue_rest``)
+                self._tickets[part_ticket.task.task_id] = part_ticket
+        joiner = asyncio.create_task(self._join_parts(ticket, join, after_first),
                                      name=f"join-{task.task_id}")
         self._background.add(joiner)
         joiner.add_done_callback(self._background.discard)
@@ -302,9 +310,12 @@ class Scheduler:
         self._wakeups[ticket.backend].set()
 
     async def _join_parts(self, ticket: Ticket,
-                          join: Callable[[list[SynthesisResult]], SynthesisResult]) -> None:
+                          join: Callable[[list[SynthesisResult]], SynthesisResult],
+                          after_first: Callable[[SynthesisResult], None] | None) -> None:
         futures = [part.future for part in ticket.parts]
         try:
+            if after_first is not None:
+                await self._queue_rest(ticket, after_first)
             await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
             failed = next((f for f in futures if f.done() and _failure_of(f) is not None), None)
             if failed is not None:
@@ -322,6 +333,7 @@ class Scheduler:
         except asyncio.CancelledError:
             for part in ticket.parts:
                 self.cancel(part.task.task_id, "server stopping")
+                _complete_future(part.future, error=Cancelled("server stopping"))  # held ones too
             _complete_future(ticket.future, error=Cancelled("server stopping"))
             raise
         except Exception as exc:  # join failed
@@ -329,6 +341,28 @@ class Scheduler:
             _complete_future(ticket.future, error=exc)
         finally:
             self._forget(ticket)
+
+    async def _queue_rest(self, ticket: Ticket,
+                          after_first: Callable[[SynthesisResult], None]) -> None:
+        """Queue the parts held back by ``submit_parts`` once the first one is done; if it
+        failed (or was cancelled, or the server is stopping) they end the same way."""
+        first, rest = ticket.parts[0], ticket.parts[1:]
+        await asyncio.wait([first.future])
+        error = _failure_of(first.future)
+        if error is None and self.closing:
+            error = _shutting_down()
+        if error is None:
+            try:
+                after_first(first.future.result())
+            except Exception as exc:
+                log.exception("preparing the later parts of %s failed", ticket.task.task_id)
+                error = exc
+        for part in rest:
+            if error is None and not part.task.cancel.cancelled:
+                self._enqueue(part)
+                continue
+            _complete_future(part.future, error=error or Cancelled(part.task.cancel.reason))
+            self._forget(part)
 
     def announce_request(self, ttl_s: float = 2.0) -> int:
         """Announce a request on its way to ``submit`` (being validated, its voice prompt

@@ -25,7 +25,7 @@ import numpy as np
 
 from ttsframe.core import audio
 from ttsframe.core.backend import Backend
-from ttsframe.core.chunking import chunk_text
+from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput
@@ -51,6 +51,11 @@ OPENAI_MODEL_ALIASES = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts",
                                   "gpt-4o-mini-tts-2025-03-20", "gpt-4o-mini-tts-2025-12-15"})
 # No chunk of a long text is made smaller than this (UTF-8 bytes).
 MIN_CHUNK_BYTES = 64
+# Speech runs at about 13-17 bytes of text per second; planning with fewer errs on the
+# long side, so the room a chunk's audio takes in a decoder is not underestimated.
+SPEECH_BYTES_PER_SECOND = 12.0
+# The first chunk of a text whose later chunks are cloned from it: a sentence or two.
+FIRST_CHUNK_BYTES = 128
 
 
 @dataclass
@@ -64,6 +69,9 @@ class PreparedSpeech:
     warnings: list[str]
     # The text of each generation, in order: ``[task.text]`` unless a long text was split.
     chunks: list[str] = field(default_factory=list)
+    # Chunks 2..n wait for the first and take its audio and text as their prompt
+    # (``continue_voice``), so the speaker stays the same.
+    continued: bool = False
     # The scheduler's token for this request on its way to ``submit`` (see
     # ``Scheduler.announce_request``): open batch windows wait for it until it is
     # submitted.
@@ -193,24 +201,107 @@ class SpeechService:
                                    f"voice '{voice.voice_id}' needs an audio prompt")
             prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
         transcript = voice.audio_prompt_transcript if prompt is not None else None
+        task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
+                             prompt_transcript=voice.audio_prompt_transcript,
+                             voice_id=voice.voice_id, language=request.language)
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
         chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
                   if len(text.encode()) > budget else [text])
         most = self.settings.generation.max_generations
+        continued = False
+        if len(chunks) > 1 and prompt is None and caps.supports_cloning and (
+                self.settings.generation.chunk_continuity if params.chunk_continuity is None
+                else params.chunk_continuity):
+            unable = None
+            try:
+                planned = self.continuity_chunks(backend_name, backend, task, budget)
+            except InvalidInput as exc:  # the backend cannot take this plan
+                unable = exc.message
+            else:
+                if len(planned) <= most or len(chunks) > most:
+                    chunks, continued = planned, True
+                else:
+                    unable = (f"that would take {len(planned)} generations, more than "
+                              f"generation.max_generations ({most})")
+            if unable:
+                ctx.warnings.append(f"each chunk is generated on its own (the voice may "
+                                    f"change between chunks): {unable}")
         if len(chunks) > most:
             raise InvalidInput(
                 f"text is {len(text.encode())} bytes of UTF-8, which takes {len(chunks)} "
                 f"generations of backend '{backend_name}'; the limit is {most} "
                 "(generation.max_generations): send a shorter text")
-        task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
-                             prompt_transcript=voice.audio_prompt_transcript,
-                             voice_id=voice.voice_id, language=request.language)
         # The backend's own limits, before anything is queued (an async job is then never
         # accepted only to fail): each generation it will run is checked.
-        for chunk in chunks:
-            backend.check(task if chunk == text else msgspec.structs.replace(task, text=chunk))
+        if not continued:  # (continuity_chunks checked its own)
+            for chunk in chunks:
+                backend.check(task if chunk == text
+                              else msgspec.structs.replace(task, text=chunk))
         return PreparedSpeech(task, backend_name, voice, request,
-                              [*request.notes, *ctx.warnings], chunks)
+                              [*request.notes, *ctx.warnings], chunks, continued=continued)
+
+    def continuity_chunks(self, backend_name: str, backend: Backend, task: SynthesisTask,
+                          budget: int) -> list[str]:
+        """Chunks for a long text whose later chunks are conditioned on the first.
+
+        The first chunk is short (a sentence or two: ``FIRST_CHUNK_BYTES``, at most half
+        the usual size), since its audio becomes a prompt that takes decoder room and its
+        text a transcript that takes text room; the rest are sized as for a
+        cloned voice whose prompt is that chunk, its audio estimated from its length.
+        Each generation is checked with the backend, the later ones behind that estimate.
+        """
+        caps = backend.capabilities
+        first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
+        first, rest = split_first(task.text, first_bytes, tag_speakers=caps.speaker_tags)
+        estimate = AudioPrompt(
+            "first-chunk-estimate",
+            np.zeros(int(_speech_seconds(first) * caps.sample_rate), np.float32),
+            caps.sample_rate)
+        later = self.chunk_bytes(backend_name, caps, estimate, first)
+        chunks = [first, *chunk_text(rest, later, tag_speakers=caps.speaker_tags)]
+        replace = msgspec.structs.replace
+        backend.check(replace(task, text=first))
+        for chunk in chunks[1:]:
+            backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=first))
+        return chunks
+
+    def continue_voice(self, prepared: PreparedSpeech, later: list[SynthesisTask],
+                       first: SynthesisResult) -> None:
+        """Give the later chunks the first chunk's audio and text as their prompt and
+        transcript, exactly as a cloned voice's, so they speak in the voice the first
+        chunk found. Runs when the first chunk is done, before the rest are queued
+        (``Scheduler.submit_parts``). When its audio cannot serve, they run on their own
+        and the reply says why."""
+        backend = self.backends[prepared.backend]
+        caps = backend.capabilities
+        samples = np.asarray(first.samples, dtype=np.float32)
+        seconds = samples.size / first.sample_rate
+        prompt = AudioPrompt(f"{prepared.task.task_id}.0", samples, first.sample_rate)
+        transcript = prepared.chunks[0]
+        longest = max(_speech_seconds(task.text) for task in later)
+        holds = (caps.max_decoder_steps / caps.frames_per_second
+                 if caps.max_decoder_steps and caps.frames_per_second else None)
+        reason = None
+        if samples.size == 0:
+            reason = "the first chunk's audio is empty"
+        elif first.info.get("budget_limited"):
+            reason = "the first chunk's audio was cut short, so it does not match its text"
+        elif holds is not None and seconds + longest > holds:
+            reason = (f"the first chunk's audio ({seconds:.1f} s) leaves the model too little "
+                      "room for the next chunks")
+        else:
+            try:
+                for task in later:
+                    backend.check(msgspec.structs.replace(task, prompt=prompt,
+                                                          prompt_transcript=transcript))
+            except InvalidInput as exc:
+                reason = exc.message
+        if reason is not None:
+            prepared.task.notes.append(f"the chunks after the first were generated on their "
+                                       f"own (the voice may change between chunks): {reason}")
+            return
+        for task in later:
+            task.prompt, task.prompt_transcript = prompt, transcript
 
     @staticmethod
     def chunk_bytes(backend: str, caps: Capabilities, prompt: AudioPrompt | None,
@@ -241,13 +332,16 @@ class SpeechService:
         if len(prepared.chunks) <= 1:
             return [task]
         progress = _PartsProgress(task, len(prepared.chunks))
-        largest = max(len(chunk.encode()) for chunk in prepared.chunks)
+        # Chunks that can share a batch carry their largest size (the short first chunk
+        # of a continued text runs alone, so it keeps its own).
+        batched = prepared.chunks[1:] if prepared.continued else prepared.chunks
+        largest = max(len(chunk.encode()) for chunk in batched)
         return [
             SynthesisTask(task_id=f"{task.task_id}.{i}", text=chunk, params=task.params,
                           prompt=task.prompt, prompt_transcript=task.prompt_transcript,
                           cancel=task.cancel, on_progress=partial(progress.update, i),
                           voice_id=task.voice_id, language=task.language,
-                          text_bytes_hint=largest)
+                          text_bytes_hint=None if prepared.continued and i == 0 else largest)
             for i, chunk in enumerate(prepared.chunks)
         ]
 
@@ -258,8 +352,10 @@ class SpeechService:
         try:
             if len(tasks) == 1 and tasks[0] is prepared.task:
                 return self.scheduler.submit(prepared.backend, prepared.task)
+            after_first = (partial(self.continue_voice, prepared, tasks[1:])
+                           if prepared.continued else None)
             return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
-                                               join_results)
+                                               join_results, after_first)
         finally:
             self.scheduler.end_announcement(prepared.announcement)
 
@@ -403,6 +499,11 @@ class _PartsProgress:
         self.done[index] = min(done / total, 1.0) if total else 0.0
         if self.task.on_progress is not None:
             self.task.on_progress(round(1000 * sum(self.done) / len(self.done)), 1000)
+
+
+def _speech_seconds(text: str) -> float:
+    """About how long ``text`` takes to speak, on the long side."""
+    return len(text.encode()) / SPEECH_BYTES_PER_SECOND
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -34,6 +34,10 @@ class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     use_torch_compile: bool | None = None
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
     greedy: bool = False
+    chunk_continuity: Annotated[bool | None, msgspec.Meta(description=(
+        "Long text without a voice prompt: generate every chunk after the first with the "
+        "first chunk's audio and text as its prompt, so the voice stays the same (false: "
+        "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,10 +1,12 @@
-"""Finding the Dia checkpoint and its codec on disk, downloading only when allowed.
+"""Finding the Dia checkpoint and its codec on disk (downloading only when allowed), then
+loading them onto the chosen device.
 
 Everything is resolved to local directories first and then loaded from those directories,
 so transformers never goes to the network itself (by repo id it would retry the hub for
 about 40 s before using the cache). A hub id is looked up in the local cache first; only
 when it is missing, and neither ``local_files_only`` nor ``HF_HUB_OFFLINE`` forbids it, is it
-downloaded, after a reachability check bounded by ``timeout_s``.
+downloaded, after a reachability check bounded by ``timeout_s``. torch and transformers
+are imported only by the functions that load.
 """
 
 from __future__ import annotations
@@ -197,3 +199,48 @@ def _download_fix(repo_id: str, revision: str | None) -> str:
     return (f"download it with {commands} (`huggingface-cli download` in older "
             "huggingface_hub) on a connected machine and copy the cache over (HF_HUB_CACHE), "
             "or set [plugins.dia] model to a local directory")
+
+
+# -- onto a device ---------------------------------------------------------------------
+
+
+def pick_device(wanted: str):
+    import torch
+
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable(
+            "[plugins.dia] device is 'cuda' but torch sees no CUDA device (torch "
+            f"{torch.__version__}): install a CUDA build of torch or set device = \"cpu\"")
+    if wanted == "mps" and not torch.backends.mps.is_available():
+        raise ModelUnavailable("[plugins.dia] device is 'mps' but MPS is not available: "
+                               "set device = \"cpu\"")
+    return torch.device(wanted)
+
+
+def pick_dtype(wanted: str, device):
+    import torch
+
+    if wanted != "auto":
+        return getattr(torch, wanted)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32  # float16 is unstable for Dia; CPU and MPS stay in float32
+
+
+def load_components(model_dir: Path, codec_dir: Path, device, dtype):
+    """Model and processor from local directories. The processor is built from its parts
+    so that its codec comes from ``codec_dir``, wherever the checkpoint says it lives.
+    The model is the subclass whose every token is chosen as the reference chooses it."""
+    from transformers import DacModel, DiaFeatureExtractor, DiaProcessor, DiaTokenizer
+
+    from ttsframe.plugins.dia.sampling import reference_sampling_model
+
+    model = reference_sampling_model().from_pretrained(model_dir, local_files_only=True,
+                                                       dtype=dtype)
+    model.to(device).eval()
+    codec = DacModel.from_pretrained(codec_dir, local_files_only=True).to(device).eval()
+    processor = DiaProcessor(DiaFeatureExtractor.from_pretrained(model_dir),
+                             DiaTokenizer.from_pretrained(model_dir), codec)
+    return model, processor

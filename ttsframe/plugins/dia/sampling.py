@@ -1,8 +1,9 @@
 """One Dia decoding step's token choice, as the reference implementation makes it.
 
 ``DiaSampler`` is the only logits processor of the backend's ``generate`` calls (the
-model subclass in ``backend.py`` installs it in place of transformers' own list, and
-generation runs in transformers' greedy mode, which takes the token it marks). Per step:
+model subclass ``reference_sampling_model`` installs it in place of transformers' own
+list, and generation runs in transformers' greedy mode, which takes the token it marks).
+Per step:
 
 1. guidance ``cond + cfg_scale * (cond - uncond)`` at every scale, 1.0 included;
 2. the CFG filter: the ``top_k`` best guided tokens are kept, with their *conditional*
@@ -22,6 +23,7 @@ seed only, never on its batch mates.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -103,3 +105,41 @@ class DiaSampler:
 def _one_hot(scores: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Scores whose argmax (transformers' greedy step) is ``tokens``."""
     return torch.full_like(scores, -math.inf).scatter_(-1, tokens, 0.0)
+
+
+def reference_sampling_model():
+    """``DiaForConditionalGeneration`` whose token choice is ``DiaSampler``'s.
+
+    While ``sampler`` holds the sampler's arguments, every generate call runs the CFG
+    batch (also at ``cfg_scale`` 1.0, which transformers treats as "no guidance") and
+    ``DiaSampler`` replaces transformers' logits processors; transformers' greedy step
+    then takes the token it chose.
+    """
+    from transformers import DiaForConditionalGeneration
+    from transformers.generation.logits_process import (
+        DiaEOSDelayPatternLogitsProcessor,
+        LogitsProcessorList,
+    )
+
+    class DiaWithReferenceSampling(DiaForConditionalGeneration):
+        sampler: dict[str, Any] | None = None
+
+        def _prepare_generation_config(self, *args, **kwargs):
+            prepared = super()._prepare_generation_config(*args, **kwargs)
+            if self.sampler is not None:
+                self._uses_cfg = True  # guidance at every scale, as the reference
+            return prepared
+
+        def _get_logits_processor(self, generation_config, *args, **kwargs):
+            if self.sampler is None:
+                return super()._get_logits_processor(generation_config, *args, **kwargs)
+            device = kwargs.get("device") or self.device
+            decoder = self.config.decoder_config
+            delay = DiaEOSDelayPatternLogitsProcessor(
+                delay_pattern=self.config.delay_pattern, eos_token_id=decoder.eos_token_id,
+                max_generation_len=generation_config.max_length, device=device)
+            return LogitsProcessorList([DiaSampler(
+                **self.sampler, channels=len(self.config.delay_pattern),
+                eos=decoder.eos_token_id, delay=delay, device=device)])
+
+    return DiaWithReferenceSampling

@@ -1,0 +1,103 @@
+"""One voice across chunks on the tiny Dia model: a long text's later chunks are generated
+by the cloning call, with the first chunk's audio as the prompt and its text as the
+transcript, and only when that is on.
+
+The server's own request path runs (``POST /generate`` -> speech service -> scheduler ->
+``DiaBackend``); the backend's ``generate_codes`` is wrapped to record what each call was
+given and produced. The tiny checkpoint with a scaled EOS row stops on its own, so the
+first chunk ends on EOS (not on its budget) as real speech does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tests.conftest import make_services
+from tests.dia_fixtures import tiny_eos_model_dir  # noqa: F401
+from ttsframe.core.voices import AudioPrompt
+from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
+
+# About 480 bytes: more than Dia's 256-byte chunk, so several generations.
+TEXT = " ".join(f"[S1] Sentence number {i} of a story that goes on for a while."
+                for i in range(8))
+
+
+@pytest.fixture(scope="module")
+def dia(tmp_path_factory, tiny_eos_model_dir) -> Iterator[tuple[TestClient, object, list]]:  # noqa: F811
+    services = make_services(tmp_path_factory.mktemp("dia-continuity"),
+                             generation={"default_backend": "dia", "workers": 8},
+                             plugins={"dia": {"model": str(tiny_eos_model_dir),
+                                              "device": "cpu", "cpu_threads": 1}})
+    backend = services.backends["dia"]
+    calls: list[tuple[list, list]] = []
+    generate_codes, generate = backend.generate_codes, backend.generate
+
+    def recording_codes(tasks):
+        out = generate_codes(tasks)
+        calls.append((list(tasks), list(out)))
+        return out
+
+    def recording(tasks):
+        results = generate(tasks)
+        backend.results.append(results)
+        return results
+
+    backend.generate_codes, backend.generate, backend.results = recording_codes, recording, []
+    with TestClient(app=create_app(services), timeout=120) as client:
+        eventually(lambda: client.get("/health").json()["status"] == "healthy", timeout=120,
+                   interval=0.1, message=lambda: f"healthy: {client.get('/health').json()}")
+        yield client, backend, calls
+
+
+def speak(dia, **body) -> tuple[list, list]:
+    client, backend, calls = dia
+    calls.clear()
+    backend.results.clear()
+    r = client.post("/generate", json={"text": TEXT, "seed": 7, **body})
+    assert r.status_code == 200, r.text
+    assert int(r.headers["x-text-chunks"]) == sum(len(tasks) for tasks, _ in calls)
+    return list(calls), r.headers.get("x-ttsframe-warnings", "")
+
+
+def test_later_chunks_are_the_cloning_call_with_the_first_chunk_as_prompt(dia):
+    _, backend, _ = dia
+    calls, warnings = speak(dia)
+    ((first,), (first_out,)), (later, later_out) = calls  # chunk 1 alone, then the rest
+    assert "generated on their own" not in warnings
+    assert first.prompt is None and not first_out.info["budget_limited"]
+    assert len(later) >= 2  # chunks 2..n: one batch
+    chunk_1_audio = backend.results[0][0].samples  # what chunk 1 returned
+    for task, out in zip(later, later_out, strict=True):
+        assert task.prompt_transcript == first.text
+        np.testing.assert_array_equal(task.prompt.samples, chunk_1_audio)
+        assert out.info["prompt_frames"] > 0
+        # The same generation as cloning a voice whose prompt is chunk 1, asked directly.
+        clone = msgspec.structs.replace(
+            task, task_id="clone", cancel=type(task.cancel)(), on_progress=None,
+            prompt=AudioPrompt("chunk-1", chunk_1_audio.copy(), 44100),
+            prompt_transcript=first.text)
+        (direct,) = backend.generate_codes([clone])
+        np.testing.assert_array_equal(out.codes, direct.codes)
+
+
+def test_switched_off_every_chunk_starts_afresh(dia):
+    _, backend, _ = dia
+    calls, _ = speak(dia, chunk_continuity=False)
+    tasks = [task for call, _ in calls for task in call]
+    outs = [out for _, call in calls for out in call]
+    assert len(tasks) >= 2 and all(task.prompt is None for task in tasks)
+    for task, out in zip(tasks, outs, strict=True):
+        assert out.info["prompt_frames"] == 0
+        plain = msgspec.structs.replace(task, task_id="plain", cancel=type(task.cancel)(),
+                                        on_progress=None)
+        (direct,) = backend.generate_codes([plain])
+        np.testing.assert_array_equal(out.codes, direct.codes)
