@@ -91,6 +91,17 @@ def wait_replicas(client: httpx.Client, *states: str, timeout: float = 180.0) ->
         time.sleep(0.2)
 
 
+def thread_niceness(pid: int) -> set[int]:
+    """The nice values of a process's threads (the 19th field of each thread's stat)."""
+    values = set()
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            values.add(int(stat.read_text().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+            continue
+    return values
+
+
 def submit(client: httpx.Client, **body) -> str:
     r = client.post("/generate?async_mode=true", json={"voice_id": "alloy", **body})
     assert r.status_code == 202, r.text
@@ -123,6 +134,9 @@ def test_health_shows_two_replicas_on_two_nodes(server):
     assert [r["state"] for r in reps] == ["ready", "ready"]
     assert len({r["node_id"] for r in reps}) == 2  # one replica per node
     assert all(r["pid"] and r["pid"] != server.proc.pid for r in reps)
+    # Replicas run at the server's priority, not at the nice 15 Ray gives its workers.
+    for r in reps:
+        assert thread_niceness(r["pid"]) == {os.getpriority(os.PRIO_PROCESS, server.proc.pid)}
     assert health["queue"]["total_workers"] == 2 * 4  # generation.workers per replica
 
 

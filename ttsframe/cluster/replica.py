@@ -15,6 +15,7 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -57,6 +58,9 @@ class Replica:
         self.name = backend
         self.backend: Backend | None = None
         self._lock = threading.Lock()
+        # Batches run one at a time on one long-lived thread, as on a local worker, rather
+        # than each on a new thread.
+        self._runner = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{backend}")
         self._tokens: dict[str, CancelToken] = {}
         self._prompts: OrderedDict[str, AudioPrompt] = OrderedDict()
 
@@ -127,7 +131,7 @@ class Replica:
             finally:
                 events.put(None)
 
-        threading.Thread(target=work, name=f"ttsframe-{self.name}", daemon=True).start()
+        self._runner.submit(work)
         try:
             done = False
             while not done:
