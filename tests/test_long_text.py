@@ -14,7 +14,7 @@ from tests import streaming_fakes
 from tests.audio_checks import decode
 from tests.conftest import make_services
 from tests.streaming_fakes import speech_like
-from ttsframe.core import audio
+from ttsframe.core import audio_math
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.types import AudioPrompt, Capabilities, SpeechRequest, Voice
@@ -78,7 +78,7 @@ def test_chunks_are_joined_with_crossfades(tmp_path):
     samples, rate, _ = decode(r.content, "wav")
     tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
     parts = [speech_like(t.text, len(t.text.encode()) * 0.01, RATE) for t in tasks]
-    want = audio.crossfade_concat(parts, RATE, 10.0)
+    want = audio_math.crossfade_concat(parts, RATE, 10.0)
     assert rate == RATE and len(tasks) > 1
     assert len(samples) == len(want)
     assert np.abs(samples - want).max() < 1e-4  # 16-bit rounding only
@@ -218,8 +218,10 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
 
 
 def test_joined_result_reports_each_note_once():
+    from ttsframe.core.output_pipeline import OutputPipeline
     from ttsframe.core.speech import join_results
     from ttsframe.core.types import SynthesisResult
+    from ttsframe.plugins.encoders import PcmEncoder
 
     clamp = "max_tokens 10000 was lowered to 3071: the model holds 3072 decoder steps"
     parts = [SynthesisResult(samples=np.full(1000, 0.1 * i, np.float32), sample_rate=RATE,
@@ -227,4 +229,7 @@ def test_joined_result_reports_each_note_once():
     joined = join_results(parts)
     assert joined.notes == [clamp, "part 0", "part 1", "part 2"]
     assert joined.tokens == 30 and joined.info["chunks"] == 3
-    assert len(joined.samples) == 3000 - 2 * 240  # two 10 ms joins at 24 kHz
+    # The audio is joined by the reply's pipeline, part by part.
+    pipeline = OutputPipeline(PcmEncoder(), RATE, 1.0, parts=3, whole=True)
+    assert not b"".join(pipeline.end_part(part.samples) for part in parts)
+    assert len(pipeline.finish()) // 2 == 3000 - 2 * 240  # two 10 ms joins at 24 kHz

@@ -23,8 +23,8 @@ from tests import streaming_fakes
 from tests.audio_checks import decode
 from tests.conftest import make_services
 from tests.server import ServerProcess, install_fake_distribution
-from ttsframe.core import audio
-from ttsframe.core.streaming import CrossfadeJoiner, TempoStream
+from ttsframe.core import audio_math as audio
+from ttsframe.core.audio_math import Crossfade, Tempo
 from ttsframe.http.app import create_app
 
 RATE = 24000
@@ -60,7 +60,7 @@ def test_joiner_equals_crossfade_concat_however_the_audio_arrives():
     for _ in range(200):
         parts = [nprng.standard_normal(rng.choice([0, 1, 5, 100, 239, 240, 241, 1000, 3000]))
                  .astype(np.float32) for _ in range(rng.randint(1, 5))]
-        joiner = CrossfadeJoiner(24000, fade_ms=10.0)  # 240 samples
+        joiner = Crossfade(24000, fade_ms=10.0)  # 240 samples
         out = []
         for part in parts:
             cuts = sorted(rng.randint(0, len(part)) for _ in range(rng.randint(0, 4)))
@@ -78,7 +78,7 @@ def test_tempo_stream_matches_time_stretch():
     samples = streaming_fakes.speech_like("tempo", 3.0, RATE)
     for speed in (0.5, 1.5, 3.0):
         whole = audio.time_stretch(samples, RATE, speed)
-        stream = TempoStream(RATE, speed)
+        stream = Tempo(RATE, speed)
         pieces = [stream.feed(samples[i:i + 1234]) for i in range(0, len(samples), 1234)]
         got = np.concatenate([*pieces, stream.finish()])
         assert abs(len(got) - len(whole)) <= 0.01 * len(whole)

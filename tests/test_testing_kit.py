@@ -19,7 +19,7 @@ from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
 from ttsframe.core.interfaces import Backend, Encoder, TextPreprocessor, VoiceStore
 from ttsframe.core.types import AudioPrompt, Capabilities, SynthesisResult
 from ttsframe.plugins.encoders import WavEncoder, wav_header
-from ttsframe.core.audio import float_to_pcm16
+from ttsframe.core.audio_math import float_to_pcm16
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 from ttsframe.testing.contracts import (
     BackendContract, EncoderContract, PreprocessorContract, VoiceStoreContract)
