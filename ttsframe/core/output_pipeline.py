@@ -71,7 +71,8 @@ class OutputPipeline:
     def whole_file(self) -> bytes:
         """The kept samples as one encoded file."""
         assert self.kept is not None, "keep=True or whole=True"
-        samples = np.concatenate(self.kept) if self.kept else _EMPTY
+        kept = self.kept
+        samples = kept[0] if len(kept) == 1 else np.concatenate(kept) if kept else _EMPTY
         return self.encoder.encode(samples, self.rate)
 
     def _count(self, data: bytes) -> bytes:

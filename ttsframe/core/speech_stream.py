@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ttsframe.streaming")
 
 
-
 class SpeechStream:
     """A request's generation as encoded audio, in text order, as it comes.
 
