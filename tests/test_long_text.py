@@ -85,6 +85,21 @@ def test_chunks_are_joined_with_crossfades(tmp_path):
     assert float(r.headers["x-audio-duration"]) == pytest.approx(len(want) / RATE, abs=1e-3)
 
 
+def test_speed_applies_to_the_joined_chunks(tmp_path):
+    """A buffered reply joins the chunks first, then changes the tempo of the whole."""
+    services = pieces_services(tmp_path)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": long_dialogue(12), "speed": 1.5,
+                                           "response_format": "wav"})
+    assert r.status_code == 200, r.text
+    samples, _, _ = decode(r.content, "wav")
+    tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
+    parts = [speech_like(t.text, len(t.text.encode()) * 0.01, RATE) for t in tasks]
+    want = audio_math.time_stretch(audio_math.crossfade_concat(parts, RATE), RATE, 1.5)
+    assert len(tasks) > 1 and len(samples) == len(want)
+    assert np.abs(samples - want).max() < 1e-4  # 16-bit rounding only
+
+
 def test_chunks_may_share_batches_and_progress_covers_them_all(tmp_path):
     services = pieces_services(tmp_path, workers=4, batch_wait_ms=50)
     with TestClient(app=create_app(services)) as client:
