@@ -88,7 +88,7 @@ class Crossfade:
         if x.size == 0:
             return _EMPTY
         if self._joined:
-            self._held = np.concatenate([self._held, x])
+            self._held = _append(self._held, x)
         else:
             self._head.append(x)
             self._head_len += x.size
@@ -111,12 +111,12 @@ class Crossfade:
         return np.concatenate([out, rest])
 
     def _join(self) -> None:
-        x = np.concatenate(self._head)
+        x = self._head[0] if len(self._head) == 1 else np.concatenate(self._head)
         self._head, self._joined = [], True
         n = min(self.fade, self._held.size, x.size)
         if not self._started or n == 0:
             self._started = True
-            self._held = np.concatenate([self._held, x])
+            self._held = _append(self._held, x)
             return
         fade_in = (np.arange(n, dtype=np.float32) + 0.5) / n
         mixed = self._held[-n:] * (1.0 - fade_in) + x[:n] * fade_in
@@ -131,6 +131,12 @@ class Crossfade:
             return out
         out, self._held = self._held[:-keep], self._held[-keep:]
         return out
+
+
+def _append(held: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``held`` then ``x``, without copying ``x`` when nothing is held (whole parts of
+    long audio pass through untouched; nothing here writes into an array it holds)."""
+    return x if held.size == 0 else np.concatenate([held, x])
 
 
 def crossfade_concat(

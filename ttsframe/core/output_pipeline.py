@@ -57,8 +57,9 @@ class OutputPipeline:
         """No more parts: the last bytes of a stream, or the whole file."""
         data = self._emit(self._join.finish())
         if self.whole:
-            samples = np.concatenate(self._joined) if self._joined else _EMPTY
-            self._joined = []
+            joined, self._joined = self._joined, []
+            samples = (joined[0] if len(joined) == 1 else
+                       np.concatenate(joined) if joined else _EMPTY)
             if self._tempo is not None and samples.size:
                 samples = np.concatenate([self._tempo.feed(samples), self._tempo.finish()])
             self._keep(samples)
