@@ -1,4 +1,5 @@
-"""ttsframe.core.audio: decoding uploads, resampling, tempo, joining, PCM conversion.
+"""core/upload_decoder.py (decoding uploads) and core/audio_math.py (resampling, tempo,
+joining, PCM conversion).
 
 Every fixture is synthesised here and encoded with PyAV itself; nothing is downloaded.
 """
@@ -14,17 +15,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ttsframe.core.audio import (
+from ttsframe.core.audio_math import (
     crossfade_concat,
-    decode_audio,
-    decode_info,
     float_to_pcm16,
-    prepare_prompt,
     resample,
     time_stretch,
     to_mono,
 )
 from ttsframe.core.errors import InvalidInput
+from ttsframe.core.upload_decoder import decode_audio, decode_info, prepare_prompt
 
 
 def tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from tests.audio_checks import decode
 from tests.conftest import make_services, pieces_plugin
-from ttsframe.core import audio
+from ttsframe.core import audio_math
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.speech_types import (
@@ -83,11 +83,26 @@ def test_chunks_are_joined_with_crossfades(tmp_path):
     samples, rate, _ = decode(r.content, "wav")
     tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
     parts = [services.backends["pieces"].audio_for(t) for t in tasks]
-    want = audio.crossfade_concat(parts, RATE, 10.0)
+    want = audio_math.crossfade_concat(parts, RATE, 10.0)
     assert rate == RATE and len(tasks) > 1
     assert len(samples) == len(want)
     assert np.abs(samples - want).max() < 1e-4  # 16-bit rounding only
     assert float(r.headers["x-audio-duration"]) == pytest.approx(len(want) / RATE, abs=1e-3)
+
+
+def test_speed_applies_to_the_joined_chunks(tmp_path):
+    """A buffered reply joins the chunks first, then changes the tempo of the whole."""
+    services = pieces_services(tmp_path)
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": long_dialogue(12), "speed": 1.5,
+                                           "response_format": "wav"})
+    assert r.status_code == 200, r.text
+    samples, _, _ = decode(r.content, "wav")
+    tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
+    parts = [speech_like(t.text, len(t.text.encode()) * 0.01, RATE) for t in tasks]
+    want = audio_math.time_stretch(audio_math.crossfade_concat(parts, RATE), RATE, 1.5)
+    assert len(tasks) > 1 and len(samples) == len(want)
+    assert np.abs(samples - want).max() < 1e-4  # 16-bit rounding only
 
 
 def test_chunks_may_share_batches_and_progress_covers_them_all(tmp_path):
@@ -231,8 +246,10 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
 
 
 def test_joined_result_reports_each_note_once():
+    from ttsframe.core.output_pipeline import OutputPipeline
     from ttsframe.core.speech import join_results
     from ttsframe.core.speech_types import SynthesisResult
+    from ttsframe.plugins.encoders import PcmEncoder
 
     clamp = "max_tokens 10000 was lowered to 3071: the model holds 3072 decoder steps"
     parts = [SynthesisResult(samples=np.full(1000, 0.1 * i, np.float32), sample_rate=RATE,
@@ -240,7 +257,10 @@ def test_joined_result_reports_each_note_once():
     joined = join_results(parts)
     assert joined.notes == [clamp, "part 0", "part 1", "part 2"]
     assert joined.tokens == 30 and joined.info["chunks"] == 3
-    assert len(joined.samples) == 3000 - 2 * 240  # two 10 ms joins at 24 kHz
+    # The audio is joined by the reply's pipeline, part by part.
+    pipeline = OutputPipeline(PcmEncoder(), RATE, 1.0, parts=3, whole=True)
+    assert not b"".join(pipeline.end_part(part.samples) for part in parts)
+    assert len(pipeline.finish()) // 2 == 3000 - 2 * 240  # two 10 ms joins at 24 kHz
 
 
 def continued_calls(services) -> tuple:
@@ -274,7 +294,7 @@ def test_later_chunks_are_cloned_from_the_first_chunk(tmp_path, stream):
     assert words(" ".join(t.text for t in ordered)) == words(text)
     samples = np.frombuffer(r.content, "<i2") / 32768
     parts = [services.backends["pieces"].audio_for(t) for t in ordered]
-    assert np.abs(samples - audio.crossfade_concat(parts, RATE, 10.0)).max() < 1e-3
+    assert np.abs(samples - audio_math.crossfade_concat(parts, RATE, 10.0)).max() < 1e-3
 
 
 @pytest.mark.parametrize("config,field,continued", [

@@ -14,7 +14,7 @@ from tests.conftest import make_services
 from tests.job_helpers import logged, tone_server, wait_for
 from tests.stored_state import stored_state
 from tests.voice_fixtures import cloner_plugin, sine_wav
-from ttsframe.core import audio
+from ttsframe.core import upload_decoder
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 
@@ -38,8 +38,8 @@ def cloning_app(tmp_path) -> TestClient:
 
 def test_uploads_are_refused_by_size_before_anything_decodes_them(tmp_path, monkeypatch):
     decoded: list[int] = []
-    real = audio.prepare_prompt
-    monkeypatch.setattr(audio, "prepare_prompt",
+    real = upload_decoder.prepare_prompt
+    monkeypatch.setattr(upload_decoder, "prepare_prompt",
                         lambda data, **kw: decoded.append(len(data)) or real(data, **kw))
     with app(tmp_path, storage={"max_upload_mb": 1}) as c:
         big = sine_wav(20.0)  # 1.7 MB of WAV

@@ -22,9 +22,11 @@ from litestar.testing import TestClient
 from tests.audio_checks import decode
 from tests.conftest import make_services, pieces_plugin
 from tests.server import ServerProcess, install_fake_backend
-from ttsframe.core import audio
-from ttsframe.core.streaming import CrossfadeJoiner, TempoStream
+from ttsframe.core import audio_math as audio
+from ttsframe.core.audio_math import Crossfade, Tempo
+from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.http.app import create_app
+from ttsframe.plugins.encoders import PcmEncoder
 from ttsframe.testing.fake_backend import speech_like
 
 RATE = 24000
@@ -60,7 +62,7 @@ def test_joiner_equals_crossfade_concat_however_the_audio_arrives():
     for _ in range(200):
         parts = [nprng.standard_normal(rng.choice([0, 1, 5, 100, 239, 240, 241, 1000, 3000]))
                  .astype(np.float32) for _ in range(rng.randint(1, 5))]
-        joiner = CrossfadeJoiner(24000, fade_ms=10.0)  # 240 samples
+        joiner = Crossfade(24000, fade_ms=10.0)  # 240 samples
         out = []
         for part in parts:
             cuts = sorted(rng.randint(0, len(part)) for _ in range(rng.randint(0, 4)))
@@ -78,11 +80,37 @@ def test_tempo_stream_matches_time_stretch():
     samples = speech_like("tempo", 3 * RATE, RATE)
     for speed in (0.5, 1.5, 3.0):
         whole = audio.time_stretch(samples, RATE, speed)
-        stream = TempoStream(RATE, speed)
+        stream = Tempo(RATE, speed)
         pieces = [stream.feed(samples[i:i + 1234]) for i in range(0, len(samples), 1234)]
         got = np.concatenate([*pieces, stream.finish()])
         assert abs(len(got) - len(whole)) <= 0.01 * len(whole)
         assert aligned_correlation(got, whole, 200) > 0.99
+
+
+def test_a_streamed_pipeline_sends_the_whole_file_s_audio():
+    """However the parts arrive, a stream's bytes carry the samples of the whole file."""
+    rng = np.random.default_rng(5)
+    parts = [rng.uniform(-0.5, 0.5, n).astype(np.float32) for n in (3000, 100, 4500)]
+    for speed in (1.0, 1.25):
+        whole = OutputPipeline(PcmEncoder(), RATE, speed, parts=3, whole=True)
+        assert b"".join(whole.end_part(p) for p in parts) == b""
+        file = whole.finish()
+        streamed = OutputPipeline(PcmEncoder(), RATE, speed, parts=3, keep=True)
+        sent = b""
+        for part in parts:
+            sent += streamed.feed(part[:1234]) + streamed.feed(part[1234:2000])
+            sent += streamed.end_part(part[2000:])
+        sent += streamed.finish()
+        assert streamed.bytes_out == len(sent) and whole.bytes_out == len(file)
+        if speed == 1.0:
+            assert sent == file  # the same samples, byte for byte
+        else:  # the tempo filter saw other frame sizes: the same sound, within a frame
+            a, b = (np.frombuffer(x, "<i2").astype(np.float32) / 32767 for x in (file, sent))
+            assert abs(len(a) - len(b)) <= 0.01 * len(a)
+            assert aligned_correlation(b, a, 200) > 0.99
+        assert streamed.whole_file() == PcmEncoder().encode(
+            np.frombuffer(sent, "<i2").astype(np.float32) / 32767, RATE)
+        assert whole.duration_s == pytest.approx(len(file) / 2 / RATE)
 
 
 # ----------------------------------------------------------------------------- in process

@@ -23,7 +23,7 @@ from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.speech_types import Capabilities, SynthesisResult
 from ttsframe.core.voices import AudioPrompt
 from ttsframe.plugins.encoders import WavEncoder, wav_header
-from ttsframe.core.audio import float_to_pcm16
+from ttsframe.core.audio_math import float_to_pcm16
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 from ttsframe.testing.contracts import (
     BackendContract, EncoderContract, PreprocessorContract, VoiceStoreContract)

@@ -9,7 +9,7 @@ Plugin routes also use ``ttsframe.routes``; plugin tests use ``ttsframe.testing`
 __version__ = "0.1.0"
 
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes
-from ttsframe.core.audio import DecodedAudio, decode_audio, resample, to_mono
+from ttsframe.core.audio_math import resample, to_mono
 from ttsframe.core.backend import Backend
 from ttsframe.core.clients import Client
 from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
@@ -41,6 +41,7 @@ from ttsframe.core.speech_types import (
     SynthesisResult,
     SynthesisTask,
 )
+from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
 

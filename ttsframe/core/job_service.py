@@ -158,8 +158,7 @@ class JobService:
         REQUEST_ID.set(prepared.request.request_id)  # this task's log lines, resumed too
         event = GenerationEvent(prepared, ticket, job_id=job_id)
         try:
-            result = await ticket.future
-            event.output = await self.speech.finish(prepared, result)
+            event.output = await self.speech.finish(prepared, ticket)
             if not await self._store_result(job_id, event):
                 event.output, event.error = None, Cancelled("cancelled by request")
         except asyncio.CancelledError:  # server shutting down: the job stays pending

@@ -3,9 +3,10 @@
 Each step is owned by one collaborator injected at startup; this module only orders them.
 Blocking work (prompt loading, time-stretching, encoding) runs in threads so the event
 loop keeps answering ``/health`` and job polls during generation. Text longer than the
-backend speaks well becomes one task per chunk under one scheduler ticket (``part_tasks``,
-``join_results``); ``open_stream`` runs the same tasks and sends audio as it comes
-(``core/streaming.py``).
+backend speaks well becomes one task per chunk under one scheduler ticket (``part_tasks``).
+Every reply is the request's ``SpeechStream`` (``core/speech_stream.py``) through one
+``OutputPipeline``: ``open_stream`` sends its audio as it comes, ``finish`` (buffered
+replies and jobs) drains it into one file.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ import anyio.to_thread
 import msgspec
 import numpy as np
 
-from ttsframe.core import audio
+from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
 from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput
+from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import (
     Capabilities,
     SpeechOutput,
@@ -39,7 +42,6 @@ from ttsframe.core.speech_types import (
     SynthesisResult,
     SynthesisTask,
 )
-from ttsframe.core.streaming import CROSSFADE_MS, SpeechStream, StreamEncoder
 from ttsframe.core.tracing import Tracing
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
@@ -160,7 +162,7 @@ class SpeechService:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
         self.encoder(request.response_format)
-        audio.check_speed(request.speed)  # buffered and streamed alike, before queueing
+        check_speed(request.speed)  # buffered and streamed alike, before queueing
         check_language(request.language)
         caps = backend.capabilities
         text = request.text.strip()
@@ -359,38 +361,60 @@ class SpeechService:
         finally:
             self.scheduler.end_announcement(prepared.announcement)
 
-    async def finish(self, prepared: PreparedSpeech, result: SynthesisResult) -> SpeechOutput:
-        """Speed change and encoding, off the event loop."""
+    def _stream(self, prepared: PreparedSpeech, ticket: Ticket, pipeline: OutputPipeline,
+                on_end=None) -> SpeechStream:
+        stream = SpeechStream(prepared=prepared, scheduler=self.scheduler, ticket=ticket,
+                              pipeline=pipeline, loop=asyncio.get_running_loop(),
+                              on_end=on_end)
+        stream.head = self.speech_output(stream)
+        return stream
+
+    def _pipeline(self, prepared: PreparedSpeech, *, whole: bool) -> OutputPipeline:
         request = prepared.request
-        encoder = self.encoder(request.response_format)
+        return OutputPipeline(self.encoder(request.response_format),
+                              self.backends[prepared.backend].capabilities.sample_rate,
+                              request.speed, parts=len(prepared.chunks), whole=whole,
+                              keep=self.settings.logging.save_outputs)
 
-        def work() -> tuple[bytes, float]:
-            samples = result.samples
-            if request.speed != 1.0:
-                samples = audio.time_stretch(samples, result.sample_rate, request.speed)
-            return encoder.encode(samples, result.sample_rate), len(samples) / result.sample_rate
+    def speech_output(self, stream: SpeechStream, data: bytes = b"") -> SpeechOutput:
+        """The reply's description: up front (the stream's ``head``: no audio, duration or
+        tokens yet), or at the end with the audio and every part's notes."""
+        prepared, pipeline = stream.prepared, stream.pipeline
+        encoder, rate = pipeline.encoder, pipeline.rate
+        return SpeechOutput(
+            audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
+            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
+            duration_s=pipeline.duration_s, text=prepared.task.text,
+            voice_id=prepared.voice.voice_id, backend=prepared.backend,
+            tokens=sum(r.tokens for r in stream.results),
+            warnings=_unique([*prepared.warnings, *prepared.task.notes,
+                              *(note for r in stream.results for note in r.notes)]))
 
-        with self.tracing.span("ttsframe.encode", **{"ttsframe.format": request.response_format}):
-            data, duration = await anyio.to_thread.run_sync(work)
-        warnings = [*prepared.warnings, *prepared.task.notes, *result.notes]
-        for warning in warnings:
+    def _log_warnings(self, prepared: PreparedSpeech, output: SpeechOutput) -> None:
+        for warning in output.warnings:
             log.warning("request %s: %s", prepared.task.task_id, warning)
-        return SpeechOutput(audio=data, content_type=encoder.content_type,
-                            sample_rate=encoder.output_rate(result.sample_rate),
-                            headers={**encoder.response_headers(result.sample_rate),
-                                     **chunk_headers(prepared)},
-                            duration_s=duration,
-                            text=prepared.task.text, voice_id=prepared.voice.voice_id,
-                            backend=prepared.backend, tokens=result.tokens, warnings=warnings)
+
+    async def finish(self, prepared: PreparedSpeech, ticket: Ticket) -> SpeechOutput:
+        """The whole reply of a submitted request (buffered replies and jobs): its stream
+        drained into one file; raises the generation's failure."""
+        request = prepared.request
+        stream = self._stream(prepared, ticket, self._pipeline(prepared, whole=True))
+        await stream.drain()
+        with self.tracing.span("ttsframe.encode", **{"ttsframe.format": request.response_format}):
+            data = await anyio.to_thread.run_sync(stream.pipeline.finish)
+        # Shielded: a caller that gives up must not cancel the ticket's future itself, or
+        # the scheduler would take the task as settled and let it run on. Once it is
+        # settled, the ticket's timings and batch size are final.
+        await asyncio.shield(ticket.future)
+        output = self.speech_output(stream, data)
+        self._log_warnings(prepared, output)
+        return output
 
     async def synthesize(self, request: SpeechRequest) -> SpeechOutput:
         prepared = await self.prepare(request)
         ticket = self.submit(prepared)
         try:
-            # Shielded: a caller that gives up must not cancel the ticket's future itself,
-            # or the scheduler would take the task as settled and let it run on.
-            result = await asyncio.shield(ticket.future)
-            output = await self.finish(prepared, result)
+            output = await self.finish(prepared, ticket)
         except BaseException as exc:
             if self.scheduler.cancel(prepared.task.task_id, "request abandoned"):
                 ticket.future.add_done_callback(_retrieve)
@@ -400,55 +424,35 @@ class SpeechService:
         output.headers["X-Batch-Size"] = str(ticket.batch_size)
         return output
 
-    async def open_stream(self, request: SpeechRequest) -> tuple[PreparedSpeech, SpeechStream]:
+    async def open_stream(self, request: SpeechRequest) -> SpeechStream:
         """Start a streamed generation; return once its first bytes are ready, so that
-        everything that fails before any audio is an ordinary error reply."""
+        everything that fails before any audio is an ordinary error reply. The stream
+        carries the request (``prepared``) and what its headers say (``head``)."""
         prepared = await self.prepare(request)
-        encoder = self.encoder(request.response_format)
-        rate = self.backends[prepared.backend].capabilities.sample_rate
-        pipeline = StreamEncoder(encoder, rate, request.speed, parts=len(prepared.chunks),
-                                 keep=self.settings.logging.save_outputs)
+        pipeline = self._pipeline(prepared, whole=False)
         tasks = self.part_tasks(prepared)
         ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent
-        stream = SpeechStream(scheduler=self.scheduler, ticket=ticket, encoder=pipeline,
-                              loop=asyncio.get_running_loop(),
-                              on_end=partial(self._stream_ended, prepared, ticket, encoder))
+        stream = self._stream(prepared, ticket, pipeline, on_end=self._stream_ended)
         # No await since submit: the dispatcher cannot have started a task yet.
         for index, task in enumerate(tasks):
             task.on_audio = stream.audio_callback(index)
-        stream.head = SpeechOutput(
-            audio=b"", content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
-            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
-            duration_s=0.0, text=prepared.task.text, voice_id=prepared.voice.voice_id,
-            backend=prepared.backend, warnings=[*prepared.warnings, *prepared.task.notes])
         self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
-        return prepared, stream
+        return stream
 
-    async def _stream_ended(self, prepared: PreparedSpeech, ticket: Ticket, encoder: Encoder,
-                            pipeline: StreamEncoder, results: list[SynthesisResult],
-                            error: BaseException | None) -> None:
+    async def _stream_ended(self, stream: SpeechStream, error: BaseException | None) -> None:
         """Report a stream that ended to the observers (the generation log)."""
+        prepared, ticket, pipeline = stream.prepared, stream.ticket, stream.pipeline
         self.open_streams[prepared.backend] -= 1
         if error is not None:
             await self.notify(GenerationEvent(prepared, ticket, error=error,
                                               streamed_bytes=pipeline.bytes_out))
             return
-        warnings = _unique([*prepared.warnings, *prepared.task.notes,
-                            *(note for r in results for note in r.notes)])
-        for warning in warnings:
-            log.warning("request %s: %s", prepared.task.task_id, warning)
         data = b""
         if pipeline.kept is not None:  # logging.save_outputs: keep a whole file
-            samples = np.concatenate(pipeline.kept) if pipeline.kept else np.zeros(0, np.float32)
-            data = await anyio.to_thread.run_sync(encoder.encode, samples, pipeline.rate)
-        output = SpeechOutput(
-            audio=data, content_type=encoder.content_type,
-            sample_rate=encoder.output_rate(pipeline.rate),
-            headers={**encoder.response_headers(pipeline.rate), **chunk_headers(prepared)},
-            duration_s=pipeline.duration_s, text=prepared.task.text,
-            voice_id=prepared.voice.voice_id, backend=prepared.backend,
-            tokens=sum(r.tokens for r in results), warnings=warnings)
+            data = await anyio.to_thread.run_sync(pipeline.whole_file)
+        output = self.speech_output(stream, data)
+        self._log_warnings(prepared, output)
         await self.notify(GenerationEvent(prepared, ticket, output=output,
                                           streamed_bytes=pipeline.bytes_out))
 
@@ -468,13 +472,11 @@ def _retrieve(future: asyncio.Future) -> None:
 
 
 def join_results(results: list[SynthesisResult]) -> SynthesisResult:
-    """The chunks of a long text as one result: audio crossfaded, notes once each."""
-    rate = results[0].sample_rate
-    pieces = [r.samples if r.sample_rate == rate else audio.resample(r.samples, r.sample_rate,
-                                                                      rate)
-              for r in results]
+    """The chunks of a long text as the request ticket's one result: tokens summed, notes
+    once each. Its audio is empty: the parts keep theirs, which the request's
+    ``SpeechStream`` joins in text order as it arrives."""
     return SynthesisResult(
-        samples=audio.crossfade_concat(pieces, rate, CROSSFADE_MS), sample_rate=rate,
+        samples=np.zeros(0, np.float32), sample_rate=results[0].sample_rate,
         tokens=sum(r.tokens for r in results),
         notes=_unique([note for r in results for note in r.notes]),
         info={"chunks": len(results), "parts": [r.info for r in results]})

@@ -11,8 +11,8 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
+from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
-from ttsframe.core.streaming import SpeechStream
 from ttsframe.http.disconnect import unless_disconnected
 
 if TYPE_CHECKING:
@@ -72,13 +72,15 @@ def stream_response(stream: SpeechStream) -> Stream:
     return Stream(body(), media_type=stream.head.content_type, headers=headers)
 
 
-def sse_response(stream: SpeechStream, input_tokens: int) -> Stream:
+def sse_response(stream: SpeechStream) -> Stream:
     """OpenAI's ``stream_format: "sse"``: each piece of encoded audio as a
     ``speech.audio.delta`` event (base64 ``audio``), then one ``speech.audio.done`` with
     ``usage``. Events are ``data:`` lines only, the type inside the JSON as OpenAI sends
     them (a named ``event:`` would hide them from a browser's ``EventSource.onmessage``).
-    A failure after the first event closes the connection without ``speech.audio.done``."""
+    A failure after the first event closes the connection without ``speech.audio.done``.
+    The input tokens are the UTF-8 bytes of the text spoken."""
     assert stream.head is not None
+    input_tokens = len(stream.prepared.task.text.encode())
     headers = {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
 
@@ -102,13 +104,17 @@ def sse_event(payload: dict) -> bytes:
 
 
 async def speech_reply(request: Request, services: Services, speech: SpeechRequest,
-                       tracked: SpeechTracker) -> Response:
-    """The audio of ``speech``, streamed when it asks to be, else whole; either way the
-    generation is cancelled if the client leaves before its reply starts."""
-    if speech.stream:
-        _, stream = await unless_disconnected(request, services.speech.open_stream(speech))
+                       tracked: SpeechTracker | None = None, *, sse: bool = False) -> Response:
+    """The one way a handler answers ``speech``: streamed when it asks to be
+    (``speech.stream``; ``sse`` sends the stream as OpenAI's server-sent events), else
+    whole. Either way the generation is cancelled if the client leaves before its reply
+    starts; ``tracked`` (the built-in routes' metrics) hears when the audio is ready."""
+    if speech.stream or sse:
+        stream = await unless_disconnected(request, services.speech.open_stream(speech))
+        reply = sse_response(stream) if sse else stream_response(stream)
+    else:
+        output = await unless_disconnected(request, services.speech.synthesize(speech))
+        reply = audio_response(output)
+    if tracked is not None:
         tracked.first_audio()
-        return stream_response(stream)
-    output = await unless_disconnected(request, services.speech.synthesize(speech))
-    tracked.first_audio()
-    return audio_response(output)
+    return reply

@@ -24,7 +24,7 @@ import av
 import numpy as np
 import soxr
 
-from ttsframe.core.audio import float_to_pcm16, to_mono
+from ttsframe.core.audio_math import float_to_pcm16, to_mono
 from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.hookspecs import hookimpl
 

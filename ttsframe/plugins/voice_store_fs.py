@@ -47,7 +47,7 @@ import msgspec
 import numpy as np
 import soundfile as sf
 
-from ttsframe.core import audio
+from ttsframe.core import audio_math as audio
 from ttsframe.core.atomic import (
     atomic_write_bytes,
     fsync_dir,

@@ -25,7 +25,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from ttsframe import Client, GenerationParams, InvalidInput, SpeechRequest, Voice
-from ttsframe.routes import Services, audio_response, stream_response, unless_disconnected
+from ttsframe.routes import Services, speech_reply
 
 STATE_KEY = "xtts_api_settings"
 
@@ -171,29 +171,28 @@ async def tts_to_audio(request: Request, services: NamedDependency[Services], st
     speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
                              _settings(state))
     speech.client = client.owner
-    return audio_response(
-        await unless_disconnected(request, services.speech.synthesize(speech)))
+    return await speech_reply(request, services, speech)
 
 
 @get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],
      summary="XTTS API: tts_to_audio as a GET an audio element plays while it arrives")
-async def tts_stream(services: NamedDependency[Services], state: State,
+async def tts_stream(request: Request, services: NamedDependency[Services], state: State,
                      plugin_config: NamedDependency[XttsApiConfig], text: FromQuery[str],
                      speaker_wav: FromQuery[str], client: NamedDependency[Client],
                      language: FromQuery[str | None] = None) -> Stream:
     speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
     speech.client = client.owner
-    _, stream = await services.speech.open_stream(speech)
-    return stream_response(stream)
+    speech.stream = True
+    return await speech_reply(request, services, speech)
 
 
 @get("/sample/{name:str}", operation_id="xtts_sample", tags=["xtts"],
      summary="XTTS API: a short preview of a speaker")
-async def sample(name: FromPath[str], services: NamedDependency[Services],
+async def sample(request: Request, name: FromPath[str], services: NamedDependency[Services],
                  plugin_config: NamedDependency[XttsApiConfig]) -> Response[bytes]:
     speech = _speech_request(plugin_config.preview_text, name, None, plugin_config,
                              XttsSettings())
-    return audio_response(await services.speech.synthesize(speech))
+    return await speech_reply(request, services, speech)
 
 
 ROUTES = [speakers, speakers_list, set_tts_settings, tts_to_audio, tts_stream, sample]

@@ -17,7 +17,6 @@ from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import NotFound
 from ttsframe.core.voices import Voice
-from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import (
     LookupOperation,
@@ -25,7 +24,7 @@ from ttsframe.http.openapi import (
     SpeechCreateBody,
     errors,
 )
-from ttsframe.http.responses import speech_reply, sse_response
+from ttsframe.http.responses import speech_reply
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
@@ -58,12 +57,7 @@ async def create_speech(data: SpeechCreateBody, services: NamedDependency[Servic
         speech.stream = services.speech.encoder(speech.response_format).incremental
     mode = "stream" if speech.stream or delivery == "sse" else "sync"
     async with track_speech(services, "/v1/audio/speech", speech, mode) as tracked:
-        if delivery == "sse":
-            opening = services.speech.open_stream(speech)
-            prepared, stream = await unless_disconnected(request, opening)
-            tracked.first_audio()
-            return sse_response(stream, input_tokens=len(prepared.task.text.encode()))
-        return await speech_reply(request, services, speech, tracked)
+        return await speech_reply(request, services, speech, tracked, sse=delivery == "sse")
 
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:

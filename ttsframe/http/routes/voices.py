@@ -22,7 +22,7 @@ from litestar.openapi.spec import RequestBody as OpenAPIRequestBody
 from litestar.openapi.spec import Schema as OpenAPISchema
 from litestar.params import FromQuery, JSONBody
 
-from ttsframe.core import audio
+from ttsframe.core import upload_decoder
 from ttsframe.core.assembly import Services
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
 from ttsframe.core.ids import check_id
@@ -215,7 +215,7 @@ async def upload_audio_prompt(request: Request, services: NamedDependency[Servic
     filename = PurePath(upload.filename or "").name
 
     def decode() -> tuple[Any, dict[str, Any]]:
-        return audio.prepare_prompt(upload.file.read(), target_rate=PROMPT_RATE,
+        return upload_decoder.prepare_prompt(upload.file.read(), target_rate=PROMPT_RATE,
                                     filename_hint=filename or None)
 
     try:

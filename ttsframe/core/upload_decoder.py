@@ -1,27 +1,24 @@
-"""Pure audio helpers: decoding uploads, resampling, tempo change, joining, PCM conversion.
+"""Decoding untrusted audio uploads (voice prompts): the security boundary for audio.
 
-Everything here comes from pip wheels (numpy, soxr, PyAV's bundled FFmpeg); no ffmpeg
-binary and no torch. Mono float32 arrays in [-1, 1] are the common currency; multichannel
-arrays are ``(frames, channels)`` as soundfile returns them.
+Bytes from a client reach FFmpeg (PyAV's bundled build) only through here: known
+demuxers only, bounded rates, channels and duration, truncation detected. The result is
+mono float32 in [-1, 1]; the maths on it lives in ``core/audio_math.py``.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import PurePath
 
 import av
 import numpy as np
-import soxr
 
+from ttsframe.core.audio_math import resample
 from ttsframe.core.errors import InvalidInput
 
 MAX_SOURCE_RATE = 384_000
 MAX_CHANNELS = 16
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 # Demuxers FFmpeg may pick while probing an upload. Anything else (playlists, images,
 # exotic containers) is refused before a demuxer runs, which keeps e.g. the HLS demuxer
@@ -56,122 +53,6 @@ class DecodedAudio:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
-
-
-# --------------------------------------------------------------------------- basics
-
-
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average the channels of a ``(frames, channels)`` array; 1-D input is returned as is."""
-    x = np.asarray(samples)
-    if x.ndim == 1:
-        return x
-    if x.ndim != 2:
-        raise ValueError(f"expected (frames, channels) audio, got shape {x.shape}")
-    return x.mean(axis=1, dtype=np.float64).astype(np.float32)
-
-
-def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Band-limited resampling with soxr (VHQ), so no energy aliases into the new band."""
-    if from_rate <= 0 or to_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
-    x = np.asarray(samples, dtype=np.float32)
-    if from_rate == to_rate or x.shape[0] == 0:
-        return x
-    return soxr.resample(x, from_rate, to_rate, quality="VHQ").astype(np.float32, copy=False)
-
-
-def float_to_pcm16(samples: np.ndarray) -> bytes:
-    """Clip to [-1, 1] and return 16-bit little-endian PCM bytes (NaN becomes silence)."""
-    x = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0)
-    pcm = np.rint(np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2")
-    return pcm.tobytes()
-
-
-def crossfade_concat(
-    pieces: list[np.ndarray], sample_rate: int, fade_ms: float = 10.0
-) -> np.ndarray:
-    """Join mono pieces with a short linear crossfade so joins do not click.
-
-    Each join overlaps the end of one piece with the start of the next by ``fade_ms``
-    (shortened when a piece is shorter), so the result is shorter than the plain sum by
-    the overlaps. Linear gains sum to one, so a join never exceeds the louder piece and
-    cannot clip (equal-power would add 3 dB where both sides match); over a few
-    milliseconds its small dip on unrelated signals is inaudible.
-    """
-    parts = [np.asarray(p, dtype=np.float32).reshape(-1) for p in pieces]
-    parts = [p for p in parts if p.size]
-    if not parts:
-        return np.zeros(0, np.float32)
-    want = max(0, round(sample_rate * fade_ms / 1000.0))
-    out = parts[0].copy()
-    for nxt in parts[1:]:
-        n = min(want, len(out), len(nxt))
-        if n == 0:
-            out = np.concatenate([out, nxt])
-            continue
-        fade_in = (np.arange(n, dtype=np.float32) + 0.5) / n
-        mixed = out[-n:] * (1.0 - fade_in) + nxt[:n] * fade_in
-        out = np.concatenate([out[:-n], mixed, nxt[n:]])
-    return out
-
-
-# --------------------------------------------------------------------------- tempo
-
-
-def _tempo_factors(speed: float) -> list[float]:
-    """Split ``speed`` into equal factors inside atempo's 0.5-2.0 range per instance."""
-    count = max(1, math.ceil(abs(math.log(speed, 2)) - 1e-9))
-    return [speed ** (1.0 / count)] * count
-
-
-def check_speed(speed: float) -> None:
-    """A speed the tempo filter can apply; NaN and infinities fail the range test too."""
-    if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InvalidInput(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
-
-
-def time_stretch(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
-    """Change tempo, keeping pitch, with FFmpeg's ``atempo`` (speed 2.0 halves duration).
-
-    atempo (WSOLA) sounds far better on speech than resampling tricks and ships inside
-    PyAV, so no extra dependency is needed. Instances are chained for speeds beyond 0.5-2.
-    """
-    check_speed(speed)
-    if speed == 1.0:
-        return samples
-    x = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(-1))
-    if x.size == 0:
-        return x
-    tb = Fraction(1, sample_rate)
-    graph = av.filter.Graph()
-    nodes = [graph.add_abuffer(sample_rate=sample_rate, format="flt", layout="mono", time_base=tb)]
-    nodes += [graph.add("atempo", f"{f!r}") for f in _tempo_factors(speed)]
-    nodes.append(graph.add("abuffersink"))
-    graph.link_nodes(*nodes)
-    graph.configure()
-
-    out: list[np.ndarray] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                frame = graph.pull()
-            except (BlockingIOError, av.error.EOFError):
-                return
-            out.append(frame.to_ndarray().reshape(-1))
-
-    block = 16384
-    for start in range(0, x.size, block):
-        frame = av.AudioFrame.from_ndarray(
-            x[None, start : start + block], format="flt", layout="mono"
-        )
-        frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, tb
-        graph.push(frame)
-        drain()
-    graph.push(None)
-    drain()
-    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
 
 
 # --------------------------------------------------------------------------- decoding

@@ -1,0 +1,173 @@
+"""A request's generation as a stream of encoded audio, whole replies included.
+
+A request runs one task per text chunk. Their audio travels ``backend thread -> on_audio
+-> event loop queue -> parts in text order -> OutputPipeline (joins, tempo, encoder)``.
+A streamed reply sends the bytes as they come; a buffered reply or a job drains the same
+stream into one file (its tasks have no ``on_audio``: each part arrives whole when it is
+done), so both decode to the same audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+import numpy as np
+
+from ttsframe.core.audio_math import resample
+from ttsframe.core.errors import Cancelled
+from ttsframe.core.output_pipeline import OutputPipeline
+from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.types import SpeechOutput, SynthesisResult
+
+if TYPE_CHECKING:
+    from ttsframe.core.speech import PreparedSpeech
+
+log = logging.getLogger("ttsframe.streaming")
+
+
+class SpeechStream:
+    """A request's generation as encoded audio, in text order, as it comes.
+
+    ``parts`` are the tickets of the request's tasks in text order (one unless the text
+    was split); a streamed request's tasks get ``audio_callback(index)`` as their
+    ``on_audio``. Audio of later parts is held until earlier parts are sent. A streamed
+    reply calls :meth:`start` and iterates; :meth:`close` cancels the generation (client
+    gone) and ``on_end(stream, error)`` runs once, however the stream ended. A whole
+    reply calls :meth:`drain`, then ``pipeline.finish()`` for the file.
+    """
+
+    def __init__(self, *, prepared: PreparedSpeech, scheduler: Scheduler, ticket: Ticket,
+                 pipeline: OutputPipeline, loop: asyncio.AbstractEventLoop,
+                 on_end: Callable[[SpeechStream, BaseException | None], Awaitable[None]]
+                 | None = None) -> None:
+        self.prepared = prepared
+        self.scheduler = scheduler
+        self.ticket = ticket
+        self.parts = ticket.parts or [ticket]
+        self.pipeline = pipeline
+        self.results: list[SynthesisResult] = []  # of the parts done so far, in order
+        # What the reply's headers say (format, rate, voice, warnings known up front).
+        self.head: SpeechOutput | None = None
+        self._loop = loop
+        self._events: asyncio.Queue[tuple[str, int, np.ndarray | None]] = asyncio.Queue()
+        self._first: bytes | None = None
+        self._body: AsyncIterator[bytes] | None = None
+        self._on_end = on_end
+        self._ended = False
+        self._tasks: set[asyncio.Task] = set()
+        for index, part in enumerate(self.parts):
+            part.future.add_done_callback(
+                lambda _f, i=index: self._events.put_nowait(("done", i, None)))
+
+    def audio_callback(self, index: int) -> Callable[[np.ndarray], None]:
+        """``on_audio`` for part ``index``: hands samples from the backend's thread to
+        the event loop (the queue keeps them ahead of the part's completion)."""
+        def on_audio(samples: np.ndarray) -> None:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, ("audio", index, samples))
+        return on_audio
+
+    async def start(self) -> None:
+        """Wait for the first bytes, so that a failure before any audio is an ordinary
+        error reply (4xx/5xx) rather than a broken stream."""
+        self._body = self._produce()
+        try:
+            self._first = await anext(self._body, b"")
+        except BaseException as exc:
+            self._end(exc)
+            raise
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        assert self._body is not None, "start() first"
+        try:
+            if self._first:
+                yield self._first
+            async for data in self._body:
+                yield data
+        except BaseException as exc:
+            self._end(exc if not isinstance(exc, GeneratorExit | asyncio.CancelledError)
+                      else Cancelled("the client disconnected"))
+            raise
+        self._end(None)
+
+    def close(self, reason: str = "the client disconnected") -> None:
+        """Stop generating (idempotent); the worker moves on between decoding steps."""
+        if not self._ended:
+            self._end(Cancelled(reason))
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if error is not None:
+            reason = getattr(error, "message", None) or str(error) or type(error).__name__
+            if isinstance(error, asyncio.CancelledError):  # the handler went: client gone
+                reason = "request abandoned (client disconnected)"
+            self.scheduler.cancel(self.ticket.task.task_id, reason)
+            if self._first is not None and not isinstance(error, Cancelled):
+                log.error("stream %s failed after its audio had started; the connection is "
+                          "closed without a clean end so the client sees it: %s",
+                          self.ticket.task.task_id, reason)
+        if self._on_end is None:
+            return
+        task = self._loop.create_task(self._on_end(self, error))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Feed every part to the pipeline, for a whole reply (its bytes come from
+        ``pipeline.finish``); raises the first part's failure."""
+        async for data in self._parts():
+            assert not data, "a whole reply's pipeline returns bytes only from finish"
+
+    async def _produce(self) -> AsyncIterator[bytes]:
+        async for data in self._parts():
+            yield data
+        data = await anyio.to_thread.run_sync(self.pipeline.finish)
+        if data:
+            yield data
+
+    async def _parts(self) -> AsyncIterator[bytes]:
+        """The parts' audio through the pipeline in text order, as it arrives."""
+        run = anyio.to_thread.run_sync
+        buffers: dict[int, list[np.ndarray]] = defaultdict(list)
+        done: set[int] = set()
+        emitted = [0] * len(self.parts)
+        current = 0
+        while current < len(self.parts):
+            kind, index, samples = await self._events.get()
+            if kind == "audio":
+                buffers[index].append(samples)  # type: ignore[arg-type]
+            else:
+                done.add(index)
+                error = _failure(self.parts[index])
+                if error is not None:  # the first failure, whichever part: stop here
+                    raise error
+            while current < len(self.parts):
+                for piece in buffers.pop(current, []):
+                    emitted[current] += piece.size
+                    data = await run(self.pipeline.feed, piece)
+                    if data:
+                        yield data
+                if current not in done:
+                    break
+                result: SynthesisResult = self.parts[current].future.result()
+                tail = np.asarray(result.samples, dtype=np.float32)[emitted[current]:]
+                if result.sample_rate != self.pipeline.rate:
+                    tail = resample(tail, result.sample_rate, self.pipeline.rate)
+                self.results.append(result)
+                data = await run(self.pipeline.end_part, tail)
+                if data:
+                    yield data
+                current += 1
+
+
+def _failure(ticket: Ticket) -> BaseException | None:
+    future = ticket.future
+    if future.cancelled():
+        return Cancelled("cancelled")
+    return future.exception()
