@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ttsframe.core.audio_math import CROSSFADE_MS, Crossfade, Tempo
-from ttsframe.core.interfaces import Encoder, StreamWriter
+from ttsframe.core.encoder import Encoder, StreamWriter
 
 _EMPTY = np.zeros(0, np.float32)
 

@@ -22,7 +22,7 @@ from ttsframe.core.audio_math import resample
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.scheduler import Scheduler, Ticket
-from ttsframe.core.types import SpeechOutput, SynthesisResult
+from ttsframe.core.speech_types import SpeechOutput, SynthesisResult
 
 if TYPE_CHECKING:
     from ttsframe.core.speech import PreparedSpeech
