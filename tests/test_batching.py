@@ -19,7 +19,8 @@ from tests.dia_fixtures import tiny_backend, tiny_model_dir  # noqa: E402, F401
 from tests.server import ServerProcess  # noqa: E402
 from ttsframe.core.errors import InvalidInput  # noqa: E402
 from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams, SynthesisTask  # noqa: E402
+from ttsframe.core.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.testing.fake_backend import STREAMING, FakeBackend  # noqa: E402
 from ttsframe.testing.waiting import eventually  # noqa: E402

@@ -13,7 +13,8 @@ from ttsframe.cli import _serve_overrides, build_parser
 from ttsframe.cluster.wire import decode_outcome, encode_outcome, prompt_key, to_payload
 from ttsframe.core.config import load_settings
 from ttsframe.core.errors import ConfigError, GenerationFailed, InvalidInput
-from ttsframe.core.speech_types import GenerationParams, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams
+from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
 
 

@@ -15,7 +15,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from ttsframe.core.plugins import PluginContext
-from ttsframe.core.speech_types import GenerationParams, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams
+from ttsframe.core.synthesis import SynthesisTask
 from ttsframe.plugins import dia
 from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.dia import backend as dia_backend

@@ -21,7 +21,8 @@ from tests.conftest import make_services  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.test_streaming import aligned_correlation  # noqa: E402
 from ttsframe.core.errors import Cancelled  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams, SynthesisTask  # noqa: E402
+from ttsframe.core.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.http.app import create_app  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402

@@ -15,12 +15,8 @@ from tests.conftest import make_services, pieces_plugin
 from ttsframe.core import audio_math
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech import SpeechService
-from ttsframe.core.speech_types import (
-    Capabilities,
-    GenerationParams,
-    SpeechRequest,
-    SynthesisResult,
-)
+from ttsframe.core.speech_types import GenerationParams, SpeechRequest
+from ttsframe.core.synthesis import Capabilities, SynthesisResult
 from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import FakeBackend, speech_like
@@ -99,7 +95,7 @@ def test_speed_applies_to_the_joined_chunks(tmp_path):
     assert r.status_code == 200, r.text
     samples, _, _ = decode(r.content, "wav")
     tasks = sorted(tasks_given(services), key=lambda t: int(t.task_id.rsplit(".", 1)[1]))
-    parts = [speech_like(t.text, len(t.text.encode()) * 0.01, RATE) for t in tasks]
+    parts = [services.backends["pieces"].audio_for(t) for t in tasks]
     want = audio_math.time_stretch(audio_math.crossfade_concat(parts, RATE), RATE, 1.5)
     assert len(tasks) > 1 and len(samples) == len(want)
     assert np.abs(samples - want).max() < 1e-4  # 16-bit rounding only
@@ -248,7 +244,7 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
 def test_joined_result_reports_each_note_once():
     from ttsframe.core.output_pipeline import OutputPipeline
     from ttsframe.core.speech import join_results
-    from ttsframe.core.speech_types import SynthesisResult
+    from ttsframe.core.synthesis import SynthesisResult
     from ttsframe.plugins.encoders import PcmEncoder
 
     clamp = "max_tokens 10000 was lowered to 3071: the model holds 3072 decoder steps"

@@ -19,7 +19,7 @@ from tests.conftest import make_services
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.metrics import Metrics, cancel_reason
-from ttsframe.core.speech_types import SynthesisResult
+from ttsframe.core.synthesis import SynthesisResult
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import TONE, FakeBackend
 

@@ -9,7 +9,8 @@ import pytest
 
 from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull, ShuttingDown
 from ttsframe.core.scheduler import BackendWorker, Scheduler
-from ttsframe.core.speech_types import GenerationParams, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams
+from ttsframe.core.synthesis import SynthesisTask
 from ttsframe.testing.fake_backend import TONE, FakeBackend, FakeConfig
 from ttsframe.testing.waiting import eventually_async
 

@@ -20,7 +20,7 @@ from ttsframe.core.backend import Backend
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.preprocessor import TextPreprocessor
 from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.speech_types import Capabilities, SynthesisResult
+from ttsframe.core.synthesis import Capabilities, SynthesisResult
 from ttsframe.core.voices import AudioPrompt
 from ttsframe.plugins.encoders import WavEncoder, wav_header
 from ttsframe.core.audio_math import float_to_pcm16

@@ -32,15 +32,8 @@ from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
 from ttsframe.core.plugins import PluginContext
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
-from ttsframe.core.speech_types import (
-    CancelToken,
-    Capabilities,
-    GenerationParams,
-    SpeechOutput,
-    SpeechRequest,
-    SynthesisResult,
-    SynthesisTask,
-)
+from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest
+from ttsframe.core.synthesis import CancelToken, Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice

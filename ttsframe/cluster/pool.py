@@ -23,7 +23,7 @@ from ttsframe.cluster.wire import decode_outcome, prompt_key, to_payload
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import ClusterConfig, Settings
 from ttsframe.core.errors import BackendUnavailable, Cancelled, GenerationFailed
-from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 
 log = logging.getLogger("ttsframe.cluster")
 

@@ -25,7 +25,7 @@ from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings
 from ttsframe.core.plugins import PluginContext, load_plugins
 from ttsframe.core.scheduler import run_batch
-from ttsframe.core.speech_types import CancelToken, SynthesisTask
+from ttsframe.core.synthesis import CancelToken, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
 
 log = logging.getLogger("ttsframe.cluster.replica")

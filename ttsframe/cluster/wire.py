@@ -15,7 +15,8 @@ import msgspec
 import numpy as np
 
 from ttsframe.core import errors
-from ttsframe.core.speech_types import GenerationParams, SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams
+from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
 
 

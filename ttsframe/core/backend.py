@@ -11,7 +11,7 @@ import abc
 from collections.abc import Hashable
 from typing import Any
 
-from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 
 
 class Backend(abc.ABC):

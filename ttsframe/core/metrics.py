@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ttsframe.core.errors import Cancelled
-from ttsframe.core.speech_types import SynthesisResult
+from ttsframe.core.synthesis import SynthesisResult
 
 if TYPE_CHECKING:
     from ttsframe.core.scheduler import Scheduler, Ticket

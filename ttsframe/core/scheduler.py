@@ -20,7 +20,7 @@ from typing import Literal
 
 from ttsframe.core.backend import Backend
 from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull, ShuttingDown
-from ttsframe.core.speech_types import SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 
 log = logging.getLogger("ttsframe.scheduler")
 

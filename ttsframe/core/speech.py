@@ -35,13 +35,8 @@ from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.speech_stream import SpeechStream
-from ttsframe.core.speech_types import (
-    Capabilities,
-    SpeechOutput,
-    SpeechRequest,
-    SynthesisResult,
-    SynthesisTask,
-)
+from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
+from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.tracing import Tracing
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice

@@ -22,7 +22,8 @@ from ttsframe.core.audio_math import resample
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.scheduler import Scheduler, Ticket
-from ttsframe.core.speech_types import SpeechOutput, SynthesisResult
+from ttsframe.core.speech_types import SpeechOutput
+from ttsframe.core.synthesis import SynthesisResult
 
 if TYPE_CHECKING:
     from ttsframe.core.speech import PreparedSpeech

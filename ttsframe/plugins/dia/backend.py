@@ -29,7 +29,7 @@ import numpy as np
 
 from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
-from ttsframe.core.speech_types import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.plugins.dia.loading import (
     ModelUnavailable,
     load_components,

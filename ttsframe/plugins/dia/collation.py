@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import SynthesisTask
+from ttsframe.core.synthesis import SynthesisTask
 from ttsframe.core.voices import AudioPrompt
 from ttsframe.plugins.dia.planning import SAMPLE_RATE
 

@@ -26,13 +26,8 @@ from ttsframe.core.backend import Backend
 from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.speech import SpeechService
-from ttsframe.core.speech_types import (
-    Capabilities,
-    GenerationParams,
-    SpeechRequest,
-    SynthesisResult,
-    SynthesisTask,
-)
+from ttsframe.core.speech_types import GenerationParams, SpeechRequest
+from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
 
