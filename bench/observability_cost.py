@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 from ttsframe.core.metrics import Metrics  # noqa: E402
 from ttsframe.core.scheduler import Ticket  # noqa: E402
 from ttsframe.core.speech import GenerationEvent, PreparedSpeech  # noqa: E402
-from ttsframe.core.speech_types import # noqa: E402     GenerationParams, SpeechOutput, SpeechRequest
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest  # noqa: E402
+from ttsframe.core.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
 from ttsframe.core.voices import Voice  # noqa: E402
 from ttsframe.http.metrics import SpeechTracker, http_metrics_middleware  # noqa: E402
 from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id  # noqa: E402

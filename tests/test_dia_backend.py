@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from ttsframe.core.errors import Cancelled, InvalidInput  # noqa: E402
-from ttsframe.core.speech_types import # noqa: E402     GenerationParams
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
+from ttsframe.core.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaCodes  # noqa: E402
 
