@@ -23,7 +23,8 @@ pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.dia_fixtures import tiny_model_dir  # noqa: F401  (fixture)
-from tests.server import ROOT, ServerProcess
+from tests.server import ROOT, ServerProcess, install_fake_backend
+from ttsframe.testing.waiting import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -84,6 +85,24 @@ api_keys = ["{USER_KEY}"]
 admin_keys = ["{ADMIN_KEY}"]
 """)
     with ServerProcess(cfg, wait_for="up") as srv:  # keys and config need no model
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """A server whose backend streams speech at about real time for many seconds, however
+    fast the machine: the kit's fake (``STREAMING``) saying 3 s per word in 400 steps of
+    50 ms. A generation is then still running whenever a test stops it."""
+    directory = tmp_path_factory.mktemp("ui-slow")
+    site = install_fake_backend(directory / "site", "slowspeech", "STREAMING",
+                                length_unit="word", seconds_per_unit=3.0, steps=400,
+                                step_delay_s=0.05)
+    cfg = directory / "ttsframe.toml"
+    cfg.write_text('[generation]\ndefault_backend = "slowspeech"\nworkers = 1\n\n'
+                   '[logging]\nshow_prompts = true\n')
+    with ServerProcess(cfg, plugins=["slowspeech"],
+                       env={"PYTHONPATH": str(site),
+                            "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}) as srv:
         yield srv
 
 
@@ -226,10 +245,10 @@ def test_generate_streams_playback_before_the_reply_ends(server, open_page):
     assert w.errors == [] and w.csp_violations() == []
 
 
-def test_stop_ends_the_generation(server, open_page):
+def test_stop_ends_the_generation(slow_server, open_page):
+    server = slow_server
     page = open_page(server).page
     page.get_by_label("Text", exact=True).fill("[S1] Stop me while I am talking.")
-    page.get_by_role("spinbutton", name="Seed").fill(LONG_SEED)
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("""() => { const t = document.querySelector('.take');
         return t && t.dataset.firstPlayMs; }""")
@@ -238,15 +257,14 @@ def test_stop_ends_the_generation(server, open_page):
     expect(page.locator(".take")).to_have_count(0)
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
 
-    def last_log() -> dict:
-        return server.client.get("/logs?limit=1").json()["logs"][0]
+    def stop_me_log() -> dict | None:
+        logs = server.client.get("/logs?limit=1").json()["logs"]
+        return logs[0] if logs and "Stop me" in (logs[0]["text"] or "") else None
 
-    # Closing the stream cancels the generation on the server.
-    for _ in range(100):
-        if last_log()["status"] != "processing" and "Stop me" in (last_log()["text"] or ""):
-            break
-        page.wait_for_timeout(100)
-    assert last_log()["status"] == "cancelled", last_log()
+    # Closing the stream cancels the generation on the server (well before its 20 s).
+    log = eventually(lambda: (e := stop_me_log()) and e["status"] != "processing" and e,
+                     timeout=15)
+    assert log["status"] == "cancelled", log
 
 
 def test_server_error_message_is_shown(server, open_page):
