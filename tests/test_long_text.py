@@ -311,6 +311,19 @@ def test_chunk_continuity_is_switched_by_config_and_request(tmp_path, config, fi
     assert len(prompted) == (len(tasks) - 1 if continued else 0)
 
 
+def test_chunk_continuity_changes_at_runtime_through_put_config(tmp_path):
+    services = pieces_services(tmp_path)
+    with TestClient(app=create_app(services)) as client:
+        r = client.put("/config", json={"chunk_continuity": False})
+        assert r.status_code == 200, r.text
+        assert r.json()["chunk_continuity"] is False
+        assert client.post("/generate", json={"text": long_dialogue(16)}).status_code == 200
+        assert [t for t in tasks_given(services) if t.prompt is not None] == []
+        r = client.put("/config", json={"chunk_continuity": "no"})
+        assert r.status_code == 400 and "chunk_continuity" in r.text
+    assert "chunk_continuity = false" in (tmp_path / "ttsframe.toml").read_text()
+
+
 def test_a_first_chunk_that_cannot_be_a_prompt_leaves_the_rest_on_their_own(tmp_path):
     services = pieces_services(tmp_path)
     speech = services.speech

@@ -38,6 +38,7 @@ EDITABLE: dict[str, tuple[str, str]] = {
     "workers": ("generation", "workers"),
     "queue_size": ("generation", "queue_size"),
     "batch_wait_ms": ("generation", "batch_wait_ms"),
+    "chunk_continuity": ("generation", "chunk_continuity"),
 }
 # Shown read-only: these take effect only at a restart.
 RESTART_REQUIRED: dict[str, tuple[str, ...]] = {
