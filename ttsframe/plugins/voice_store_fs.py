@@ -58,7 +58,13 @@ from ttsframe.core.atomic import (
 )
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageFailed
 from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.ids import check_id, check_new_id, is_valid_id
+from ttsframe.core.ids import (
+    MAX_ID_LENGTH,
+    RESERVED_NAMES,
+    check_id,
+    check_new_id,
+    is_valid_id,
+)
 from ttsframe.core.paths import is_stored_file
 from ttsframe.core.plugins import PluginContext
 from ttsframe.core.voice_store import VoiceStore
@@ -136,6 +142,7 @@ class FilesystemVoiceStore(VoiceStore):
         self._cache_lock = threading.Lock()
         self._voices: dict[str, Record] | None = None  # replaced whole, never modified
         self._voices_key: _CacheKey | None = None
+        self._ignores_case: bool | None = None  # probed once voices/ exists
         self.prompts_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for directory in (self.prompts_dir, self.data_dir, self.voices_dir,
@@ -152,6 +159,16 @@ class FilesystemVoiceStore(VoiceStore):
 
     def _info_path(self, prompt_id: str) -> Path:
         return self.prompt_info_dir / f"{prompt_id}.json"
+
+    def _is_own_file(self, voice_id: str) -> bool:
+        """Whether ``voices/<voice_id>.json`` is this voice's file. A case-insensitive
+        filesystem (macOS, Windows) opens a file named in another case by that name too,
+        which is another voice's (say ``Bob`` when ``bob`` was renamed when
+        ``voices.json`` was moved in); there only a voice file listed under exactly
+        this id is."""
+        if self._ignores_case is None and self.voices_dir.is_dir():
+            self._ignores_case = _ignores_case(self.voices_dir)
+        return not self._ignores_case or voice_id in self._all_voices()
 
     def _cache_key(self) -> _CacheKey:
         try:
@@ -279,7 +296,8 @@ class FilesystemVoiceStore(VoiceStore):
         builtin = builtin_voice(voice_id)
         if builtin is not None:
             return builtin
-        record = _read_record(self._voice_path(voice_id)) if is_valid_id(voice_id) else None
+        record = (_read_record(self._voice_path(voice_id))
+                  if is_valid_id(voice_id) and self._is_own_file(voice_id) else None)
         if record is None:
             raise NotFound(f"Voice '{voice_id}' not found")
         return self._voice(voice_id, record)
@@ -323,7 +341,7 @@ class FilesystemVoiceStore(VoiceStore):
         self._check_writable(voice_id, "changed")
         path = self._voice_path(voice_id)
         with self._exclusive() as voices:
-            old = _read_record(path)
+            old = _read_record(path) if self._is_own_file(voice_id) else None
             if old is None:
                 raise NotFound(f"Voice '{voice_id}' not found")
             self._check_prompt_exists(voice)
@@ -338,7 +356,7 @@ class FilesystemVoiceStore(VoiceStore):
         self._check_writable(voice_id, "deleted")
         path = self._voice_path(voice_id)
         with self._exclusive() as voices:
-            record = _read_record(path)
+            record = _read_record(path) if self._is_own_file(voice_id) else None
             if record is None:
                 raise NotFound(f"Voice '{voice_id}' not found")
             self._remove_record(path)
@@ -497,6 +515,11 @@ class FilesystemVoiceStore(VoiceStore):
         place, and the next start moves it again, rewriting every file it names. Its
         records win over files of the same name (a ``voices.json`` put back later, say
         from a backup, is taken over the same way); other voice files are kept.
+
+        The first layout allowed ids that one directory cannot hold apart everywhere:
+        two differing only in case are one file on a case-insensitive filesystem (macOS,
+        Windows), and device names (``CON``) cannot be files on Windows. No two records
+        ever go to one file: see :func:`_voice_targets` and :func:`_prompt_targets`.
         """
         index = self.data_dir / INDEX_NAME
         if not index.exists():
@@ -515,14 +538,17 @@ class FilesystemVoiceStore(VoiceStore):
                 raise ConfigError(
                     f"{index} is not valid voice-store JSON ({exc}); restore it from a "
                     "backup or move it away to start with no custom voices") from None
-            skipped = []
-            for directory, records in ((self.voices_dir, voices),
-                                       (self.prompt_info_dir, prompts)):
-                for record_id, record in records.items():
-                    if not is_valid_id(record_id) or not isinstance(record, dict):
-                        skipped.append(record_id)
-                        continue
-                    _write_unsynced(directory / f"{record_id}.json", _encode(record))
+            skipped = [record_id for records in (voices, prompts)
+                       for record_id, record in records.items()
+                       if not is_valid_id(record_id) or not isinstance(record, dict)]
+            voices = {k: v for k, v in voices.items() if k not in skipped}
+            prompts = {k: v for k, v in prompts.items() if k not in skipped}
+            voice_targets = _voice_targets(voices, self.voices_dir)
+            prompt_targets = _prompt_targets(prompts, self.prompt_info_dir)
+            for voice_id, target in voice_targets.items():
+                _write_unsynced(self._voice_path(target), _encode(voices[voice_id]))
+            for prompt_id in prompt_targets:
+                _write_unsynced(self._info_path(prompt_id), _encode(prompts[prompt_id]))
             os.sync()
             for directory in (self.voices_dir, self.prompt_info_dir):
                 if directory.is_dir():
@@ -535,13 +561,36 @@ class FilesystemVoiceStore(VoiceStore):
                 raise storage_failed(exc, index, "rename") from exc
             self._changed(self._scan(), {})
         log.warning("moved %d voice(s) and %d prompt record(s) from %s into %s and %s; the "
-                    "old file is kept as %s", len(voices), len(prompts), index,
+                    "old file is kept as %s", len(voice_targets), len(prompt_targets), index,
                     self.voices_dir, self.prompt_info_dir, kept.name)
+        renamed = {old: new for old, new in voice_targets.items() if old != new}
+        unmoved = [p for p in prompts if p not in prompt_targets]
+        problems = []
+        if renamed:
+            problems.append(
+                "voice(s) moved under a new id, as their id differs only in case from "
+                "another voice's or is a Windows device name (CON, NUL, COM1...): "
+                f"{', '.join(f'{old!r} is now {new!r}' for old, new in renamed.items())}; "
+                "clients must use the new id (the old one answers 404), and "
+                "PUT /voice_mappings/{voice_id} changes such a voice or "
+                "DELETE /voice_mappings/{voice_id} removes it")
+        if unmoved:
+            problems.append(
+                f"prompt record(s) {', '.join(map(repr, unmoved))} were not moved, as their "
+                "id differs only in case from another prompt's or is a Windows device name; "
+                "their WAV files are left as they are and keep working here (the upload time "
+                "and source listed come from the file), but to move this directory to a "
+                "case-insensitive filesystem, upload each again under another prompt_id "
+                "(POST /audio_prompts/upload) and point its voices at it "
+                "(PUT /voice_mappings/{voice_id})")
         if skipped:
-            log.warning("%s named %d record(s) whose id cannot be a file name or whose "
-                        "record is not an object (%s); they were not moved and are only in "
-                        "%s", index.name, len(skipped), ", ".join(map(repr, skipped[:10])),
-                        kept.name)
+            problems.append(
+                f"{len(skipped)} record(s) whose id cannot be a file name or whose record is "
+                f"not an object ({', '.join(map(repr, skipped[:10]))}) were not moved and are "
+                f"only in {kept.name}; recreate such a voice with POST /voice_mappings under "
+                "a valid voice_id and its settings from that file")
+        if problems:
+            log.warning("%s: %s", index.name, "; ".join(problems))
 
     def _startup_report(self) -> None:
         with self._cache_lock:
@@ -572,6 +621,99 @@ class FilesystemVoiceStore(VoiceStore):
                             voice_id, prompt, self.prompts_dir)
         log.info("voice store: %d custom voice(s), %d audio prompt(s) in %s and %s",
                  len(voices), len(prompts), self.voices_dir, self.prompts_dir)
+
+
+def _file_ids(directory: Path) -> dict[str, set[str]]:
+    """The ids of the ``<id>.json`` files in ``directory``, grouped by case-folded id."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}
+    ids: dict[str, set[str]] = {}
+    for name in names:
+        stem, ext = os.path.splitext(name)
+        if ext == ".json" and is_valid_id(stem):
+            ids.setdefault(stem.casefold(), set()).add(stem)
+    return ids
+
+
+def _is_portable(record_id: str, claimed: set[str], on_disk: dict[str, set[str]]) -> bool:
+    """Whether ``record_id`` can keep its own file: not a device name, no record moved
+    before it differs from it only in case, and no file there does either."""
+    key = record_id.casefold()
+    return (key not in RESERVED_NAMES and key not in claimed
+            and on_disk.get(key, set()) <= {record_id})
+
+
+def _voice_targets(voices: dict[str, Record], voices_dir: Path) -> dict[str, str]:
+    """The id each ``voices.json`` voice is moved under (in the file's order): its own
+    when :func:`_is_portable`, else a new one from :func:`_new_voice_id`. So no voice is
+    lost, and a client still asking for the old id gets a 404, never another voice."""
+    on_disk = _file_ids(voices_dir)
+    blocked = {v.casefold() for v in voices} | {v.voice_id.casefold() for v in BUILTIN_VOICES}
+    claimed: set[str] = set()
+    targets = {}
+    for voice_id, record in voices.items():
+        if _is_portable(voice_id, claimed, on_disk):
+            target = voice_id
+        else:
+            target = _new_voice_id(voice_id, _encode(record), blocked | claimed, on_disk,
+                                   voices_dir)
+        claimed.add(target.casefold())
+        targets[voice_id] = target
+    return targets
+
+
+def _new_voice_id(voice_id: str, payload: bytes, blocked: set[str],
+                  on_disk: dict[str, set[str]], voices_dir: Path) -> str:
+    """The first of ``<id>-2``, ``<id>-3``... that differs in more than case from every
+    id in ``blocked`` (case-folded) and every voice file. A file already holding exactly
+    this record under that name (written by a migration that crashed before it
+    finished, or from the same ``voices.json`` put back) is taken again, so running the
+    migration again picks the same ids."""
+    n = 1
+    while True:
+        n += 1
+        suffix = f"-{n}"
+        candidate = voice_id[:MAX_ID_LENGTH - len(suffix)] + suffix
+        key = candidate.casefold()
+        if key in blocked:
+            continue
+        existing = on_disk.get(key, set())
+        if not existing or (existing == {candidate}
+                            and _holds(voices_dir / f"{candidate}.json", payload)):
+            return candidate
+
+
+def _prompt_targets(prompts: dict[str, Record], info_dir: Path) -> list[str]:
+    """The ``voices.json`` prompt records that are moved (in the file's order): those
+    whose id :func:`_is_portable`. A prompt's id names its WAV file, which voices refer
+    to and which the first layout already stored, so it is not renamed; a record left
+    out only loses the upload time and source shown in listings."""
+    on_disk = _file_ids(info_dir)
+    claimed: set[str] = set()
+    moved = []
+    for prompt_id in prompts:
+        if _is_portable(prompt_id, claimed, on_disk):
+            claimed.add(prompt_id.casefold())
+            moved.append(prompt_id)
+    return moved
+
+
+def _holds(path: Path, payload: bytes) -> bool:
+    try:
+        return path.read_bytes() == payload
+    except OSError:
+        return False
+
+
+def _ignores_case(directory: Path) -> bool:
+    """Whether ``directory``'s filesystem matches names whatever their case: its own
+    name in another case finds it."""
+    try:
+        return os.path.samefile(directory, directory.with_name(directory.name.swapcase()))
+    except OSError:
+        return False
 
 
 def _write_unsynced(path: Path, payload: bytes) -> None:
