@@ -400,3 +400,22 @@ def test_the_case_probe_finds_a_directory_by_its_name_in_another_case(tmp_path):
     assert not voice_store_fs._ignores_case(tmp_path / "voices")  # this disk keeps case
     (tmp_path / "VOICES").symlink_to(tmp_path / "voices")  # as one that ignores it would
     assert voice_store_fs._ignores_case(tmp_path / "voices")
+
+
+def test_a_new_id_fits_the_id_length_and_a_prompt_sharing_an_id_moves_alone(tmp_path):
+    """A renamed 64-character id is cut to stay a valid id; a broken prompt record does
+    not keep a voice of the same id from moving (and the other way round)."""
+    old = json.loads(FIXTURE.read_text())
+    long_id = "L" * 64
+    old["voices"][long_id] = old["voices"]["plain"]
+    old["voices"][long_id.lower()] = {**old["voices"]["plain"], "seed": 1}
+    old["prompts"]["plain"] = "not an object"
+    old["voices"]["unused"] = ["not an object"]
+    first_layout(tmp_path, json.dumps(old).encode())
+    store = open_store(tmp_path)
+    new_id = "l" * 62 + "-2"
+    assert store.get_voice(new_id).seed == 1
+    assert store.get_voice(long_id).seed == old["voices"]["plain"]["seed"]
+    assert store.get_voice("plain").style == "whisper"
+    assert (tmp_path / "data" / "prompt_info" / "unused.json").exists()
+    assert_portable(tmp_path / "data" / "voices")

@@ -541,8 +541,7 @@ class FilesystemVoiceStore(VoiceStore):
             skipped = [record_id for records in (voices, prompts)
                        for record_id, record in records.items()
                        if not is_valid_id(record_id) or not isinstance(record, dict)]
-            voices = {k: v for k, v in voices.items() if k not in skipped}
-            prompts = {k: v for k, v in prompts.items() if k not in skipped}
+            voices, prompts = _movable(voices), _movable(prompts)
             voice_targets = _voice_targets(voices, self.voices_dir)
             prompt_targets = _prompt_targets(prompts, self.prompt_info_dir)
             for voice_id, target in voice_targets.items():
@@ -623,6 +622,11 @@ class FilesystemVoiceStore(VoiceStore):
                  len(voices), len(prompts), self.voices_dir, self.prompts_dir)
 
 
+def _movable(records: dict[str, Any]) -> dict[str, Record]:
+    """The records of ``voices.json`` whose id can be a file name and that are objects."""
+    return {k: v for k, v in records.items() if is_valid_id(k) and isinstance(v, dict)}
+
+
 def _file_ids(directory: Path) -> dict[str, set[str]]:
     """The ids of the ``<id>.json`` files in ``directory``, grouped by case-folded id."""
     try:
@@ -657,17 +661,18 @@ def _voice_targets(voices: dict[str, Record], voices_dir: Path) -> dict[str, str
         if _is_portable(voice_id, claimed, on_disk):
             target = voice_id
         else:
-            target = _new_voice_id(voice_id, _encode(record), blocked | claimed, on_disk,
+            target = _new_voice_id(voice_id, _encode(record), (blocked, claimed), on_disk,
                                    voices_dir)
         claimed.add(target.casefold())
         targets[voice_id] = target
     return targets
 
 
-def _new_voice_id(voice_id: str, payload: bytes, blocked: set[str],
+def _new_voice_id(voice_id: str, payload: bytes, blocked: tuple[set[str], ...],
                   on_disk: dict[str, set[str]], voices_dir: Path) -> str:
-    """The first of ``<id>-2``, ``<id>-3``... that differs in more than case from every
-    id in ``blocked`` (case-folded) and every voice file. A file already holding exactly
+    """The first of ``<id>-2``, ``<id>-3``... (cut to fit the id length) that differs in
+    more than case from every id in ``blocked`` (sets of case-folded ids) and every
+    voice file. A file already holding exactly
     this record under that name (written by a migration that crashed before it
     finished, or from the same ``voices.json`` put back) is taken again, so running the
     migration again picks the same ids."""
@@ -677,7 +682,7 @@ def _new_voice_id(voice_id: str, payload: bytes, blocked: set[str],
         suffix = f"-{n}"
         candidate = voice_id[:MAX_ID_LENGTH - len(suffix)] + suffix
         key = candidate.casefold()
-        if key in blocked:
+        if any(key in ids for ids in blocked):
             continue
         existing = on_disk.get(key, set())
         if not existing or (existing == {candidate}
