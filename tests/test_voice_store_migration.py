@@ -419,3 +419,18 @@ def test_a_new_id_fits_the_id_length_and_a_prompt_sharing_an_id_moves_alone(tmp_
     assert store.get_voice("plain").style == "whisper"
     assert (tmp_path / "data" / "prompt_info" / "unused.json").exists()
     assert_portable(tmp_path / "data" / "voices")
+
+
+def test_a_server_upgrading_ids_that_clash_by_case_answers_the_old_id_with_404(tmp_path):
+    old = colliding_index()
+    first_layout(tmp_path, json.dumps(old).encode())
+    with tone_server(tmp_path) as srv:
+        mappings = srv.client.get("/voice_mappings").json()
+        assert mappings["Narrator-3"]["seed"] == old["voices"]["Narrator"]["seed"]
+        assert mappings["narrator"]["seed"] == old["voices"]["narrator"]["seed"]
+        assert "Narrator" not in mappings and "CON" not in mappings
+        r = srv.client.post("/generate", json={"text": "Hello.", "voice_id": "Narrator"})
+        assert r.status_code == 404 and "Narrator" in r.json()["detail"], r.text
+        r = srv.client.post("/generate", json={"text": "Hello.", "voice_id": "Narrator-3"})
+        assert r.status_code == 200, r.text
+        assert "'Narrator' is now 'Narrator-3'" in srv.output()
