@@ -135,7 +135,8 @@ class DiaBackend(Backend):
                          prompt_cache={"entries": len(self._prompts),
                                        "max": self._prompts.size,
                                        "hits": self._prompts.hits,
-                                       "misses": self._prompts.misses})
+                                       "misses": self._prompts.misses,
+                                       "one_off": self._prompts.one_off()})
         return facts
 
     def _compile_state(self) -> str:
@@ -404,7 +405,8 @@ class DiaBackend(Backend):
             inputs = dict(self.processor(text=[text], padding=True, return_tensors="pt"))
             if samples is not None:  # the prompt's decoder prefix depends on its audio only
                 inputs.update(self._prompts.get(task.prompt.prompt_id, samples,
-                                                self._encode_prompt))
+                                                self._encode_prompt,
+                                                transient=task.prompt.transient))
         except Exception as exc:
             what = f"audio prompt '{task.prompt.prompt_id}'" if samples is not None else "text"
             raise InvalidInput(f"the {what} could not be encoded for Dia: {exc}") from exc
