@@ -6,6 +6,7 @@ prompts; the rows of one batch still share one copy."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 
 import msgspec
 import numpy as np
@@ -90,6 +91,13 @@ def test_prompt_areas_bound_one_off_keys_and_keep_lasting_ones():
     assert areas.sizes() == (1, 3) and areas.get("voice") == "v"
     areas.clear()
     assert areas.sizes() == (0, 0) and "voice" not in areas
+
+
+def test_the_mark_travels_to_a_replica():
+    once = AudioPrompt("t.0", samples(0.5), 44100, transient=True)
+    sent = pickle.loads(pickle.dumps(payload("t.1", once, send=True)))  # as Ray ships it
+    assert sent.prompt.transient and sent.prompt.prompt_id == "t.0"
+    assert not AudioPrompt("voice", samples(0.5), 44100).transient  # lasting by default
 
 
 def settings_json(tmp_path) -> bytes:
