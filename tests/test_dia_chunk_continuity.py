@@ -128,4 +128,5 @@ def test_the_first_chunk_is_encoded_once_and_kept_apart_from_voices(dia, monkeyp
     assert one_off_after["misses"] - one_off_before["misses"] == 1
     assert one_off_after["hits"] - one_off_before["hits"] == len(later) - 1
     assert 1 <= one_off_after["entries"] <= one_off_after["max"]
+    assert one_off_after["max"] == backend.config.max_batch_size  # a whole batch's worth
 

@@ -48,7 +48,7 @@ from ttsframe.plugins.dia.planning import (
     model_text,
     plan_generation,
 )
-from ttsframe.plugins.dia.prompt_cache import PromptCache
+from ttsframe.plugins.dia.prompt_cache import ONE_OFF_SIZE, PromptCache
 
 try:  # the plugin must import without torch; load() says what to install
     import torch
@@ -107,8 +107,11 @@ class DiaBackend(Backend):
         self.compile_problem: str | None = None  # why compile is off for this process
         self._defaults = dict(REFERENCE_DEFAULTS)
         self.shape = DecoderShape()  # the real checkpoint's, until one is loaded
-        # Encoded audio prompts, reused across requests and the chunks of a long text.
-        self._prompts = PromptCache(config.prompt_cache_size)
+        # Encoded audio prompts, reused across requests and the chunks of a long text. The
+        # one-off area holds at least a batch's worth, so rows of one batch never evict
+        # each other's first chunk.
+        self._prompts = PromptCache(config.prompt_cache_size,
+                                    max(ONE_OFF_SIZE, config.max_batch_size))
 
     # -- facts -------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ stale, and the cache holds at most ``size`` of them (least recently used out), s
 stays bounded however many voices are created.
 
 One-off prompts (``AudioPrompt.transient``: a long text's first chunk, which its later
-chunks continue from) go to a separate area of ``ONE_OFF_SIZE`` entries: the rows of one
+chunks continue from) go to a separate, small area (``one_off_size`` entries): the rows of one
 batch still share one encoding, but a server speaking many long texts never pushes a
 voice's encoded prompt out for them.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-# One-off prompts kept: enough for the few long texts a backend has in flight at once.
+# One-off prompts kept at least: enough for the few long texts a backend has in flight.
 ONE_OFF_SIZE = 4
 
 
