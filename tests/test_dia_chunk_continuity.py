@@ -101,3 +101,32 @@ def test_switched_off_every_chunk_starts_afresh(dia):
                                         on_progress=None)
         (direct,) = backend.generate_codes([plain])
         np.testing.assert_array_equal(out.codes, direct.codes)
+
+
+def test_the_first_chunk_is_encoded_once_and_kept_apart_from_voices(dia, monkeypatch):
+    client, backend, _ = dia
+    codec = backend.processor.audio_tokenizer
+    encode, encoded = codec.encode, []
+
+    def counting_encode(*args, **kwargs):
+        encoded.append(1)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "encode", counting_encode)
+    before = client.get("/health").json()
+    calls, _ = speak(dia)
+    (_, _), (later, _) = calls
+    assert len(later) >= 2 and all(task.prompt.transient for task in later)
+    assert len(encoded) == 1  # one encoding for every row of the batch
+    after = client.get("/health").json()
+    cache_before, cache_after = (h["backends"]["dia"]["info"]["prompt_cache"]
+                                 for h in (before, after))
+    # Voices' prompts: untouched by the long text's one-off prompt.
+    for figure in ("entries", "hits", "misses"):
+        assert cache_after[figure] == cache_before[figure], (cache_before, cache_after)
+    one_off_before, one_off_after = cache_before["one_off"], cache_after["one_off"]
+    assert one_off_after["misses"] - one_off_before["misses"] == 1
+    assert one_off_after["hits"] - one_off_before["hits"] == len(later) - 1
+    assert 1 <= one_off_after["entries"] <= one_off_after["max"]
+    assert one_off_after["max"] == backend.config.max_batch_size  # a whole batch's worth
+

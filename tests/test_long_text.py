@@ -309,6 +309,7 @@ def test_chunk_continuity_is_switched_by_config_and_request(tmp_path, config, fi
     assert len(tasks) > 2
     prompted = [t for t in tasks if t.prompt is not None]
     assert len(prompted) == (len(tasks) - 1 if continued else 0)
+    assert all(t.prompt.transient for t in prompted)
 
 
 def test_chunk_continuity_changes_at_runtime_through_put_config(tmp_path):
@@ -342,6 +343,8 @@ def test_a_first_chunk_that_cannot_be_a_prompt_leaves_the_rest_on_their_own(tmp_
             prepared.task.notes[-1]
     speech.continue_voice(prepared, later, good)
     assert all(t.prompt.samples is good.samples for t in later)
+    # Used by this request only: marked so that caches keep it apart from voices' prompts.
+    assert all(t.prompt.transient for t in later)
 
 
 def test_a_first_chunk_too_long_for_the_decoder_is_not_a_prompt(tmp_path, monkeypatch):

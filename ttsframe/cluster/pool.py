@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from ttsframe.cluster.wire import decode_outcome, prompt_key, to_payload
+from ttsframe.cluster.wire import PromptAreas, decode_outcome, prompt_key, to_payload
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import ClusterConfig, Settings
 from ttsframe.core.errors import BackendUnavailable, Cancelled, GenerationFailed
@@ -117,8 +117,9 @@ class ReplicaSlot:
     last_used: float = 0.0
     capabilities: Capabilities | None = None
     describe: dict[str, Any] = field(default_factory=dict)
-    # Prompt contents this replica holds (by ``prompt_key``): sent once, then cached.
-    prompts: set[str] = field(default_factory=set)
+    # Prompt contents this replica holds (by ``prompt_key``): sent once, then cached;
+    # bounded as the replica's own areas are, so one-off keys are not kept forever.
+    prompts: PromptAreas = field(default_factory=PromptAreas)
     prompts_sent: int = 0  # how many times prompt audio was shipped to this replica
 
     def health(self) -> dict[str, Any]:
@@ -478,7 +479,9 @@ class RayWorkerPool:
                     if kind == "events":
                         self._deliver(data, by_id, streamed)
                     elif kind == "results":
-                        slot.prompts.update(k for k in keys if k is not None)
+                        for t, k in zip(tasks, keys, strict=True):
+                            if k is not None:
+                                slot.prompts.put(k, None, transient=t.prompt.transient)
                         return [decode_outcome(o) for o in data]
             return [GenerationFailed(f"replica {self.name}-{slot.index} sent no result")
                     ] * len(tasks)

@@ -13,14 +13,13 @@ import logging
 import os
 import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 
-from ttsframe.cluster.wire import TaskPayload, encode_outcome, payload_fields
+from ttsframe.cluster.wire import PromptAreas, TaskPayload, encode_outcome, payload_fields
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings
 from ttsframe.core.plugins import PluginContext, load_plugins
@@ -29,9 +28,6 @@ from ttsframe.core.synthesis import CancelToken, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
 
 log = logging.getLogger("ttsframe.cluster.replica")
-
-# Prompts kept per replica, by content; the API node resends one this replica dropped.
-PROMPT_CACHE = 64
 
 
 def build_backend(settings: Settings, name: str) -> Backend:
@@ -62,7 +58,9 @@ class Replica:
         # than each on a new thread.
         self._runner = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{backend}")
         self._tokens: dict[str, CancelToken] = {}
-        self._prompts: OrderedDict[str, AudioPrompt] = OrderedDict()
+        # Prompts kept by content (``wire.PromptAreas``: voices' and one-off prompts
+        # apart); the API node resends one this replica dropped.
+        self._prompts = PromptAreas()
 
     def load(self) -> dict[str, Any]:
         """Build and load the backend (once per process); report where it runs."""
@@ -95,13 +93,10 @@ class Replica:
         if payload.prompt_key is None:
             return None
         if payload.prompt is not None:
-            self._prompts[payload.prompt_key] = payload.prompt
-            while len(self._prompts) > PROMPT_CACHE:
-                self._prompts.popitem(last=False)
-        prompt = self._prompts.get(payload.prompt_key)
-        if prompt is not None:
-            self._prompts.move_to_end(payload.prompt_key)
-        return prompt
+            self._prompts.put(payload.prompt_key, payload.prompt,
+                              transient=payload.prompt.transient)
+            return payload.prompt
+        return self._prompts.get(payload.prompt_key)
 
     def generate(self, payloads: list[TaskPayload]) -> Iterator[tuple]:
         """Yield ``("events", [...])`` while the batch runs, then ``("results", [...])``;

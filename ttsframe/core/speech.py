@@ -273,7 +273,8 @@ class SpeechService:
         caps = backend.capabilities
         samples = np.asarray(first.samples, dtype=np.float32)
         seconds = samples.size / first.sample_rate
-        prompt = AudioPrompt(f"{prepared.task.task_id}.0", samples, first.sample_rate)
+        prompt = AudioPrompt(f"{prepared.task.task_id}.0", samples, first.sample_rate,
+                             transient=True)
         transcript = prepared.chunks[0]
         longest = max(_speech_seconds(task.text) for task in later)
         holds = (caps.max_decoder_steps / caps.frames_per_second

@@ -41,11 +41,17 @@ class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AudioPrompt(msgspec.Struct, frozen=True):
-    """A stored prompt: mono float32 samples at ``sample_rate``."""
+    """A prompt: mono float32 samples at ``sample_rate``.
+
+    ``transient`` marks a one-off prompt, used by one request only (the first chunk's
+    audio that a long text's later chunks continue from): caches should not keep it in
+    place of lasting prompts such as a cloned voice's.
+    """
 
     prompt_id: str
     samples: np.ndarray
     sample_rate: int
+    transient: bool = False
 
 
 EDITABLE_FIELDS = (

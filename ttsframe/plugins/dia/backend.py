@@ -48,7 +48,7 @@ from ttsframe.plugins.dia.planning import (
     model_text,
     plan_generation,
 )
-from ttsframe.plugins.dia.prompt_cache import PromptCache
+from ttsframe.plugins.dia.prompt_cache import ONE_OFF_SIZE, PromptCache
 
 try:  # the plugin must import without torch; load() says what to install
     import torch
@@ -107,8 +107,11 @@ class DiaBackend(Backend):
         self.compile_problem: str | None = None  # why compile is off for this process
         self._defaults = dict(REFERENCE_DEFAULTS)
         self.shape = DecoderShape()  # the real checkpoint's, until one is loaded
-        # Encoded audio prompts, reused across requests and the chunks of a long text.
-        self._prompts = PromptCache(config.prompt_cache_size)
+        # Encoded audio prompts, reused across requests and the chunks of a long text. The
+        # one-off area holds at least a batch's worth, so rows of one batch never evict
+        # each other's first chunk.
+        self._prompts = PromptCache(config.prompt_cache_size,
+                                    max(ONE_OFF_SIZE, config.max_batch_size))
 
     # -- facts -------------------------------------------------------------------------
 
@@ -135,7 +138,8 @@ class DiaBackend(Backend):
                          prompt_cache={"entries": len(self._prompts),
                                        "max": self._prompts.size,
                                        "hits": self._prompts.hits,
-                                       "misses": self._prompts.misses})
+                                       "misses": self._prompts.misses,
+                                       "one_off": self._prompts.one_off()})
         return facts
 
     def _compile_state(self) -> str:
@@ -404,7 +408,8 @@ class DiaBackend(Backend):
             inputs = dict(self.processor(text=[text], padding=True, return_tensors="pt"))
             if samples is not None:  # the prompt's decoder prefix depends on its audio only
                 inputs.update(self._prompts.get(task.prompt.prompt_id, samples,
-                                                self._encode_prompt))
+                                                self._encode_prompt,
+                                                transient=task.prompt.transient))
         except Exception as exc:
             what = f"audio prompt '{task.prompt.prompt_id}'" if samples is not None else "text"
             raise InvalidInput(f"the {what} could not be encoded for Dia: {exc}") from exc
