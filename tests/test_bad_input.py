@@ -315,6 +315,16 @@ def test_every_row_of_the_catalogue_has_a_test():
         assert "accepted" in rows[row], f"row {row} is accepted but not marked so"
 
 
+
+def test_the_reliability_page_counts_the_catalogue_as_it_is():
+    rows = catalogue_rows()
+    tested = {re.sub(r" \(accepted\)|\[.*\]$", "", c.id) for c in CASES}
+    elsewhere = [row for row in rows if row not in tested]
+    page = (ROOT / "docs" / "reliability.md").read_text()
+    claim = (f"{len(rows)} classes of bad input, hostile ids sent to all ten id routes: "
+             f"{len(CASES)} cases here, {len(elsewhere)} rows in other tests")
+    assert claim in page, f"docs/reliability.md should say: {claim}"
+
 def test_catalogue_answers_match_the_cases():
     """The status in each row is the one its case asserts."""
     rows = catalogue_rows()
