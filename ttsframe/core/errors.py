@@ -70,7 +70,7 @@ class Cancelled(TTSFrameError):
     def __init__(self, message: str, *, cause: CancelCause | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message, headers=headers)
-        self.cause = cause
+        self.cause = CancelCause(cause) if cause is not None else None
 
 
 class GenerationFailed(TTSFrameError):
