@@ -63,9 +63,9 @@ class CancelCause(StrEnum):
 
 
 class Cancelled(TTSFrameError):
-    """A generation was cancelled before it finished. ``cause`` says why; None when the
-    raiser did not say (a backend answering ``Cancelled(task.cancel.reason)``): the
-    scheduler then fills it in from the task's cancel token."""
+    """A generation was cancelled before it finished. ``cause`` says why (a
+    ``CancelCause`` or its value); None when the raiser did not say, as a backend answering
+    ``Cancelled(task.cancel.reason)``: the scheduler sets it from the task's token."""
 
     def __init__(self, message: str, *, cause: CancelCause | None = None,
                  headers: dict[str, str] | None = None) -> None:
