@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.job_helpers import TONE, tone_server
+from tests.test_metrics import scrape, value, wait_for
 
 # Two requests generate at once (one batch); each slow one would take 50 s.
 TWO_WORKERS = TONE.replace("workers = 1", "workers = 2")
@@ -50,3 +51,7 @@ def test_requests_abandoned_by_their_clients_stop_generating(tmp_path: Path) -> 
             assert time.monotonic() < deadline, logs
             time.sleep(0.1)
         assert all("abandoned" in (e["error"] or "") for e in abandoned), abandoned
+        # Each counted under its cause (the metric is told after the log: wait for it).
+        wait_for(lambda: value(scrape(srv.client), "ttsframe_cancellations_total",
+                               reason="client_disconnect") == len(calls))
+        assert value(scrape(srv.client), "ttsframe_cancellations_total") == len(calls)

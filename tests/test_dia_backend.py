@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from ttsframe.core.errors import Cancelled, InvalidInput  # noqa: E402
+from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput  # noqa: E402
 from ttsframe.core.speech_types import GenerationParams  # noqa: E402
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
@@ -242,12 +242,13 @@ def test_cancel_mid_generation_stops_early(tiny_backend):
     def progress(step, total):
         seen.append(step)
         if step >= 32:
-            task.cancel.cancel("client went away")
+            task.cancel.cancel("client went away", CancelCause.CLIENT_DISCONNECT)
 
     task.on_progress = progress
     (result,) = tiny_backend.generate([task])
     assert isinstance(result, Cancelled)
     assert "client went away" in str(result)
+    assert result.cause == CancelCause.CLIENT_DISCONNECT
     assert max(seen) == 32  # stopped at the step it was cancelled, not at 2000
 
 
@@ -255,11 +256,12 @@ def test_cancelling_one_row_keeps_the_other(tiny_backend):
     keep = make_task("[S1] Keep me.", greedy=True, max_tokens=80)
     drop = make_task("[S1] Drop me.", greedy=True, max_tokens=80)
     gone = make_task("[S1] Already gone.", greedy=True, max_tokens=80)
-    gone.cancel.cancel()
+    gone.cancel.cancel("stopping", CancelCause.SHUTDOWN)
     drop.on_progress = lambda step, total: drop.cancel.cancel() if step >= 16 else None
     kept, dropped, never = tiny_backend.generate([keep, drop, gone])
     assert ok(kept).tokens == 80 - 16
     assert isinstance(dropped, Cancelled) and isinstance(never, Cancelled)
+    assert (dropped.cause, never.cause) == (CancelCause.REQUEST, CancelCause.SHUTDOWN)
 
 
 def test_progress_is_reported_every_few_steps(tiny_backend):

@@ -16,10 +16,10 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_services
-from ttsframe.core.errors import Cancelled
+from ttsframe.core.errors import CancelCause, Cancelled
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.metrics import Metrics, cancel_reason
-from ttsframe.core.synthesis import SynthesisResult
+from ttsframe.core.synthesis import CancelToken, SynthesisResult
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import TONE, FakeBackend
 
@@ -228,12 +228,39 @@ def test_budget_limits_steps_and_batches_from_backend_results():
     assert reg.get_sample_value("ttsframe_decoding_steps_per_second_sum", where) == 200
 
 
-def test_cancel_reasons():
+def test_cancel_reasons_come_from_the_cause_never_the_words():
     assert cancel_reason(asyncio.CancelledError()) == "client_disconnect"
-    assert cancel_reason(Cancelled("the client disconnected")) == "client_disconnect"
-    assert cancel_reason(Cancelled("cancelled after 3 of 9 decoding steps: server stopping")
-                         ) == "shutdown"
-    assert cancel_reason(Cancelled("cancelled by DELETE /jobs/{id}")) == "request"
+    for cause in CancelCause:
+        assert cancel_reason(Cancelled("Abgebrochen.", cause=cause)) == cause.value
+    # The old wording counts for nothing: no cause, no token, the default.
+    assert cancel_reason(Cancelled("the client disconnected; server stopping")) == "request"
+    # A backend's error without a cause: its task's token says why.
+    token = CancelToken()
+    token.cancel("Arrêt du serveur", CancelCause.SHUTDOWN)
+    assert cancel_reason(Cancelled("Arrêt du serveur"), token) == "shutdown"
+    assert cancel_reason(asyncio.CancelledError(), token) == "shutdown"
+    assert cancel_reason(Cancelled("x"), CancelToken()) == "request"  # not cancelled
+
+
+def test_a_cancellation_in_other_words_is_counted_under_its_cause():
+    """The metrics observer reads the cause from the error, else from the ticket's token."""
+    metrics = Metrics()
+    token = CancelToken()
+    token.cancel("la connexion est fermée", CancelCause.CLIENT_DISCONNECT)
+    ticket = types.SimpleNamespace(started_at=None, finished_at=None,
+                                   task=types.SimpleNamespace(cancel=token))
+    prepared = types.SimpleNamespace(backend="tone")
+    for error in (Cancelled("la connexion est fermée"),  # a backend's, words only
+                  Cancelled("Feierabend", cause=CancelCause.SHUTDOWN)):
+        asyncio.run(metrics.generation_ended(types.SimpleNamespace(
+            prepared=prepared, ticket=ticket, output=None, error=error,
+            streamed_bytes=None)))
+    reg = metrics.registry
+    for reason in ("client_disconnect", "shutdown"):
+        assert reg.get_sample_value("ttsframe_cancellations_total",
+                                    {"backend": "tone", "reason": reason}) == 1, reason
+    assert reg.get_sample_value("ttsframe_cancellations_total",
+                                {"backend": "tone", "reason": "request"}) is None
 
 
 def test_each_app_counts_alone(tmp_path):

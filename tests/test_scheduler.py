@@ -7,7 +7,13 @@ import asyncio
 import msgspec
 import pytest
 
-from ttsframe.core.errors import BackendUnavailable, Cancelled, QueueFull, ShuttingDown
+from ttsframe.core.errors import (
+    BackendUnavailable,
+    CancelCause,
+    Cancelled,
+    QueueFull,
+    ShuttingDown,
+)
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech_types import GenerationParams
 from ttsframe.core.synthesis import SynthesisTask
@@ -80,14 +86,19 @@ def test_cancel_pending_and_running():
         pending = sched.submit("tone", task("pending"))
         assert sched.stats()["pending_jobs"] == 1
         assert sched.cancel("pending")
-        with pytest.raises(Cancelled):
+        with pytest.raises(Cancelled) as cancelled:
             await pending.future
+        assert cancelled.value.cause == CancelCause.REQUEST  # the default
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        assert sched.cancel("running")
-        with pytest.raises(Cancelled):
+        assert sched.cancel("running", "Verbindung getrennt", CancelCause.CLIENT_DISCONNECT)
+        with pytest.raises(Cancelled) as cancelled:
             await running.future
         elapsed = loop.time() - t0
+        # The fake answers as third-party backends do, Cancelled(task.cancel.reason):
+        # words only. The scheduler takes the cause from the task's token.
+        assert cancelled.value.message == "Verbindung getrennt"
+        assert cancelled.value.cause == CancelCause.CLIENT_DISCONNECT
         after = sched.submit("tone", task("after"))
         # the freed worker picks the next task up at once
         await eventually_async(lambda: after.started_at, timeout=5.0, message='"after" started')
@@ -205,3 +216,54 @@ def test_parts_held_for_the_first_end_with_it(how):
     assert all(isinstance(o, BaseException) for o in part_outcomes[1:])
     assert left == (0, {})
     assert len(calls) == (1 if how == "after_first raises" else 0)
+
+
+def test_parts_stopped_by_a_failing_part_say_so():
+    """The first part fails: the others, queued or running, are cancelled with
+    ``part_failed``, and the request fails with the part's own error."""
+    async def main():
+        sched, _ = await started(tone(step_delay_s=0.02, steps=20),
+                                 queue_size=10, max_batch=1, batch_wait_s=0)
+        parts = [task("(explode) part 0"), task("part 1"), task("part 2")]
+        ticket = sched.submit_parts("tone", task("whole"), parts, joined)
+        outcome = (await asyncio.gather(ticket.future, return_exceptions=True))[0]
+        rest = await asyncio.gather(*(p.future for p in ticket.parts[1:]),
+                                    return_exceptions=True)
+        await sched.stop()
+        return outcome, rest, parts
+
+    outcome, rest, parts = run(main())
+    assert isinstance(outcome, RuntimeError), outcome
+    assert all(isinstance(o, Cancelled) and o.cause == CancelCause.PART_FAILED
+               for o in rest), rest
+    assert [p.cancel.cause for p in parts[1:]] == [CancelCause.PART_FAILED] * 2
+
+
+def test_a_stop_cancels_with_the_shutdown_cause():
+    """Past the grace period a running task's token is cancelled for ``shutdown`` (its
+    ticket fails with ShuttingDown, a 503); a request still held when the scheduler
+    stops ends Cancelled for ``shutdown``."""
+    async def main():
+        sched, _ = await started(tone(step_delay_s=0.05, steps=400),
+                                 queue_size=10, max_batch=1, batch_wait_s=0)
+        running = sched.submit("tone", task("running"))
+        await eventually_async(lambda: running.started_at, message='"running" started')
+        sched.close(grace_s=0)
+        stopped = (await asyncio.gather(running.future, return_exceptions=True))[0]
+        await sched.stop()
+
+        sched, _ = await started(tone(step_delay_s=0.05, steps=400),
+                                 queue_size=10, max_batch=1, batch_wait_s=0)
+        parts = [task("part 0"), task("part 1")]
+        held = sched.submit_parts("tone", task("whole"), parts, joined, lambda _r: None)
+        await eventually_async(lambda: held.started_at, message="the first part runs")
+        await sched.stop()
+        outcomes = [f.exception() for f in (held.future, *(p.future for p in held.parts))]
+        return running, stopped, outcomes, parts
+
+    running, stopped, outcomes, parts = run(main())
+    assert isinstance(stopped, ShuttingDown)
+    assert running.task.cancel.cause == CancelCause.SHUTDOWN
+    assert all(isinstance(o, Cancelled) and o.cause == CancelCause.SHUTDOWN
+               for o in outcomes), outcomes
+    assert [p.cancel.cause for p in parts] == [CancelCause.SHUTDOWN] * 2

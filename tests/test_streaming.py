@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 from tests.audio_checks import decode
 from tests.conftest import make_services, pieces_plugin
 from tests.server import ServerProcess, install_fake_backend
+from tests.test_metrics import scrape, value, wait_for
 from ttsframe.core import audio_math as audio
 from ttsframe.core.audio_math import Crossfade, Tempo
 from ttsframe.core.output_pipeline import OutputPipeline
@@ -322,6 +323,8 @@ def test_a_long_text_streams_its_first_chunk_before_the_others_start(server):
 
 
 def test_disconnect_stops_the_generation(server):
+    before = value(scrape(server.client), "ttsframe_cancellations_total",
+                   reason="client_disconnect")
     with httpx.Client(base_url=server.url, timeout=60) as c, \
             c.stream("POST", "/generate", json={"text": "[S1] This takes (slow) minutes.",
                                                 "stream": True}) as r:
@@ -334,6 +337,9 @@ def test_disconnect_stops_the_generation(server):
     logs = server.client.get("/logs").json()["logs"]
     slow = next(log for log in logs if log["status"] != "completed")
     assert slow["status"] == "cancelled" and "disconnected" in slow["error"]
+    # Counted under its cause (the metric is told after the log: wait for it).
+    wait_for(lambda: value(scrape(server.client), "ttsframe_cancellations_total",
+                           reason="client_disconnect") == before + 1)
 
 
 def test_failure_mid_stream_breaks_the_stream(server):

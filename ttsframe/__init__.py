@@ -15,6 +15,7 @@ from ttsframe.core.clients import Client
 from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.errors import (
     BackendUnavailable,
+    CancelCause,
     Cancelled,
     ConfigError,
     Conflict,
@@ -44,6 +45,7 @@ __all__ = [
     "BackendUnavailable",
     "BufferedStream",
     "BuiltinVoiceStore",
+    "CancelCause",
     "CancelToken",
     "Cancelled",
     "Capabilities",

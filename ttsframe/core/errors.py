@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class TTSFrameError(Exception):
     """Base class: ``message`` is safe to show to the caller."""
@@ -49,8 +51,26 @@ class StorageFailed(TTSFrameError):
     was changed (every write is atomic)."""
 
 
+class CancelCause(StrEnum):
+    """Why a generation was cancelled, as data: the metrics label cancellations with it,
+    so the wording of a cancellation's message can change freely."""
+
+    CLIENT_DISCONNECT = "client_disconnect"  # its client went away (buffered or streamed)
+    SHUTDOWN = "shutdown"  # the server is stopping
+    REQUEST = "request"  # asked for: DELETE of a job, or a caller's own cancel
+    # Another part of the same request failed (or its encoding did), so the rest stop.
+    PART_FAILED = "part_failed"
+
+
 class Cancelled(TTSFrameError):
-    """A generation was cancelled before it finished."""
+    """A generation was cancelled before it finished. ``cause`` says why (a
+    ``CancelCause`` or its value); None when the raiser did not say, as a backend answering
+    ``Cancelled(task.cancel.reason)``: the scheduler sets it from the task's token."""
+
+    def __init__(self, message: str, *, cause: CancelCause | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers)
+        self.cause = CancelCause(cause) if cause is not None else None
 
 
 class GenerationFailed(TTSFrameError):

@@ -26,6 +26,7 @@ from ttsframe.core.config import Settings
 from ttsframe.core.database import Row, timestamp
 from ttsframe.core.errors import (
     BackendUnavailable,
+    CancelCause,
     Cancelled,
     Conflict,
     InvalidInput,
@@ -160,9 +161,10 @@ class JobService:
         try:
             event.output = await self.speech.finish(prepared, ticket)
             if not await self._store_result(job_id, event):
-                event.output, event.error = None, Cancelled("cancelled by request")
+                event.output, event.error = None, Cancelled("cancelled by request",
+                                                            cause=CancelCause.REQUEST)
         except asyncio.CancelledError:  # server shutting down: the job stays pending
-            self.scheduler.cancel(job_id, "server stopping")
+            self.scheduler.cancel(job_id, "server stopping", CancelCause.SHUTDOWN)
             raise
         except ShuttingDown:  # stopped by the shutdown: it runs again at the next start
             return
@@ -328,7 +330,7 @@ class JobService:
         reason = "cancelled by DELETE /jobs/{id}"
         if await self.store.update(job_id, ("pending", "processing"), status="cancelled",
                                    completed_at=time.time(), error_message=reason):
-            self.scheduler.cancel(job_id, reason)
+            self.scheduler.cancel(job_id, reason, CancelCause.REQUEST)
             return JobCancelled(job_id=job_id, status="cancelled",
                                 detail=f"job {job_id} was {row['status']} and is cancelled")
         now = await self.info(job_id, client)  # it finished while we looked

@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ttsframe.core.errors import Cancelled
-from ttsframe.core.synthesis import SynthesisResult
+from ttsframe.core.errors import CancelCause, Cancelled
+from ttsframe.core.synthesis import CancelToken, SynthesisResult
 
 if TYPE_CHECKING:
     from ttsframe.core.scheduler import Scheduler, Ticket
@@ -44,17 +44,15 @@ MODEL_STATES = ("loading", "ready", "failed")
 JOB_STATES = ("pending", "processing", "completed", "failed", "cancelled")
 
 
-def cancel_reason(error: BaseException) -> str:
-    """Why a generation stopped early: ``client_disconnect``, ``shutdown`` or ``request``
-    (a job cancelled by DELETE, or a part stopped because another part failed)."""
-    if isinstance(error, asyncio.CancelledError):
-        return "client_disconnect"  # the task of a buffered request whose client went away
-    text = getattr(error, "message", "") or str(error)
-    if "disconnected" in text or "abandoned" in text:
-        return "client_disconnect"
-    if "server stopping" in text or "shutting down" in text:
-        return "shutdown"
-    return "request"
+def cancel_reason(error: BaseException, token: CancelToken | None = None) -> str:
+    """Why a generation stopped early, a ``CancelCause`` value: the error's own cause,
+    else the cause its task's ``token`` was cancelled with; the words are never read."""
+    cause = error.cause if isinstance(error, Cancelled) else None
+    if cause is None and token is not None and token.cancelled:
+        cause = token.cause
+    if cause is None and isinstance(error, asyncio.CancelledError):
+        cause = CancelCause.CLIENT_DISCONNECT  # a buffered request whose client went away
+    return str(cause or CancelCause.REQUEST)
 
 
 class Labelled:
@@ -182,7 +180,7 @@ class Metrics:
                 self.realtime_factor.labels(backend).observe(output.duration_s / generating)
         elif isinstance(error, Cancelled | asyncio.CancelledError):
             self.generations.labels(backend, "cancelled").inc()
-            self.cancellations.labels(backend, cancel_reason(error)).inc()
+            self.cancellations.labels(backend, cancel_reason(error, ticket.task.cancel)).inc()
         else:
             self.generations.labels(backend, "failed").inc()
 

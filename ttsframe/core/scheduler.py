@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ttsframe.core.backend import Backend
-from ttsframe.core.errors import BackendUnavailable, Cancelled, NotFound, QueueFull, ShuttingDown
+from ttsframe.core.errors import (
+    BackendUnavailable,
+    CancelCause,
+    Cancelled,
+    NotFound,
+    QueueFull,
+    ShuttingDown,
+)
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 
 log = logging.getLogger("ttsframe.scheduler")
@@ -88,7 +95,7 @@ def _retry_alone(backend: Backend, task: SynthesisTask,
     have audio from the failed call, which a second run would repeat).
     """
     if task.cancel.cancelled:
-        return Cancelled(task.cancel.reason)
+        return Cancelled(task.cancel.reason, cause=task.cancel.cause)
     if task.on_audio is not None:
         return batch_error
     try:
@@ -227,7 +234,7 @@ class Scheduler:
 
     def _stop_running(self) -> None:
         for ticket in list(self._running.values()):
-            ticket.task.cancel.cancel("server stopping")
+            ticket.task.cancel.cancel("server stopping", CancelCause.SHUTDOWN)
             self._fail_for_shutdown(ticket)  # its result, if it still comes, is dropped
 
     def _fail_for_shutdown(self, ticket: Ticket) -> None:
@@ -320,7 +327,8 @@ class Scheduler:
             failed = next((f for f in futures if f.done() and _failure_of(f) is not None), None)
             if failed is not None:
                 for part in ticket.parts:
-                    self.cancel(part.task.task_id, "another part of this request failed")
+                    self.cancel(part.task.task_id, "another part of this request failed",
+                                CancelCause.PART_FAILED)
                 error = _failure_of(failed)
                 ticket.finished_at = time.time()
                 _complete_future(ticket.future, error=error)
@@ -332,9 +340,11 @@ class Scheduler:
             _complete_future(ticket.future, result=joined)
         except asyncio.CancelledError:
             for part in ticket.parts:
-                self.cancel(part.task.task_id, "server stopping")
-                _complete_future(part.future, error=Cancelled("server stopping"))  # held ones too
-            _complete_future(ticket.future, error=Cancelled("server stopping"))
+                self.cancel(part.task.task_id, "server stopping", CancelCause.SHUTDOWN)
+                _complete_future(part.future, error=Cancelled(  # held ones too
+                    "server stopping", cause=CancelCause.SHUTDOWN))
+            _complete_future(ticket.future, error=Cancelled("server stopping",
+                                                            cause=CancelCause.SHUTDOWN))
             raise
         except Exception as exc:  # join failed
             log.exception("joining the parts of %s failed", ticket.task.task_id)
@@ -361,7 +371,8 @@ class Scheduler:
             if error is None and not part.task.cancel.cancelled:
                 self._enqueue(part)
                 continue
-            _complete_future(part.future, error=error or Cancelled(part.task.cancel.reason))
+            _complete_future(part.future, error=error or Cancelled(
+                part.task.cancel.reason, cause=part.task.cancel.cause))
             self._forget(part)
 
     def announce_request(self, ttl_s: float = 2.0) -> int:
@@ -398,18 +409,20 @@ class Scheduler:
     def get(self, task_id: str) -> Ticket | None:
         return self._tickets.get(task_id)
 
-    def cancel(self, task_id: str, reason: str = "cancelled by request") -> bool:
-        """Cancel a pending task at once, or ask a running one to stop between steps."""
+    def cancel(self, task_id: str, reason: str = "cancelled by request",
+               cause: CancelCause = CancelCause.REQUEST) -> bool:
+        """Cancel a pending task at once, or ask a running one to stop between steps.
+        ``reason`` is for people (logs, job records), ``cause`` for the metrics."""
         ticket = self._tickets.get(task_id)
         if ticket is None or ticket.future.done():
             return False
-        ticket.task.cancel.cancel(reason)
+        ticket.task.cancel.cancel(reason, cause)
         for part in ticket.parts:
-            self.cancel(part.task.task_id, reason)
+            self.cancel(part.task.task_id, reason, cause)
         queue = self._pending[ticket.backend]
         if ticket in queue:
             queue.remove(ticket)
-            ticket.future.set_exception(Cancelled(reason))
+            ticket.future.set_exception(Cancelled(reason, cause=ticket.task.cancel.cause))
             ticket.future.exception()  # mark retrieved
             self._forget(ticket)
         return True
@@ -499,8 +512,13 @@ class Scheduler:
             if ticket.future.done():
                 continue
             if isinstance(result, BaseException):
-                if ticket.task.cancel.cancelled and not isinstance(result, Cancelled):
-                    result = Cancelled(ticket.task.cancel.reason)
+                token = ticket.task.cancel
+                if token.cancelled and not isinstance(result, Cancelled):
+                    result = Cancelled(token.reason, cause=token.cause)
+                elif isinstance(result, Cancelled) and token.cancelled:
+                    # Why is the core's to say: a backend may give the words only, and
+                    # a replica's error comes back without its cause.
+                    result.cause = token.cause
                 self.failed += not isinstance(result, Cancelled)
                 ticket.future.set_exception(result)
                 ticket.future.exception()

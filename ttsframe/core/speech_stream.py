@@ -19,7 +19,7 @@ import anyio.to_thread
 import numpy as np
 
 from ttsframe.core.audio_math import resample
-from ttsframe.core.errors import Cancelled
+from ttsframe.core.errors import CancelCause, Cancelled
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.speech_types import SpeechOutput
@@ -91,14 +91,16 @@ class SpeechStream:
                 yield data
         except BaseException as exc:
             self._end(exc if not isinstance(exc, GeneratorExit | asyncio.CancelledError)
-                      else Cancelled("the client disconnected"))
+                      else Cancelled("the client disconnected",
+                                     cause=CancelCause.CLIENT_DISCONNECT))
             raise
         self._end(None)
 
-    def close(self, reason: str = "the client disconnected") -> None:
+    def close(self, reason: str = "the client disconnected",
+              cause: CancelCause = CancelCause.CLIENT_DISCONNECT) -> None:
         """Stop generating (idempotent); the worker moves on between decoding steps."""
         if not self._ended:
-            self._end(Cancelled(reason))
+            self._end(Cancelled(reason, cause=cause))
 
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
@@ -106,9 +108,13 @@ class SpeechStream:
         self._ended = True
         if error is not None:
             reason = getattr(error, "message", None) or str(error) or type(error).__name__
+            # A part's (or the encoder's) failure stops the rest of the request.
+            cause = (error.cause or CancelCause.REQUEST) if isinstance(error, Cancelled) \
+                else CancelCause.PART_FAILED
             if isinstance(error, asyncio.CancelledError):  # the handler went: client gone
                 reason = "request abandoned (client disconnected)"
-            self.scheduler.cancel(self.ticket.task.task_id, reason)
+                cause = CancelCause.CLIENT_DISCONNECT
+            self.scheduler.cancel(self.ticket.task.task_id, reason, cause)
             if self._first is not None and not isinstance(error, Cancelled):
                 log.error("stream %s failed after its audio had started; the connection is "
                           "closed without a clean end so the client sees it: %s",

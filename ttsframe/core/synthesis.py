@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ttsframe.core.errors import CancelCause
 from ttsframe.core.speech_types import GenerationParams
 from ttsframe.core.voices import AudioPrompt
 
@@ -39,14 +40,17 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CancelToken:
-    """Set by the scheduler when a request is cancelled; backends poll it between steps."""
+    """Set by the scheduler when a request is cancelled; backends poll it between steps.
+    ``reason`` is words for people (logs, job records); ``cause`` is why, as data."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
+        self.cause: CancelCause | None = None
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        self.reason = reason
+    def cancel(self, reason: str = "cancelled",
+               cause: CancelCause = CancelCause.REQUEST) -> None:
+        self.reason, self.cause = reason, CancelCause(cause)
         self._event.set()
 
     @property

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from litestar import Request
 
-from ttsframe.core.errors import Cancelled
+from ttsframe.core.errors import CancelCause, Cancelled
 
 T = TypeVar("T")
 
@@ -48,5 +48,6 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        raise Cancelled("the client disconnected; its request was cancelled")
+        raise Cancelled("the client disconnected; its request was cancelled",
+                        cause=CancelCause.CLIENT_DISCONNECT)
     return task.result()

@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ttsframe.core.backend import Backend
-from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
+from ttsframe.core.errors import (
+    Cancelled,
+    GenerationFailed,
+    InvalidInput,
+    TTSFrameError,
+)
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.plugins.dia.loading import (
     ModelUnavailable,
@@ -313,7 +318,8 @@ class DiaBackend(Backend):
         for i, _, notes in members:
             task = tasks[i]
             if task.cancel.cancelled:
-                yield i, Cancelled(f"cancelled before generation: {task.cancel.reason}")
+                yield i, Cancelled(f"cancelled before generation: {task.cancel.reason}",
+                                   cause=task.cancel.cause)
                 continue
             try:
                 row = self._prepare(i, task, notes)
@@ -358,7 +364,7 @@ class DiaBackend(Backend):
             if row.task.cancel.cancelled:
                 yield row.index, Cancelled(
                     f"cancelled after {steps} of {max_new} decoding steps: "
-                    f"{row.task.cancel.reason}")
+                    f"{row.task.cancel.reason}", cause=row.task.cancel.cause)
                 continue
             # As DiaProcessor.batch_decode: after the prompt, up to (excluding) the EOS.
             end = int(sequences.shape[1] - (sequences[k, :, 0] == pad).sum()) - 1

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from ttsframe.core.backend import Backend
-from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
+from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.speech_types import GenerationParams, SpeechRequest
@@ -209,10 +209,13 @@ class BackendContract:
 
     def test_a_cancelled_task_yields_cancelled(self, loaded: Backend):
         task = self.task(loaded)
-        task.cancel.cancel("cancelled by the contract test")
+        task.cancel.cancel("cancelled by the contract test", CancelCause.SHUTDOWN)
         results = loaded.generate([task])
         assert len(results) == 1
         assert isinstance(results[0], Cancelled), f"expected Cancelled, got {results[0]!r}"
+        assert results[0].cause in (None, CancelCause.SHUTDOWN), (
+            f"the task was cancelled for {CancelCause.SHUTDOWN!s} but the backend's "
+            f"Cancelled says {results[0].cause!s}; pass cause=task.cancel.cause, or none")
 
     def test_cancelling_during_generation_yields_cancelled(self, loaded: Backend):
         seen: list[str] = []
