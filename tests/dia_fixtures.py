@@ -62,3 +62,17 @@ def tiny_eos_backend(tiny_eos_model_dir) -> Iterator[DiaBackend]:
     backend.load()
     yield backend
     backend.close()
+
+
+def count_codec_encodes(backend: DiaBackend, monkeypatch) -> list[int]:
+    """Make the backend's codec record each ``encode`` call (one 1 per call) in the list
+    returned, so a test can count how often a prompt was encoded."""
+    codec = backend.processor.audio_tokenizer
+    encode, encoded = codec.encode, []
+
+    def counting_encode(*args, **kwargs):
+        encoded.append(1)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "encode", counting_encode)
+    return encoded

@@ -21,7 +21,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tests.conftest import make_services
-from tests.dia_fixtures import tiny_eos_model_dir  # noqa: F401
+from tests.dia_fixtures import count_codec_encodes, tiny_eos_model_dir  # noqa: F401
 from ttsframe.core.voices import AudioPrompt
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
@@ -105,14 +105,7 @@ def test_switched_off_every_chunk_starts_afresh(dia):
 
 def test_the_first_chunk_is_encoded_once_and_kept_apart_from_voices(dia, monkeypatch):
     client, backend, _ = dia
-    codec = backend.processor.audio_tokenizer
-    encode, encoded = codec.encode, []
-
-    def counting_encode(*args, **kwargs):
-        encoded.append(1)
-        return encode(*args, **kwargs)
-
-    monkeypatch.setattr(codec, "encode", counting_encode)
+    encoded = count_codec_encodes(backend, monkeypatch)
     before = client.get("/health").json()
     calls, _ = speak(dia)
     (_, _), (later, _) = calls

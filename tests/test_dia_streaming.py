@@ -18,6 +18,7 @@ from litestar.testing import TestClient  # noqa: E402
 
 from tests.audio_checks import decode  # noqa: E402
 from tests.conftest import make_services  # noqa: E402
+from tests.dia_fixtures import count_codec_encodes  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.test_streaming import aligned_correlation  # noqa: E402
 from ttsframe.core.errors import Cancelled  # noqa: E402
@@ -150,14 +151,7 @@ def test_prompt_cache_is_bounded_and_keyed_by_content():
 
 def test_a_cloned_voice_is_encoded_once(tiny_backend, monkeypatch):
     prompt = noise_prompt(0.6)
-    codec = tiny_backend.processor.audio_tokenizer
-    encode, encoded = codec.encode, []
-
-    def counting_encode(*args, **kwargs):
-        encoded.append(1)
-        return encode(*args, **kwargs)
-
-    monkeypatch.setattr(codec, "encode", counting_encode)
+    encoded = count_codec_encodes(tiny_backend, monkeypatch)
     for text in ("[S1] First use.", "[S1] Second use.", "[S1] Third use."):
         ok(tiny_backend.generate([task(text, stream=False, prompt=prompt, max_tokens=40)[0]])[0])
     assert len(encoded) <= 1
