@@ -19,10 +19,11 @@ from typing import Any
 
 import msgspec
 
-from ttsframe.cluster.wire import PromptAreas, decode_outcome, prompt_key, to_payload
+from ttsframe.cluster.wire import decode_outcome, prompt_key, replica_prompts, to_payload
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import ClusterConfig, Settings
 from ttsframe.core.errors import BackendUnavailable, Cancelled, GenerationFailed
+from ttsframe.core.prompt_areas import PromptAreas
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 
 log = logging.getLogger("ttsframe.cluster")
@@ -119,7 +120,7 @@ class ReplicaSlot:
     describe: dict[str, Any] = field(default_factory=dict)
     # Prompt contents this replica holds (by ``prompt_key``): sent once, then cached;
     # bounded as the replica's own areas are, so one-off keys are not kept forever.
-    prompts: PromptAreas = field(default_factory=PromptAreas)
+    prompts: PromptAreas = field(default_factory=replica_prompts)
     prompts_sent: int = 0  # how many times prompt audio was shipped to this replica
 
     def health(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from ttsframe.cluster.wire import PromptAreas, TaskPayload, encode_outcome, payload_fields
+from ttsframe.cluster.wire import TaskPayload, encode_outcome, payload_fields, replica_prompts
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings
 from ttsframe.core.plugins import PluginContext, load_plugins
@@ -58,9 +58,9 @@ class Replica:
         # than each on a new thread.
         self._runner = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{backend}")
         self._tokens: dict[str, CancelToken] = {}
-        # Prompts kept by content (``wire.PromptAreas``: voices' and one-off prompts
+        # Prompts kept by content (``wire.replica_prompts``: voices' and one-off prompts
         # apart); the API node resends one this replica dropped.
-        self._prompts = PromptAreas()
+        self._prompts = replica_prompts()
 
     def load(self) -> dict[str, Any]:
         """Build and load the backend (once per process); report where it runs."""

@@ -9,13 +9,13 @@ class name and message, so a domain error (``InvalidInput``...) keeps its HTTP s
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from ttsframe.core import errors
+from ttsframe.core.prompt_areas import PromptAreas
 from ttsframe.core.speech_types import GenerationParams
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
@@ -51,51 +51,16 @@ def prompt_key(prompt: AudioPrompt) -> str:
     return digest.hexdigest()
 
 
-# Prompts a replica keeps, by content: voices' prompts and one-off prompts
-# (``AudioPrompt.transient``, a long text's first chunk) in separate LRUs, so that long
-# texts never push a voice's prompt out. The API node's record of what a replica holds
-# has the same bounds; when the two disagree the replica asks for the prompt again.
+# Prompts a replica keeps, by content (``core.prompt_areas``: voices' prompts and one-off
+# prompts apart). The API node's record of what a replica holds has the same bounds; when
+# the two disagree the replica asks for the prompt again.
 PROMPT_CACHE = 64
 ONE_OFF_PROMPTS = 4
 
 
-class PromptAreas:
-    """Values by prompt key in two least-recently-used areas, lasting and one-off."""
-
-    def __init__(self, lasting: int = PROMPT_CACHE, one_off: int = ONE_OFF_PROMPTS) -> None:
-        self._areas = {False: (OrderedDict(), lasting), True: (OrderedDict(), one_off)}
-
-    def put(self, key: str, value: Any, *, transient: bool) -> None:
-        lasting = self._areas[False][0]
-        if transient and key in lasting:  # the same audio as a voice's: it stays lasting
-            lasting.move_to_end(key)
-            return
-        if not transient:
-            self._areas[True][0].pop(key, None)
-        items, size = self._areas[transient]
-        items[key] = value
-        items.move_to_end(key)
-        while len(items) > size:
-            items.popitem(last=False)
-
-    def get(self, key: str) -> Any:
-        """The value stored under ``key`` (now the most recently used), or ``None``."""
-        for items, _ in self._areas.values():
-            if key in items:
-                items.move_to_end(key)
-                return items[key]
-        return None
-
-    def __contains__(self, key: str) -> bool:
-        return any(key in items for items, _ in self._areas.values())
-
-    def sizes(self) -> tuple[int, int]:
-        """Entries held: (lasting, one-off)."""
-        return len(self._areas[False][0]), len(self._areas[True][0])
-
-    def clear(self) -> None:
-        for items, _ in self._areas.values():
-            items.clear()
+def replica_prompts() -> PromptAreas:
+    """The prompt areas of one replica, or the API node's record of them."""
+    return PromptAreas(PROMPT_CACHE, ONE_OFF_PROMPTS)
 
 
 def to_payload(task: SynthesisTask, *, send_prompt: bool, key: str | None) -> TaskPayload:

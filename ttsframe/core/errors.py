@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from enum import StrEnum
 
 
@@ -72,6 +73,17 @@ class Cancelled(TTSFrameError):
         super().__init__(message, headers=headers)
         self.cause = CancelCause(cause) if cause is not None else None
 
+
+
+def cause_of_stop(error: BaseException) -> CancelCause:
+    """Why the rest of a request is cancelled after ``error`` ended it: the handler's task
+    was cancelled (its client went away), the cause a ``Cancelled`` carries, or else a
+    part (or the encoding) failed."""
+    if isinstance(error, asyncio.CancelledError):
+        return CancelCause.CLIENT_DISCONNECT
+    if isinstance(error, Cancelled):
+        return error.cause or CancelCause.REQUEST
+    return CancelCause.PART_FAILED
 
 class GenerationFailed(TTSFrameError):
     """The backend raised while generating (500)."""

@@ -29,7 +29,7 @@ from ttsframe.core.backend import Backend
 from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
-from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput
+from ttsframe.core.errors import InvalidInput, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
@@ -412,14 +412,8 @@ class SpeechService:
         try:
             output = await self.finish(prepared, ticket)
         except BaseException as exc:
-            # The handler's task cancelled: its client went away (http/disconnect.py);
-            # otherwise a part or the encoding failed, and the rest stops.
-            cause = CancelCause.PART_FAILED
-            if isinstance(exc, asyncio.CancelledError):
-                cause = CancelCause.CLIENT_DISCONNECT
-            elif isinstance(exc, Cancelled):
-                cause = exc.cause or CancelCause.REQUEST
-            if self.scheduler.cancel(prepared.task.task_id, "request abandoned", cause):
+            if self.scheduler.cancel(prepared.task.task_id, "request abandoned",
+                                     cause_of_stop(exc)):
                 ticket.future.add_done_callback(_retrieve)
             await asyncio.shield(self.notify(GenerationEvent(prepared, ticket, error=exc)))
             raise

@@ -19,7 +19,7 @@ import anyio.to_thread
 import numpy as np
 
 from ttsframe.core.audio_math import resample
-from ttsframe.core.errors import CancelCause, Cancelled
+from ttsframe.core.errors import CancelCause, Cancelled, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.speech_types import SpeechOutput
@@ -108,13 +108,9 @@ class SpeechStream:
         self._ended = True
         if error is not None:
             reason = getattr(error, "message", None) or str(error) or type(error).__name__
-            # A part's (or the encoder's) failure stops the rest of the request.
-            cause = (error.cause or CancelCause.REQUEST) if isinstance(error, Cancelled) \
-                else CancelCause.PART_FAILED
             if isinstance(error, asyncio.CancelledError):  # the handler went: client gone
                 reason = "request abandoned (client disconnected)"
-                cause = CancelCause.CLIENT_DISCONNECT
-            self.scheduler.cancel(self.ticket.task.task_id, reason, cause)
+            self.scheduler.cancel(self.ticket.task.task_id, reason, cause_of_stop(error))
             if self._first is not None and not isinstance(error, Cancelled):
                 log.error("stream %s failed after its audio had started; the connection is "
                           "closed without a clean end so the client sees it: %s",

@@ -28,12 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ttsframe.core.backend import Backend
-from ttsframe.core.errors import (
-    Cancelled,
-    GenerationFailed,
-    InvalidInput,
-    TTSFrameError,
-)
+from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.plugins.dia.loading import (
     ModelUnavailable,

@@ -16,82 +16,66 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ttsframe.core.prompt_areas import PromptAreas
+
 # One-off prompts kept at least: enough for the few long texts a backend has in flight.
 ONE_OFF_SIZE = 4
 
 
-class _Area:
-    """One LRU of encodings with its own counters."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def figures(self) -> dict[str, int]:
-        return {"entries": len(self.items), "max": self.size, "hits": self.hits,
-                "misses": self.misses}
-
-
 class PromptCache:
     def __init__(self, size: int, one_off_size: int = ONE_OFF_SIZE) -> None:
-        self._lasting = _Area(size)
-        self._one_off = _Area(one_off_size)
+        self._areas = PromptAreas(size, one_off_size)
         self._lock = threading.Lock()
+        self._counts = {False: [0, 0], True: [0, 0]}  # hits and misses, by ``transient``
 
     # The lasting area's figures: what ``prompt_cache_size`` bounds and the metrics count.
     @property
     def size(self) -> int:
-        return self._lasting.size
+        return self._areas.bounds[0]
 
     @property
     def hits(self) -> int:
-        return self._lasting.hits
+        return self._counts[False][0]
 
     @property
     def misses(self) -> int:
-        return self._lasting.misses
+        return self._counts[False][1]
 
     def __len__(self) -> int:
-        return len(self._lasting.items)
+        return self._areas.sizes()[0]
 
     def one_off(self) -> dict[str, int]:
         """Entries, bound, hits and misses of the one-off area."""
         with self._lock:
-            return self._one_off.figures()
+            hits, misses = self._counts[True]
+            return {"entries": self._areas.sizes()[1], "max": self._areas.bounds[1],
+                    "hits": hits, "misses": misses}
 
     def get(self, prompt_id: str, samples: np.ndarray,
             encode: Callable[[np.ndarray], Any], *, transient: bool = False) -> Any:
         """The cached encoding of ``samples``, or ``encode(samples)`` stored for next time
         (in the one-off area when ``transient``)."""
-        area = self._one_off if transient else self._lasting
         key = (prompt_id, _digest(samples))
+        counts = self._counts[transient]
         with self._lock:
-            if key in area.items:
-                area.items.move_to_end(key)
-                area.hits += 1
-                return area.items[key]
+            value = self._areas.get(key)
+            if value is not None:
+                counts[0] += 1
+                return value
         value = encode(samples)
         with self._lock:
-            area.misses += 1
-            if area.size > 0:
-                area.items[key] = value
-                area.items.move_to_end(key)
-                while len(area.items) > area.size:
-                    area.items.popitem(last=False)
+            counts[1] += 1
+            self._areas.put(key, value, transient=transient)
         return value
 
     def clear(self) -> None:
         with self._lock:
-            self._lasting.items.clear()
-            self._one_off.items.clear()
+            self._areas.clear()
 
 
 def _digest(samples: np.ndarray) -> str:
