@@ -237,27 +237,26 @@ class FilesystemVoiceStore(VoiceStore):
 
     def _changed(self, base: dict[str, Record], changes: dict[str, Record | None]) -> None:
         """After files were written or deleted (under the write lock): update the
-        in-memory copy and the change mark other stores watch. The mark need not be
-        durable (after a restart every copy is read afresh), so it is not fsynced."""
+        in-memory copy and the change mark other stores watch."""
         voices = dict(base)
         for voice_id, record in changes.items():
             if record is None:
                 voices.pop(voice_id, None)
             else:
                 voices[voice_id] = record
-        tmp = temp_path_for(self._mark_path)
+        self._mark_changed()
+        with self._cache_lock:
+            self._voices, self._voices_key = voices, self._cache_key()
+
+    def _mark_changed(self) -> None:
+        """Rewrite the change mark, so other stores read the files again. It need not be
+        durable (after a restart every copy is read afresh), so it is not fsynced."""
         try:
-            self.voices_dir.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(secrets.token_hex(8).encode())
-            os.replace(tmp, self._mark_path)
+            _write_unsynced(self._mark_path, secrets.token_hex(8).encode())
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             log.warning("could not rewrite %s (%s); another process sharing %s may list "
                         "voices as they were before this change until the next one",
                         self._mark_path, exc.strerror or exc, self.voices_dir)
-        with self._cache_lock:
-            self._voices, self._voices_key = voices, self._cache_key()
 
     @staticmethod
     def _remove_record(path: Path) -> None:
@@ -544,10 +543,15 @@ class FilesystemVoiceStore(VoiceStore):
             voices, prompts = _movable(voices), _movable(prompts)
             voice_targets = _voice_targets(voices, self.voices_dir)
             prompt_targets = _prompt_targets(prompts, self.prompt_info_dir)
-            for voice_id, target in voice_targets.items():
-                _write_unsynced(self._voice_path(target), _encode(voices[voice_id]))
-            for prompt_id in prompt_targets:
-                _write_unsynced(self._info_path(prompt_id), _encode(prompts[prompt_id]))
+            moves = [*((self._voice_path(target), voices[voice_id])
+                       for voice_id, target in voice_targets.items()),
+                     *((self._info_path(prompt_id), prompts[prompt_id])
+                       for prompt_id in prompt_targets)]
+            for path, record in moves:
+                try:
+                    _write_unsynced(path, _encode(record))
+                except OSError as exc:
+                    raise storage_failed(exc, path) from exc
             os.sync()
             for directory in (self.voices_dir, self.prompt_info_dir):
                 if directory.is_dir():
@@ -558,7 +562,7 @@ class FilesystemVoiceStore(VoiceStore):
                 fsync_dir(self.data_dir)
             except OSError as exc:
                 raise storage_failed(exc, index, "rename") from exc
-            self._changed(self._scan(), {})
+            self._mark_changed()  # _startup_report reads every file next
         log.warning("moved %d voice(s) and %d prompt record(s) from %s into %s and %s; the "
                     "old file is kept as %s", len(voice_targets), len(prompt_targets), index,
                     self.voices_dir, self.prompt_info_dir, kept.name)
@@ -722,16 +726,17 @@ def _ignores_case(directory: Path) -> bool:
 
 
 def _write_unsynced(path: Path, payload: bytes) -> None:
-    """Replace ``path`` by rename, without a sync (the caller syncs once for many)."""
+    """Replace ``path`` by rename, without a sync (a caller that needs it durable syncs
+    once for many files). A failing disk raises its ``OSError``; no temp file is left."""
     tmp = temp_path_for(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(payload)
         os.replace(tmp, path)
-    except OSError as exc:
+    except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise storage_failed(exc, path) from exc
+        raise
 
 
 def _free_name(path: Path) -> Path:
