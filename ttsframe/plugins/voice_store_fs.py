@@ -137,7 +137,7 @@ class FilesystemVoiceStore(VoiceStore):
         self._lock_path = self.data_dir / LOCK_NAME
         self._mark_path = self.voices_dir / CHANGE_MARK
         # Writers serialise on _write_lock (+ flock); readers never wait for a write in
-        # progress (get_voice runs on the event loop).
+        # progress (a request looking up its voice is not held up behind an upload).
         self._write_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._voices: dict[str, Record] | None = None  # replaced whole, never modified
