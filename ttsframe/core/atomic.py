@@ -62,10 +62,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         if isinstance(exc, OSError):
             raise storage_failed(exc, path) from exc
         raise
-    _sync_dir_after(path, "written")
+    sync_dir_after(path, "written")
 
 
-def _sync_dir_after(path: Path, done: str) -> None:
+def sync_dir_after(path: Path, done: str) -> None:
     """The rename or unlink has happened: a directory that will not sync only puts its
     durability in doubt, so it is logged rather than reported as a failure."""
     try:
@@ -94,7 +94,7 @@ def remove_file(path: Path) -> bool:
         log.warning("could not delete %s: %s; it is left for the next cleanup", path,
                     exc.strerror or exc)
         return False
-    _sync_dir_after(path, "deleted")
+    sync_dir_after(path, "deleted")
     return True
 
 

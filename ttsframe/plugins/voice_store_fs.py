@@ -54,6 +54,7 @@ from ttsframe.core.atomic import (
     remove_file,
     remove_stale_temps,
     storage_failed,
+    sync_dir_after,
     temp_path_for,
 )
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageFailed
@@ -270,11 +271,7 @@ class FilesystemVoiceStore(VoiceStore):
             return
         except OSError as exc:
             raise storage_failed(exc, path, "delete") from exc
-        try:
-            fsync_dir(path.parent)
-        except OSError as exc:
-            log.warning("%s was deleted, but syncing %s failed: %s", path.name, path.parent,
-                        exc.strerror or exc)
+        sync_dir_after(path, "deleted")
 
     # ------------------------------------------------------------------ voices
 
