@@ -97,6 +97,12 @@ def _encode(record: Record) -> bytes:
     return json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
 
 
+def _record_id(file_name: str) -> str | None:
+    """The id a record file ``<id>.json`` is named for; None for any other name."""
+    stem, ext = os.path.splitext(file_name)
+    return stem if ext == ".json" and is_valid_id(stem) else None
+
+
 def _read_record(path: Path) -> Record | None:
     """The JSON object stored in ``path``; None when there is no regular file there (a
     symlink or anything else placed by hand is not followed). A file that is not a JSON
@@ -191,8 +197,8 @@ class FilesystemVoiceStore(VoiceStore):
             return {}
         voices = {}
         for entry in entries:
-            voice_id, ext = os.path.splitext(entry.name)
-            if ext != ".json" or not is_valid_id(voice_id):
+            voice_id = _record_id(entry.name)
+            if voice_id is None:
                 continue
             try:
                 record = _read_record(Path(entry.path))
@@ -608,10 +614,11 @@ class FilesystemVoiceStore(VoiceStore):
             for entry in self.voices_dir.iterdir():
                 if entry.name.startswith("."):
                     continue
-                if entry.suffix != ".json" or not is_valid_id(entry.stem):
+                voice_id = _record_id(entry.name)
+                if voice_id is None:
                     log.warning("ignoring %s: voice file names must be <voice_id>.json with "
                                 "letters, digits, '_' or '-'", entry)
-                elif entry.stem not in voices:
+                elif voice_id not in voices:
                     log.warning("ignoring %s: not a regular file (a symlink is not followed)",
                                 entry)
         for voice_id, record in sorted(voices.items()):
@@ -636,9 +643,9 @@ def _file_ids(directory: Path) -> dict[str, set[str]]:
         return {}
     ids: dict[str, set[str]] = {}
     for name in names:
-        stem, ext = os.path.splitext(name)
-        if ext == ".json" and is_valid_id(stem):
-            ids.setdefault(stem.casefold(), set()).add(stem)
+        record_id = _record_id(name)
+        if record_id is not None:
+            ids.setdefault(record_id.casefold(), set()).add(record_id)
     return ids
 
 
