@@ -669,28 +669,27 @@ def _voice_targets(voices: dict[str, Record], voices_dir: Path) -> dict[str, str
         if _is_portable(voice_id, claimed, on_disk):
             target = voice_id
         else:
-            target = _new_voice_id(voice_id, _encode(record), (blocked, claimed), on_disk,
+            target = _new_voice_id(voice_id, _encode(record), blocked | claimed, on_disk,
                                    voices_dir)
         claimed.add(target.casefold())
         targets[voice_id] = target
     return targets
 
 
-def _new_voice_id(voice_id: str, payload: bytes, blocked: tuple[set[str], ...],
+def _new_voice_id(voice_id: str, payload: bytes, blocked: set[str],
                   on_disk: dict[str, set[str]], voices_dir: Path) -> str:
     """The first of ``<id>-2``, ``<id>-3``... (cut to fit the id length) that differs in
-    more than case from every id in ``blocked`` (sets of case-folded ids) and every
-    voice file. A file already holding exactly
-    this record under that name (written by a migration that crashed before it
-    finished, or from the same ``voices.json`` put back) is taken again, so running the
-    migration again picks the same ids."""
+    more than case from every id in ``blocked`` (case-folded) and every voice file. A
+    file already holding exactly this record under that name (written by a migration
+    that crashed before it finished, or from the same ``voices.json`` put back) is taken
+    again, so running the migration again picks the same ids."""
     n = 1
     while True:
         n += 1
         suffix = f"-{n}"
         candidate = voice_id[:MAX_ID_LENGTH - len(suffix)] + suffix
         key = candidate.casefold()
-        if any(key in ids for ids in blocked):
+        if key in blocked:
             continue
         existing = on_disk.get(key, set())
         if not existing or (existing == {candidate}
