@@ -395,9 +395,8 @@ class DiaBackend(Backend):
         notes = list(notes)  # the task's own notes are reported by the core
         self.check(task)
         text = model_text(task)
-        language = getattr(task, "language", None)
-        if language and not language.lower().startswith("en"):
-            notes.append(f"language '{language}' was ignored: Dia speaks English only")
+        if task.language and not task.language.lower().startswith("en"):
+            notes.append(f"language '{task.language}' was ignored: Dia speaks English only")
         samples = None
         prompt_frames = 0
         if task.prompt is not None:

@@ -97,7 +97,7 @@ def max_new_tokens(task: SynthesisTask, shape: DecoderShape) -> tuple[int, list[
     if requested is None:
         # Chunks of one long text estimate from their largest chunk: same bucket, so
         # they can share a batch.
-        size = max(len(task.text.encode()), getattr(task, "text_bytes_hint", None) or 0)
+        size = max(len(task.text.encode()), task.text_bytes_hint or 0)
         steps = shape.frames_of(size / AUTO_BYTES_PER_SECOND + AUTO_MARGIN_S) + shape.tail
         steps = math.ceil(steps / AUTO_BUCKET) * AUTO_BUCKET
         return min(max(steps, AUTO_MIN_TOKENS), ceiling), []
