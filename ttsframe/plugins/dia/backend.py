@@ -294,7 +294,7 @@ class DiaBackend(Backend):
         first = plan.max_new_tokens
         while isinstance(result, DiaCodes) and result.info.get("budget_limited"):
             budget = result.info["max_new_tokens"]
-            limit = self.shape.max_steps - 1 - result.info["prompt_frames"]
+            limit = self.shape.room(result.info["prompt_frames"])
             if budget >= limit:
                 break
             bigger = dataclasses.replace(plan, max_new_tokens=min(budget * 2, limit))
@@ -335,7 +335,7 @@ class DiaBackend(Backend):
                          decoder.bos_token_id, self.device)
         prompt_len = self.processor.get_audio_prompt_len(batch["decoder_attention_mask"])
         max_new = plan.max_new_tokens
-        room = self.shape.max_steps - prompt_len
+        room = self.shape.room(prompt_len - 1)  # prompt_len counts the start token
         if max_new > room:
             for row in rows:
                 row.notes.append(

@@ -46,6 +46,10 @@ class DecoderShape:
     def frames_of(self, seconds: float) -> int:
         return math.ceil(seconds * SAMPLE_RATE / self.hop)
 
+    def room(self, prompt_frames: int) -> int:
+        """Decoder steps left for speech after the start token and an audio prompt."""
+        return self.max_steps - 1 - prompt_frames
+
 
 @dataclass(frozen=True)
 class GenerationPlan:
@@ -92,7 +96,7 @@ def max_new_tokens(task: SynthesisTask, shape: DecoderShape) -> tuple[int, list[
     when that is larger.
     """
     floor = shape.tail + MIN_FRAMES
-    ceiling = shape.max_steps - 1  # one decoder position holds the start token
+    ceiling = shape.room(0)
     requested = task.params.max_tokens
     if requested is None:
         # Chunks of one long text estimate from their largest chunk: same bucket, so
@@ -143,7 +147,7 @@ def model_text(task: SynthesisTask) -> str:
 def cut_note(task: SynthesisTask, max_new: int, prompt_frames: int,
              shape: DecoderShape) -> str:
     """What to tell a caller whose speech used its whole budget without ending."""
-    limit = shape.max_steps - 1 - prompt_frames
+    limit = shape.room(prompt_frames)
     text = (f"speech was cut: it used all {max_new} decoding steps of its budget before "
             "the model ended it, so the audio may stop mid-word")
     if max_new >= limit:
