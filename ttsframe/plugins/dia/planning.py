@@ -46,6 +46,11 @@ class DecoderShape:
     def frames_of(self, seconds: float) -> int:
         return math.ceil(seconds * SAMPLE_RATE / self.hop)
 
+    @property
+    def least_steps(self) -> int:
+        """The smallest budget that still yields frames (see ``MIN_FRAMES``)."""
+        return self.tail + MIN_FRAMES
+
     def room(self, prompt_frames: int) -> int:
         """Decoder steps left for speech after the start token and an audio prompt."""
         return self.max_steps - 1 - prompt_frames
@@ -95,7 +100,7 @@ def max_new_tokens(task: SynthesisTask, shape: DecoderShape) -> tuple[int, list[
     ``bytes`` is the text's size, or ``text_bytes_hint`` (a long text's largest chunk)
     when that is larger.
     """
-    floor = shape.tail + MIN_FRAMES
+    floor = shape.least_steps
     ceiling = shape.room(0)
     requested = task.params.max_tokens
     if requested is None:
@@ -123,7 +128,7 @@ def check_limits(task: SynthesisTask, shape: DecoderShape) -> None:
     if task.prompt is not None:
         prompt = task.prompt
         seconds = max(np.shape(prompt.samples), default=0) / prompt.sample_rate
-        if shape.frames_of(seconds) + 1 + shape.tail + MIN_FRAMES > shape.max_steps:
+        if shape.room(shape.frames_of(seconds)) < shape.least_steps:
             raise InvalidInput(
                 f"audio prompt '{prompt.prompt_id}' is {seconds:.1f} s long; with it the "
                 f"model has no room left for speech (it holds about "
