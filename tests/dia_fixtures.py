@@ -76,3 +76,9 @@ def count_codec_encodes(backend: DiaBackend, monkeypatch) -> list[int]:
 
     monkeypatch.setattr(codec, "encode", counting_encode)
     return encoded
+
+
+def ok(result):
+    """``result``, asserting it is a result and not an error (shown if it is)."""
+    assert not isinstance(result, BaseException), repr(result)
+    return result

@@ -12,9 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tests.dia_fixtures import ok  # noqa: E402
 from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput  # noqa: E402
 from ttsframe.core.speech_types import GenerationParams  # noqa: E402
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
+from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaCodes  # noqa: E402
 
@@ -36,11 +37,6 @@ def noise_prompt(seconds: float, seed: int = 0, rate: int = 44100) -> AudioPromp
     rng = np.random.default_rng(seed)
     samples = (rng.standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
     return AudioPrompt(prompt_id=f"noise{seed}", samples=samples, sample_rate=rate)
-
-
-def ok(result) -> SynthesisResult:
-    assert not isinstance(result, BaseException), repr(result)
-    return result
 
 
 def codes_of(backend, tasks):

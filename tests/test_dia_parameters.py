@@ -21,13 +21,7 @@ from ttsframe.core.speech_types import GenerationParams
 from ttsframe.core.synthesis import SynthesisTask
 from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.http.app import create_app
-
-
-def wait_healthy(client: TestClient) -> None:
-    deadline = time.monotonic() + 120
-    while client.get("/health").json()["status"] != "healthy":
-        assert time.monotonic() < deadline, client.get("/health").json()
-        time.sleep(0.1)
+from ttsframe.testing.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,8 @@ def dia(tmp_path_factory, tiny_model_dir) -> Iterator[tuple[TestClient, object]]
                              plugins={"dia": {"model": str(tiny_model_dir), "device": "cpu",
                                               "cpu_threads": 1}})
     with TestClient(app=create_app(services), timeout=120) as client:
-        wait_healthy(client)
+        eventually(lambda: client.get("/health").json()["status"] == "healthy", timeout=120,
+                   interval=0.1, message=lambda: f"healthy: {client.get('/health').json()}")
         yield client, services
 
 

@@ -18,7 +18,7 @@ from litestar.testing import TestClient  # noqa: E402
 
 from tests.audio_checks import decode  # noqa: E402
 from tests.conftest import make_services  # noqa: E402
-from tests.dia_fixtures import count_codec_encodes  # noqa: E402
+from tests.dia_fixtures import count_codec_encodes, ok  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.test_streaming import aligned_correlation  # noqa: E402
 from ttsframe.core.errors import Cancelled  # noqa: E402
@@ -62,11 +62,6 @@ def task(text: str, *, stream: bool, prompt: AudioPrompt | None = None, **params
     if stream:
         t.on_audio = pieces.append
     return t, pieces
-
-
-def ok(result):
-    assert not isinstance(result, BaseException), repr(result)
-    return result
 
 
 def noise_prompt(seconds: float) -> AudioPrompt:

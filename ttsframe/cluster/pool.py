@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from ttsframe.cluster.wire import decode_outcome, prompt_key, replica_prompts, to_payload
+from ttsframe.cluster.wire import decode_outcome, prompt_keys, replica_prompts, to_payload
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import ClusterConfig, Settings
 from ttsframe.core.errors import BackendUnavailable, Cancelled, GenerationFailed
@@ -457,7 +457,8 @@ class RayWorkerPool:
         """One batch on one replica, forwarding audio, progress and cancellation."""
         import ray.exceptions as rex
 
-        keys = [prompt_key(t.prompt) if t.prompt is not None else None for t in tasks]
+        # Hashing prompt audio (megabytes per voice) stays off the event loop.
+        keys = await asyncio.to_thread(prompt_keys, tasks)
         by_id = {t.task_id: t for t in tasks}
         resend = False
         watcher = asyncio.create_task(self._forward_cancels(slot, tasks))

@@ -51,6 +51,16 @@ def prompt_key(prompt: AudioPrompt) -> str:
     return digest.hexdigest()
 
 
+def prompt_keys(tasks: list[SynthesisTask]) -> list[str | None]:
+    """Each task's ``prompt_key`` (None without a prompt); a prompt object shared by
+    several tasks (the chunks of one long text) is hashed once."""
+    keys: dict[int, str] = {}
+    for task in tasks:
+        if task.prompt is not None and id(task.prompt) not in keys:
+            keys[id(task.prompt)] = prompt_key(task.prompt)
+    return [None if t.prompt is None else keys[id(t.prompt)] for t in tasks]
+
+
 # Prompts a replica keeps, by content (``core.prompt_areas``: voices' prompts and one-off
 # prompts apart). The API node's record of what a replica holds has the same bounds; when
 # the two disagree the replica asks for the prompt again.

@@ -14,13 +14,14 @@ import msgspec
 from ttsframe.core.backend import Backend
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.plugins import PluginContext
+from ttsframe.plugins.dia.loading import DEFAULT_MODEL
 
 
 class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``[plugins.dia]``: where the weights come from and how they run."""
 
     # Hugging Face repo id, or a local directory written by save_pretrained.
-    model: str = "nari-labs/Dia-1.6B-0626"
+    model: str = DEFAULT_MODEL
     # Hub revision (branch, tag or commit) of ``model``; ignored for a local directory.
     revision: str | None = None
     # The DAC codec: hub id or directory. Default: the one the checkpoint names

@@ -260,26 +260,25 @@ class DiaBackend(Backend):
         if self.model is None:
             raise RuntimeError("the Dia backend is not loaded")
         out: list[DiaCodes | BaseException | None] = [None] * len(tasks)
-        groups: dict[Hashable, list[tuple[int, GenerationPlan, list[str]]]] = {}
+        groups: dict[GenerationPlan, list[tuple[int, list[str]]]] = {}
         for i, task in enumerate(tasks):
             try:
                 plan, notes = self._plan(task)
             except TTSFrameError as exc:
                 out[i] = exc
                 continue
-            groups.setdefault(plan, []).append((i, plan, notes))
+            groups.setdefault(plan, []).append((i, notes))
         # The scheduler batches by batch_key already; this keeps any other caller correct.
         with torch.inference_mode():
-            for members in groups.values():
-                plan = members[0][1]
+            for plan, members in groups.items():
                 try:
                     for i, result in self._run(tasks, members, plan):
                         out[i] = result
-                    for i, _, notes in members:
+                    for i, notes in members:
                         out[i] = self._extend(tasks, i, notes, plan, out[i])
                 except Exception as exc:
                     log.exception("Dia generation failed")
-                    for i, _, _ in members:
+                    for i, _ in members:
                         if out[i] is None:  # rows already answered keep their answer
                             out[i] = GenerationFailed(f"Dia generation failed: {exc}")
         return out  # type: ignore[return-value]
@@ -295,11 +294,11 @@ class DiaBackend(Backend):
         first = plan.max_new_tokens
         while isinstance(result, DiaCodes) and result.info.get("budget_limited"):
             budget = result.info["max_new_tokens"]
-            limit = self.shape.max_steps - 1 - result.info["prompt_frames"]
+            limit = self.shape.room(result.info["prompt_frames"])
             if budget >= limit:
                 break
             bigger = dataclasses.replace(plan, max_new_tokens=min(budget * 2, limit))
-            ((_, longer),) = list(self._run(tasks, [(i, bigger, notes)], bigger))
+            ((_, longer),) = list(self._run(tasks, [(i, notes)], bigger))
             if not isinstance(longer, DiaCodes):
                 return longer if isinstance(longer, Cancelled) else result
             longer.notes.insert(0, (
@@ -308,9 +307,11 @@ class DiaBackend(Backend):
             result = longer
         return result
 
-    def _run(self, tasks, members, plan: GenerationPlan):
+    def _run(self, tasks, members: list[tuple[int, list[str]]], plan: GenerationPlan):
+        """Generate the tasks of ``members`` (index, notes) as one batch under ``plan``;
+        yields (index, DiaCodes or error) per task."""
         rows: list[PreparedRow] = []
-        for i, _, notes in members:
+        for i, notes in members:
             task = tasks[i]
             if task.cancel.cancelled:
                 yield i, Cancelled(f"cancelled before generation: {task.cancel.reason}",
@@ -334,7 +335,7 @@ class DiaBackend(Backend):
                          decoder.bos_token_id, self.device)
         prompt_len = self.processor.get_audio_prompt_len(batch["decoder_attention_mask"])
         max_new = plan.max_new_tokens
-        room = self.shape.max_steps - prompt_len
+        room = self.shape.room(prompt_len - 1)  # prompt_len counts the start token
         if max_new > room:
             for row in rows:
                 row.notes.append(
@@ -394,9 +395,8 @@ class DiaBackend(Backend):
         notes = list(notes)  # the task's own notes are reported by the core
         self.check(task)
         text = model_text(task)
-        language = getattr(task, "language", None)
-        if language and not language.lower().startswith("en"):
-            notes.append(f"language '{language}' was ignored: Dia speaks English only")
+        if task.language and not task.language.lower().startswith("en"):
+            notes.append(f"language '{task.language}' was ignored: Dia speaks English only")
         samples = None
         prompt_frames = 0
         if task.prompt is not None:

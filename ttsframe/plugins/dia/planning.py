@@ -46,6 +46,15 @@ class DecoderShape:
     def frames_of(self, seconds: float) -> int:
         return math.ceil(seconds * SAMPLE_RATE / self.hop)
 
+    @property
+    def least_steps(self) -> int:
+        """The smallest budget that still yields frames (see ``MIN_FRAMES``)."""
+        return self.tail + MIN_FRAMES
+
+    def room(self, prompt_frames: int) -> int:
+        """Decoder steps left for speech after the start token and an audio prompt."""
+        return self.max_steps - 1 - prompt_frames
+
 
 @dataclass(frozen=True)
 class GenerationPlan:
@@ -91,13 +100,13 @@ def max_new_tokens(task: SynthesisTask, shape: DecoderShape) -> tuple[int, list[
     ``bytes`` is the text's size, or ``text_bytes_hint`` (a long text's largest chunk)
     when that is larger.
     """
-    floor = shape.tail + MIN_FRAMES
-    ceiling = shape.max_steps - 1  # one decoder position holds the start token
+    floor = shape.least_steps
+    ceiling = shape.room(0)
     requested = task.params.max_tokens
     if requested is None:
         # Chunks of one long text estimate from their largest chunk: same bucket, so
         # they can share a batch.
-        size = max(len(task.text.encode()), getattr(task, "text_bytes_hint", None) or 0)
+        size = max(len(task.text.encode()), task.text_bytes_hint or 0)
         steps = shape.frames_of(size / AUTO_BYTES_PER_SECOND + AUTO_MARGIN_S) + shape.tail
         steps = math.ceil(steps / AUTO_BUCKET) * AUTO_BUCKET
         return min(max(steps, AUTO_MIN_TOKENS), ceiling), []
@@ -119,7 +128,7 @@ def check_limits(task: SynthesisTask, shape: DecoderShape) -> None:
     if task.prompt is not None:
         prompt = task.prompt
         seconds = max(np.shape(prompt.samples), default=0) / prompt.sample_rate
-        if shape.frames_of(seconds) + 1 + shape.tail + MIN_FRAMES > shape.max_steps:
+        if shape.room(shape.frames_of(seconds)) < shape.least_steps:
             raise InvalidInput(
                 f"audio prompt '{prompt.prompt_id}' is {seconds:.1f} s long; with it the "
                 f"model has no room left for speech (it holds about "
@@ -143,7 +152,7 @@ def model_text(task: SynthesisTask) -> str:
 def cut_note(task: SynthesisTask, max_new: int, prompt_frames: int,
              shape: DecoderShape) -> str:
     """What to tell a caller whose speech used its whole budget without ending."""
-    limit = shape.max_steps - 1 - prompt_frames
+    limit = shape.room(prompt_frames)
     text = (f"speech was cut: it used all {max_new} decoding steps of its budget before "
             "the model ended it, so the audio may stop mid-word")
     if max_new >= limit:
