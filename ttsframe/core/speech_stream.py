@@ -21,7 +21,7 @@ import numpy as np
 from ttsframe.core.audio_math import resample
 from ttsframe.core.errors import CancelCause, Cancelled, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
-from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.scheduler import Scheduler, Ticket, failure_of
 from ttsframe.core.speech_types import SpeechOutput
 from ttsframe.core.synthesis import SynthesisResult
 
@@ -147,7 +147,7 @@ class SpeechStream:
                 buffers[index].append(samples)  # type: ignore[arg-type]
             else:
                 done.add(index)
-                error = _failure(self.parts[index])
+                error = failure_of(self.parts[index].future)
                 if error is not None:  # the first failure, whichever part: stop here
                     raise error
             while current < len(self.parts):
@@ -167,10 +167,3 @@ class SpeechStream:
                 if data:
                     yield data
                 current += 1
-
-
-def _failure(ticket: Ticket) -> BaseException | None:
-    future = ticket.future
-    if future.cancelled():
-        return Cancelled("cancelled")
-    return future.exception()
