@@ -160,8 +160,8 @@ class SpeechStream:
                     break
                 result: SynthesisResult = self.parts[current].future.result()
                 tail = np.asarray(result.samples, dtype=np.float32)[emitted[current]:]
-                if result.sample_rate != self.pipeline.rate:
-                    tail = resample(tail, result.sample_rate, self.pipeline.rate)
+                if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
+                    tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
                 self.results.append(result)
                 data = await run(self.pipeline.end_part, tail)
                 if data:
