@@ -57,9 +57,7 @@ class OutputPipeline:
         """No more parts: the last bytes of a stream, or the whole file."""
         data = self._emit(self._join.finish())
         if self.whole:
-            joined, self._joined = self._joined, []
-            samples = (joined[0] if len(joined) == 1 else
-                       np.concatenate(joined) if joined else _EMPTY)
+            samples, self._joined = _concat(self._joined), []
             if self._tempo is not None and samples.size:
                 samples = np.concatenate([self._tempo.feed(samples), self._tempo.finish()])
             self._keep(samples)
@@ -72,9 +70,7 @@ class OutputPipeline:
     def whole_file(self) -> bytes:
         """The kept samples as one encoded file."""
         assert self.kept is not None, "keep=True or whole=True"
-        kept = self.kept
-        samples = kept[0] if len(kept) == 1 else np.concatenate(kept) if kept else _EMPTY
-        return self.encoder.encode(samples, self.rate)
+        return self.encoder.encode(_concat(self.kept), self.rate)
 
     def _count(self, data: bytes) -> bytes:
         self.bytes_out += len(data)
@@ -101,3 +97,10 @@ class OutputPipeline:
         self.samples_out += samples.size
         if self.kept is not None and samples.size:
             self.kept.append(samples)
+
+
+def _concat(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one array, without a copy when there is only one."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.concatenate(pieces) if pieces else _EMPTY
