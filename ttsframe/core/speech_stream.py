@@ -52,7 +52,8 @@ class SpeechStream:
         self.parts = ticket.parts or [ticket]
         self.pipeline = pipeline
         self.results: list[SynthesisResult] = []  # of the parts done so far, in order
-        # What the reply's headers say (format, rate, voice, warnings known up front).
+        # A streamed reply: what its headers say (format, rate, voice, warnings known
+        # up front), set by ``SpeechService.open_stream``.
         self.head: SpeechOutput | None = None
         self._loop = loop
         self._events: asyncio.Queue[tuple[str, int, np.ndarray | None]] = asyncio.Queue()
