@@ -352,11 +352,7 @@ class JobService:
         file, which the cleanup sweeps)."""
         await self.store.delete([r["job_id"] for r in rows])
         paths = [self.results_dir / r["result_file"] for r in rows if r["result_file"]]
-
-        def unlink() -> list[Path]:
-            return [p for p in paths if remove_file(p)]
-
-        return await anyio.to_thread.run_sync(unlink)
+        return await anyio.to_thread.run_sync(_remove_files, paths)
 
     async def expire(self, now: float) -> tuple[list[str], list[Path]]:
         """Remove jobs finished more than ``logging.job_retention_hours`` ago (0: never),
@@ -374,8 +370,13 @@ class JobService:
         found = await anyio.to_thread.run_sync(result_files)
         known = await self.store.ids() | set(self.active)
         stale = [path for job_id, path in found if job_id not in known]
-        files += await anyio.to_thread.run_sync(lambda: [p for p in stale if remove_file(p)])
+        files += await anyio.to_thread.run_sync(_remove_files, stale)
         return [r["job_id"] for r in rows], files
+
+
+def _remove_files(paths: list[Path]) -> list[Path]:
+    """Remove the files (``remove_file`` each); return those it deleted."""
+    return [path for path in paths if remove_file(path)]
 
 
 def _stored_seed(request_json: str | None) -> int | None:
