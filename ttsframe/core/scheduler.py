@@ -58,9 +58,7 @@ class Ticket:
     def status(self) -> str:
         if not self.future.done():
             return "processing" if self.started_at else "pending"
-        if self.future.cancelled():
-            return "cancelled"
-        exc = self.future.exception()
+        exc = failure_of(self.future)
         if isinstance(exc, Cancelled):
             return "cancelled"
         return "failed" if exc else "completed"
