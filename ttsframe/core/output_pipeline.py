@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ttsframe.core.audio_math import CROSSFADE_MS, Crossfade, Tempo
+from ttsframe.core.audio_math import CROSSFADE_MS, Crossfade, Tempo, concat_samples
 from ttsframe.core.encoder import Encoder, StreamWriter
-
-_EMPTY = np.zeros(0, np.float32)
 
 
 class OutputPipeline:
@@ -57,7 +55,7 @@ class OutputPipeline:
         """No more parts: the last bytes of a stream, or the whole file."""
         data = self._emit(self._join.finish())
         if self.whole:
-            samples, self._joined = _concat(self._joined), []
+            samples, self._joined = concat_samples(self._joined), []
             if self._tempo is not None and samples.size:
                 samples = np.concatenate([self._tempo.feed(samples), self._tempo.finish()])
             self._keep(samples)
@@ -70,7 +68,7 @@ class OutputPipeline:
     def whole_file(self) -> bytes:
         """The kept samples as one encoded file."""
         assert self.kept is not None, "keep=True or whole=True"
-        return self.encoder.encode(_concat(self.kept), self.rate)
+        return self.encoder.encode(concat_samples(self.kept), self.rate)
 
     def _count(self, data: bytes) -> bytes:
         self.bytes_out += len(data)
@@ -97,10 +95,3 @@ class OutputPipeline:
         self.samples_out += samples.size
         if self.kept is not None and samples.size:
             self.kept.append(samples)
-
-
-def _concat(pieces: list[np.ndarray]) -> np.ndarray:
-    """The pieces as one array, without a copy when there is only one."""
-    if len(pieces) == 1:
-        return pieces[0]
-    return np.concatenate(pieces) if pieces else _EMPTY
