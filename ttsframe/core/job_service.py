@@ -286,13 +286,13 @@ class JobService:
 
     def _info(self, row: Row) -> JobInfo:
         active = self.active.get(row["job_id"])
+        completed = row["status"] == "completed"
         progress = None
-        if row["status"] == "completed":
+        if completed:
             progress = 1.0
         elif active is not None and active.progress and active.progress[1]:
             done, total = active.progress
             progress = round(min(done / total, 1.0), 3)
-        completed = row["status"] == "completed"
         return JobInfo(
             job_id=row["job_id"], status=row["status"],
             created_at=timestamp(row["created_at"]), started_at=timestamp(row["started_at"]),
