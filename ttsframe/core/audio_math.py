@@ -58,6 +58,14 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
     return pcm.tobytes()
 
 
+def concat_samples(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one float32 array; a lone piece is returned without a copy."""
+    if not pieces:
+        return _EMPTY
+    x = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    return x.astype(np.float32, copy=False)
+
+
 # --------------------------------------------------------------------------- crossfade
 
 
@@ -193,17 +201,16 @@ class Tempo:
             frame.sample_rate, frame.pts, frame.time_base = self.rate, self._pts, self._tb
             self._pts += frame.samples
             self._graph.push(frame)
-            out += self._drain()
-        return np.concatenate(out).astype(np.float32, copy=False) if out else _EMPTY
+            self._drain(out)
+        return concat_samples(out)
 
     def finish(self) -> np.ndarray:
         """End of input: the rest of the output."""
         self._graph.push(None)
-        out = self._drain()
-        return np.concatenate(out).astype(np.float32, copy=False) if out else _EMPTY
+        return concat_samples(self._drain([]))
 
-    def _drain(self) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
+    def _drain(self, out: list[np.ndarray]) -> list[np.ndarray]:
+        """Append every frame the filter has ready to ``out``."""
         while True:
             try:
                 frame = self._graph.pull()

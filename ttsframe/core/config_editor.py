@@ -49,6 +49,10 @@ RESTART_REQUIRED: dict[str, tuple[str, ...]] = {
     "generation": ("default_backend", "voice_store", "unknown_nonverbals"),
 }
 
+# Every name a body might use for those, bare or with its section.
+RESTART_ONLY_NAMES = frozenset(name for section, keys in RESTART_REQUIRED.items()
+                               for key in keys for name in (key, f"{section}.{key}"))
+
 
 def _editable_types() -> dict[str, Any]:
     """Each editable key's type, exactly as declared in ``Settings``."""
@@ -92,10 +96,8 @@ class ConfigEditor:
         """The changes as ``{flat name: value}``; ``InvalidInput`` names what is wrong."""
         if not isinstance(body, dict):
             raise InvalidInput("send a JSON object of settings, e.g. {\"debug_mode\": true}")
-        restart_only = {name for section, keys in RESTART_REQUIRED.items()
-                        for key in keys for name in (key, f"{section}.{key}")}
         for name in body:
-            if name in restart_only:
+            if name in RESTART_ONLY_NAMES:
                 raise InvalidInput(
                     f"'{name}' cannot change while the server runs; edit it in "
                     f"{self.config_file} and restart. Editable keys: {', '.join(EDITABLE)}")

@@ -10,7 +10,6 @@ an ``flock`` on the file across the read-modify-write.
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import os
 import re
@@ -93,7 +92,7 @@ def keys_readable_by_others(path: Path) -> bool:
 def update_toml_text(text: str, changes: dict[str, dict[str, Any]]) -> str:
     """``text`` with ``changes`` applied: edited in place when that parses back to the
     intended settings, else the intended settings dumped by tomli-w."""
-    expected = copy.deepcopy(tomllib.loads(text))
+    expected = tomllib.loads(text)  # a fresh dict: changed in place below
     for section, values in changes.items():
         expected.setdefault(section, {}).update(values)
     edited = _edit_in_place(text, changes)

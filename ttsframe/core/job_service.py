@@ -286,13 +286,13 @@ class JobService:
 
     def _info(self, row: Row) -> JobInfo:
         active = self.active.get(row["job_id"])
+        completed = row["status"] == "completed"
         progress = None
-        if row["status"] == "completed":
+        if completed:
             progress = 1.0
         elif active is not None and active.progress and active.progress[1]:
             done, total = active.progress
             progress = round(min(done / total, 1.0), 3)
-        completed = row["status"] == "completed"
         return JobInfo(
             job_id=row["job_id"], status=row["status"],
             created_at=timestamp(row["created_at"]), started_at=timestamp(row["started_at"]),
@@ -352,11 +352,7 @@ class JobService:
         file, which the cleanup sweeps)."""
         await self.store.delete([r["job_id"] for r in rows])
         paths = [self.results_dir / r["result_file"] for r in rows if r["result_file"]]
-
-        def unlink() -> list[Path]:
-            return [p for p in paths if remove_file(p)]
-
-        return await anyio.to_thread.run_sync(unlink)
+        return await anyio.to_thread.run_sync(_remove_files, paths)
 
     async def expire(self, now: float) -> tuple[list[str], list[Path]]:
         """Remove jobs finished more than ``logging.job_retention_hours`` ago (0: never),
@@ -374,8 +370,13 @@ class JobService:
         found = await anyio.to_thread.run_sync(result_files)
         known = await self.store.ids() | set(self.active)
         stale = [path for job_id, path in found if job_id not in known]
-        files += await anyio.to_thread.run_sync(lambda: [p for p in stale if remove_file(p)])
+        files += await anyio.to_thread.run_sync(_remove_files, stale)
         return [r["job_id"] for r in rows], files
+
+
+def _remove_files(paths: list[Path]) -> list[Path]:
+    """Remove the files (``remove_file`` each); return those it deleted."""
+    return [path for path in paths if remove_file(path)]
 
 
 def _stored_seed(request_json: str | None) -> int | None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ttsframe.core.audio_math import CROSSFADE_MS, Crossfade, Tempo
+from ttsframe.core.audio_math import CROSSFADE_MS, Crossfade, Tempo, concat_samples
 from ttsframe.core.encoder import Encoder, StreamWriter
-
-_EMPTY = np.zeros(0, np.float32)
 
 
 class OutputPipeline:
@@ -57,9 +55,7 @@ class OutputPipeline:
         """No more parts: the last bytes of a stream, or the whole file."""
         data = self._emit(self._join.finish())
         if self.whole:
-            joined, self._joined = self._joined, []
-            samples = (joined[0] if len(joined) == 1 else
-                       np.concatenate(joined) if joined else _EMPTY)
+            samples, self._joined = concat_samples(self._joined), []
             if self._tempo is not None and samples.size:
                 samples = np.concatenate([self._tempo.feed(samples), self._tempo.finish()])
             self._keep(samples)
@@ -72,9 +68,7 @@ class OutputPipeline:
     def whole_file(self) -> bytes:
         """The kept samples as one encoded file."""
         assert self.kept is not None, "keep=True or whole=True"
-        kept = self.kept
-        samples = kept[0] if len(kept) == 1 else np.concatenate(kept) if kept else _EMPTY
-        return self.encoder.encode(samples, self.rate)
+        return self.encoder.encode(concat_samples(self.kept), self.rate)
 
     def _count(self, data: bytes) -> bytes:
         self.bytes_out += len(data)

@@ -58,9 +58,7 @@ class Ticket:
     def status(self) -> str:
         if not self.future.done():
             return "processing" if self.started_at else "pending"
-        if self.future.cancelled():
-            return "cancelled"
-        exc = self.future.exception()
+        exc = failure_of(self.future)
         if isinstance(exc, Cancelled):
             return "cancelled"
         return "failed" if exc else "completed"
@@ -324,12 +322,12 @@ class Scheduler:
             if after_first is not None:
                 await self._queue_rest(ticket, after_first)
             await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
-            failed = next((f for f in futures if f.done() and _failure_of(f) is not None), None)
+            failed = next((f for f in futures if f.done() and failure_of(f) is not None), None)
             if failed is not None:
                 for part in ticket.parts:
                     self.cancel(part.task.task_id, "another part of this request failed",
                                 CancelCause.PART_FAILED)
-                error = _failure_of(failed)
+                error = failure_of(failed)
                 ticket.finished_at = time.time()
                 _complete_future(ticket.future, error=error)
                 return
@@ -358,7 +356,7 @@ class Scheduler:
         failed (or was cancelled, or the server is stopping) they end the same way."""
         first, rest = ticket.parts[0], ticket.parts[1:]
         await asyncio.wait([first.future])
-        error = _failure_of(first.future)
+        error = failure_of(first.future)
         if error is None and self.closing:
             error = _shutting_down()
         if error is None:
@@ -589,7 +587,7 @@ def _complete_future(future: asyncio.Future, *, result: object = None,
         future.set_result(result)
 
 
-def _failure_of(future: asyncio.Future) -> BaseException | None:
+def failure_of(future: asyncio.Future) -> BaseException | None:
     """The error a done future holds (a cancelled one counts as ``Cancelled``)."""
     if future.cancelled():
         return Cancelled("cancelled")

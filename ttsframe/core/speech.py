@@ -359,11 +359,8 @@ class SpeechService:
 
     def _stream(self, prepared: PreparedSpeech, ticket: Ticket, pipeline: OutputPipeline,
                 on_end=None) -> SpeechStream:
-        stream = SpeechStream(prepared=prepared, scheduler=self.scheduler, ticket=ticket,
-                              pipeline=pipeline, loop=asyncio.get_running_loop(),
-                              on_end=on_end)
-        stream.head = self.speech_output(stream)
-        return stream
+        return SpeechStream(prepared=prepared, scheduler=self.scheduler, ticket=ticket,
+                            pipeline=pipeline, loop=asyncio.get_running_loop(), on_end=on_end)
 
     def _pipeline(self, prepared: PreparedSpeech, *, whole: bool) -> OutputPipeline:
         request = prepared.request
@@ -430,6 +427,7 @@ class SpeechService:
         tasks = self.part_tasks(prepared)
         ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent
         stream = self._stream(prepared, ticket, pipeline, on_end=self._stream_ended)
+        stream.head = self.speech_output(stream)  # what the reply's headers say
         # No await since submit: the dispatcher cannot have started a task yet.
         for index, task in enumerate(tasks):
             task.on_audio = stream.audio_callback(index)

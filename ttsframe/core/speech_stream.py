@@ -21,7 +21,7 @@ import numpy as np
 from ttsframe.core.audio_math import resample
 from ttsframe.core.errors import CancelCause, Cancelled, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
-from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.scheduler import Scheduler, Ticket, failure_of
 from ttsframe.core.speech_types import SpeechOutput
 from ttsframe.core.synthesis import SynthesisResult
 
@@ -52,7 +52,8 @@ class SpeechStream:
         self.parts = ticket.parts or [ticket]
         self.pipeline = pipeline
         self.results: list[SynthesisResult] = []  # of the parts done so far, in order
-        # What the reply's headers say (format, rate, voice, warnings known up front).
+        # A streamed reply: what its headers say (format, rate, voice, warnings known
+        # up front), set by ``SpeechService.open_stream``.
         self.head: SpeechOutput | None = None
         self._loop = loop
         self._events: asyncio.Queue[tuple[str, int, np.ndarray | None]] = asyncio.Queue()
@@ -147,7 +148,7 @@ class SpeechStream:
                 buffers[index].append(samples)  # type: ignore[arg-type]
             else:
                 done.add(index)
-                error = _failure(self.parts[index])
+                error = failure_of(self.parts[index].future)
                 if error is not None:  # the first failure, whichever part: stop here
                     raise error
             while current < len(self.parts):
@@ -160,17 +161,10 @@ class SpeechStream:
                     break
                 result: SynthesisResult = self.parts[current].future.result()
                 tail = np.asarray(result.samples, dtype=np.float32)[emitted[current]:]
-                if result.sample_rate != self.pipeline.rate:
-                    tail = resample(tail, result.sample_rate, self.pipeline.rate)
+                if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
+                    tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
                 self.results.append(result)
                 data = await run(self.pipeline.end_part, tail)
                 if data:
                     yield data
                 current += 1
-
-
-def _failure(ticket: Ticket) -> BaseException | None:
-    future = ticket.future
-    if future.cancelled():
-        return Cancelled("cancelled")
-    return future.exception()

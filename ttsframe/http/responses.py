@@ -59,17 +59,8 @@ def stream_response(stream: SpeechStream) -> Stream:
     """Chunked audio as it is produced. Duration and the backend's notes are not known
     when the headers leave, so ``X-Audio-Duration`` is absent and notes are only logged."""
     assert stream.head is not None
-    headers = {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
-               "X-Accel-Buffering": "no"}  # ask reverse proxies not to buffer the stream
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for data in stream:
-                yield data
-        finally:
-            stream.close()
-
-    return Stream(body(), media_type=stream.head.content_type, headers=headers)
+    return Stream(_closing(stream), media_type=stream.head.content_type,
+                  headers=_stream_headers(stream))
 
 
 def sse_response(stream: SpeechStream) -> Stream:
@@ -79,10 +70,8 @@ def sse_response(stream: SpeechStream) -> Stream:
     them (a named ``event:`` would hide them from a browser's ``EventSource.onmessage``).
     A failure after the first event closes the connection without ``speech.audio.done``.
     The input tokens are the UTF-8 bytes of the text spoken."""
-    assert stream.head is not None
     input_tokens = len(stream.prepared.task.text.encode())
-    headers = {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
-               "X-Accel-Buffering": "no"}
+    headers = _stream_headers(stream)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -97,6 +86,23 @@ def sse_response(stream: SpeechStream) -> Stream:
             stream.close()
 
     return Stream(body(), media_type="text/event-stream", headers=headers)
+
+
+def _stream_headers(stream: SpeechStream) -> dict[str, str]:
+    """A streamed reply's headers: its up-front description, and no caching or
+    buffering on the way (reverse proxies are asked not to hold the audio back)."""
+    assert stream.head is not None
+    return {**_headers(stream.head, duration=False), "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no"}
+
+
+async def _closing(stream: SpeechStream) -> AsyncIterator[bytes]:
+    """The stream's bytes; it is closed (its generation cancelled) however sending ends."""
+    try:
+        async for data in stream:
+            yield data
+    finally:
+        stream.close()
 
 
 def sse_event(payload: dict) -> bytes:
