@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ttsframe_alltalk_api.narrator import split_roles
 
 MESSAGE = '*She smiles.* "Hello, friend." Then silence.'
