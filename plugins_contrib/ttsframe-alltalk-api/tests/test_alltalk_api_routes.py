@@ -184,6 +184,10 @@ def test_mistakes_get_clear_errors(client):
     r = c.post("/api/tts-generate", headers=FORM, content="text_input=Hi")
     assert r.status_code == 400
     assert "character_voice_gen" in r.json()["detail"]
+    r = c.post("/api/tts-generate", headers=FORM, content=generate_body(
+        '*' + "nods. " * 500 + '* "' + "Yes. " * 400 + '"', narrator="true"))
+    assert r.status_code == 400
+    assert "the limit is 4096 (generation.max_text_chars)" in r.json()["detail"]
     r = c.get("/audio/st_output_0123456789abcdef0123456789abcdef.wav")
     assert r.status_code == 404
     assert "generate it again" in r.json()["detail"]

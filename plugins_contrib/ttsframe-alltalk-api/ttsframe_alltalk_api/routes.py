@@ -257,6 +257,10 @@ async def tts_generate(request: Request, services: NamedDependency[Services], st
         text = html.unescape(text)
     if not text.strip():
         raise InvalidInput("text_input is empty; send the words to speak in 'text_input'")
+    limit = services.settings.generation.max_text_chars
+    if len(text.strip()) > limit:  # the whole message, however many parts it becomes
+        raise InvalidInput(f"text_input is {len(text.strip())} characters; the limit is "
+                           f"{limit} (generation.max_text_chars)")
     character = form.get("character_voice_gen", "")
     if not character.strip():
         raise InvalidInput("character_voice_gen is empty; name a voice from /api/voices")
