@@ -106,7 +106,9 @@ def test_standard_generation_without_narrator(client, spy):
     assert r.headers["access-control-allow-origin"] == ORIGIN
     assert r.json()["status"] == "generate-success"
     assert r.json()["output_cache_url"].endswith(r.json()["output_file_path"])
-    audio = decode(fetch_output(c, r))
+    data = fetch_output(c, r)
+    assert c.get(r.json()["output_cache_url"]).content == data
+    audio = decode(data)
     assert audio.duration == pytest.approx(12 * 0.1, abs=0.01)  # the whole message, 12 words
     assert [(t.voice_id, t.language) for t in spy.tasks] == [("hero", "en")]
 
