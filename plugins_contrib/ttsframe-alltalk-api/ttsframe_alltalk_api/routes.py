@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -169,10 +169,10 @@ def _flag(value: str | None, default: str = "false") -> str:
 
 
 def _speech(text: str, voice: str, language: str | None, backend: str,
-            config: AllTalkApiConfig, client: Client, *,
-            fmt: Literal["wav"] = "wav") -> SpeechRequest:
+            config: AllTalkApiConfig, client: Client) -> SpeechRequest:
+    """One voice's part, as WAV: the parts are joined by reading their samples back."""
     speech = SpeechRequest(text=text, voice_id=_voice_id(voice), model=backend,
-                           response_format=fmt,
+                           response_format="wav",
                            language=(language or None) if config.send_language else None)
     speech.client = client.owner
     return speech
@@ -193,7 +193,7 @@ async def _speak_parts(request: Request, services: Services,
 
 
 def _store(request: Request, state: State, config: AllTalkApiConfig,
-                 outputs: list[SpeechOutput], prefix: str) -> GenerateReply:
+           outputs: list[SpeechOutput], prefix: str) -> GenerateReply:
     data = outputs[0].audio if len(outputs) == 1 else join_wavs([o.audio for o in outputs])
     name = _files(state, config).add(data, prefix)
     base = _base(request, config)
