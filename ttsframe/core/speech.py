@@ -194,7 +194,7 @@ class SpeechService:
         if voice.backends and backend_name not in voice.backends:
             raise InvalidInput(
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "
-                f"not '{backend_name}'")
+                f"not '{backend_name}'", param="voice", code="invalid_value")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
                           speaker_tags=caps.speaker_tags)
         if request.language and not _speaks(caps.languages, request.language):
@@ -216,8 +216,15 @@ class SpeechService:
         if voice.audio_prompt:
             if not caps.supports_cloning:
                 raise InvalidInput(f"backend '{backend_name}' cannot clone voices; "
-                                   f"voice '{voice.voice_id}' needs an audio prompt")
-            prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
+                                   f"voice '{voice.voice_id}' needs an audio prompt",
+                                   param="voice", code="invalid_value")
+            try:
+                prompt = await anyio.to_thread.run_sync(self.voices.load_prompt,
+                                                        voice.audio_prompt)
+            except NotFound as exc:  # about the voice the request named
+                raise NotFound(f"{exc.message} (the audio prompt of voice "
+                               f"'{voice.voice_id}')", param="voice",
+                               code="voice_not_found") from None
         transcript = voice.audio_prompt_transcript if prompt is not None else None
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,

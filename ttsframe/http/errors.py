@@ -4,9 +4,10 @@ Under ``/v1/`` (the OpenAI-compatible routes) the body also carries OpenAI's err
 ``"error": {"message", "type", "param", "code"}``: OpenAI's SDKs show only
 ``error.message`` in their exceptions, so without it a client would read just
 "Error code: 404". ``param`` names the field at fault and ``code`` the reason where the
-error says (``TTSFrameError.param``/``code``, a validation error's field). An unknown
-voice there is a 400, as OpenAI answers it (the SDKs raise ``BadRequestError``), where
-``/generate`` keeps the API guide's 404.
+error says (``TTSFrameError.param``/``code``, a validation error's field). Something a
+request field names that does not exist (an unknown voice, a voice's missing prompt) is a
+400 there, as OpenAI answers it (the SDKs raise ``BadRequestError``), where ``/generate``
+keeps the API guide's 404.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def detail_response(status: int, detail: str, headers: dict[str, str] | None = N
 
 def domain_error(request: Request, exc: errors.TTSFrameError) -> Response:
     status = status_for(exc)
-    if status == 404 and exc.param == "voice" and is_openai(request):
-        status = 400  # OpenAI's answer to a voice it does not have
+    if status == 404 and exc.param is not None and is_openai(request):
+        status = 400  # a field names what is missing: OpenAI answers 400
     return detail_response(status, exc.message, exc.headers, request=request,
                            param=exc.param, code=exc.code)
 
