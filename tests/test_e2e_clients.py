@@ -224,7 +224,7 @@ def test_openai_sdk_with_server_keys(keyed_server):
     assert err.value.status_code == 401
     assert "this API key is not accepted; send one of the keys in security.api_keys as " \
         "Authorization: Bearer <key>" in str(err.value)  # older SDKs quote the whole body
-    assert err.value.type == "authentication_error"
+    assert (err.value.type, err.value.code) == ("authentication_error", "invalid_api_key")
 
 
 # The SDK example and SillyTavern's settings are in the README's tour and, in full, on the

@@ -292,7 +292,8 @@ class FilesystemVoiceStore(VoiceStore):
 
     def list_voices(self) -> list[Voice]:
         voices = self._all_voices()
-        return [*(v for v in BUILTIN_VOICES if v.voice_id not in voices),
+        return [*(v for v in BUILTIN_VOICES
+                  if v.voice_id not in LATER_BUILTINS or v.voice_id not in voices),
                 *(self._voice(v, voices[v]) for v in sorted(voices))]
 
     def _builtin(self, voice_id: str) -> Voice | None:
