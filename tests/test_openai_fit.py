@@ -231,3 +231,31 @@ def test_error_objects_name_the_field_and_the_reason(client, server):
         "message": "missing text: send the words to speak in 'input'",
         "type": "invalid_request_error", "param": "input",
         "code": "missing_required_parameter"}
+
+
+def test_a_streamed_pipeline_at_another_rate_sends_the_whole_file_s_audio():
+    """The output rate is the last step before the encoder, streamed and whole alike."""
+    import numpy as np
+
+    from ttsframe.core.output_pipeline import OutputPipeline
+    from ttsframe.plugins.encoders import PcmEncoder
+
+    t = np.arange(RATE) / RATE
+    parts = [(0.4 * np.sin(2 * np.pi * 440 * t[:n])).astype(np.float32)
+             for n in (30000, 1000, 13100)]
+    whole = OutputPipeline(PcmEncoder(), RATE, 1.0, parts=3, whole=True, out_rate=24000)
+    for part in parts:
+        whole.end_part(part)
+    file = whole.finish()
+    streamed = OutputPipeline(PcmEncoder(), RATE, 1.0, parts=3, keep=True, out_rate=24000)
+    sent = b""
+    for part in parts:
+        sent += streamed.feed(part[:777]) + streamed.end_part(part[777:])
+    sent += streamed.finish()
+    a, b = (np.frombuffer(x, "<i2").astype(np.float32) / 32767 for x in (file, sent))
+    joined = sum(map(len, parts)) - 2 * round(RATE * 0.010)  # two 10 ms crossfades
+    assert len(a) == len(b)
+    assert abs(len(a) - joined * 24000 / RATE) <= 1
+    assert np.max(np.abs(a - b)) < 2e-3  # the same resampler, fed in other pieces
+    assert whole.duration_s == streamed.duration_s == pytest.approx(len(a) / 24000)
+    assert streamed.whole_file() == PcmEncoder().encode(b, 24000)
