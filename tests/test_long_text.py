@@ -198,7 +198,7 @@ def test_async_job_of_a_long_text_and_its_cancellation(tmp_path):
                    message="the second job started")
         cancelled = client.delete(f"/jobs/{job['job_id']}").json()
         assert cancelled["status"] == "cancelled"
-        eventually(lambda: services.scheduler.stats()["processing_jobs"] == 0,
+        eventually(lambda: services.scheduler.stats()["running_tasks"] == 0,
                    message="the running part of the cancelled job stopped")
         assert services.scheduler.pending_count == 0
     # Every part of the cancelled job was dropped: at most the running one was generated.

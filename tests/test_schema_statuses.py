@@ -173,7 +173,6 @@ TABLE: dict[str, dict[int, Trigger]] = {
     "POST /v1/audio/speech": {
         200: lambda w: w.main.post("/v1/audio/speech", json={"input": "Hello."}),
         400: lambda w: w.main.post("/v1/audio/speech", json={"voice": "alloy"}),
-        404: lambda w: w.main.post("/v1/audio/speech", json={"input": "Hi", "voice": "coral"}),
         413: raw(main, "POST", "/v1/audio/speech", TOO_LARGE),
         429: lambda w: w.busy.post("/v1/audio/speech", json={"input": "One more."}),
         500: lambda w: w.main.post("/v1/audio/speech", json={"input": "[S1] (explode)"}),

@@ -409,7 +409,8 @@ def test_voice_whose_prompt_file_vanished_is_404(cloned):
     (cloned.prompts / "sample.wav").unlink()
     r = cloned.generate(text="Hello.", voice_id="narrator")
     assert r.status_code == 404
-    assert r.json()["detail"] == "Audio prompt 'sample' not found"
+    assert r.json()["detail"] == ("Audio prompt 'sample' not found (the audio prompt of "
+                                  "voice 'narrator')")
 
 
 def test_unknown_voice_on_generate_is_the_guides_404(h):

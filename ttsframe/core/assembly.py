@@ -5,6 +5,7 @@ Everything stateful is built here once and injected; there are no module-level s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from ttsframe.core.config import Settings, convert
 from ttsframe.core.config_editor import ConfigEditor
 from ttsframe.core.database import Database
 from ttsframe.core.encoder import Encoder
-from ttsframe.core.errors import ConfigError
+from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.generation_log import GenerationLog
 from ttsframe.core.job_service import JobService
 from ttsframe.core.job_store import JobStore
@@ -29,6 +30,8 @@ from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.tracing import Tracing, build_tracing
 from ttsframe.core.voice_store import VoiceStore
+
+log = logging.getLogger("ttsframe")
 
 
 @dataclass
@@ -103,6 +106,25 @@ def _instantiate(reg: Registration, settings: Settings):
     return reg.factory(ctx)
 
 
+def check_voice_aliases(aliases: dict[str, str], store: VoiceStore) -> None:
+    """``voices.aliases``: an alias of an alias, or a blank name, is a config error; a
+    target the store does not have is a warning (it may be created through the API)."""
+    for alias, target in aliases.items():
+        if not alias.strip() or not target.strip():
+            raise ConfigError(f"invalid value for 'voices.aliases': '{alias}' = '{target}'; "
+                              "both the alias and its voice need a name")
+        if target in aliases:
+            raise ConfigError(
+                f"invalid value for 'voices.aliases': '{alias}' names '{target}', which is "
+                f"an alias itself; point '{alias}' at the voice '{target}' stands for")
+        try:
+            store.get_voice(target)
+        except NotFound:
+            log.warning("voices.aliases: '%s' names voice '%s', which does not exist (yet); "
+                        "requests for '%s' get a 'voice not found' error until it is created",
+                        alias, target, alias)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -135,6 +157,7 @@ def build_services(
         if reg.config is not None or reg.plugin not in route_configs:
             route_configs[reg.plugin] = plugin_config(reg, settings)
     voices = _instantiate(store_reg, settings)
+    check_voice_aliases(settings.voices.aliases, voices)
     preprocessors = [_instantiate(reg, settings)
                      for reg in registry.items["preprocessor"].values()]
     encoders = {name: _instantiate(reg, settings)

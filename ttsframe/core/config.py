@@ -126,6 +126,12 @@ class UiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class VoicesConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Names a request may send for another voice, on every route: {"coral": "narrator"}.
+    # An alias wins over a voice of the same name; its target must be a voice, not an alias.
+    aliases: dict[str, str] = {}
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
@@ -136,6 +142,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
+    voices: VoicesConfig = msgspec.field(default_factory=VoicesConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

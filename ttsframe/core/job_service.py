@@ -313,7 +313,7 @@ class JobService:
             pending_jobs=counts["pending"], processing_jobs=counts["processing"],
             completed_jobs=counts["completed"], failed_jobs=counts["failed"],
             cancelled_jobs=counts["cancelled"], total_workers=live["total_workers"],
-            active_workers=live["active_workers"], queued_requests=live["pending_jobs"],
+            active_workers=live["active_workers"], queued_requests=live["queued_tasks"],
             queue_size=self.scheduler.queue_size)
 
     # -- cancelling and removing ---------------------------------------------------------

@@ -29,13 +29,18 @@ from ttsframe.core.backend import Backend
 from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
-from ttsframe.core.errors import InvalidInput, cause_of_stop
+from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.speech_stream import SpeechStream
-from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
+from ttsframe.core.speech_types import (
+    MAX_OUTPUT_RATE,
+    MIN_OUTPUT_RATE,
+    SpeechOutput,
+    SpeechRequest,
+)
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.tracing import Tracing
 from ttsframe.core.voice_store import VoiceStore
@@ -118,7 +123,7 @@ class SpeechService:
             return default
         if model in self.backends:
             return model
-        raise InvalidInput(self.unknown_model(model))
+        raise InvalidInput(self.unknown_model(model), param="model", code="model_not_found")
 
     def model_names(self) -> list[str]:
         """Every name a request may send as ``model``: the backends, then OpenAI's names
@@ -132,12 +137,27 @@ class SpeechService:
                 f" (the OpenAI names mean the default backend, "
                 f"'{self.settings.generation.default_backend}')")
 
+    async def _voice(self, name: str) -> Voice:
+        """The voice a request names, through the operator's ``voices.aliases``. Voice
+        stores may read files or a database: never on the event loop."""
+        target = self.settings.voices.aliases.get(name)
+        try:
+            return await anyio.to_thread.run_sync(self.voices.get_voice, target or name)
+        except NotFound as exc:
+            if target is not None:
+                raise NotFound(f"voice '{name}' is an alias of '{target}' (voices.aliases), "
+                               f"which does not exist; create voice '{target}' or change "
+                               "the alias", param="voice", code="voice_not_found") from None
+            raise NotFound(exc.message, headers=exc.headers, param="voice",
+                           code="voice_not_found") from None
+
     def encoder(self, fmt: str) -> Encoder:
         encoder = self.encoders.get(fmt.lower())
         if encoder is None:
             raise InvalidInput(
                 f"unsupported response_format '{fmt}'; supported formats: "
-                f"{', '.join(sorted(self.encoders))}")
+                f"{', '.join(sorted(self.encoders))}", param="response_format",
+                code="invalid_value")
         return encoder
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
@@ -156,24 +176,25 @@ class SpeechService:
     async def _prepare(self, request: SpeechRequest) -> PreparedSpeech:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
-        self.encoder(request.response_format)
+        check_output_rate(self.encoder(request.response_format), request.sample_rate)
         check_speed(request.speed)  # buffered and streamed alike, before queueing
         check_language(request.language)
         caps = backend.capabilities
         text = request.text.strip()
         if not text:
-            raise InvalidInput("text is empty; send the words to speak in 'text' or 'input'")
+            raise InvalidInput("text is empty; send the words to speak in 'text' or 'input'",
+                               param="input", code="empty_input")
         limit = self.settings.generation.max_text_chars
         if len(text) > limit:
             raise InvalidInput(
                 f"text is {len(text)} characters; the limit is {limit} "
-                "(generation.max_text_chars)")
+                "(generation.max_text_chars)", param="input", code="string_above_max_length")
         # Voice stores may read files or a database: never on the event loop.
-        voice = await anyio.to_thread.run_sync(self.voices.get_voice, request.voice_id.strip())
+        voice = await self._voice(request.voice_id.strip())
         if voice.backends and backend_name not in voice.backends:
             raise InvalidInput(
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "
-                f"not '{backend_name}'")
+                f"not '{backend_name}'", param="voice", code="invalid_value")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
                           speaker_tags=caps.speaker_tags)
         if request.language and not _speaks(caps.languages, request.language):
@@ -195,8 +216,15 @@ class SpeechService:
         if voice.audio_prompt:
             if not caps.supports_cloning:
                 raise InvalidInput(f"backend '{backend_name}' cannot clone voices; "
-                                   f"voice '{voice.voice_id}' needs an audio prompt")
-            prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
+                                   f"voice '{voice.voice_id}' needs an audio prompt",
+                                   param="voice", code="invalid_value")
+            try:
+                prompt = await anyio.to_thread.run_sync(self.voices.load_prompt,
+                                                        voice.audio_prompt)
+            except NotFound as exc:  # about the voice the request named
+                raise NotFound(f"{exc.message} (the audio prompt of voice "
+                               f"'{voice.voice_id}')", param="voice",
+                               code="voice_not_found") from None
         transcript = voice.audio_prompt_transcript if prompt is not None else None
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
@@ -367,13 +395,14 @@ class SpeechService:
         return OutputPipeline(self.encoder(request.response_format),
                               self.backends[prepared.backend].capabilities.sample_rate,
                               request.speed, parts=len(prepared.chunks), whole=whole,
-                              keep=self.settings.logging.save_outputs)
+                              keep=self.settings.logging.save_outputs,
+                              out_rate=request.sample_rate)
 
     def speech_output(self, stream: SpeechStream, data: bytes = b"") -> SpeechOutput:
         """The reply's description: up front (the stream's ``head``: no audio, duration or
         tokens yet), or at the end with the audio and every part's notes."""
         prepared, pipeline = stream.prepared, stream.pipeline
-        encoder, rate = pipeline.encoder, pipeline.rate
+        encoder, rate = pipeline.encoder, pipeline.out_rate
         return SpeechOutput(
             audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
             headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
@@ -510,6 +539,24 @@ def _unique(items: list[str]) -> list[str]:
 # A language code: "en", "de", "zh-cn", "pt_BR", "sr-Latn-RS". Nothing longer or
 # stranger reaches a backend, a warning header or the log.
 LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,2}")
+
+
+def check_output_rate(encoder: Encoder, rate: int | None) -> None:
+    """A requested output rate the format can carry as asked (opus is always 48 kHz;
+    mp3 and aac have fixed rate lists)."""
+    if rate is None:
+        return
+    if not MIN_OUTPUT_RATE <= rate <= MAX_OUTPUT_RATE:
+        raise InvalidInput(f"sample_rate must be between {MIN_OUTPUT_RATE} and "
+                           f"{MAX_OUTPUT_RATE} Hz, got {rate}", param="sample_rate",
+                           code="invalid_value")
+    actual = encoder.output_rate(rate)
+    if actual != rate:
+        raise InvalidInput(
+            f"response_format '{encoder.format}' cannot be encoded at {rate} Hz (it would "
+            f"be {actual} Hz); ask for sample_rate {actual}, leave sample_rate out, or use "
+            "pcm, wav or flac, which take any rate", param="sample_rate",
+            code="invalid_value")
 
 
 def check_language(language: str | None) -> None:

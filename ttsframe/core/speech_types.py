@@ -35,6 +35,10 @@ class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
         "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
 
 
+# The output rates a request may ask for (``SpeechRequest.sample_rate``).
+MIN_OUTPUT_RATE, MAX_OUTPUT_RATE = 8000, 48000
+
+
 class SpeechRequest(msgspec.Struct, kw_only=True):
     """A validated request, whichever HTTP shape it arrived in."""
 
@@ -44,6 +48,9 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     role: Role | None = None
     response_format: str = "wav"
     speed: float = 1.0
+    # The rate of the reply's audio; None: the backend's (the encoder may still change
+    # it: opus is always 48 kHz). The audio is resampled after the tempo change.
+    sample_rate: int | None = None
     params: GenerationParams = msgspec.field(default_factory=GenerationParams)
     stream: bool = False
     # A language code ("en", "de", "zh-cn") for multilingual backends; None: the backend's.
