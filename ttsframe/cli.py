@@ -70,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.config_file import keys_readable_by_others
     from ttsframe.core.data_lock import DataDirLock
     from ttsframe.http.app import create_app
+    from ttsframe.http.auth import every_key_is_admin
     from ttsframe.http.listen import CannotListen, bind_listeners
     from ttsframe.http.server import serve
     from ttsframe.log_format import configure_logging
@@ -93,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.config_path and keys_readable_by_others(Path(settings.config_path)):
             logger.warning("%s holds API keys and other users can read it; make it private: "
                            "chmod 600 %s", settings.config_path, settings.config_path)
+        if note := every_key_is_admin(settings.security):
+            logger.warning(note)
         serve(app, services, sockets=sockets, log_level=level)
     finally:
         lock.release()
