@@ -232,3 +232,14 @@ def test_a_read_only_data_directory_stops_startup_with_one_line(tmp_path, read_o
            "read-only file system" in line, line
     assert "Errno" not in line
     assert list(read_only_dir.iterdir()) == []
+
+
+def test_a_read_only_output_directory_is_only_a_warning(tmp_path, read_only_dir):
+    """Outputs are saved only with logging.save_outputs, prompts may be provisioned
+    read-only: those directories being read-only does not stop the server."""
+    (tmp_path / "ttsframe.toml").write_text(
+        TONE + f'\n[storage]\naudio_outputs_dir = "{read_only_dir}"\n')
+    with tone_server(tmp_path) as srv:
+        assert srv.client.post("/generate", json={"text": "fine"}).status_code == 200
+        assert f"the directory {read_only_dir} (storage.audio_outputs_dir) is not writable: " \
+               "it is on a read-only file system; writes there will fail" in srv.output()

@@ -99,6 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"ttsframe: error: {exc}", file=sys.stderr)
         return EXIT_STORAGE
     logger = logging.getLogger("ttsframe")
+    for note in lock.notes:
+        logger.warning(note)
     try:
         if settings.config_path:
             for path in remove_stale_temps_of(Path(settings.config_path)):

@@ -28,11 +28,18 @@ LOCK_NAME = ".lock"
 
 class DataDirLock:
     """``DataDirLock(data_dir, others).acquire()``; held until ``release()`` or the
-    process ends. ``others`` maps the setting that names a directory to the directory."""
+    process ends. ``others`` maps the setting that names a directory to the directory.
+
+    The data directory must be writable (else ``StorageUnusable``). The others may be
+    read-only or impossible to create (pre-provisioned prompts, outputs never saved):
+    that is noted in ``notes`` for the log, since a directory nobody can write cannot be
+    damaged by a second server either."""
 
     def __init__(self, data_dir: Path, others: dict[str, Path] | None = None) -> None:
         self.path = data_dir / LOCK_NAME
+        self.data_dir = data_dir
         self.dirs = {"storage.data_dir": data_dir, **(others or {})}
+        self.notes: list[str] = []
         self._fds: list[int] = []
 
     @classmethod
@@ -55,11 +62,16 @@ class DataDirLock:
         return self
 
     def _lock_dir(self, setting: str, directory: Path, seen: set[tuple[int, int]]) -> None:
+        required = directory == self.data_dir
         try:
             directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
-            raise _unusable(directory, setting, exc) from None
+            if required:
+                raise _unusable(directory, setting, exc) from None
+            self.notes.append(f"cannot use the directory {directory} ({setting}): "
+                              f"{exc.strerror or exc}; writes there will fail")
+            return
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) in seen:  # two settings naming one directory
             os.close(fd)
@@ -73,10 +85,14 @@ class DataDirLock:
         self._fds.append(fd)
         seen.add((st.st_dev, st.st_ino))
         if not os.access(directory, os.W_OK | os.X_OK):
+            why = f"the directory {directory} ({setting}) is not writable: " \
+                  f"{_why_not_writable(directory)}"
+            if not required:
+                self.notes.append(f"{why}; writes there will fail")
+                return
             raise StorageUnusable(
-                f"the directory {directory} ({setting}) is not writable: "
-                f"{_why_not_writable(directory)}; make it writable by this user, or point "
-                f"{setting} at a directory that is. Nothing was changed")
+                f"{why}; make it writable by this user, or point {setting} at a directory "
+                "that is. Nothing was changed")
 
     def _lock_file(self) -> None:
         try:
