@@ -243,3 +243,16 @@ def test_a_read_only_output_directory_is_only_a_warning(tmp_path, read_only_dir)
         assert srv.client.post("/generate", json={"text": "fine"}).status_code == 200
         assert f"the directory {read_only_dir} (storage.audio_outputs_dir) is not writable: " \
                "it is on a read-only file system; writes there will fail" in srv.output()
+
+
+def test_a_database_from_a_newer_release_stops_startup_with_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "data" / "ttsframe.db"
+    db.parent.mkdir()
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    line = one_line_error(serve_once(tmp_path))
+    assert "was written by a newer ttsframe (schema 99 > " in line, line
+    assert "upgrade ttsframe" in line

@@ -159,10 +159,14 @@ def check_database(path: Path) -> None:
         raise _damaged(path, exc) from None
     try:
         problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise _damaged(path, exc) from None
     finally:
         conn.close()
+    if problems == ["ok"] and version > SCHEMA_VERSION:
+        raise StorageUnusable(f"{path} was written by a newer ttsframe (schema {version} > "
+                              f"{SCHEMA_VERSION}); upgrade ttsframe. Nothing was changed")
     if problems != ["ok"]:
         found = " ".join(" ".join(problems).split())[:300]  # one line
         raise _damaged(path, f"database disk image is malformed: {found}")
