@@ -80,7 +80,8 @@ class DataDirLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = _lock_holder(st) or self._pid_in_file()
+            # The pid file names the holder of the data directory only.
+            holder = _lock_holder(st) or (self._pid_in_file() if required else None)
             raise _in_use(directory, setting, holder) from None
         self._fds.append(fd)
         seen.add((st.st_dev, st.st_ino))
