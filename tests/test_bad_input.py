@@ -129,6 +129,19 @@ def id_cases() -> Iterator[Case]:
 
 
 HALF_WAV = sine_wav(2.0)[: len(sine_wav(2.0)) // 2]
+
+
+def float_wav(samples: np.ndarray, rate: int = 44100) -> bytes:
+    """A 32-bit float WAV written by soundfile, values as given (NaN and infinity too)."""
+    buf = io.BytesIO()
+    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def near_constant(seconds: float = 1.0) -> np.ndarray:
+    """A DC offset with a wobble at -80 dBFS: no voice in it."""
+    noise = np.random.default_rng(0).standard_normal(int(44100 * seconds))
+    return 0.5 + 1e-4 * noise
 CASES: list[Case] = [
     # JSON bodies
     Case("json-malformed", raw("/generate", b'{"text": "hi"'), 400, "not valid JSON"),
@@ -227,6 +240,19 @@ CASES: list[Case] = [
     Case("upload-bomb-long-mp3", upload(silent_mp3(10), filename="x.mp3"), 400,
          "longer than 60 s"),
     Case("upload-too-short", upload(sine_wav(0.2)), 400, "0.2 s long"),
+    Case("upload-nan", upload(float_wav(np.full(44100, np.nan))), 400,
+         "44100 of 44100 samples that are not numbers (NaN or infinity)"),
+    Case("upload-infinite", upload(float_wav(np.full(44100, np.inf))), 400,
+         "samples that are not numbers (NaN or infinity)"),
+    Case("upload-some-nan", upload(float_wav(np.where(
+        np.arange(44100) % 1000 == 0, np.nan, np.sin(np.arange(44100) / 10)))), 400,
+         "45 of 44100 samples that are not numbers"),
+    Case("upload-silent", upload(float_wav(np.zeros(44100))), 400,
+         "audio is silent or constant (no variation at all"),
+    Case("upload-constant", upload(float_wav(np.full(44100, 0.5))), 400,
+         "audio is silent or constant"),
+    Case("upload-near-constant", upload(float_wav(near_constant())), 400,
+         "audio is silent or constant (-80 dBFS, below -60 dBFS"),
     Case("upload-too-large", upload(b"\0" * ((LIMIT_MB << 20) + 1000)), 413,
          "larger than the 1 MB limit (storage.max_upload_mb)"),
     Case("upload-missing-file", lambda c: c.post("/audio_prompts/upload",

@@ -16,7 +16,7 @@ from ttsframe.core.async_voices import AsyncVoices
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings, convert
 from ttsframe.core.config_editor import ConfigEditor
-from ttsframe.core.database import Database
+from ttsframe.core.database import DATABASE_NAME, Database
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.generation_log import GenerationLog
@@ -173,7 +173,7 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
-    database = Database(settings.data_dir / "ttsframe.db")
+    database = Database(settings.data_dir / DATABASE_NAME)
     generation_log = GenerationLog(settings, database,
                                    settings.path(settings.storage.audio_outputs_dir))
     speech.observers.append(generation_log.record)

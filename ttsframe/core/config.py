@@ -28,6 +28,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # After SIGTERM / Ctrl-C: how long requests already generating may take to finish.
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
+    # The process umask ``serve`` sets before it creates anything: the database, job
+    # results, saved outputs, prompts and voice files hold other clients' data, so by
+    # default only the server's user may read them (files 0600, directories 0700).
+    umask: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o077
     # "text": one readable line per record; "json": one JSON object per line (log shippers).
     log_format: Literal["text", "json"] = "text"
     # Slow and idle clients (http/connection_limits.py): the headers must arrive within

@@ -98,5 +98,10 @@ class ConfigError(TTSFrameError):
     """Configuration is invalid; raised at startup or on PUT /config."""
 
 
+class StorageUnusable(TTSFrameError):
+    """At startup: a directory the server writes, or its database, cannot be used
+    (read-only, no permission, a damaged database file); ``serve`` exits with status 4."""
+
+
 class PluginError(TTSFrameError):
     """A plugin is malformed or two plugins claim the same name."""
