@@ -17,6 +17,11 @@ class TextContext(msgspec.Struct, kw_only=True):
     voice: Voice
     backend: str
     speaker_tags: bool
+    # The request's language code, None when it named none.
+    language: str | None = None
+    # The request's "normalize" field: None leaves it to each normalizing preprocessor's
+    # own setting, False asks for the text as written.
+    normalize: bool | None = None
     warnings: list[str] = msgspec.field(default_factory=list)
 
 

@@ -175,7 +175,8 @@ class SpeechService:
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "
                 f"not '{backend_name}'")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
-                          speaker_tags=caps.speaker_tags)
+                          speaker_tags=caps.speaker_tags, language=request.language,
+                          normalize=request.normalize)
         if request.language and not _speaks(caps.languages, request.language):
             ctx.warnings.append(
                 f"backend '{backend_name}' does not list language '{request.language}' "

@@ -48,6 +48,9 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     stream: bool = False
     # A language code ("en", "de", "zh-cn") for multilingual backends; None: the backend's.
     language: str | None = None
+    # Write numbers, money, dates ... out as words (the ``normalize`` preprocessor); None:
+    # its configured default.
+    normalize: bool | None = None
     # What the HTTP layer accepted but ignores (e.g. OpenAI's ``instructions``); reported
     # back to the caller with the other warnings.
     notes: list[str] = msgspec.field(default_factory=list)

@@ -11,6 +11,9 @@ from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech_types import GenerationParams, Role, SpeechRequest
 from ttsframe.core.voices import Speaker
 
+Language = Annotated[str, msgspec.Meta(
+    max_length=35, description="A language code such as 'en', 'de' or 'pt-BR': the text's "
+    "language for multilingual backends and for text normalization.")]
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
 # The reference Dia implementation's name for the CFG filter's k; accepted as ``top_k``.
 FilterTopK = Annotated[int, msgspec.Meta(ge=1, le=1024)]
@@ -41,6 +44,11 @@ class GenerateRequest(GenerationParams, kw_only=True):
     speed: Speed = 1.0
     stream: bool = False
     instructions: str | None = None
+    language: Language | None = None
+    normalize: Annotated[bool | None, msgspec.Meta(description=(
+        "Write numbers, money, dates, units, abbreviations and symbols out as words "
+        "before the model reads them (false: the text as written). Default: "
+        "[plugins.normalize] enabled (true)."))] = None
     cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str,
@@ -73,6 +81,11 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     # None: stream when the format can (see ``SpeechCreateRequest.delivery``).
     stream: bool | None = None
     role: Role | None = None
+    language: Language | None = None
+    normalize: Annotated[bool | None, msgspec.Meta(description=(
+        "Write numbers, money, dates, units, abbreviations and symbols out as words "
+        "before the model reads them (false: the text as written). Default: "
+        "[plugins.normalize] enabled (true)."))] = None
     cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
@@ -136,6 +149,8 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         speed=body.speed,
         params=params,
         stream=bool(body.stream),
+        language=body.language,
+        normalize=body.normalize,
         notes=notes,
     )
 
