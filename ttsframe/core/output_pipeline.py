@@ -30,7 +30,8 @@ class OutputPipeline:
         self.rate = sample_rate
         self.whole = whole
         # One part has no joins: nothing needs holding back.
-        self._join = Crossfade(sample_rate, CROSSFADE_MS if parts > 1 else 0.0)
+        self.crossfade_s = (CROSSFADE_MS if parts > 1 else 0.0) / 1000
+        self._join = Crossfade(sample_rate, self.crossfade_s * 1000)
         self._tempo = Tempo(sample_rate, speed) if speed != 1.0 else None
         self._writer: StreamWriter | None = None if whole else encoder.open_stream(sample_rate)
         self._joined: list[np.ndarray] = []  # whole: the joined audio, before the tempo

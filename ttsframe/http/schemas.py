@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -49,6 +49,9 @@ class GenerateRequest(GenerationParams, kw_only=True):
         "Write numbers, money, dates, units, abbreviations and symbols out as words "
         "before the model reads them (false: the text as written). Default: "
         "[plugins.normalize] enabled (true)."))] = None
+    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+        "SSML. Default: SSML when the text starts with <speak>."))] = None
     cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str,
@@ -86,6 +89,9 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
         "Write numbers, money, dates, units, abbreviations and symbols out as words "
         "before the model reads them (false: the text as written). Default: "
         "[plugins.normalize] enabled (true)."))] = None
+    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+        "SSML. Default: SSML when the text starts with <speak>."))] = None
     cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
@@ -151,6 +157,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         stream=bool(body.stream),
         language=body.language,
         normalize=body.normalize,
+        input_format=body.input_format,
         notes=notes,
     )
 
