@@ -17,12 +17,8 @@ from dataclasses import dataclass
 
 from num2words import CONVERTER_CLASSES, num2words
 
+from ttsframe.core.text import outside_markup
 from ttsframe.plugins.normalize import words
-
-# Markup left exactly as written: speaker tags and parenthesised nonverbals (one to three
-# lowercase words, as the nonverbals plugin reads them).
-_TAG_WORD = r"[a-z]+(?:['-][a-z]+)*"
-MARKUP = re.compile(rf"\[\s*[sS]\s*\d+\s*\]|\(\s*{_TAG_WORD}(?: {_TAG_WORD}){{0,2}}\s*\)")
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 
@@ -339,14 +335,7 @@ def normalize_text(text: str, lang: str, date_order: str = "mdy") -> str:
     """``text`` with every rule applied outside markup, in ``lang`` (a num2words code);
     ``date_order`` reads ``03/04/2025`` as month first (``mdy``) or day first (``dmy``)."""
     speller = Speller(lang, date_order)
-    pieces: list[str] = []
-    last = 0
-    for match in MARKUP.finditer(text):
-        pieces.append(_apply(text[last:match.start()], speller))
-        pieces.append(match.group(0))
-        last = match.end()
-    pieces.append(_apply(text[last:], speller))
-    return re.sub(r"[ \t]{2,}", " ", "".join(pieces))
+    return re.sub(r"[ \t]{2,}", " ", outside_markup(text, lambda part: _apply(part, speller)))
 
 
 def _apply(text: str, speller: Speller) -> str:
