@@ -259,3 +259,11 @@ def test_the_backend_receives_normalized_text_unless_the_request_says_no(tmp_pat
     assert texts[0].endswith("It costs five dollars at three thirty p m.")
     assert texts[1].endswith("It costs $5 at 3:30 pm.")
     assert texts[2].endswith("Wir haben einundzwanzig Hunde.")
+
+
+def test_an_option_no_loaded_preprocessor_answers_is_named(tmp_path):
+    services = make_services(tmp_path)
+    with app_client(services) as client:
+        reply = client.post("/text/preview", json={"text": "**Hi**", "chat_text": True})
+    assert any("'chat_text' was asked for but no loaded text preprocessor does it" in w
+               and "ttsframe-chattext" in w for w in reply.json()["warnings"])

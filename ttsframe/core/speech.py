@@ -192,7 +192,12 @@ class SpeechService:
                 f"not '{backend_name}'")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
                           speaker_tags=caps.speaker_tags, language=request.language,
-                          normalize=request.normalize)
+                          normalize=request.normalize, chat_text=request.chat_text)
+        answered = {pre.request_option for pre in self.preprocessors}
+        for option, hint in TEXT_OPTIONS.items():
+            if getattr(request, option) and option not in answered:
+                ctx.warnings.append(f"'{option}' was asked for but no loaded text "
+                                    f"preprocessor does it: {hint}")
         if request.language and not _speaks(caps.languages, request.language):
             ctx.warnings.append(
                 f"backend '{backend_name}' does not list language '{request.language}' "
@@ -554,6 +559,13 @@ def _speech_seconds(text: str) -> float:
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
+
+# Request options a text preprocessor answers to, and where to get one that does.
+TEXT_OPTIONS = {
+    "normalize": "enable the built-in 'normalize' plugin",
+    "chat_text": "install the chat-text plugin (pip install -e "
+                 "plugins_contrib/ttsframe-chattext) and restart",
+}
 
 # A language code: "en", "de", "zh-cn", "pt_BR", "sr-Latn-RS". Nothing longer or
 # stranger reaches a backend, a warning header or the log.

@@ -51,6 +51,9 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # Write numbers, money, dates ... out as words (the ``normalize`` preprocessor); None:
     # its configured default.
     normalize: bool | None = None
+    # Clean up chat markup (the chat-text preprocessor, ``ttsframe-chattext``); None: its
+    # configured default.
+    chat_text: bool | None = None
     # "ssml": ``text`` is an SSML document (``core/ssml.py``); None: SSML when it starts
     # with ``<speak``; "text": never.
     input_format: Literal["text", "ssml"] | None = None

@@ -49,6 +49,10 @@ class GenerateRequest(GenerationParams, kw_only=True):
         "Write numbers, money, dates, units, abbreviations and symbols out as words "
         "before the model reads them (false: the text as written). Default: "
         "[plugins.normalize] enabled (true)."))] = None
+    chat_text: Annotated[bool | None, msgspec.Meta(description=(
+        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+        "[plugins.chattext] apply_by_default (true)."))] = None
     input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
         "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
         "SSML. Default: SSML when the text starts with <speak>."))] = None
@@ -89,6 +93,10 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
         "Write numbers, money, dates, units, abbreviations and symbols out as words "
         "before the model reads them (false: the text as written). Default: "
         "[plugins.normalize] enabled (true)."))] = None
+    chat_text: Annotated[bool | None, msgspec.Meta(description=(
+        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+        "[plugins.chattext] apply_by_default (true)."))] = None
     input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
         "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
         "SSML. Default: SSML when the text starts with <speak>."))] = None
@@ -157,6 +165,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         stream=bool(body.stream),
         language=body.language,
         normalize=body.normalize,
+        chat_text=body.chat_text,
         input_format=body.input_format,
         notes=notes,
     )

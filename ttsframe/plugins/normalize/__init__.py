@@ -34,6 +34,7 @@ class NormalizeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class TextNormalizer(TextPreprocessor):
     name = "normalize"
+    request_option = "normalize"
 
     def __init__(self, config: NormalizeConfig | None = None) -> None:
         self.config = config or NormalizeConfig()
