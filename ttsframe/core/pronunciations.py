@@ -166,28 +166,45 @@ class PronunciationStore:
 
 
 class _Matcher:
-    """One alternation of every applicable term, longest first."""
+    """The applicable entries; each text is matched against one alternation (longest
+    first) of only the terms it contains, so a large dictionary costs a substring check
+    per entry rather than a thousand-branch regex over every text."""
 
     def __init__(self, entries: list[Pronunciation]) -> None:
-        ordered = sorted(entries, key=lambda e: len(e.term), reverse=True)
-        self.exact = {e.term: e.spoken for e in ordered if e.case_sensitive}
-        self.folded = {e.term.casefold(): e.spoken for e in ordered if not e.case_sensitive}
-        parts = []
-        for e in ordered:
-            body = re.escape(e.term)
-            if e.whole_word:
-                body = rf"(?<!\w){body}(?!\w)"
-            parts.append(body if e.case_sensitive else f"(?i:{body})")
-        self.pattern = re.compile("|".join(parts)) if parts else None
+        self.entries = sorted(entries, key=lambda e: len(e.term), reverse=True)
+        self.folded_terms = [(e, e.term if e.case_sensitive else e.term.casefold())
+                             for e in self.entries]
+        self.pattern = bool(entries)
+        self._compiled: dict[tuple[str, ...], re.Pattern[str]] = {}
 
     def sub(self, text: str) -> str:
-        assert self.pattern is not None
-        return self.pattern.sub(self._spoken, text)
+        folded = text.casefold()
+        present = [e for e, term in self.folded_terms
+                   if term in (text if e.case_sensitive else folded)]
+        if not present:
+            return text
+        key = tuple(e.id for e in present)
+        pattern = self._compiled.get(key)
+        if pattern is None:
+            pattern = re.compile("|".join(_alternative(e) for e in present))
+            if len(self._compiled) < 256:
+                self._compiled[key] = pattern
+        exact = {e.term: e.spoken for e in present if e.case_sensitive}
+        loose = {e.term.casefold(): e.spoken for e in present if not e.case_sensitive}
 
-    def _spoken(self, match: re.Match[str]) -> str:
-        found = match.group(0)
-        spoken = self.exact.get(found)
-        return spoken if spoken is not None else self.folded.get(found.casefold(), found)
+        def spoken(match: re.Match[str]) -> str:
+            found = match.group(0)
+            said = exact.get(found)
+            return said if said is not None else loose.get(found.casefold(), found)
+
+        return pattern.sub(spoken, text)
+
+
+def _alternative(entry: Pronunciation) -> str:
+    body = re.escape(entry.term)
+    if entry.whole_word:
+        body = rf"(?<!\w){body}(?!\w)"
+    return body if entry.case_sensitive else f"(?i:{body})"
 
 
 def _applies(entry: Pronunciation, voice_id: str | None, language: str | None) -> bool:
