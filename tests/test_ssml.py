@@ -12,8 +12,10 @@ import soundfile as sf
 
 from ttsframe.core.audio_math import CROSSFADE_MS
 from ttsframe.core.errors import InvalidInput
+from ttsframe.core.speech_types import SpeechRequest
 from ttsframe.core.ssml import parse_ssml
 from ttsframe.testing.app import app_client, make_services
+from ttsframe.testing.waiting import eventually
 
 
 def segments(text: str) -> list[tuple[str, str | None, float]]:
@@ -169,3 +171,25 @@ def test_malformed_ssml_over_http_names_line_and_column(fake):
                                                 "voice": "alloy"})
     assert reply.status_code == 400
     assert "line 2, column 13" in reply.json()["detail"]
+
+
+def test_a_prosody_rate_job_is_read_again_at_the_same_speed(tmp_path):
+    """A stored job's request keeps the speed the client sent: preparing it again (as a
+    restart does) applies the document's rate once, not twice."""
+    services = make_services(tmp_path)
+    text = '<speak><prosody rate="200%">Good morning to you all.</prosody></speak>'
+    with app_client(services) as client:
+        whole = client.post("/generate", json={"text": text, "seed": 1})
+        plain = client.post("/generate", json={"text": "Good morning to you all.", "seed": 1})
+        job = client.post("/generate?async_mode=true", json={"text": text, "seed": 1}).json()
+        eventually(lambda: client.get(f"/jobs/{job['job_id']}").json()["status"] ==
+                   "completed", timeout=30, interval=0.05)
+        stored = client.get(f"/jobs/{job['job_id']}/result")
+        request = SpeechRequest(text=text, voice_id="alloy")
+        first = client.blocking_portal.call(services.speech.preview, request)
+        second = client.blocking_portal.call(services.speech.preview, request)
+    assert abs(float(whole.headers["x-audio-duration"]) * 2
+               - float(plain.headers["x-audio-duration"])) < 0.1
+    assert stored.content == whole.content
+    assert (request.speed, first.speed, second.speed) == (1.0, 2.0, 2.0)
+

@@ -70,6 +70,9 @@ class PreparedSpeech:
     # Seconds of silence after each chunk (SSML breaks; empty: none), and before the first.
     pauses: list[float] = field(default_factory=list)
     lead_s: float = 0.0
+    # The reply's tempo: the request's speed times an SSML document's <prosody rate>
+    # (kept here, not written back, so a stored job read again is not sped up twice).
+    speed: float = 1.0
     # Chunks 2..n wait for the first and take its audio and text as their prompt
     # (``continue_voice``), so the speaker stays the same.
     continued: bool = False
@@ -178,12 +181,12 @@ class SpeechService:
             raise InvalidInput(
                 f"text is {len(text)} characters; the limit is {limit} "
                 "(generation.max_text_chars)")
-        ssml = None
+        ssml, speed = None, request.speed
         if request.input_format == "ssml" or (request.input_format is None and is_ssml(text)):
             ssml = parse_ssml(text, request.language)
             if ssml.rate is not None:  # <prosody rate> around the whole document
-                request.speed = round(request.speed * ssml.rate, 4)
-        check_speed(request.speed)  # buffered and streamed alike, before queueing
+                speed = round(speed * ssml.rate, 4)
+        check_speed(speed)  # buffered and streamed alike, before queueing
         # Voice stores may read files or a database: never on the event loop.
         voice = await anyio.to_thread.run_sync(self.voices.get_voice, request.voice_id.strip())
         if voice.backends and backend_name not in voice.backends:
@@ -273,7 +276,8 @@ class SpeechService:
         return PreparedSpeech(task, backend_name, voice, request,
                               [*request.notes, *_unique(ctx.warnings)], chunks,
                               continued=continued,
-                              pauses=pauses if any(pauses) or lead else [], lead_s=lead)
+                              pauses=pauses if any(pauses) or lead else [], lead_s=lead,
+                              speed=speed)
 
     def preprocess(self, text: str, ctx: TextContext) -> str:
         """``text`` through every text preprocessor, in order."""
@@ -418,7 +422,7 @@ class SpeechService:
         silences = sum(1 for pause in prepared.pauses if pause) + (prepared.lead_s > 0)
         return OutputPipeline(self.encoder(request.response_format),
                               self.backends[prepared.backend].capabilities.sample_rate,
-                              request.speed, parts=len(prepared.chunks) + silences,
+                              prepared.speed, parts=len(prepared.chunks) + silences,
                               whole=whole,
                               keep=self.settings.logging.save_outputs)
 

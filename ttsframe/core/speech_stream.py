@@ -182,5 +182,5 @@ class SpeechStream:
         """``seconds`` of silence as the listener hears them: lengthened by the
         crossfade each join takes from it and by the reply's tempo change."""
         pipeline = self.pipeline
-        seconds = seconds * self.prepared.request.speed + joins * pipeline.crossfade_s
+        seconds = seconds * self.prepared.speed + joins * pipeline.crossfade_s
         return np.zeros(round(seconds * pipeline.rate), dtype=np.float32)

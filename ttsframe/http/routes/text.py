@@ -44,7 +44,7 @@ async def preview_text(data: GenerateBody, services: NamedDependency[Services]) 
         backend=prepared.backend, voice_id=prepared.voice.voice_id, text=prepared.task.text,
         chunks=[PreviewChunk(text, pause) for text, pause in zip(prepared.chunks, pauses,
                                                                    strict=True)],
-        lead_s=prepared.lead_s, speed=speech.speed, warnings=prepared.warnings)
+        lead_s=prepared.lead_s, speed=prepared.speed, warnings=prepared.warnings)
 
 
 ROUTES = [preview_text]
