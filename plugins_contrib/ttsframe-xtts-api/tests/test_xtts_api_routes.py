@@ -264,3 +264,25 @@ def test_preview_urls_ignore_the_host_header(client):
     c = client({"public_url": "https://tts.example.org/"})
     speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
     assert speakers[0]["preview_url"] == "https://tts.example.org/sample/anywhere.wav"
+
+
+def test_the_text_front_end_applies_to_the_xtts_routes(client, spy):
+    """Normalization (in the text's language), the dictionary and SSML reach what the
+    backend hears through the XTTS routes as through /generate."""
+    c = client({"model": "spy"})
+    admin = c.post("/pronunciations", json={"term": "Siobhan", "spoken": "Shiv-awn"})
+    assert admin.status_code == 201, admin.text
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": "Siobhan paid $5 at 3:30 pm.", "speaker_wav": "anywhere",
+                     "language": "en"})
+    assert r.status_code == 200, r.text
+    assert spy.tasks[-1].text == "Shiv-awn paid five dollars at three thirty p m."
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": "Ich habe 21 Katzen.", "speaker_wav": "anywhere",
+                     "language": "de"})
+    assert spy.tasks[-1].text == "Ich habe einundzwanzig Katzen."
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": '<speak>One.<break time="1s"/>Two.</speak>',
+                     "speaker_wav": "anywhere", "language": "en"})
+    assert r.status_code == 200, r.text
+    assert [t.text for t in spy.tasks[-2:]] == ["One.", "Two."]
