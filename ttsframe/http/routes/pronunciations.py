@@ -10,11 +10,12 @@ import anyio.to_thread
 import msgspec
 from litestar import delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from ttsframe.core.assembly import Services
+from ttsframe.core.ids import check_id
 from ttsframe.core.pronunciations import Pronunciation, PronunciationIn
-from ttsframe.http.openapi import errors
+from ttsframe.http.openapi import EntryIdPath, errors
 
 
 class PronunciationList(msgspec.Struct):
@@ -42,27 +43,30 @@ async def add_pronunciation(data: JSONBody[PronunciationIn], services: NamedDepe
 
 
 @get("/pronunciations/{entry_id:str}", operation_id="get_pronunciation",
-     summary="Get a dictionary entry", tags=["text"], responses=errors(404))
-async def get_pronunciation(entry_id: FromPath[str], services: NamedDependency[Services]
+     summary="Get a dictionary entry", tags=["text"], responses=errors(400, 404))
+async def get_pronunciation(entry_id: EntryIdPath, services: NamedDependency[Services]
                             ) -> Pronunciation:
-    return await anyio.to_thread.run_sync(services.pronunciations.get, entry_id)
+    return await anyio.to_thread.run_sync(services.pronunciations.get,
+                                           check_id(entry_id, "pronunciation id"))
 
 
 @put("/pronunciations/{entry_id:str}", operation_id="update_pronunciation",
      summary="Change a dictionary entry", tags=["text"], responses=errors(400, 404, 413, 507),
      opt={"admin": True})
-async def update_pronunciation(entry_id: FromPath[str], data: JSONBody[PronunciationIn],
+async def update_pronunciation(entry_id: EntryIdPath, data: JSONBody[PronunciationIn],
                                services: NamedDependency[Services]) -> Pronunciation:
-    return await anyio.to_thread.run_sync(services.pronunciations.update, entry_id, data)
+    return await anyio.to_thread.run_sync(services.pronunciations.update,
+                                           check_id(entry_id, "pronunciation id"), data)
 
 
 @delete("/pronunciations/{entry_id:str}", operation_id="delete_pronunciation",
         summary="Delete a dictionary entry", status_code=200, tags=["text"],
-        responses=errors(404, 507))
-async def delete_pronunciation(entry_id: FromPath[str], services: NamedDependency[Services]
+        responses=errors(400, 404, 507))
+async def delete_pronunciation(entry_id: EntryIdPath, services: NamedDependency[Services]
                                ) -> PronunciationDeleted:
     return PronunciationDeleted(
-        await anyio.to_thread.run_sync(services.pronunciations.delete, entry_id))
+        await anyio.to_thread.run_sync(services.pronunciations.delete,
+                                     check_id(entry_id, "pronunciation id")))
 
 
 ROUTES = [list_pronunciations, add_pronunciation, get_pronunciation, update_pronunciation,
