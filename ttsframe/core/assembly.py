@@ -25,6 +25,7 @@ from ttsframe.core.job_store import JobStore
 from ttsframe.core.metrics import Metrics
 from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
 from ttsframe.core.preprocessor import TextPreprocessor
+from ttsframe.core.pronunciations import PronunciationStore
 from ttsframe.core.retention import Retention
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
@@ -60,11 +61,15 @@ class Services:
     route_configs: dict[str, Any] = field(default_factory=dict)
     # The voice store for the event loop: every call awaited, run in a worker thread.
     async_voices: AsyncVoices = field(init=False)
+    # The pronunciation dictionary the /pronunciations routes manage (the preprocessor
+    # reads the same file through its own store).
+    pronunciations: PronunciationStore = field(init=False)
     # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
     cluster: Any = None
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
+        self.pronunciations = PronunciationStore(self.settings.data_dir)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)

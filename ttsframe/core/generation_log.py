@@ -106,7 +106,7 @@ class GenerationLog:
             "text_chars": len(prepared.task.text),
             "text": prepared.task.text if self.settings.logging.show_prompts else None,
             "params": msgspec.json.encode({**msgspec.to_builtins(prepared.task.params),
-                                           "speed": prepared.request.speed}).decode(),
+                                           "speed": prepared.speed}).decode(),
             "queued_s": _seconds_between(ticket.submitted_at, ticket.started_at),
             "generation_s": _seconds_between(ticket.started_at, ticket.finished_at),
             "request_id": prepared.request.request_id,

@@ -34,7 +34,8 @@ class OutputPipeline:
         self.out_rate = out_rate or sample_rate
         self.whole = whole
         # One part has no joins: nothing needs holding back.
-        self._join = Crossfade(sample_rate, CROSSFADE_MS if parts > 1 else 0.0)
+        self.crossfade_s = (CROSSFADE_MS if parts > 1 else 0.0) / 1000
+        self._join = Crossfade(sample_rate, self.crossfade_s * 1000)
         self._tempo = Tempo(sample_rate, speed) if speed != 1.0 else None
         self._resampler = (Resampler(sample_rate, self.out_rate)
                            if self.out_rate != sample_rate else None)

@@ -55,6 +55,15 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     stream: bool = False
     # A language code ("en", "de", "zh-cn") for multilingual backends; None: the backend's.
     language: str | None = None
+    # Write numbers, money, dates ... out as words (the ``normalize`` preprocessor); None:
+    # its configured default.
+    normalize: bool | None = None
+    # Clean up chat markup (the chat-text preprocessor, ``ttsframe-chattext``); None: its
+    # configured default.
+    chat_text: bool | None = None
+    # "ssml": ``text`` is an SSML document (``core/ssml.py``); None: SSML when it starts
+    # with ``<speak``; "text": never.
+    input_format: Literal["text", "ssml"] | None = None
     # What the HTTP layer accepted but ignores (e.g. OpenAI's ``instructions``); reported
     # back to the caller with the other warnings.
     notes: list[str] = msgspec.field(default_factory=list)

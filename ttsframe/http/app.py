@@ -19,7 +19,17 @@ from ttsframe.http.errors import EXCEPTION_HANDLERS
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
 from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
-from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
+from ttsframe.http.routes import (
+    config,
+    jobs,
+    logs,
+    openai,
+    pronunciations,
+    speech,
+    system,
+    text,
+    voices,
+)
 
 
 def plugin_routers(services: Services) -> list[Router]:
@@ -57,7 +67,9 @@ def create_app(services: Services) -> Litestar:
     observed = [metrics_route(metrics.path)] if metrics.enabled else []
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *ui.ROUTES, *observed,
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *text.ROUTES,
+                        *pronunciations.ROUTES, *ui.ROUTES,
+                        *observed,
                         *plugin_routes],
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -17,6 +17,9 @@ from ttsframe.core.speech_types import (
 )
 from ttsframe.core.voices import Speaker
 
+Language = Annotated[str, msgspec.Meta(
+    max_length=35, description="A language code such as 'en', 'de' or 'pt-BR': the text's "
+    "language for multilingual backends and for text normalization.")]
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
 SampleRate = Annotated[int, msgspec.Meta(ge=MIN_OUTPUT_RATE, le=MAX_OUTPUT_RATE, description=(
     "Rate of the reply's audio in Hz (resampled after the speed change); opus is always "
@@ -53,6 +56,18 @@ class GenerateRequest(GenerationParams, kw_only=True):
     sample_rate: SampleRate | None = None
     stream: bool = False
     instructions: str | None = None
+    language: Language | None = None
+    normalize: Annotated[bool | None, msgspec.Meta(description=(
+        "Write numbers, money, dates, units, abbreviations and symbols out as words "
+        "before the model reads them (false: the text as written). Default: "
+        "[plugins.normalize] enabled (true)."))] = None
+    chat_text: Annotated[bool | None, msgspec.Meta(description=(
+        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+        "[plugins.chattext] apply_by_default (true)."))] = None
+    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+        "SSML. Default: SSML when the text starts with <speak>."))] = None
     cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str,
@@ -91,6 +106,18 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     # None: stream when the format can (see ``SpeechCreateRequest.delivery``).
     stream: bool | None = None
     role: Role | None = None
+    language: Language | None = None
+    normalize: Annotated[bool | None, msgspec.Meta(description=(
+        "Write numbers, money, dates, units, abbreviations and symbols out as words "
+        "before the model reads them (false: the text as written). Default: "
+        "[plugins.normalize] enabled (true)."))] = None
+    chat_text: Annotated[bool | None, msgspec.Meta(description=(
+        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+        "[plugins.chattext] apply_by_default (true)."))] = None
+    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+        "SSML. Default: SSML when the text starts with <speak>."))] = None
     cfg_filter_top_k: FilterTopK | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
@@ -159,6 +186,10 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         speed=body.speed,
         params=params,
         stream=bool(body.stream),
+        language=body.language,
+        normalize=body.normalize,
+        chat_text=body.chat_text,
+        input_format=body.input_format,
         notes=notes,
     )
 
