@@ -13,7 +13,8 @@ each span point is one attribute check.
 Query strings may hold secrets (a client's ``?api_key=...``), and the ASGI
 instrumentation copies them into the request span (``http.url``, ``url.full``,
 ``url.query``). ``QueryValueScrubber``, the provider's first span processor, replaces
-every query value with ``REDACTED`` as each span starts, before any exporter sees it.
+every query value with ``REDACTED`` as each span starts, before any exporter sees it
+(``core/trace_redaction.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import logging
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
 
 from ttsframe.core.errors import ConfigError
 
@@ -81,51 +81,6 @@ class Tracing:
             self.provider.shutdown()  # flushes what the exporter still holds
 
 
-# Span attributes that carry a URL with its query string, or the query itself.
-URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
-QUERY_ATTRIBUTES = ("url.query",)
-REDACTED = "REDACTED"
-
-
-def redact_query(query: str) -> str:
-    """``a=1&api_key=s`` -> ``a=REDACTED&api_key=REDACTED``: names kept, values gone."""
-    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
-    return "&".join(f"{quote(name)}={REDACTED}" for name in names)
-
-
-def redact_url(url: str) -> str:
-    base, mark, query = url.partition("?")
-    return f"{base}?{redact_query(query.split('#', 1)[0])}" if mark else url
-
-
-class QueryValueScrubber:
-    """A span processor (the SDK's ``SpanProcessor`` interface) that removes query values
-    from URL attributes when a span starts: the span is still writable then, and every
-    exporting processor added after this one sees only the redacted values."""
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        attributes = span.attributes or {}
-        for key in URL_ATTRIBUTES:
-            value = attributes.get(key)
-            if isinstance(value, str) and "?" in value:
-                span.set_attribute(key, redact_url(value))
-        for key in QUERY_ATTRIBUTES:
-            value = attributes.get(key)
-            if isinstance(value, str) and value:
-                span.set_attribute(key, redact_query(value))
-        if "?" in (span.name or ""):
-            span.update_name(span.name.split("?", 1)[0])
-
-    def on_end(self, span: Any) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
 def build_tracing(settings: Settings) -> Tracing:
     """The server's tracing, from ``[tracing]``; inert unless enabled."""
     config = settings.tracing
@@ -135,6 +90,8 @@ def build_tracing(settings: Settings) -> Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from ttsframe.core.trace_redaction import QueryValueScrubber
     except ImportError:
         raise ConfigError("tracing.enabled needs the OpenTelemetry packages: "
                           "pip install 'ttsframe[otel]' (or set tracing.enabled = false)"

@@ -50,8 +50,13 @@ def tracing_plugins(services: Services) -> list:
         return []
     from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
+    from ttsframe.core.trace_redaction import scrub_span
+
+    # The request hook runs once the span holds the request's URL: its query values
+    # (``?api_key=...``) are redacted there, before any exporter sees them.
     return [OpenTelemetryPlugin(OpenTelemetryConfig(
-        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"]))]
+        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"],
+        server_request_hook_handler=scrub_span))]
 
 
 def create_app(services: Services) -> Litestar:
