@@ -13,9 +13,11 @@ from typing import Any
 
 from litestar import Request
 
+from ttsframe.core.request_context import REQUEST_ID
 from ttsframe.http.cross_site import CrossSiteWrites
 from ttsframe.http.errors import detail_response
 from ttsframe.http.hosts import HostRule
+from ttsframe.http.request_ids import request_id_for
 
 # 1008: policy violation; before the handshake is accepted the server answers 403.
 WEBSOCKET_POLICY_CLOSE = 1008
@@ -45,6 +47,11 @@ class RequestGuard:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_CLOSE})
             return
-        request = Request(scope, receive, send)
-        response = detail_response(status, detail, request=request)
-        await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+        # The refusal's log lines (the refused-origin warning) carry its request id.
+        token = REQUEST_ID.set(request_id_for(scope))
+        try:
+            request = Request(scope, receive, send)
+            response = detail_response(status, detail, request=request)
+            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+        finally:
+            REQUEST_ID.reset(token)
