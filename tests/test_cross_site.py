@@ -370,3 +370,39 @@ def test_guard_answers_are_plain_json(tmp_path):
                    headers={"origin": "http://x.example"})
         assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
 
+
+
+def test_the_web_page_and_the_openai_sdk_keep_working(server, browser):
+    """The page under /ui/ writes as same-origin; the SDK sends no Origin."""
+    openai = pytest.importorskip("openai")
+    context = browser.new_context(base_url=server.url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        status = page.evaluate("""() => fetch('/voice_mappings', {method: 'POST',
+            headers: {'content-type': 'application/json'},
+            body: JSON.stringify({voice_id: 'from_the_page'})}).then((r) => r.status)""")
+        assert status == 201
+        page.get_by_label("Text", exact=True).fill("[S1] Hello from the page.")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_selector(".take[data-state=done]", timeout=60_000)
+    finally:
+        context.close()
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    audio = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello.",
+                                       response_format="wav").read()
+    assert audio[:4] == b"RIFF"
+
+
+def test_startup_names_the_accepted_hosts(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ttsframe.hosts")
+    HostRule([], ["box", "box.local"]).log_startup("127.0.0.1")
+    assert caplog.records == []  # loopback: nothing to say
+    HostRule([], ["box", "box.local"]).log_startup("0.0.0.0")
+    assert "IP addresses, localhost, box, box.local" in caplog.text
+    assert "allowed_hosts" in caplog.text
+    HostRule(["*"], []).log_startup("127.0.0.1")
+    assert caplog.records[-1].levelname == "WARNING" and "DNS rebinding" in caplog.text
