@@ -62,18 +62,21 @@ class HostRule:
 
     def __init__(self, configured: list[str], machine: list[str]) -> None:
         self.configured = list(configured)
+        self.machine = machine
         self.any = "*" in configured
         self.names = {"localhost", *machine}
-        self.with_port: set[str] = set()
-        self.suffixes: list[str] = []
+        self.with_port: set[str] = set()  # "name:port" entries: that port only
+        self.suffixes: list[str] = []  # "*.example.com" entries, as ".example.com"
         for entry in configured:
             entry = entry.lower()
             if entry.startswith("*."):
                 self.suffixes.append(entry[1:])
             elif entry != "*":
                 name, port = split_host(entry)
-                (self.with_port.add(f"{name}:{port}") if port else self.names.add(name))
-        self.machine = machine
+                if port:
+                    self.with_port.add(f"{name}:{port}")
+                else:
+                    self.names.add(name)
 
     def allows(self, host: str) -> bool:
         if self.any or not host:
