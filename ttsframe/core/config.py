@@ -21,6 +21,12 @@ ENV_PREFIX = "TTSFRAME_"
 DEFAULT_CONFIG_NAME = "ttsframe.toml"
 
 
+# A host name as clients write it: a name or IPv6 literal, an optional port, or "*".
+HostPattern = Annotated[str, msgspec.Meta(pattern=(
+    r"^(\*|(\*\.)?[A-Za-z0-9_-][A-Za-z0-9_.-]*(:[0-9]{1,5})?"
+    r"|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)$"))]
+
+
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 7860
@@ -41,6 +47,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 120.0
     max_connections: Annotated[int, msgspec.Meta(ge=8, le=1_000_000)] = 1000
     max_requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
+    # Host names clients may reach the server by (the Host header), besides IP addresses,
+    # localhost and this machine's own name (http/hosts.py): any other name gets 421, so a
+    # web page cannot reach the server through a DNS name it controls (DNS rebinding).
+    # "tts.lan" (any port), "tts.lan:8443" (that port only), "*.example.com" (subdomains);
+    # ["*"] accepts every name.
+    allowed_hosts: list[HostPattern] = []
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
