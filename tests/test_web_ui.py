@@ -501,3 +501,58 @@ def test_accessibility_scan_and_screenshots(server, open_page, scheme, tmp_path)
     assert all((shots / f"{v}-{scheme}.png").stat().st_size > 1000
                for v in ("speak", "clone", "manage", "phone"))
     assert w.errors == [] and w.csp_violations() == []
+
+
+def test_api_explorer_works_offline_under_its_csp(keyed_server, browser):
+    """/schema/swagger, where every 404 points, draws every operation with nothing from
+    outside 127.0.0.1 and no CSP violation, and "Try it out" sends the tab's key."""
+    server = keyed_server
+    missing = server.client.get("/nothing/here").json()["detail"]
+    assert "/schema/swagger" in missing
+    context = browser.new_context(base_url=server.url)
+    outside: list[str] = []
+
+    def local_only(route) -> None:
+        if route.request.url.startswith(f"{server.url}/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    try:
+        w = Watched(context.new_page())
+        page = w.page
+        page.set_default_timeout(60_000)
+        # The key the web page keeps for this tab: the explorer sends it too.
+        page.goto("/ui/")
+        page.evaluate(f"sessionStorage.setItem('ttsframe.apiKey', '{ADMIN_KEY}')")
+        reply = page.goto("/schema/swagger")
+        assert reply is not None and reply.status == 401  # a browser cannot send the header
+        page.set_extra_http_headers({"Authorization": f"Bearer {ADMIN_KEY}"})
+        reply = page.goto("/schema/swagger")
+        csp = reply.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe" not in csp
+        schema = server.client.get("/schema/openapi.json", headers={
+            "Authorization": f"Bearer {ADMIN_KEY}"}).json()
+        operations = sum(len(p) for p in schema["paths"].values())
+        expect(page.locator(".opblock").first).to_be_visible()
+        expect(page.locator(".opblock")).to_have_count(operations)
+        voices = page.locator("#operations-speech-list_voices")
+        voices.locator(".opblock-summary").click()
+        voices.get_by_role("button", name="Try it out").click()
+        page.set_extra_http_headers({})  # from here on, only the explorer's own header
+        voices.get_by_role("button", name="Execute").click()
+        answer = voices.locator(".live-responses-table tbody")
+        expect(answer.locator(".response-col_status")).to_have_text("200")
+        expect(answer).to_contain_text("alloy")
+        assert outside == []
+        # Only the 401s of the two loads made without a key.
+        assert [e for e in w.errors if "401" not in e] == [], w.errors
+        assert w.csp_violations() == []
+        # The viewers that needed a CDN lead to the explorer.
+        page.set_extra_http_headers({"Authorization": f"Bearer {ADMIN_KEY}"})
+        page.goto("/schema/redoc")
+        assert page.url.endswith("/schema/swagger")
+    finally:
+        context.close()
