@@ -101,7 +101,9 @@ def slow_server(tmp_path_factory) -> Iterator[ServerProcess]:
     cfg.write_text('[generation]\ndefault_backend = "slowspeech"\nworkers = 1\n\n'
                    '[logging]\nshow_prompts = true\n')
     with ServerProcess(cfg, plugins=["slowspeech"],
-                       env={"PYTHONPATH": str(site),
+                       # The site first, then the caller's path (the checkout under test).
+                       env={"PYTHONPATH": os.pathsep.join(
+                                filter(None, [str(site), os.environ.get("PYTHONPATH")])),
                             "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}) as srv:
         yield srv
 
@@ -445,9 +447,10 @@ def test_keys_are_asked_for_refused_and_kept_in_the_session(keyed_server, open_p
     page.get_by_label("Key", exact=True).fill(ADMIN_KEY)
     page.get_by_role("button", name="Use key").click()
     expect(dialog).to_be_hidden()
-    page.get_by_role("tab", name="Speak").click()
-    page.get_by_role("tab", name="Manage").click()
+    # Manage redraws for the new key at once: no need to leave the tab and come back.
     expect(page.get_by_role("button", name="Save configuration")).to_be_enabled()
+    expect(page.locator("#config-hint")).to_contain_text("Changes apply at once")
+    expect(page.get_by_label("queue size")).to_be_enabled()
     page.get_by_label("queue size").fill("17")
     page.get_by_role("button", name="Save configuration").click()
     expect(page.locator("#config-status")).to_have_text("Saved: queue_size.")
@@ -460,6 +463,75 @@ def test_keys_are_asked_for_refused_and_kept_in_the_session(keyed_server, open_p
     expect(page.get_by_label("queue size")).to_have_value("17")
     assert w.errors == [] or all("401" in e for e in w.errors), w.errors
     assert w.csp_violations() == []
+
+
+def test_one_take_plays_at_a_time(slow_server, open_page):
+    """Generate pauses the take that plays; starting a take pauses the one playing,
+    a streamed WAV take (Web Audio) included."""
+    page = open_page(slow_server).page
+    players = "[...document.querySelectorAll('.take audio')]"
+    text = page.get_by_label("Text", exact=True)
+    text.fill("[S1] One two.")
+    page.get_by_role("button", name="Generate").click()
+    take_done(page, 1)
+    page.evaluate(f"() => {players}[0].play()")  # played again, as with its play button
+    page.wait_for_function(f"() => !{players}[0].paused")
+    text.fill("[S1] Three four.")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(f"() => {players}.length === 2 && {players}[1].paused")
+    # Take 2 plays while it is generated; starting take 1 pauses it.
+    page.wait_for_function(f"() => {players}[0].currentTime > 0.2 && !{players}[0].paused")
+    page.evaluate(f"() => {players}[1].play()")
+    page.wait_for_function(f"() => {players}[0].paused && !{players}[1].paused")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#speak-status")).to_have_text("Stopped.")
+
+    # WAV plays through Web Audio while it streams: Generate pauses take 1, and take 1
+    # starting again suspends the streamed take.
+    page.get_by_label("Format").select_option("wav")
+    text.fill("[S1] Five six.")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(f"() => {players}.length === 2 && {players}.every((a) => a.paused)")
+    wav = page.locator(".take").first
+    expect(wav).to_have_attribute("data-web-audio", "playing")
+    page.wait_for_function("() => document.querySelector('.take').dataset.firstPlayMs")
+    page.evaluate(f"() => {players}[1].play()")
+    expect(wav).to_have_attribute("data-web-audio", "paused")
+    page.wait_for_function(f"() => !{players}[1].paused")
+    page.get_by_role("button", name="Stop").click()
+
+
+def test_a_long_paste_is_kept_counted_and_refused(server, open_page):
+    w = open_page(server)
+    page = w.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    limit = server.client.get("/ui/meta").json()["max_text_chars"]
+    counter = page.locator("#text-count")
+    expect(counter).to_have_text(f"0 / {limit} characters")
+    long = "[S1] " + "la " * (limit // 3 + 40)
+    chars = len(long.strip())
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/generate") and sent.append(r.url))
+    page.evaluate("(text) => navigator.clipboard.writeText(text)", long)
+    area = page.get_by_label("Text", exact=True)
+    area.focus()
+    page.keyboard.press("Control+V")
+    # Nothing is cut; the counter and a message say it is too long.
+    expect(counter).to_have_text(f"{chars} / {limit} characters: too long")
+    assert page.evaluate("document.querySelector('#text').value.length") == len(long)
+    error = page.locator("#speak-error")
+    expect(error).to_contain_text("Pasted in full, but it is too long.")
+    expect(error).to_contain_text(f"at most {limit}. Shorten it by {chars - limit}")
+    page.get_by_role("button", name="Generate").click()
+    expect(error).to_have_text(f"The text is {chars} characters; this server takes at most "
+                               f"{limit}. Shorten it by {chars - limit}, or split it into "
+                               "several takes.")
+    expect(area).to_be_focused()
+    assert sent == [] and page.locator(".take").count() == 0
+    area.fill("[S1] Short again.")
+    expect(counter).to_have_text(f"17 / {limit} characters")
+    expect(error).to_be_hidden()
+    assert w.errors == [] and w.csp_violations() == []
 
 
 SERIOUS = {"serious", "critical"}

@@ -327,6 +327,12 @@ export function initManage(app, onTab) {
     }
   });
   document.addEventListener("visibilitychange", schedule);
+  // Another key may change what this tab may do (Configuration needs an admin key).
+  app.onMeta(() => {
+    if (visible) {
+      refreshAll();
+    }
+  });
   app.onVoices(() => {
     if (visible) {
       Promise.all([refreshVoices(), refreshPrompts()]).catch(report);
