@@ -308,10 +308,10 @@ def test_keyboard_alone_generates(server, open_page):
     expect(page.get_by_role("button", name="Create voice")).to_be_visible()
 
 
-def speech_wav(path: Path) -> Path:
+def speech_wav(path: Path, seconds: float = 2.0) -> Path:
     """Two seconds of a voiced, wobbling tone with noise: enough for a prompt."""
     rate = 44100
-    t = np.arange(2 * rate) / rate
+    t = np.arange(int(seconds * rate)) / rate
     pitch = 140 + 30 * np.sin(2 * np.pi * 2 * t)
     wave = 0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / rate)
     wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
@@ -350,9 +350,9 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     row = page.locator('#prompts-table tr[data-prompt-id="browser_voice"]')
     expect(row).to_contain_text("In use by browser_voice")
     row.get_by_role("button", name="Delete audio prompt browser_voice").click()
-    detail = server.client.delete("/audio_prompts/browser_voice").json()["detail"]
-    expect(page.locator("#manage-error")).to_contain_text(detail)
-    expect(page.get_by_role("button", name="Delete browser_voice and its voices")).to_be_visible()
+    expect(page.locator("#manage-error")).to_contain_text(
+        "The recording “browser_voice” is used by the voice browser_voice.")
+    expect(page.get_by_role("button", name="Delete the voices that use it too")).to_be_visible()
 
     # A custom voice is edited in its dialog.
     page.get_by_role("button", name="Edit voice browser_voice").click()
@@ -362,6 +362,62 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     expect(dialog).to_be_hidden()
     expect(page.locator('#voices-table tr[data-voice-id="browser_voice"]')).to_contain_text("warm")
     assert server.client.get("/voice_mappings/browser_voice").json()["style"] == "warm"
+
+
+def test_conflicts_are_offered_in_the_pages_words(server, open_page, tmp_path):
+    """A taken name offers "Replace it"; a recording in use offers to delete its voices;
+    neither shows the API's query parameters or terms."""
+    with speech_wav(tmp_path / "old.wav").open("rb") as old:
+        r = server.client.post("/audio_prompts/upload", data={"prompt_id": "ui_voice"},
+                               files={"audio_file": ("old.wav", old, "audio/wav")})
+    assert r.status_code == 201, r.text
+    r = server.client.post("/voice_mappings", json={
+        "voice_id": "ui_voice", "audio_prompt": "ui_voice", "primary_speaker": "S1",
+        "audio_prompt_transcript": "[S1] Old words."})
+    assert r.status_code == 201, r.text
+    w = open_page(server)
+    page = w.page
+    page.get_by_role("tab", name="Clone").click()
+    page.get_by_label("Audio file").set_input_files(speech_wav(tmp_path / "new.wav", 3.0))
+    page.get_by_label("Voice name").fill("ui_voice")
+    page.locator("#panel-clone").get_by_label("Transcript", exact=True).fill("New words.")
+    page.get_by_role("button", name="Create voice").click()
+    error = page.locator("#clone-error")
+    expect(error).to_have_text("A voice named “ui_voice” already exists. Replace it or "
+                               "choose another name.")
+    error.get_by_role("button", name="Replace it").click()
+    expect(page.locator("#clone-status")).to_contain_text("is ready", timeout=90_000)
+    voice = server.client.get("/voice_mappings/ui_voice").json()
+    assert voice["audio_prompt_transcript"] == "[S1] New words."
+    prompt = server.client.get("/audio_prompts").json()["ui_voice"]
+    assert prompt["duration"] == pytest.approx(3.0, abs=0.05)
+
+    # A stored recording that no voice names yet.
+    with speech_wav(tmp_path / "lone.wav").open("rb") as lone:
+        server.client.post("/audio_prompts/upload", data={"prompt_id": "ui_lone"},
+                           files={"audio_file": ("lone.wav", lone, "audio/wav")})
+    page.get_by_label("Voice name").fill("ui_lone")
+    page.get_by_role("button", name="Create voice").click()
+    expect(error).to_have_text("A recording named “ui_lone” is already stored. Replace it "
+                               "or choose another name.")
+    # A built-in voice's name cannot be taken.
+    page.get_by_label("Voice name").fill("alloy")
+    page.get_by_role("button", name="Create voice").click()
+    expect(error).to_have_text("“alloy” is a built-in voice. Choose another name.")
+
+    page.get_by_role("tab", name="Manage").click()
+    row = page.locator('#prompts-table tr[data-prompt-id="ui_voice"]')
+    row.get_by_role("button", name="Delete audio prompt ui_voice").click()
+    region = page.locator("#manage-error")
+    expect(region).to_have_text("The recording “ui_voice” is used by the voice ui_voice. "
+                                "Delete the voices that use it too or change those voices "
+                                "first.")
+    region.get_by_role("button", name="Delete the voices that use it too").click()
+    expect(row).to_have_count(0)
+    expect(page.locator('#voices-table tr[data-voice-id="ui_voice"]')).to_have_count(0)
+    assert server.client.get("/voice_mappings/ui_voice").status_code == 404
+    assert "ui_voice" not in server.client.get("/audio_prompts").json()
+    assert w.errors == [] or all("409" in e for e in w.errors), w.errors
 
 
 def test_clone_from_the_microphone(server, open_page):

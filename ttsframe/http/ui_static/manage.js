@@ -168,7 +168,7 @@ async function refreshPrompts() {
   table.tBodies[0].replaceChildren(...prompts.map((p) => {
     const inUse = p.used_by.length > 0;
     const noteId = `prompt-note-${p.prompt_id}`;
-    const actions = [button("Delete", () => deletePrompt(p.prompt_id, false), {
+    const actions = [button("Delete", () => deletePrompt(p.prompt_id, false, p.used_by), {
       "aria-label": `Delete audio prompt ${p.prompt_id}`,
       "aria-describedby": inUse ? noteId : undefined })];
     if (inUse) {
@@ -181,7 +181,7 @@ async function refreshPrompts() {
   }));
 }
 
-async function deletePrompt(id, cascade) {
+async function deletePrompt(id, cascade, users = []) {
   try {
     await raw(`/audio_prompts/${encodeURIComponent(id)}${cascade ? "?cascade=true" : ""}`,
       { method: "DELETE" });
@@ -189,10 +189,13 @@ async function deletePrompt(id, cascade) {
     await Promise.all([refreshPrompts(), refreshVoices(), appRef.reloadVoices()]);
   } catch (problem) {
     if (problem.status === 409 && !cascade) {
-      // The server explains which voices use it; offer to delete them together.
+      // In use: say by which voices, and offer to delete them with it.
       const region = $("#manage-error");
-      region.replaceChildren(`${problem.message} `,
-        button(`Delete ${id} and its voices`, () => deletePrompt(id, true)));
+      const which = users.length === 1 ? `the voice ${users[0]}`
+        : users.length ? `the voices ${users.join(", ")}` : "voices";
+      region.replaceChildren(`The recording “${id}” is used by ${which}. `,
+        button("Delete the voices that use it too", () => deletePrompt(id, true, users)),
+        " or change those voices first.");
       region.dataset.kind = "error";
       return;
     }
