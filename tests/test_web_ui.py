@@ -590,6 +590,47 @@ def test_a_long_paste_is_kept_counted_and_refused(server, open_page):
     assert w.errors == [] and w.csp_violations() == []
 
 
+PHONE = {"width": 390, "height": 844}
+
+
+def test_manage_tables_fit_a_phone(server, open_page, tmp_path):
+    """At phone width the Manage tables become cards: a job id stays on one line (cut
+    with an ellipsis, whole in its title), nothing scrolls sideways, rows stay short."""
+    job = server.client.post("/generate?async_mode=true", json={
+        "text": "[S1] On a phone.", "voice_id": "alloy", "response_format": "wav",
+        "seed": 2}).json()["job_id"]
+    with speech_wav(tmp_path / "phone.wav").open("rb") as sample:
+        server.client.post("/audio_prompts/upload", data={"prompt_id": "phone_voice"},
+                           files={"audio_file": ("phone.wav", sample, "audio/wav")})
+    server.client.post("/voice_mappings", json={"voice_id": "phone_voice",
+                                                "audio_prompt": "phone_voice"})
+    w = open_page(server, viewport=PHONE)
+    page = w.page
+    page.get_by_role("tab", name="Manage").click()
+    row = page.locator(f'#jobs-table tr[data-job-id="{job}"]')
+    expect(row).to_have_attribute("data-status", "completed", timeout=90_000)
+    ident = row.locator(".id")
+    expect(ident).to_have_attribute("title", job)
+    one_line = ident.evaluate("""(e) => { const s = getComputedStyle(e);
+        return e.getBoundingClientRect().height < 2 * parseFloat(s.fontSize); }""")
+    assert one_line, ident.bounding_box()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for table in ("jobs", "voices", "prompts", "logs"):
+        wrap = page.locator(f"#{table}-table").locator("xpath=..")
+        assert wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), table
+    prompt = page.locator('#prompts-table tr[data-prompt-id="phone_voice"]')
+    assert prompt.bounding_box()["height"] < 250, prompt.bounding_box()
+    # Each value says which column it is.
+    expect(row.locator("td").nth(1)).to_have_attribute("data-label", "Status")
+    shots = DOC_SHOTS if os.environ.get("TTSFRAME_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots = Path(os.environ.get("TTSFRAME_PHONE_SHOTS", shots))
+    page.locator("#jobs-heading").evaluate("(e) => e.scrollIntoView()")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.screenshot(path=shots / f"phone-manage-{scheme}.png")
+    assert w.errors == [] and w.csp_violations() == []
+
+
 SERIOUS = {"serious", "critical"}
 
 
