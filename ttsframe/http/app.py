@@ -12,7 +12,7 @@ from litestar.openapi.config import OpenAPIConfig
 from ttsframe import __version__
 from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.http import ui
+from ttsframe.http import explorer, ui
 from ttsframe.http.auth import api_key_guard, client_dependency, openapi_security
 from ttsframe.http.cors import RefusedOriginLog, cors_config
 from ttsframe.http.cross_site import CrossSiteWrites
@@ -98,8 +98,11 @@ def create_app(services: Services) -> Litestar:
         on_startup=[services.start,
                     lambda: hosts.log_startup(services.settings.server.host)],
         on_shutdown=[services.stop],
+        # The schema as JSON and YAML, and the offline explorer (http/explorer.py).
         openapi_config=OpenAPIConfig(title="ttsframe", version=__version__,
                                      description="Text-to-speech server API",
+                                     render_plugins=[p() for p in explorer.RENDER_PLUGINS],
+                                     openapi_router=explorer.schema_router(),
                                      **openapi_security(services.settings.security)),
         # Every route, plugin routes included, passes the API-key check (http/auth.py).
         guards=[api_key_guard(lambda: services.settings.security)],
