@@ -1,0 +1,49 @@
+"""One reading of a request's query string, shared by every check and the handler.
+
+Litestar hands a handler the *last* value of a repeated key, a ``MultiDict``'s ``get``
+returns the first, and both drop empty values. A check that read one value while the
+handler read another would be a way round the check (``?overwrite=false&overwrite=true``
+from a key that may not overwrite). So a query string that names any key twice is
+refused with a 400 before any check or handler runs (the app-wide key guard calls
+``query_values``), and what is left has one value per key, the same wherever it is read.
+No route takes a list in its query string.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from ttsframe.core.errors import InvalidInput
+
+
+def query_values(query_string: bytes) -> dict[str, str]:
+    """The query string's values, one per key; ``InvalidInput`` (400) naming the keys sent
+    more than once. Keys are compared as the handlers see them (percent-decoded), and
+    empty values count (``?overwrite=&overwrite=true`` names ``overwrite`` twice)."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True,
+                      encoding="utf-8", errors="replace")
+    repeated = [key for key, n in Counter(key for key, _ in pairs).items() if n > 1]
+    if repeated:
+        names = ", ".join(f"'{key[:64]}'" for key in repeated[:5])
+        more = f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else ""
+        raise InvalidInput(f"query parameter {names}{more} is sent more than once; send each "
+                           "query parameter once")
+    return dict(pairs)
+
+
+def flag(query: Mapping[str, str], name: str) -> bool:
+    """A boolean query parameter read as the handler reads it (Litestar converts with
+    msgspec: ``true``/``false``/``1``/``0``, any case); absent is false. A value that is
+    no boolean (``""`` included) counts as true here, so a check that guards the true case
+    holds; the handler answers such a value with a 400."""
+    if name not in query:
+        return False
+    value = query[name]
+    try:
+        return msgspec.convert(value, bool, strict=False)
+    except msgspec.ValidationError:
+        return True
