@@ -166,6 +166,11 @@ CASES: list[Case] = [
          "not valid JSON"),
     Case("json-multipart", lambda c: c.post("/generate", files={"f": ("a", b"x")}), 400,
          "not valid JSON"),
+    Case("json-large-wrong-type", raw("/generate", b'{"text": 5, "pad": "' + b"a" * 300_000
+                                      + b'"}'), 400,
+         "Invalid request: Expected `str | null`, got `int` - at `$.text`"),
+    Case("json-large-malformed", raw("/generate", b'{"text": "hi", "pad": "' + b"a" * 300_000),
+         400, "not valid JSON"),
     Case("json-unknown-fields (accepted)", gen(text="hi", colour="blue"), 200, "audio/wav"),
     Case("json-numbers-as-strings (accepted)", gen(text="hi", speed="1.5"), 200, "audio/wav"),
     # the text
