@@ -10,8 +10,8 @@ routes written later, so no handler has to remember to protect itself:
   and any handler declared with ``opt={"admin": True}`` (changing a voice, plugins'
   server-wide settings). When ``security.admin_keys`` is set they need one
   of those keys (403 for a valid non-admin key). The query is read once, by
-  ``http/query.py``: a key sent twice is a 400 before anything else, so this check and
-  the handler read the same ``overwrite``.
+  ``http/query.py``: a parameter of the route sent twice is a 400 before anything else,
+  so this check and the handler read the same ``overwrite``.
 - The metrics route (``[metrics] path``), once any key is configured, needs an admin key
   or one of ``security.metrics_keys`` (what a Prometheus server is given).
 - Every other route, when ``security.api_keys`` is set, needs one of the API keys or an
@@ -41,7 +41,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from ttsframe.core.clients import Client, fingerprint
 from ttsframe.core.config import SecurityConfig
-from ttsframe.http.query import flag, query_values
+from ttsframe.http.query import flag, query_values, taken
 
 PUBLIC_PATHS = frozenset({"/health"})
 ADMIN_PATHS = frozenset({("PUT", "/config"), ("POST", "/cleanup")})
@@ -169,8 +169,9 @@ def api_key_guard(security: Callable[[], SecurityConfig]):
 
     def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         method = connection.scope.get("method") or "GET"  # websockets have no method
-        # First: a query key sent twice is a 400 on every route (http/query.py).
-        query = query_values(connection.scope.get("query_string", b""))
+        # First: a query parameter of the route sent twice is a 400 (http/query.py).
+        query = query_values(connection.scope.get("query_string", b""),
+                             taken(handler))
         check_access(security(), method, connection.scope["path"],
                      connection.headers.get("authorization"), handler.opt, query)
 
