@@ -171,6 +171,10 @@ CASES: list[Case] = [
          "Invalid request: Expected `str | null`, got `int` - at `$.text`"),
     Case("json-large-malformed", raw("/generate", b'{"text": "hi", "pad": "' + b"a" * 300_000),
          400, "not valid JSON"),
+    Case("json-untyped-too-large", lambda c: c.put(
+        "/config", content=b'{"pad": "' + b"a" * ((1 << 20) + 1000) + b'"}',
+        headers={"content-type": "application/json"}), 413,
+         "the JSON body is 1049587 bytes; this route reads at most 1024 KiB of JSON"),
     Case("json-unknown-fields (accepted)", gen(text="hi", colour="blue"), 200, "audio/wav"),
     Case("json-numbers-as-strings (accepted)", gen(text="hi", speed="1.5"), 200, "audio/wav"),
     # the text

@@ -15,7 +15,8 @@ thread helps: the decoder holds the GIL). So a body over ``TYPED_ABOVE`` bytes w
 handler takes a msgspec Struct is decoded straight into that Struct, which skips unknown
 keys without building them; smaller bodies take the ordinary path, whose error messages
 name the field (``Invalid request: text: ...``); a large one's say where, as msgspec does
-(``... - at `$.text```).
+(``... - at `$.text```). A handler that takes plain objects (``PUT /config``'s dict) reads
+at most ``UNTYPED_MAX`` bytes of JSON (413 beyond), which bounds the decode the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException, ValidationException
 
+from ttsframe.core.errors import PayloadTooLarge
+
 TYPED_ABOVE = 256 * 1024
+UNTYPED_MAX = 1024 * 1024
 
 
 class JSONRequest(Request):
@@ -38,6 +42,9 @@ class JSONRequest(Request):
             raise SerializationException(
                 f"text is not UTF-8: invalid byte at position {exc.start}") from exc
         struct = self._data_struct() if len(body) > TYPED_ABOVE else None
+        if struct is None and len(body) > UNTYPED_MAX:
+            raise PayloadTooLarge(f"the JSON body is {len(body)} bytes; this route reads at "
+                                  f"most {UNTYPED_MAX // 1024} KiB of JSON")
         try:
             if struct is not None:
                 return msgspec.json.decode(body, type=struct, strict=False)
