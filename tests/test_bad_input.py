@@ -99,6 +99,20 @@ def upload(data: bytes, prompt_id: str = "new", filename: str = "sample.wav"):
                             files={"audio_file": (filename, data, "application/octet-stream")})
 
 
+def multipart(filename: bytes | None, data: bytes | None = None, *, parts: bytes = b"",
+              header: bytes = b"") -> Callable[[TestClient], object]:
+    """An upload written byte by byte, so that its filename can hold anything: ``None``
+    sends ``audio_file`` with no filename at all (a text field)."""
+    disposition = b'form-data; name="audio_file"'
+    if filename is not None:
+        disposition += b'; filename="' + filename + b'"'
+    body = (b'--XyZb\r\nContent-Disposition: form-data; name="prompt_id"\r\n\r\nnew\r\n'
+            + parts + b"--XyZb\r\nContent-Disposition: " + disposition + b"\r\n" + header
+            + b"Content-Type: audio/wav\r\n\r\n" + (sine_wav() if data is None else data)
+            + b"\r\n--XyZb--\r\n")
+    return raw("/audio_prompts/upload", body, "multipart/form-data; boundary=XyZb")
+
+
 ID_ROUTES = [("get", "/voice_mappings/{}"), ("put", "/voice_mappings/{}"),
              ("delete", "/voice_mappings/{}"), ("delete", "/audio_prompts/{}"),
              ("get", "/jobs/{}"), ("get", "/jobs/{}/result"), ("delete", "/jobs/{}"),
@@ -169,6 +183,15 @@ CASES: list[Case] = [
          415, "send the JSON body with the header Content-Type: application/json"),
     Case("json-no-content-type",
          lambda c: c.post("/generate", content=b'{"text": "hi"}'), 415, "no Content-Type"),
+    Case("json-large-wrong-type", raw("/generate", b'{"text": 5, "pad": "' + b"a" * 300_000
+                                      + b'"}'), 400,
+         "Invalid request: Expected `str | null`, got `int` - at `$.text`"),
+    Case("json-large-malformed", raw("/generate", b'{"text": "hi", "pad": "' + b"a" * 300_000),
+         400, "not valid JSON"),
+    Case("json-untyped-too-large", lambda c: c.put(
+        "/config", content=b'{"pad": "' + b"a" * ((1 << 20) + 1000) + b'"}',
+        headers={"content-type": "application/json"}), 413,
+         "the JSON body is 1049587 bytes; this route reads at most 1024 KiB of JSON"),
     Case("json-unknown-fields (accepted)", gen(text="hi", colour="blue"), 200, "audio/wav"),
     Case("json-numbers-as-strings (accepted)", gen(text="hi", speed="1.5"), 200, "audio/wav"),
     # the text
@@ -201,6 +224,9 @@ CASES: list[Case] = [
          "limit must be between 1 and 1000"),
     Case("query-unknown-status", lambda c: c.get("/jobs?status=done"), 400,
          "unknown job status 'done'"),
+    Case("query-repeated-key", lambda c: c.post("/generate?async_mode=false&async_mode=true",
+                                                json={"text": "hi"}), 400,
+         "query parameter 'async_mode' is sent more than once; send each query parameter once"),
     # voices and prompts by body
     Case("voice-hostile-id", lambda c: c.post("/voice_mappings", json={"voice_id": "../x"}),
          400, "voice_id '../x' contains a path separator"),
@@ -267,6 +293,39 @@ CASES: list[Case] = [
          "missing form field 'prompt_id'"),
     Case("upload-as-json", lambda c: c.post("/audio_prompts/upload", json={"prompt_id": "p"}),
          400, "send multipart/form-data"),
+    Case("upload-filename-crlf", multipart(b"a\r\nb.wav"), 400,
+         "the multipart/form-data body is malformed"),
+    Case("upload-filename-header-break", multipart(b"a.wav\r\n\r\n"), 400,
+         "form field 'audio_file' has no filename, so it is read as text, and is longer"),
+    Case("upload-filename-line-break", multipart(b"a%0D%0Ab.wav"), 400,
+         "contains control characters such as a line break or NUL"),
+    Case("upload-filename-nul", multipart(b"a\x00b.wav"), 400,
+         "contains control characters such as a line break or NUL"),
+    Case("upload-filename-escape", multipart(b"a\x1b[31m.wav"), 400,
+         "contains control characters such as a line break or NUL"),
+    Case("upload-filename-not-utf8", multipart(b"\xff\xfe.wav"), 400,
+         "the filename of form field 'audio_file' is not UTF-8 text"),
+    Case("upload-filename-too-long", multipart(b"a" * 5000 + b".wav"), 400,
+         "the filename of form field 'audio_file' is 5004 characters long; at most 255"),
+    Case("upload-header-too-long", multipart(b"a" * 20_000 + b".wav"), 400,
+         "a header line over 16 KiB"),
+    Case("upload-file-without-filename", multipart(None, b"RIFF\xff\xfe\x00\x00WAVE"), 400,
+         "form field 'audio_file' has no filename, so it is read as text, and is not UTF-8"),
+    Case("upload-field-twice", multipart(b"a.wav", parts=(
+        b'--XyZb\r\nContent-Disposition: form-data; name="prompt_id"\r\n\r\nkept\r\n')),
+         400, "form field 'prompt_id' is sent more than once"),
+    Case("upload-part-without-name", multipart(b"a.wav", parts=(
+        b"--XyZb\r\nContent-Disposition: form-data\r\n\r\nx\r\n")), 400,
+         "a part of the form has no name"),
+    Case("upload-too-many-parts", multipart(b"a.wav", parts=b"".join(
+        b'--XyZb\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % i
+        for i in range(20))), 400, "the form has more than 16 parts"),
+    Case("upload-no-boundary", raw("/audio_prompts/upload", b"x", "multipart/form-data"), 400,
+         "the multipart Content-Type has no boundary"),
+    Case("upload-cut-short", raw("/audio_prompts/upload",
+                                 b'--XyZb\r\nContent-Disposition: form-data; name="prompt_id"',
+                                 "multipart/form-data; boundary=XyZb"), 400,
+         "the multipart/form-data body is malformed"),
     # configuration
     Case("config-unknown-key", lambda c: c.put("/config", json={"colour": "blue"}), 400,
          "colour"),

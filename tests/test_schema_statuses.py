@@ -189,6 +189,7 @@ TABLE: dict[str, dict[int, Trigger]] = {
     "GET /v1/models/{model_id}": {200: lambda w: w.main.get("/v1/models/tts-1"),
                                   404: lambda w: w.main.get("/v1/models/gpt-9")},
     "GET /v1/audio/voices": {200: lambda w: w.main.get("/v1/audio/voices"),
+                             400: lambda w: w.main.get("/v1/audio/voices?model=a&model=b"),
                              404: lambda w: w.main.get("/v1/audio/voices?model=gpt-9")},
     "GET /v1/audio/voices/{model}": {200: lambda w: w.main.get("/v1/audio/voices/tone"),
                                      404: lambda w: w.main.get("/v1/audio/voices/gpt-9")},

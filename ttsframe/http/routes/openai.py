@@ -101,8 +101,7 @@ async def _voices_for(services: Services, model: str | None) -> list[Voice]:
 
 
 @get("/v1/audio/voices", operation_id="openai_list_voices", tags=["openai"],
-     summary="List voices; send a voice's id as 'voice'", responses=errors(404),
-     operation_class=LookupOperation)
+     summary="List voices; send a voice's id as 'voice'", responses=errors(400, 404))
 async def list_voices(services: NamedDependency[Services],
                       model: FromQuery[str | None] = None) -> OpenAIVoiceList:
     """``?model=`` keeps only the voices that work with that model."""
