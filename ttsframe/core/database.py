@@ -133,7 +133,7 @@ class Database:
         if self._conn is None:
             raise RuntimeError("the database is not open")
         try:
-            return await self._run(partial(fn, self._conn, *args))
+            return await self._run(partial(_on_thread, fn, self._conn, *args))
         except sqlite3.OperationalError as exc:
             if (exc.sqlite_errorname or "").startswith(STORAGE_ERRORS):
                 raise StorageFailed(
@@ -144,6 +144,19 @@ class Database:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+def _on_thread(fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T:
+    """Run ``fn`` and refuse a cursor as its result. A cursor holds one of the
+    connection's cached statements: dropped on another thread it resets that statement
+    while this thread may be running it for another query (``InterfaceError: bad
+    parameter or other API misuse``), so results leave this thread as rows or counts."""
+    out = fn(conn, *args)
+    if isinstance(out, sqlite3.Cursor):
+        out.close()
+        raise TypeError(f"{getattr(fn, '__qualname__', fn)} returned a cursor; "
+                        "return its rows or rowcount instead")
+    return out
 
 
 def dict_row(cursor: sqlite3.Cursor, row: tuple) -> Row:

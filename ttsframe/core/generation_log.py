@@ -133,7 +133,7 @@ class GenerationLog:
                        error=error_text(error) if error else None)
         cols, marks = ", ".join(row), ", ".join("?" for _ in row)
         await self.db.call(lambda c: c.execute(
-            f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())))
+            f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())).rowcount)
 
     async def list_logs(self, limit: int = 100, client: Client = OPERATOR) -> list[LogEntry]:
         """The newest logs ``client`` may see: its own (an admin: all)."""

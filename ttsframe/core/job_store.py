@@ -31,7 +31,7 @@ class JobStore:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         await self.db.call(lambda c: c.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})",
-                                               tuple(row.values())))
+                                               tuple(row.values())).rowcount)
 
     async def get(self, job_id: str) -> Row | None:
         return await self.db.call(
@@ -55,9 +55,9 @@ class JobStore:
         sets = ", ".join(f"{k} = ?" for k in fields)
         marks = ", ".join("?" for _ in from_statuses)
         sql = f"UPDATE jobs SET {sets} WHERE job_id = ? AND status IN ({marks})"
-        cur = await self.db.call(lambda c: c.execute(sql, (*fields.values(), job_id,
-                                                           *from_statuses)))
-        return cur.rowcount == 1
+        changed = await self.db.call(lambda c: c.execute(sql, (*fields.values(), job_id,
+                                                               *from_statuses)).rowcount)
+        return changed == 1
 
     async def finished(self, *, statuses: tuple[str, ...] = FINISHED,
                        before: float | None = None) -> list[Row]:
@@ -71,7 +71,7 @@ class JobStore:
 
     async def delete(self, job_ids: list[str]) -> None:
         await self.db.call(lambda c: c.executemany("DELETE FROM jobs WHERE job_id = ?",
-                                                   [(j,) for j in job_ids]))
+                                                   [(j,) for j in job_ids]).rowcount)
 
     async def ids(self) -> set[str]:
         rows = await self.db.call(lambda c: c.execute("SELECT job_id FROM jobs").fetchall())
@@ -103,4 +103,4 @@ class JobStore:
         """At a clean shutdown: jobs stopped mid-generation run again at the next start."""
         await self.db.call(lambda c: c.execute(
             "UPDATE jobs SET status = 'pending', started_at = NULL, worker = NULL "
-            "WHERE status = 'processing'"))
+            "WHERE status = 'processing'").rowcount)
