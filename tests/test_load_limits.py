@@ -1,13 +1,17 @@
-"""Limits under load against a real server: a full queue refuses async jobs cleanly."""
+"""Limits under load against a real server: a full queue refuses async jobs cleanly, and
+streamed replies give back the threads they use."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from tests.job_helpers import TONE, tone_server, wait_for
+from tests.server import ServerProcess, install_fake_backend
+from ttsframe.testing.waiting import eventually
 
 # One worker and a queue of two: a slow job holds the worker, two more fill the queue,
 # so every further async submit is refused with 429 and its row rolled back.
@@ -42,3 +46,44 @@ def test_async_submits_against_a_full_queue_get_429_and_leave_no_row(tmp_path):
         stats = c.get("/queue/stats").json()
         assert stats["pending_jobs"] == stats["queued_requests"] == len(accepted) - 1
         c.delete(f"/jobs/{slow}")
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_streamed_mp3_replies_leave_no_threads_behind(tmp_path):
+    """Every streamed MP3 reply, finished or abandoned, gives its encoder's threads
+    back: 40 replies, four at a time, leave the thread count where it was."""
+    site = install_fake_backend(tmp_path / "site", "streamer", "STREAMING", step_delay_s=0.01)
+    cfg = tmp_path / "ttsframe.toml"
+    cfg.write_text('[generation]\ndefault_backend = "streamer"\nworkers = 1\n')
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}
+    with ServerProcess(cfg, env=env, plugins=["streamer"]) as srv:
+        pid = srv.proc.pid
+
+        def speak(i: int) -> None:
+            body = {"input": f"Sentence number {i}, a few words long.", "voice": "alloy",
+                    "response_format": "mp3", "stream": True}
+            with httpx.Client(base_url=srv.url, timeout=60) as client:
+                if i % 4 == 3:  # abandoned after its first bytes
+                    body["input"] += " (slow)"
+                    with client.stream("POST", "/v1/audio/speech", json=body) as r:
+                        assert r.status_code == 200
+                        next(r.iter_bytes())
+                    return
+                r = client.post("/v1/audio/speech", json=body)
+                assert r.status_code == 200 and r.content[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+
+        speak(0)
+        base = threads(pid)
+        peak = base
+        with ThreadPoolExecutor(4) as pool:
+            for _ in pool.map(speak, range(1, 41)):
+                peak = max(peak, threads(pid))
+        # Worker threads for encoding come and go; before, each reply kept two more.
+        assert peak <= base + 16, (base, peak)
+        eventually(lambda: threads(pid) <= base + 2, timeout=30,
+                   message=lambda: f"threads stayed at {threads(pid)} (from {base})")
+        assert srv.client.get("/health").status_code == 200

@@ -139,10 +139,8 @@ class GenerationLog:
         """The newest logs ``client`` may see: its own (an admin: all)."""
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
-        where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
-        rows = await self.db.call(lambda c: c.execute(
-            f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
-            (*args, limit)).fetchall())
+        sql, args = list_query(limit, client)
+        rows = await self.db.call(lambda c: c.execute(sql, args).fetchall())
         return [self._entry(r) for r in rows]
 
     async def _visible_row(self, log_id: str, client: Client = OPERATOR) -> Row:
@@ -233,3 +231,10 @@ class GenerationLog:
 
 def _seconds_between(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
+
+
+def list_query(limit: int, client: Client = OPERATOR) -> tuple[str, tuple]:
+    """The listing's SQL, newest first in the order of an index (``logs_by_*``)."""
+    where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
+    return (f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
+            (*args, limit))

@@ -16,6 +16,10 @@ NEW_ROW: dict[str, Any] = {
     "error_message": None, "result_file": None, "content_type": None, "result_bytes": None,
     "duration_s": None, "sample_rate": None, "warnings": "[]",
 }
+# Every column but the stored request: what a listing reads.
+LISTED = ("job_id, status, backend, voice_id, response_format, created_at, started_at, "
+          "completed_at, worker, interrupted, error_message, result_file, content_type, "
+          "result_bytes, duration_s, sample_rate, warnings, request_id, owner, seed")
 INTERRUPTED_TWICE = ("the server stopped twice while this job was generating; "
                      "it is not retried again")
 
@@ -39,15 +43,8 @@ class JobStore:
 
     async def select(self, status: str | None, limit: int, client: Client = OPERATOR
                      ) -> list[Row]:
-        conds, args = [], []
-        if status:
-            conds, args = ["status = ?"], [status]
-        if not client.admin:  # a client lists only its own jobs
-            conds.append("owner IS ?")
-            args.append(client.owner)
-        where = f"WHERE {' AND '.join(conds)}" if conds else ""
-        sql = f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?"
-        return await self.db.call(lambda c: c.execute(sql, (*args, limit)).fetchall())
+        sql, args = select_query(status, limit, client)
+        return await self.db.call(lambda c: c.execute(sql, args).fetchall())
 
     async def update(self, job_id: str, from_statuses: tuple[str, ...],
                      **fields: Any) -> bool:
@@ -104,3 +101,18 @@ class JobStore:
         await self.db.call(lambda c: c.execute(
             "UPDATE jobs SET status = 'pending', started_at = NULL, worker = NULL "
             "WHERE status = 'processing'").rowcount)
+
+
+def select_query(status: str | None, limit: int, client: Client = OPERATOR
+                 ) -> tuple[str, tuple]:
+    """The listing's SQL: newest first, read in the order of an index (``jobs_by_*``
+    in core/database.py) and without the stored request, which listings do not show."""
+    conds, args = [], []
+    if status:
+        conds, args = ["status = ?"], [status]
+    if not client.admin:  # a client lists only its own jobs
+        conds.append("owner IS ?")
+        args.append(client.owner)
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    return (f"SELECT {LISTED} FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ?",
+            (*args, limit))
