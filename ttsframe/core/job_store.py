@@ -67,8 +67,10 @@ class JobStore:
         return await self.db.call(lambda c: c.execute(sql, args).fetchall())
 
     async def delete(self, job_ids: list[str]) -> None:
-        await self.db.call(lambda c: c.executemany("DELETE FROM jobs WHERE job_id = ?",
-                                                   [(j,) for j in job_ids]).rowcount)
+        """One transaction: outside one, each row's DELETE would be its own commit (an
+        fsync each), and expiring thousands of jobs held the database for minutes."""
+        await self.db.call(transaction, lambda c: c.executemany(
+            "DELETE FROM jobs WHERE job_id = ?", [(j,) for j in job_ids]).rowcount)
 
     async def ids(self) -> set[str]:
         rows = await self.db.call(lambda c: c.execute("SELECT job_id FROM jobs").fetchall())

@@ -85,7 +85,7 @@ class SpeechStream:
             self._first = await anext(self._body, b"")
         except BaseException as exc:
             self._end(exc)
-            self.pipeline.close()
+            self._close_pipeline()
             raise
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -102,7 +102,7 @@ class SpeechStream:
             # The encoder's threads and buffers go now. Nothing is encoding: the body is
             # finished or waits at a ``yield`` (a cancelled ``to_thread`` call returns
             # only once its thread is done).
-            self.pipeline.close()
+            self._close_pipeline()
             raise
         self._end(None)
 
@@ -111,6 +111,12 @@ class SpeechStream:
         """Stop generating (idempotent); the worker moves on between decoding steps."""
         if not self._ended:
             self._end(Cancelled(reason, cause=cause))
+
+    def _close_pipeline(self) -> None:
+        try:
+            self.pipeline.close()
+        except Exception:  # an encoder plugin's close: its failure is not the reply's
+            log.exception("stream %s: closing the encoder failed", self.ticket.task.task_id)
 
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
