@@ -83,3 +83,13 @@ def test_a_migrated_database_has_each_jobs_seed_in_a_column(tmp_path):
     db.close()
     assert len(seeds) == 300
     assert seeds == {f"{i:032x}": (1000 + i if i % 3 else None) for i in range(300)}
+
+
+def test_jobs_list_and_show_the_seed_they_were_fixed_to(app_client):
+    fixed = app_client.post("/generate?async_mode=true",
+                            json={"text": "[S1] Fixed.", "seed": 4242}).json()
+    drawn = app_client.post("/generate?async_mode=true", json={"text": "[S1] Drawn."}).json()
+    assert fixed["seed"] == 4242 and isinstance(drawn["seed"], int)
+    listed = {j["job_id"]: j["seed"] for j in app_client.get("/jobs").json()["jobs"]}
+    assert listed == {fixed["job_id"]: 4242, drawn["job_id"]: drawn["seed"]}
+    assert app_client.get(f"/jobs/{drawn['job_id']}").json()["seed"] == drawn["seed"]
