@@ -175,15 +175,14 @@ def request_seed(request_json: str) -> int | None:
 
 
 def _on_thread(fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T:
-    """Run ``fn`` and refuse a cursor as its result. A cursor holds one of the
-    connection's cached statements: dropped on another thread it resets that statement
-    while this thread may be running it for another query (``InterfaceError: bad
-    parameter or other API misuse``), so results leave this thread as rows or counts."""
+    """Run ``fn``; a cursor it returns is closed here. A cursor holds one of the
+    connection's cached statements: freed on another thread while open, it resets that
+    statement while this thread may be running it for another query (``InterfaceError:
+    bad parameter or other API misuse``). Closed, it keeps only ``rowcount`` and
+    ``lastrowid``; return rows or counts rather than a cursor."""
     out = fn(conn, *args)
     if isinstance(out, sqlite3.Cursor):
         out.close()
-        raise TypeError(f"{getattr(fn, '__qualname__', fn)} returned a cursor; "
-                        "return its rows or rowcount instead")
     return out
 
 
