@@ -165,10 +165,10 @@ def _add_column(table: str, column: str, kind: str, conn: sqlite3.Connection) ->
     if (table, column) == ("jobs", "seed"):  # the seed each stored request was fixed to
         rows = conn.execute("SELECT job_id, request FROM jobs").fetchall()
         conn.executemany("UPDATE jobs SET seed = ? WHERE job_id = ?",
-                         [(request_seed(r["request"]), r["job_id"]) for r in rows])
+                         [(_request_seed(r["request"]), r["job_id"]) for r in rows])
 
 
-def request_seed(request_json: str) -> int | None:
+def _request_seed(request_json: str) -> int | None:
     """The ``params.seed`` of a stored request's JSON, if it has one."""
     params = json.loads(request_json).get("params") or {}
     return params.get("seed")

@@ -377,4 +377,3 @@ class JobService:
 def _remove_files(paths: list[Path]) -> list[Path]:
     """Remove the files (``remove_file`` each); return those it deleted."""
     return [path for path in paths if remove_file(path)]
-
