@@ -27,8 +27,8 @@ steps = 10
 
 def tone_server(tmp_path: Path, config: str = TONE) -> ServerProcess:
     """A server on the kit's fake backend as ``tone`` (its ``TONE`` preset), installed as
-    an outside distribution (``ttsframe-tone``). The config file
-    is written once, so a restarted server reads what the last one left there."""
+    an outside distribution (``ttsframe-tone``; a PYTHONPATH already set stays after it).
+    The config file is written once, so a restarted server reads what the last one left there."""
     cfg = tmp_path / "ttsframe.toml"
     if not cfg.exists():
         cfg.write_text(config)

@@ -133,16 +133,14 @@ class GenerationLog:
                        error=error_text(error) if error else None)
         cols, marks = ", ".join(row), ", ".join("?" for _ in row)
         await self.db.call(lambda c: c.execute(
-            f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())))
+            f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())).rowcount)
 
     async def list_logs(self, limit: int = 100, client: Client = OPERATOR) -> list[LogEntry]:
         """The newest logs ``client`` may see: its own (an admin: all)."""
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
-        where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
-        rows = await self.db.call(lambda c: c.execute(
-            f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
-            (*args, limit)).fetchall())
+        sql, args = list_query(limit, client)
+        rows = await self.db.call(lambda c: c.execute(sql, args).fetchall())
         return [self._entry(r) for r in rows]
 
     async def _visible_row(self, log_id: str, client: Client = OPERATOR) -> Row:
@@ -237,3 +235,10 @@ class GenerationLog:
 
 def _seconds_between(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
+
+
+def list_query(limit: int, client: Client = OPERATOR) -> tuple[str, tuple]:
+    """The listing's SQL, newest first in the order of an index (``logs_by_*``)."""
+    where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
+    return (f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
+            (*args, limit))

@@ -128,7 +128,7 @@ class JobService:
             "request": msgspec.json.encode(request).decode(), "backend": prepared.backend,
             "voice_id": prepared.voice.voice_id, "response_format": request.response_format,
             "request_id": request.request_id,
-            "owner": request.client,
+            "owner": request.client, "seed": request.params.seed,
         }
         await self.store.insert(row)
         try:
@@ -303,7 +303,7 @@ class JobService:
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
             sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
-            request_id=row["request_id"], seed=_stored_seed(row.get("request")))
+            request_id=row["request_id"], seed=row["seed"])
 
     async def stats(self, client: Client = OPERATOR) -> QueueStats:
         """Job counts from the database (``client``'s own jobs unless it is an admin) plus
@@ -380,11 +380,3 @@ class JobService:
 def _remove_files(paths: list[Path]) -> list[Path]:
     """Remove the files (``remove_file`` each); return those it deleted."""
     return [path for path in paths if remove_file(path)]
-
-
-def _stored_seed(request_json: str | None) -> int | None:
-    """The seed a stored request was fixed to (``SpeechService.prepare`` draws one)."""
-    if not request_json:
-        return None
-    params = msgspec.json.decode(request_json).get("params") or {}
-    return params.get("seed")

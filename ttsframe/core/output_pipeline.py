@@ -78,6 +78,11 @@ class OutputPipeline:
             data += self._send(self._resampler.finish())
         return self._count(data + self._writer.finish())
 
+    def close(self) -> None:
+        """An abandoned stream: release the encoder now (``StreamWriter.close``)."""
+        if self._writer is not None:
+            self._writer.close()
+
     def whole_file(self) -> bytes:
         """The kept samples as one encoded file."""
         assert self.kept is not None, "keep=True or whole=True"

@@ -69,8 +69,12 @@ class SpeechStream:
     def audio_callback(self, index: int) -> Callable[[np.ndarray], None]:
         """``on_audio`` for part ``index``: hands samples from the backend's thread to
         the event loop (the queue keeps them ahead of the part's completion)."""
+        # The loop and queue only, not the stream: a task that outlives the reply (held by
+        # a backend or a batch) must not keep the stream and its encoder alive.
+        loop, put = self._loop, self._events.put_nowait
+
         def on_audio(samples: np.ndarray) -> None:
-            self._loop.call_soon_threadsafe(self._events.put_nowait, ("audio", index, samples))
+            loop.call_soon_threadsafe(put, ("audio", index, samples))
         return on_audio
 
     async def start(self) -> None:
@@ -81,6 +85,7 @@ class SpeechStream:
             self._first = await anext(self._body, b"")
         except BaseException as exc:
             self._end(exc)
+            self._close_pipeline()
             raise
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -94,6 +99,10 @@ class SpeechStream:
             self._end(exc if not isinstance(exc, GeneratorExit | asyncio.CancelledError)
                       else Cancelled("the client disconnected",
                                      cause=CancelCause.CLIENT_DISCONNECT))
+            # The encoder's threads and buffers go now. Nothing is encoding: the body is
+            # finished or waits at a ``yield`` (a cancelled ``to_thread`` call returns
+            # only once its thread is done).
+            self._close_pipeline()
             raise
         self._end(None)
 
@@ -102,6 +111,12 @@ class SpeechStream:
         """Stop generating (idempotent); the worker moves on between decoding steps."""
         if not self._ended:
             self._end(Cancelled(reason, cause=cause))
+
+    def _close_pipeline(self) -> None:
+        try:
+            self.pipeline.close()
+        except Exception:  # an encoder plugin's close: its failure is not the reply's
+            log.exception("stream %s: closing the encoder failed", self.ticket.task.task_id)
 
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
