@@ -5,6 +5,7 @@ import { $, say } from "./dom.js";
 import { initClone } from "./clone.js";
 import { initManage } from "./manage.js";
 import { initSpeak } from "./speak.js";
+import { initText } from "./text.js";
 
 const state = {
   meta: null,
@@ -157,6 +158,7 @@ async function boot() {
   initSpeak(app);
   initClone(app);
   initManage(app, onTab);
+  initText(app, onTab);
   try {
     await loadMeta();
     await app.reloadVoices();

@@ -137,6 +137,9 @@ function readForm(meta) {
     }
     body[name] = value;
   }
+  if (!$("#normalize").checked) {
+    body.normalize = false;
+  }
   if (body.seed === undefined) {
     // Choose the seed here so that the take can say which one it was.
     body.seed = crypto.getRandomValues(new Uint32Array(1))[0];
