@@ -403,7 +403,8 @@ def test_api_keys_on_the_real_server(keyed_server):
 def test_invalid_security_config_stops_startup(tmp_path):
     cfg = tmp_path / "ttsframe.toml"
     cfg.write_text('[security]\napi_keys = "just-a-string"\n')
-    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg)],
+    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg),
+                           "--port", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "security.api_keys" in proc.stderr

@@ -78,7 +78,8 @@ def test_invalid_config_stops_startup_naming_the_key(tmp_path):
 
     cfg = tmp_path / "ttsframe.toml"
     cfg.write_text("[plugins.dia]\ndtype = \"float8\"\n")
-    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg)],
+    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg),
+                           "--port", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "plugins.dia.dtype" in proc.stderr

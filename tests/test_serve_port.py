@@ -15,10 +15,10 @@ from tests.server import ServerProcess, builtin_plugin_names, install_fake_backe
 from ttsframe.http.listen import CannotListen, bind_listeners
 
 
-def serve_on(port: int, cwd: Path) -> subprocess.CompletedProcess:
+def serve_on(port: int, cwd: Path, config: str = "") -> subprocess.CompletedProcess:
     """The real command a user runs, with the shipped defaults (Dia enabled: it would
     start loading if the server got that far)."""
-    (cwd / "ttsframe.toml").write_text("")
+    (cwd / "ttsframe.toml").write_text(config)
     env = {**os.environ, "TTSFRAME_LOAD_PLUGINS": ",".join(builtin_plugin_names())}
     return subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--port", str(port)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
@@ -37,6 +37,27 @@ def test_a_port_in_use_is_the_only_error(tmp_path):
         f"ttsframe: error: port {port} on 127.0.0.1 is already in use by pid {os.getpid()} "
         f"({' '.join(_cmdline(os.getpid()))[:200]}); stop it, or choose another port with "
         "--port or [server] port in ttsframe.toml"]
+    assert not (tmp_path / "data").exists()  # nothing was started or created
+
+
+@pytest.mark.parametrize(("config", "key", "allowed"), [
+    ('[plugins.dia]\ndtype = "float8"\n', "plugins.dia.dtype", "'float32'"),
+    ('[generation]\ndefault_backend = "nope"\n', "generation.default_backend", "dia"),
+    ('[generation]\ndefault_format = "xyz"\n', "generation.default_format", "wav"),
+])
+def test_a_config_error_is_reported_even_when_the_port_is_taken(tmp_path, config, key,
+                                                                 allowed):
+    """Config errors, each plugin's section included, are found before the port is
+    bound: a busy port (another server on 7860) must not hide them behind exit 3."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        proc = serve_on(holder.getsockname()[1], tmp_path, config)
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stderr.strip()
+    assert message.startswith("ttsframe: error: ") and "\n" not in message
+    assert key in message and allowed in message
+    assert "in use" not in message
     assert not (tmp_path / "data").exists()  # nothing was started or created
 
 
