@@ -1,9 +1,10 @@
 """Taking the server's port before anything else starts.
 
-``ttsframe serve`` binds its socket first and hands it to uvicorn. A port that is taken
-(or not ours to take) is then the only thing reported, before any backend starts
-loading, instead of a bind error buried among the messages of a shutdown that began
-while backends were still loading.
+``ttsframe serve`` checks its config (exit 2), then binds its socket and hands it to
+uvicorn. A port that is taken (or not ours to take) is then the only thing reported,
+before any backend starts loading, instead of a bind error buried among the messages of
+a shutdown that began while backends were still loading; a config error is never hidden
+behind it.
 """
 
 from __future__ import annotations
