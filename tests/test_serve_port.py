@@ -3,16 +3,20 @@ nothing started (no backend loading, no log lines after it)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.job_helpers import tone_server
 from tests.server import ServerProcess, builtin_plugin_names, install_fake_backend
-from ttsframe.http.listen import CannotListen, bind_listeners
+from ttsframe.http.listen import CannotListen, bind_listeners, listens_on
 
 
 def serve_on(port: int, cwd: Path, config: str = "") -> subprocess.CompletedProcess:
@@ -103,3 +107,51 @@ def test_an_unknown_host_is_one_clear_message():
     assert str(err.value).startswith(
         "cannot listen on no-such-host.invalid:7860: no-such-host.invalid is not an address "
         "of this machine")
+
+
+def test_listens_on_tells_which_process_holds_a_port():
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        port = mine.getsockname()[1]
+        assert listens_on(os.getpid(), port) is True
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            assert listens_on(child.pid, port) is False
+        finally:
+            child.kill()
+            child.wait()
+    assert listens_on(os.getpid(), port) is None  # nothing listens there any more
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    """Another server's /health: ready, as a ttsframe already running there says."""
+
+    def do_GET(self):
+        body = json.dumps({"default_backend": "x", "backends": {"x": {"state": "ready"}}})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_test_server_whose_port_was_taken_meanwhile_starts_on_another(tmp_path):
+    """Two test runs at once: the free port a ServerProcess picked is taken (here by a
+    healthy-looking server) before its server binds it. Its server is not mistaken for
+    the other one, and starts on a fresh port."""
+    srv = tone_server(tmp_path)
+    other = ThreadingHTTPServer(("127.0.0.1", srv.port), _Healthy)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    taken = srv.port
+    try:
+        with srv:
+            assert srv.port != taken
+            assert listens_on(srv.proc.pid, srv.port) is True
+            assert [m["id"] for m in srv.client.get("/models").json()["models"]] == ["tone"]
+    finally:
+        other.shutdown()
+        other.server_close()
