@@ -25,6 +25,7 @@ from tests.server import (
     ROOT,
     ServerProcess,
     builtin_plugin_names,
+    inherited_environment,
     install_fake_backend,
     install_fake_distribution,
 )
@@ -405,7 +406,8 @@ def test_invalid_security_config_stops_startup(tmp_path):
     cfg.write_text('[security]\napi_keys = "just-a-string"\n')
     proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg),
                            "--port", "0"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          env=inherited_environment())
     assert proc.returncode == 2
     assert "security.api_keys" in proc.stderr
 

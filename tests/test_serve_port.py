@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.job_helpers import tone_server
-from tests.server import ServerProcess, builtin_plugin_names, install_fake_backend
+from tests.server import (
+    ServerProcess,
+    builtin_plugin_names,
+    inherited_environment,
+    install_fake_backend,
+)
 from ttsframe.http.listen import CannotListen, bind_listeners, listens_on
 
 
@@ -23,7 +28,7 @@ def serve_on(port: int, cwd: Path, config: str = "") -> subprocess.CompletedProc
     """The real command a user runs, with the shipped defaults (Dia enabled: it would
     start loading if the server got that far)."""
     (cwd / "ttsframe.toml").write_text(config)
-    env = {**os.environ, "TTSFRAME_LOAD_PLUGINS": ",".join(builtin_plugin_names())}
+    env = {**inherited_environment(), "TTSFRAME_LOAD_PLUGINS": ",".join(builtin_plugin_names())}
     return subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--port", str(port)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
@@ -155,3 +160,20 @@ def test_a_test_server_whose_port_was_taken_meanwhile_starts_on_another(tmp_path
     finally:
         other.shutdown()
         other.server_close()
+
+
+def test_the_shells_ttsframe_settings_do_not_reach_the_servers_tests_start(tmp_path,
+                                                                         monkeypatch):
+    """Someone who runs their own server from this shell (an API key, a config file, a
+    port set in the environment) and then the tests: the tests' servers are as configured
+    by the tests."""
+    monkeypatch.setenv("TTSFRAME_SECURITY__API_KEYS", '["only-mine"]')
+    monkeypatch.setenv("TTSFRAME_SERVER__PORT", "7860")
+    monkeypatch.setenv("TTSFRAME_CONFIG", str(tmp_path / "missing.toml"))
+    monkeypatch.setenv("TTSFRAME_FUZZ_EXAMPLES", "3")  # not a setting: kept
+    env = inherited_environment()
+    assert not {"TTSFRAME_SECURITY__API_KEYS", "TTSFRAME_SERVER__PORT",
+                "TTSFRAME_CONFIG"} & set(env)
+    assert env["TTSFRAME_FUZZ_EXAMPLES"] == "3" and env["PATH"] == os.environ["PATH"]
+    with tone_server(tmp_path) as srv:
+        assert srv.client.get("/models").status_code == 200  # no key asked for

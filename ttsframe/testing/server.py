@@ -33,6 +33,15 @@ def builtin_plugin_names() -> list[str]:
                   if ep.dist is not None and ep.dist.name == "ttsframe")
 
 
+def inherited_environment() -> dict[str, str]:
+    """This process's environment less what would configure ttsframe: a shell where
+    someone runs their own server (``TTSFRAME_CONFIG``, ``TTSFRAME_SECURITY__API_KEYS``,
+    ...) must not change the servers the tests start."""
+    return {name: value for name, value in os.environ.items()
+            if not (name == "TTSFRAME_CONFIG"
+                    or (name.startswith("TTSFRAME_") and "__" in name))}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,8 +83,10 @@ def install_fake_backend(site: Path, name: str = "fake", preset: str = "BEEPER",
 class ServerProcess:
     """``with ServerProcess(config_path, plugins=["mine"]) as srv: srv.client.get("/health")``.
 
-    ``plugins`` are entry-point names loaded besides the built-ins; ``env`` overrides
-    the environment (``TTSFRAME_LOAD_PLUGINS`` included). ``wait_for`` is the state of
+    The server listens on a free port of its own (``srv.port``, ``srv.url``). ``plugins``
+    are entry-point names loaded besides the built-ins; ``env`` overrides the environment
+    (``TTSFRAME_LOAD_PLUGINS`` included), which is this process's less its ttsframe
+    config variables (``inherited_environment``). ``wait_for`` is the state of
     the default backend to wait for: ``"ready"`` (or ``"failed"``), or ``"up"``.
     """
 
@@ -87,7 +98,7 @@ class ServerProcess:
                  wait_for: str = "ready", plugins: Iterable[str] = ()) -> None:
         self.config = config
         allow = ",".join([*builtin_plugin_names(), *plugins])
-        self.env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        self.env = {**inherited_environment(), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                     "TTSFRAME_LOAD_PLUGINS": allow, **(env or {})}
         self.args = args or []
         self.ready_timeout = ready_timeout
