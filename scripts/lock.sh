@@ -17,5 +17,6 @@ python3 -m venv .venv-lock
     --universal --python-version 3.11 \
     --no-emit-package ttsframe --no-emit-package ttsframe-chattext \
     --no-emit-package ttsframe-espeak --no-emit-package ttsframe-xtts-api \
+    --no-emit-package ttsframe-alltalk-api \
     --custom-compile-command "bash scripts/lock.sh" \
     --output-file requirements/constraints.txt "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def tone_server(tmp_path: Path, config: str = TONE) -> ServerProcess:
     site = tmp_path / "site"
     if not site.exists():
         install_fake_backend(site, "tone", "TONE")
-    return ServerProcess(cfg, env={"PYTHONPATH": str(site),
+    # The inherited PYTHONPATH stays behind ``site``: a checkout run from its own
+    # directory serves its own code.
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return ServerProcess(cfg, env={"PYTHONPATH": path,
                                    "TTSFRAME_PLUGINS__DIA__ENABLED": "false"},
                          plugins=["tone"])
 

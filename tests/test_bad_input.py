@@ -129,6 +129,19 @@ def id_cases() -> Iterator[Case]:
 
 
 HALF_WAV = sine_wav(2.0)[: len(sine_wav(2.0)) // 2]
+
+
+def float_wav(samples: np.ndarray, rate: int = 44100) -> bytes:
+    """A 32-bit float WAV written by soundfile, values as given (NaN and infinity too)."""
+    buf = io.BytesIO()
+    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def near_constant(seconds: float = 1.0) -> np.ndarray:
+    """A DC offset with a wobble at -80 dBFS: no voice in it."""
+    noise = np.random.default_rng(0).standard_normal(int(44100 * seconds))
+    return 0.5 + 1e-4 * noise
 CASES: list[Case] = [
     # JSON bodies
     Case("json-malformed", raw("/generate", b'{"text": "hi"'), 400, "not valid JSON"),
@@ -148,10 +161,14 @@ CASES: list[Case] = [
     Case("json-negative-seed", gen(text="hi", seed=-1), 400, "seed"),
     Case("json-too-large", raw("/generate", b'{"text": "' + b"a" * (2 << 20) + b'"}'), 413,
          "larger than the 1 MB the server accepts"),
-    Case("json-form-encoded", lambda c: c.post("/generate", data={"text": "hi"}), 400,
-         "not valid JSON"),
-    Case("json-multipart", lambda c: c.post("/generate", files={"f": ("a", b"x")}), 400,
-         "not valid JSON"),
+    Case("json-form-encoded", lambda c: c.post("/generate", data={"text": "hi"}), 415,
+         "Content-Type: application/x-www-form-urlencoded"),
+    Case("json-multipart", lambda c: c.post("/generate", files={"f": ("a", b"x")}), 415,
+         "Content-Type: multipart/form-data"),
+    Case("json-text-plain", raw("/voice_mappings", b'{"voice_id": "plain"}', "text/plain"),
+         415, "send the JSON body with the header Content-Type: application/json"),
+    Case("json-no-content-type",
+         lambda c: c.post("/generate", content=b'{"text": "hi"}'), 415, "no Content-Type"),
     Case("json-unknown-fields (accepted)", gen(text="hi", colour="blue"), 200, "audio/wav"),
     Case("json-numbers-as-strings (accepted)", gen(text="hi", speed="1.5"), 200, "audio/wav"),
     # the text
@@ -227,6 +244,19 @@ CASES: list[Case] = [
     Case("upload-bomb-long-mp3", upload(silent_mp3(10), filename="x.mp3"), 400,
          "longer than 60 s"),
     Case("upload-too-short", upload(sine_wav(0.2)), 400, "0.2 s long"),
+    Case("upload-nan", upload(float_wav(np.full(44100, np.nan))), 400,
+         "44100 of 44100 samples that are not numbers (NaN or infinity)"),
+    Case("upload-infinite", upload(float_wav(np.full(44100, np.inf))), 400,
+         "samples that are not numbers (NaN or infinity)"),
+    Case("upload-some-nan", upload(float_wav(np.where(
+        np.arange(44100) % 1000 == 0, np.nan, np.sin(np.arange(44100) / 10)))), 400,
+         "45 of 44100 samples that are not numbers"),
+    Case("upload-silent", upload(float_wav(np.zeros(44100))), 400,
+         "audio is silent or constant (no variation at all"),
+    Case("upload-constant", upload(float_wav(np.full(44100, 0.5))), 400,
+         "audio is silent or constant"),
+    Case("upload-near-constant", upload(float_wav(near_constant())), 400,
+         "audio is silent or constant (-80 dBFS, below -60 dBFS"),
     Case("upload-too-large", upload(b"\0" * ((LIMIT_MB << 20) + 1000)), 413,
          "larger than the 1 MB limit (storage.max_upload_mb)"),
     Case("upload-missing-file", lambda c: c.post("/audio_prompts/upload",
@@ -249,6 +279,13 @@ CASES: list[Case] = [
     # routes
     Case("route-unknown", lambda c: c.get("/nothing/here"), 404,
          "no endpoint GET /nothing/here"),
+    Case("write-cross-site",
+         lambda c: c.post("/voice_mappings", json={"voice_id": "xsite"},
+                          headers={"origin": "http://attacker.example"}), 403,
+         "[security] cors_origins"),
+    Case("host-unknown", lambda c: c.post("/voice_mappings", json={"voice_id": "rebound"},
+                                          headers={"host": "attacker.example"}), 421,
+         "[server] allowed_hosts"),
     Case("route-wrong-method", lambda c: c.patch("/generate", json={}), 405,
          "PATCH is not allowed on /generate"),
     Case("job-unknown", lambda c: c.get("/jobs/" + "0" * 32), 404, "not found"),

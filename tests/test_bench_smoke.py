@@ -52,3 +52,12 @@ def test_voice_store_bench_prints_each_operation_per_count():
     assert re.findall(r"^(\d+) voices \(store opened", run.stdout, re.M) == ["20", "50"]
     ops = re.findall(r"^\s+(\w+)\s+p50\s+\d+\.\d\d\s+p90\s+\d+\.\d\d$", run.stdout, re.M)
     assert ops == ["create", "update", "delete", "get", "list"] * 2
+
+
+def test_text_normalization_bench_prints_each_step():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "text_normalization.py"),
+                          "--chars", "500", "--entries", "0", "20", "--repeat", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    for step in ("normalize (en)", "normalize (de)", "SSML parse", "dictionary, 20 entries"):
+        assert step in run.stdout

@@ -18,6 +18,7 @@ from ttsframe.testing.audio import decode, rms
 CONTRIB = {  # distribution -> (entry point, hook, what it provides)
     "ttsframe-espeak": ("espeak", "register_backends", "backend:espeak"),
     "ttsframe-xtts-api": ("xtts_api", "register_routes", "routes:/speakers"),
+    "ttsframe-alltalk-api": ("alltalk_api", "register_routes", "routes:/api/ready"),
     "ttsframe-chattext": ("chattext", "register_preprocessors", "preprocessor:chattext"),
 }
 

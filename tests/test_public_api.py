@@ -70,3 +70,10 @@ def test_the_check_sees_a_private_import():
     assert not is_public("ttsframe.core.voices")
     assert ttsframe_imports("def f():\n    import ttsframe.http.app\n") == ["ttsframe.http.app"]
     assert is_public("ttsframe.testing.contracts")
+
+
+def test_the_check_covers_every_contributed_plugin():
+    folders = {p.relative_to(ROOT / "plugins_contrib").parts[0] for p in contributed_sources()}
+    expected = {d.name for d in (ROOT / "plugins_contrib").iterdir() if d.is_dir()}
+    assert "ttsframe-alltalk-api" in expected
+    assert folders == expected

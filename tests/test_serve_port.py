@@ -53,6 +53,8 @@ def test_a_port_in_use_is_the_only_error(tmp_path):
     ('[plugins.dia]\ndtype = "float8"\n', "plugins.dia.dtype", "'float32'"),
     ('[generation]\ndefault_backend = "nope"\n', "generation.default_backend", "dia"),
     ('[generation]\ndefault_format = "xyz"\n', "generation.default_format", "wav"),
+    ('[voices]\naliases = {narrator = "teller", teller = "alloy"}\n', "voices.aliases",
+     "an alias itself"),
 ])
 def test_a_config_error_is_reported_even_when_the_port_is_taken(tmp_path, config, key,
                                                                  allowed):

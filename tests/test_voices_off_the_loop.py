@@ -37,7 +37,7 @@ class Watched:
 
 
 def test_no_route_calls_the_store_on_the_event_loop(tmp_path):
-    services = make_services(tmp_path, entry_points=["xtts_api"])
+    services = make_services(tmp_path, entry_points=["xtts_api", "alltalk_api"])
     watched = Watched(services.voices)
     services.voices = services.speech.voices = watched
     services.async_voices = AsyncVoices(watched)
@@ -53,6 +53,9 @@ def test_no_route_calls_the_store_on_the_event_loop(tmp_path):
             c.put("/voice_mappings/mine", json={"style": "calm"}),
             c.post("/generate", json={"text": "[S1] Hi.", "voice_id": "alloy"}),
             c.get("/speakers"), c.get("/speakers_list"),
+            c.get("/api/voices"),
+            c.post("/api/tts-generate", data={"text_input": "[S1] Hi.",
+                                              "character_voice_gen": "alloy.wav"}),
             c.delete("/voice_mappings/mine?keep_prompt=true"),
             c.delete("/audio_prompts/p1"),
         ]

@@ -18,13 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ttsframe.core.errors import StorageFailed
+from ttsframe.core.errors import StorageFailed, StorageUnusable
 
 T = TypeVar("T")
 # SQLite's result codes for a disk that cannot take the write (full, read-only, failing).
 STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 Row = dict[str, Any]  # a row as column -> value
 
+DATABASE_NAME = "ttsframe.db"  # in the data directory
 SCHEMA_VERSION = 2
 # Columns added since a table was first released: added to older files at open (an older
 # ttsframe reading a newer file ignores them).
@@ -144,6 +145,44 @@ class Database:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+def check_database(path: Path) -> None:
+    """Before the server starts: a database file that SQLite cannot read is one clear
+    error naming the file and what to do (``StorageUnusable``), not a traceback from the
+    middle of startup. Reads every page (``quick_check``) and changes nothing."""
+    if not path.exists():
+        return  # the first start creates it
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+    except sqlite3.Error as exc:
+        raise _damaged(path, exc) from None
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    finally:
+        conn.close()
+    if problems == ["ok"] and version > SCHEMA_VERSION:
+        raise StorageUnusable(f"{path} was written by a newer ttsframe (schema {version} > "
+                              f"{SCHEMA_VERSION}); upgrade ttsframe. Nothing was changed")
+    if problems != ["ok"]:
+        found = " ".join(" ".join(problems).split())[:300]  # one line
+        raise _damaged(path, f"database disk image is malformed: {found}")
+
+
+def _damaged(path: Path, cause: object) -> StorageUnusable:
+    if isinstance(cause, sqlite3.OperationalError) and (
+            cause.sqlite_errorname or "").startswith(STORAGE_ERRORS):
+        return StorageUnusable(f"cannot open the database {path}: {cause}; make "
+                               f"{path.parent} and the file writable by this user. "
+                               "Nothing was changed")
+    return StorageUnusable(
+        f"the database {path} is damaged ({cause}); nothing was changed. It holds the job "
+        f"and generation-log history: restore it from a backup, or move it aside "
+        f"(mv {path} {path}.damaged, with any -wal and -shm files beside it) to start "
+        "with an empty history; voices and prompts are not in it")
 
 
 def dict_row(cursor: sqlite3.Cursor, row: tuple) -> Row:

@@ -106,7 +106,7 @@ class GenerationLog:
             "text_chars": len(prepared.task.text),
             "text": prepared.task.text if self.settings.logging.show_prompts else None,
             "params": msgspec.json.encode({**msgspec.to_builtins(prepared.task.params),
-                                           "speed": prepared.request.speed}).decode(),
+                                           "speed": prepared.speed}).decode(),
             "queued_s": _seconds_between(ticket.submitted_at, ticket.started_at),
             "generation_s": _seconds_between(ticket.started_at, ticket.finished_at),
             "request_id": prepared.request.request_id,
@@ -171,14 +171,18 @@ class GenerationLog:
                            f"{self.outputs_dir}")
         return path, row["content_type"], row["audio_file"]
 
-    async def delete(self, log_ids: list[str] | None = None) -> tuple[list[str], list[Path]]:
-        """Delete the given logs (all when None) with their saved audio."""
+    async def delete(self, log_ids: list[str] | None = None, client: Client = OPERATOR
+                     ) -> tuple[list[str], list[Path]]:
+        """Delete the given logs (all when None) with their saved audio: only logs
+        ``client`` may see (another client's is a 404, as for reading it)."""
         if log_ids is not None:
             for log_id in log_ids:
-                await self._visible_row(log_id)
-        return await self._remove("1" if log_ids is None else
-                                  f"log_id IN ({', '.join('?' for _ in log_ids)})",
-                                  tuple(log_ids or ()))
+                await self._visible_row(log_id, client)
+        where = "1" if log_ids is None else f"log_id IN ({', '.join('?' for _ in log_ids)})"
+        args: tuple = tuple(log_ids or ())
+        if not client.admin:
+            where, args = f"({where}) AND owner IS ?", (*args, client.owner)
+        return await self._remove(where, args)
 
     async def expire(self, now: float) -> tuple[list[str], list[Path]]:
         """Remove logs and saved audio older than ``logging.output_retention_hours``

@@ -305,15 +305,16 @@ class JobService:
             sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
             request_id=row["request_id"], seed=_stored_seed(row.get("request")))
 
-    async def stats(self) -> QueueStats:
-        """Job counts from the database plus the scheduler's live view of every request."""
-        counts = await self.store.counts()
+    async def stats(self, client: Client = OPERATOR) -> QueueStats:
+        """Job counts from the database (``client``'s own jobs unless it is an admin) plus
+        the scheduler's live view of every request (load, not anyone's data)."""
+        counts = await self.store.counts(client)
         live = self.scheduler.stats()
         return QueueStats(
             pending_jobs=counts["pending"], processing_jobs=counts["processing"],
             completed_jobs=counts["completed"], failed_jobs=counts["failed"],
             cancelled_jobs=counts["cancelled"], total_workers=live["total_workers"],
-            active_workers=live["active_workers"], queued_requests=live["pending_jobs"],
+            active_workers=live["active_workers"], queued_requests=live["queued_tasks"],
             queue_size=self.scheduler.queue_size)
 
     # -- cancelling and removing ---------------------------------------------------------
@@ -338,12 +339,14 @@ class JobService:
                             detail=f"job {job_id} finished ({now.status}) before it could "
                                    "be cancelled")
 
-    async def clear(self, status: str | None = None) -> list[str]:
-        """Delete finished jobs (all of them, or those with ``status``) and their files."""
+    async def clear(self, status: str | None = None, client: Client = OPERATOR) -> list[str]:
+        """Delete finished jobs (all of them, or those with ``status``) and their files:
+        ``client``'s own unless it is an admin."""
         if status is not None and status not in FINISHED:
             raise InvalidInput(f"only finished jobs can be cleared; status must be one of "
                                f"{', '.join(FINISHED)}, not {status!r}")
-        rows = await self.store.finished(statuses=(status,) if status else FINISHED)
+        rows = await self.store.finished(statuses=(status,) if status else FINISHED,
+                                         client=client)
         await self.remove(rows)
         return [r["job_id"] for r in rows]
 

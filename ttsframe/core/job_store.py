@@ -60,13 +60,18 @@ class JobStore:
         return cur.rowcount == 1
 
     async def finished(self, *, statuses: tuple[str, ...] = FINISHED,
-                       before: float | None = None) -> list[Row]:
+                       before: float | None = None, client: Client = OPERATOR
+                       ) -> list[Row]:
+        """Finished jobs (``client``'s own unless it is an admin)."""
         marks = ", ".join("?" for _ in statuses)
         sql = f"SELECT * FROM jobs WHERE status IN ({marks})"
         args: tuple = statuses
         if before is not None:
             sql += " AND completed_at < ?"
-            args = (*statuses, before)
+            args = (*args, before)
+        if not client.admin:
+            sql += " AND owner IS ?"
+            args = (*args, client.owner)
         return await self.db.call(lambda c: c.execute(sql, args).fetchall())
 
     async def delete(self, job_ids: list[str]) -> None:
@@ -77,9 +82,11 @@ class JobStore:
         rows = await self.db.call(lambda c: c.execute("SELECT job_id FROM jobs").fetchall())
         return {r["job_id"] for r in rows}
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, client: Client = OPERATOR) -> dict[str, int]:
+        """Jobs per status (``client``'s own unless it is an admin)."""
+        where, args = ("", ()) if client.admin else ("WHERE owner IS ? ", (client.owner,))
         rows = await self.db.call(lambda c: c.execute(
-            "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall())
+            f"SELECT status, COUNT(*) AS n FROM jobs {where}GROUP BY status", args).fetchall())
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({r["status"]: r["n"] for r in rows})
         return counts

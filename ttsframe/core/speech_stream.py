@@ -142,6 +142,11 @@ class SpeechStream:
         done: set[int] = set()
         emitted = [0] * len(self.parts)
         current = 0
+        pauses = self.prepared.pauses
+        if self.prepared.lead_s:
+            data = await run(self.pipeline.end_part, self._silence(self.prepared.lead_s, 1))
+            if data:
+                yield data
         while current < len(self.parts):
             kind, index, samples = await self._events.get()
             if kind == "audio":
@@ -165,6 +170,17 @@ class SpeechStream:
                     tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
                 self.results.append(result)
                 data = await run(self.pipeline.end_part, tail)
+                if current < len(pauses) and pauses[current]:
+                    joins = 1 + (current + 1 < len(self.parts))
+                    data += await run(self.pipeline.end_part,
+                                      self._silence(pauses[current], joins))
                 if data:
                     yield data
                 current += 1
+
+    def _silence(self, seconds: float, joins: int) -> np.ndarray:
+        """``seconds`` of silence as the listener hears them: lengthened by the
+        crossfade each join takes from it and by the reply's tempo change."""
+        pipeline = self.pipeline
+        seconds = seconds * self.prepared.speed + joins * pipeline.crossfade_s
+        return np.zeros(round(seconds * pipeline.rate), dtype=np.float32)

@@ -174,6 +174,18 @@ def api_key_guard(security: Callable[[], SecurityConfig]):
     return guard
 
 
+def every_key_is_admin(security: SecurityConfig) -> str | None:
+    """What to tell the operator at startup when several API keys and no admin key are
+    set: each key may use the admin routes (its jobs and logs stay its own)."""
+    if len(security.api_keys) < 2 or security.admin_keys:
+        return None
+    return (f"security.api_keys holds {len(security.api_keys)} keys and security.admin_keys "
+            "is empty, so every API key may use the admin routes (PUT /config, "
+            "POST /cleanup, changing or deleting any voice or prompt); jobs and logs "
+            "stay separate by key. Set security.admin_keys to keep the admin routes to an "
+            "admin")
+
+
 def client_of(security: SecurityConfig, authorization: str | None) -> Client:
     """Which client a request is: its key's fingerprint, and whether it is an admin
     (an admin key, or nobody at all when no key is configured)."""

@@ -11,16 +11,26 @@ page's origin in ``security.cors_origins``):
 * ``GET /tts_stream/?text=&speaker_wav=&language=`` -> WAV streamed as it is generated,
   for its streaming mode;
 * ``GET /sample/{voice}.wav`` -> a short preview in that voice (the ``preview_url``).
+
+An ``<audio>`` element cannot send an API key, so with ``security.api_keys`` set the
+``preview_url``s are signed: ``?expires=<unix time>&sig=<HMAC-SHA256 of path and expiry>``
+under a secret drawn when the server starts, valid for ``preview_url_ttl_s``. The sample
+route takes either a key or such a signature.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
@@ -28,6 +38,7 @@ from ttsframe import Client, GenerationParams, InvalidInput, SpeechRequest, Voic
 from ttsframe.routes import Services, speech_reply
 
 STATE_KEY = "xtts_api_settings"
+SECRET_KEY = "xtts_api_url_secret"
 
 
 class XttsApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -43,6 +54,8 @@ class XttsApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Where clients reach this server, for ``preview_url`` ("https://tts.example.org");
     # "": the address the request's connection arrived on (never its Host header).
     public_url: str = ""
+    # With security.api_keys set: how long a signed preview_url works (seconds).
+    preview_url_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 3600.0
 
 
 # A finite number: NaN and infinities fail both bounds, so they are refused with a 400
@@ -102,6 +115,34 @@ def _local_base(request: Request) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
+def _signature(state: State, path: str, expires: int) -> str:
+    """HMAC-SHA256 of ``path`` and ``expires`` under this server's secret (drawn once per
+    start, so signed URLs end with the process)."""
+    secret = state.get(SECRET_KEY)
+    if secret is None:
+        secret = state[SECRET_KEY] = secrets.token_bytes(32)
+    return hmac.new(secret, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _signed_query(state: State, path: str, ttl_s: float) -> str:
+    expires = int(time.time() + ttl_s)
+    return f"?expires={expires}&sig={_signature(state, path, expires)}"
+
+
+def _check_sample_access(services: Services, state: State, client: Client, path: str,
+                         expires: int | None, sig: str | None) -> None:
+    """The sample route is open to the key guard's rules or to a valid signature."""
+    if not services.settings.security.api_keys or client.owner is not None:
+        return
+    if expires is not None and sig and expires >= time.time() and hmac.compare_digest(
+            sig, _signature(state, path, expires)):
+        return
+    problem = "this preview URL has expired" if sig else "no API key was sent"
+    raise NotAuthorizedException(
+        detail=f"{problem}; fetch /speakers again for signed preview URLs, or send one of "
+               "the keys in security.api_keys as Authorization: Bearer <key>")
+
+
 def _usable(voice: Voice, backend: str) -> bool:
     return not voice.backends or backend in voice.backends
 
@@ -135,12 +176,18 @@ def _speech_request(text: str, speaker_wav: str, language: str | None,
 
 @get("/speakers", operation_id="xtts_speakers", tags=["xtts"],
      summary="XTTS API: the voices the configured backend can speak")
-async def speakers(request: Request, services: NamedDependency[Services],
+async def speakers(request: Request, services: NamedDependency[Services], state: State,
                    plugin_config: NamedDependency[XttsApiConfig]) -> list[Speaker]:
     backend = _backend(services, plugin_config)
     base = plugin_config.public_url.rstrip("/") or _local_base(request)
-    return [Speaker(name=v.voice_id, voice_id=v.voice_id,
-                    preview_url=f"{base}/sample/{v.voice_id}.wav")
+    signed = bool(services.settings.security.api_keys)
+
+    def preview_url(voice_id: str) -> str:
+        path = f"/sample/{voice_id}.wav"
+        query = _signed_query(state, path, plugin_config.preview_url_ttl_s) if signed else ""
+        return f"{base}{path}{query}"
+
+    return [Speaker(name=v.voice_id, voice_id=v.voice_id, preview_url=preview_url(v.voice_id))
             for v in await services.async_voices.list_voices() if _usable(v, backend)]
 
 
@@ -187,9 +234,13 @@ async def tts_stream(request: Request, services: NamedDependency[Services], stat
 
 
 @get("/sample/{name:str}", operation_id="xtts_sample", tags=["xtts"],
-     summary="XTTS API: a short preview of a speaker")
+     summary="XTTS API: a short preview of a speaker (a key or a signed URL)",
+     opt={"public": True})  # checked here: a key, or the signature /speakers gave
 async def sample(request: Request, name: FromPath[str], services: NamedDependency[Services],
-                 plugin_config: NamedDependency[XttsApiConfig]) -> Response[bytes]:
+                 state: State, plugin_config: NamedDependency[XttsApiConfig],
+                 client: NamedDependency[Client], expires: FromQuery[int | None] = None,
+                 sig: FromQuery[str | None] = None) -> Response[bytes]:
+    _check_sample_access(services, state, client, f"/sample/{name}", expires, sig)
     speech = _speech_request(plugin_config.preview_text, name, None, plugin_config,
                              XttsSettings())
     return await speech_reply(request, services, speech)
