@@ -12,6 +12,7 @@ from ttsframe.testing.server import (
     ServerProcess,
     builtin_plugin_names,
     free_port,
+    inherited_environment,
     install_fake_backend,
     install_fake_distribution,
 )
@@ -19,4 +20,4 @@ from ttsframe.testing.server import (
 ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["ROOT", "ServerProcess", "builtin_plugin_names", "free_port",
-           "install_fake_backend", "install_fake_distribution"]
+           "inherited_environment", "install_fake_backend", "install_fake_distribution"]

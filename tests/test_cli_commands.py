@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from tests.server import inherited_environment
 from ttsframe import cli, hookimpl
 from ttsframe.core.errors import PluginError
 from ttsframe.core.plugins import load_plugins
@@ -60,9 +61,8 @@ def test_a_command_without_callables_is_refused():
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
     return subprocess.run([sys.executable, "-m", "ttsframe", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **(env or {})})
+                          text=True, timeout=300, env={**inherited_environment(), **(env or {})})
 
 
 def test_make_tiny_model_comes_from_the_dia_plugin(tmp_path):

@@ -263,7 +263,12 @@ def test_disconnect_frees_the_worker(tmp_path, endless_model):
         assert short.status_code == 200
         # Had the abandoned generation gone on, this request would have waited for it.
         assert waited < whole / 2, (waited, whole)
-        logs = srv.client.get("/logs").json()["logs"]
+        # The hung-up stream is logged when it has ended: poll for all three rows.
+        def three_logged() -> list[dict] | None:
+            rows = srv.client.get("/logs").json()["logs"]
+            return rows if len(rows) == 3 else None
+
+        logs = eventually(three_logged, message="three generations logged")
         assert [log["status"] for log in logs] == ["completed", "cancelled", "completed"]
 
 

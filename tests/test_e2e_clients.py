@@ -26,6 +26,7 @@ from tests.server import (
     ROOT,
     ServerProcess,
     builtin_plugin_names,
+    inherited_environment,
     install_fake_backend,
     install_fake_distribution,
 )
@@ -405,8 +406,10 @@ def test_api_keys_on_the_real_server(keyed_server):
 def test_invalid_security_config_stops_startup(tmp_path):
     cfg = tmp_path / "ttsframe.toml"
     cfg.write_text('[security]\napi_keys = "just-a-string"\n')
-    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg),
+                           "--port", "0"],
+                          capture_output=True, text=True, timeout=60,
+                          env=inherited_environment())
     assert proc.returncode == 2
     assert "security.api_keys" in proc.stderr
 

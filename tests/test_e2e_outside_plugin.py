@@ -11,7 +11,7 @@ import httpx
 import soundfile as sf
 
 from tests.job_helpers import tone_server
-from tests.server import ServerProcess, install_fake_backend
+from tests.server import ServerProcess, inherited_environment, install_fake_backend
 from ttsframe.testing.waiting import eventually
 
 
@@ -78,8 +78,10 @@ def test_invalid_config_stops_startup_naming_the_key(tmp_path):
 
     cfg = tmp_path / "ttsframe.toml"
     cfg.write_text("[plugins.dia]\ndtype = \"float8\"\n")
-    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "ttsframe", "serve", "--config", str(cfg),
+                           "--port", "0"],
+                          capture_output=True, text=True, timeout=60,
+                          env=inherited_environment())
     assert proc.returncode == 2
     assert "plugins.dia.dtype" in proc.stderr
     assert "'float32'" in proc.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import types
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +21,7 @@ from ttsframe.core.metrics import Metrics, cancel_reason
 from ttsframe.core.synthesis import CancelToken, SynthesisResult
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import TONE, FakeBackend
+from ttsframe.testing.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "observability.md"
@@ -56,10 +56,7 @@ def services_in(directory: Path, **overrides):
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+    eventually(condition, timeout=timeout, message="condition")
 
 
 def documented() -> dict[str, tuple[str, set[str]]]:
@@ -110,7 +107,14 @@ def test_speech_requests_generation_and_audio_are_counted(client):
                                              "voice": "alloy", "stream": True,
                                              "response_format": "mp3"})
     assert s.status_code == 200
-    m = scrape(client)
+
+    def counted() -> dict | None:
+        """The metrics once both generations are counted: a stream is counted when it
+        has ended, which its client can see (the last bytes) a moment before."""
+        m = scrape(client)
+        return m if value(m, "ttsframe_generations_total", outcome="completed") == 2 else None
+
+    m = eventually(counted, message="both generations counted")
     assert value(m, "ttsframe_speech_requests_total", route="/generate", backend="tone",
                  format="wav", mode="sync", status_class="2xx") == 1
     assert value(m, "ttsframe_speech_requests_total", route="/v1/audio/speech",

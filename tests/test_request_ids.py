@@ -13,6 +13,7 @@ import pytest
 
 from tests.job_helpers import TONE, tone_server
 from tests.job_helpers import wait_for as wait_for_job
+from ttsframe.testing.waiting import eventually
 
 SAY = {"text": "[S1] Hello there (bogus) friend.", "voice_id": "alloy"}
 
@@ -79,9 +80,11 @@ def test_error_bodies_jobs_and_made_up_ids(json_server):
     assert r.status_code == 202 and r.json()["request_id"] == "job-7"
     job = wait_for_job(srv.client, r.json()["job_id"], "completed")
     assert job["request_id"] == "job-7"
-    rows = srv.client.get("/logs").json()["logs"]
-    assert any(row["job_id"] == job["job_id"] and row["request_id"] == "job-7"
-               for row in rows)
+    # A job's log row is written just after the job reads completed: poll for it.
+    rows = eventually(lambda: [row for row in srv.client.get("/logs").json()["logs"]
+                               if row["job_id"] == job["job_id"]],
+                      message="the job's log row")
+    assert [row["request_id"] for row in rows] == ["job-7"]
     # The job's runner logged its warning under the submitting request's id.
     assert log_lines(srv, "job-7", where=lambda line: "(bogus)" in line["message"])
 
@@ -90,10 +93,8 @@ def test_text_logs_carry_the_id(tmp_path):
     with tone_server(tmp_path) as srv:
         r = srv.client.post("/generate", json=SAY, headers={"X-Request-ID": "text-1"})
         assert r.status_code == 200
-        deadline = time.monotonic() + 10
-        while "[text-1]: POST /generate 200" not in srv.output():
-            assert time.monotonic() < deadline, srv.output()
-            time.sleep(0.05)
+        eventually(lambda: "[text-1]: POST /generate 200" in srv.output(),
+                   message=lambda: f"the access line in:\n{srv.output()}")
         warning = [line for line in srv.output().splitlines() if "(bogus)" in line]
         assert warning and "WARNING" in warning[0] and "[text-1]" in warning[0]
         with pytest.raises(json.JSONDecodeError):

@@ -29,6 +29,7 @@ from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.http.app import create_app
 from ttsframe.plugins.encoders import PcmEncoder
 from ttsframe.testing.fake_backend import speech_like
+from ttsframe.testing.waiting import eventually
 
 RATE = 24000
 TEXT = "[S1] Streaming audio arrives while the rest is still being made. [S2] Nice."
@@ -260,7 +261,8 @@ def test_openai_stream_format_errors(client):
 
 def test_streams_are_logged_like_other_generations(client):
     client.post("/generate", json={"text": TEXT, "stream": True})
-    logs = client.get("/logs").json()["logs"]
+    # Logged once the stream has ended, which the client sees a moment before.
+    logs = eventually(lambda: client.get("/logs").json()["logs"], message="the stream logged")
     assert logs[0]["status"] == "completed"
     assert logs[0]["duration_s"] == pytest.approx(len(TEXT.encode()) * 0.01, abs=0.01)
     assert "note from" in logs[0]["warnings"][0]

@@ -5,7 +5,6 @@ collector on 127.0.0.1."""
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 
 from tests.conftest import make_services
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 SAY = {"text": "[S1] Hello there, this is a traced request.", "voice_id": "alloy"}
 
@@ -69,13 +69,17 @@ def test_streams_and_jobs_are_traced(tmp_path):
         assert client.post("/generate", json={**SAY, "stream": True}).status_code == 200
         job = client.post("/generate?async_mode=true", json=SAY).json()["job_id"]
 
-        deadline = time.monotonic() + 30
-        while client.get(f"/jobs/{job}").json()["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-    names = [s.name for s in exporter.get_finished_spans()]
-    assert names.count("ttsframe.generate") == 2
-    assert names.count("ttsframe.queue_wait") == 2
+        eventually(lambda: client.get(f"/jobs/{job}").json()["status"] == "completed",
+                   message="the job completed")
+
+        # A generation's spans are recorded by an observer after the stream ended and
+        # after the job was marked completed: poll, do not read them once.
+        def names() -> list[str]:
+            return [s.name for s in exporter.get_finished_spans()]
+
+        eventually(lambda: names().count("ttsframe.generate") == 2,
+                   message=lambda: f"two generate spans (have {names()})")
+        assert names().count("ttsframe.queue_wait") == 2
 
 
 def test_tracing_off_adds_no_plugin_and_no_spans(tmp_path):

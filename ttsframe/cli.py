@@ -69,7 +69,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ttsframe.core.assembly import build_services
+    from ttsframe.core.assembly import build_services, check_config
     from ttsframe.core.config_file import keys_readable_by_others, remove_stale_temps_of
     from ttsframe.core.data_lock import DataDirLock
     from ttsframe.core.database import DATABASE_NAME, check_database
@@ -83,7 +83,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, _serve_overrides(args))
     level = "debug" if settings.server.debug_mode else settings.server.log_level
     configure_logging(level, settings.server.log_format)
-    try:  # the port first: when it is taken, that is all there is to say
+    # Config errors first (exit 2), plugins' sections included: a taken port must not
+    # hide them. Nothing here loads a model or touches the data directory.
+    checked = check_config(settings)
+    try:  # then the port: when it is taken, that is all there is to say
         sockets = bind_listeners(settings.server.host, settings.server.port)
     except CannotListen as exc:
         print(f"ttsframe: error: {exc}", file=sys.stderr)
@@ -106,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for path in remove_stale_temps_of(Path(settings.config_path)):
                 logger.info("removed %s, a copy of the config left by a write that was "
                             "cut off", path)
-        services = build_services(settings)
+        services = build_services(settings, checked=checked)
         app = create_app(services)
         where = settings.config_path or "built-in defaults"
         logger.info("config: %s; data: %s", where, settings.data_dir)

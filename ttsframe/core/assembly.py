@@ -104,16 +104,34 @@ def plugin_config(reg: Registration, settings: Settings) -> Any:
     return section
 
 
-def _instantiate(reg: Registration, settings: Settings):
-    config = plugin_config(reg, settings)
-    ctx = PluginContext(plugin=reg.plugin, config=config, data_dir=settings.data_dir,
-                        settings=settings)
-    return reg.factory(ctx)
+@dataclass
+class CheckedConfig:
+    """The loaded plugins and every section a factory will be given, validated.
+
+    ``check_config`` makes it before ``ttsframe serve`` binds its port, so a bad key is
+    reported (exit 2) even where the port is taken; nothing here touches the data
+    directory or imports a backend's model code.
+    """
+
+    plugin_manager: pluggy.PluginManager
+    registry: Registry
+    plugins: list[PluginInfo]
+    backends: dict[str, Registration]
+    voice_store: Registration
+    preprocessors: list[Registration]
+    encoders: dict[str, Registration]
+    # Each registration's validated ``[plugins.<name>]`` section, by (kind, name).
+    configs: dict[tuple[str, str], Any]
+    route_configs: dict[str, Any]
+
+    def instantiate(self, reg: Registration, settings: Settings) -> Any:
+        ctx = PluginContext(plugin=reg.plugin, config=self.configs[reg.kind, reg.name],
+                            data_dir=settings.data_dir, settings=settings)
+        return reg.factory(ctx)
 
 
-def check_voice_aliases(aliases: dict[str, str], store: VoiceStore) -> None:
-    """``voices.aliases``: an alias of an alias, or a blank name, is a config error; a
-    target the store does not have is a warning (it may be created through the API)."""
+def check_voice_aliases(aliases: dict[str, str]) -> None:
+    """``voices.aliases``: an alias of an alias, or a blank name, is a config error."""
     for alias, target in aliases.items():
         if not alias.strip() or not target.strip():
             raise ConfigError(f"invalid value for 'voices.aliases': '{alias}' = '{target}'; "
@@ -122,6 +140,12 @@ def check_voice_aliases(aliases: dict[str, str], store: VoiceStore) -> None:
             raise ConfigError(
                 f"invalid value for 'voices.aliases': '{alias}' names '{target}', which is "
                 f"an alias itself; point '{alias}' at the voice '{target}' stands for")
+
+
+def warn_of_missing_alias_targets(aliases: dict[str, str], store: VoiceStore) -> None:
+    """A ``voices.aliases`` target the store does not have is a warning, not an error: it
+    may be created through the API."""
+    for alias, target in aliases.items():
         try:
             store.get_voice(target)
         except NotFound:
@@ -130,19 +154,19 @@ def check_voice_aliases(aliases: dict[str, str], store: VoiceStore) -> None:
                         alias, target, alias)
 
 
-def build_services(
+def check_config(
     settings: Settings,
     *,
     extra_plugins: Iterable[tuple[str, object]] = (),
     entry_points: bool = True,
-) -> Services:
-    """Load plugins, validate their config, build backends, stores, encoders, scheduler."""
+) -> CheckedConfig:
+    """Load plugins and validate what depends on them: each ``[plugins.<name>]`` section
+    a factory will receive and the ``[generation]`` names of a backend, voice store and
+    format. A ``ConfigError`` (or ``PluginError``) names the key."""
     pm, registry, infos = load_plugins(settings.plugin_enabled, extra_plugins,
                                        entry_points=entry_points)
     gen = settings.generation
-
-    backends = {name: _instantiate(reg, settings)
-                for name, reg in registry.items["backend"].items()}
+    backends = registry.items["backend"]
     if gen.default_backend not in backends:
         raise ConfigError(
             f"invalid value for 'generation.default_backend': no backend named "
@@ -157,16 +181,44 @@ def build_services(
         raise ConfigError(
             f"invalid value for 'generation.default_format': '{gen.default_format}'; "
             f"allowed values: {', '.join(registry.names('encoder'))}")
+    check_voice_aliases(settings.voices.aliases)
+    preprocessors = list(registry.items["preprocessor"].values())
+    encoders = registry.items["encoder"]
+    used = [*backends.values(), store_reg, *preprocessors, *encoders.values()]
+    configs = {(reg.kind, reg.name): plugin_config(reg, settings) for reg in used}
     route_configs: dict[str, Any] = {}
     for reg in registry.routes:  # a config type given with any of its routes applies
         if reg.config is not None or reg.plugin not in route_configs:
             route_configs[reg.plugin] = plugin_config(reg, settings)
-    voices = _instantiate(store_reg, settings)
-    check_voice_aliases(settings.voices.aliases, voices)
-    preprocessors = [_instantiate(reg, settings)
-                     for reg in registry.items["preprocessor"].values()]
-    encoders = {name: _instantiate(reg, settings)
-                for name, reg in registry.items["encoder"].items()}
+    return CheckedConfig(plugin_manager=pm, registry=registry, plugins=infos,
+                         backends=dict(backends), voice_store=store_reg,
+                         preprocessors=preprocessors, encoders=dict(encoders),
+                         configs=configs, route_configs=route_configs)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    checked: CheckedConfig | None = None,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    entry_points: bool = True,
+) -> Services:
+    """Build backends, stores, encoders and scheduler from the ``check_config`` result
+    (made here when not given)."""
+    if checked is None:
+        checked = check_config(settings, extra_plugins=extra_plugins,
+                               entry_points=entry_points)
+    pm, registry, infos = checked.plugin_manager, checked.registry, checked.plugins
+    route_configs = checked.route_configs
+    gen = settings.generation
+
+    backends = {name: checked.instantiate(reg, settings)
+                for name, reg in checked.backends.items()}
+    voices = checked.instantiate(checked.voice_store, settings)
+    warn_of_missing_alias_targets(settings.voices.aliases, voices)
+    preprocessors = [checked.instantiate(reg, settings) for reg in checked.preprocessors]
+    encoders = {name: checked.instantiate(reg, settings)
+                for name, reg in checked.encoders.items()}
     cluster = None
     if settings.cluster.engine == "ray":  # backends run as Ray actors (ttsframe/cluster)
         from ttsframe.cluster import build_ray_workers

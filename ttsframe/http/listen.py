@@ -1,9 +1,10 @@
 """Taking the server's port before anything else starts.
 
-``ttsframe serve`` binds its socket first and hands it to uvicorn. A port that is taken
-(or not ours to take) is then the only thing reported, before any backend starts
-loading, instead of a bind error buried among the messages of a shutdown that began
-while backends were still loading.
+``ttsframe serve`` checks its config (exit 2), then binds its socket and hands it to
+uvicorn. A port that is taken (or not ours to take) is then the only thing reported,
+before any backend starts loading, instead of a bind error buried among the messages of
+a shutdown that began while backends were still loading; a config error is never hidden
+behind it.
 """
 
 from __future__ import annotations
@@ -63,9 +64,8 @@ def _why(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
-def port_holder(port: int, proc: Path = Path("/proc")) -> str | None:
-    """``pid N (command line)`` of a process listening on TCP ``port``, read from Linux's
-    ``/proc``; ``None`` where that cannot be known (another OS, another user's process)."""
+def _listening_sockets(port: int, proc: Path) -> set[str]:
+    """``socket:[INODE]`` of every socket listening on TCP ``port`` (Linux's ``/proc``)."""
     inodes = set()
     for table in ("net/tcp", "net/tcp6"):
         try:
@@ -78,6 +78,32 @@ def port_holder(port: int, proc: Path = Path("/proc")) -> str | None:
             if len(fields) > 9 and fields[3] == "0A" and \
                     int(fields[1].rsplit(":", 1)[1], 16) == port:
                 inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def listens_on(pid: int, port: int, proc: Path = Path("/proc")) -> bool | None:
+    """Whether process ``pid`` holds a socket listening on TCP ``port``; ``None`` where
+    that cannot be known (another OS, nothing listening, the process gone)."""
+    inodes = _listening_sockets(port, proc)
+    try:
+        fds = os.listdir(proc / str(pid) / "fd")
+    except OSError:
+        return None
+    if not inodes:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(proc / str(pid) / "fd" / fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def port_holder(port: int, proc: Path = Path("/proc")) -> str | None:
+    """``pid N (command line)`` of a process listening on TCP ``port``, read from Linux's
+    ``/proc``; ``None`` where that cannot be known (another OS, another user's process)."""
+    inodes = _listening_sockets(port, proc)
     if not inodes:
         return None
     try:
