@@ -59,6 +59,8 @@ try:  # the plugin must import without torch; load() says what to install
         prompt_samples,
         revert_delay,
     )
+    from ttsframe.plugins.dia.loop import DecodingLoop, LoopRow
+    from ttsframe.plugins.dia.loop import row_codes as loop_codes
     from ttsframe.plugins.dia.stopping import AfterEachStep
     from ttsframe.plugins.dia.streaming import AudioStreamer
 except ImportError:  # pragma: no cover - exercised only without the [dia] extra
@@ -330,6 +332,77 @@ class DiaBackend(Backend):
                 yield i, GenerationFailed(f"preparing the input for Dia failed: {exc}")
         if not rows:
             return
+        if plan.compile:  # torch.compile needs transformers' generate (a static cache)
+            yield from self._run_generate(rows, plan)
+            return
+        loop = self._new_loop()
+        joining = [self._loop_row(loop, row, plan) for row in rows]
+        while joining or len(loop):
+            for done in loop.step(joining):
+                yield done.prepared.index, self._row_result(done)
+            joining = []
+
+    # -- the decoding loop ---------------------------------------------------------------
+
+    def _new_loop(self) -> DecodingLoop:
+        decoder = self.model.config.decoder_config
+        return DecodingLoop(self.model, delay=list(self.shape.delay),
+                            eos=decoder.eos_token_id, pad=decoder.pad_token_id,
+                            device=self.device)
+
+    def _loop_row(self, loop: DecodingLoop, row: PreparedRow, plan: GenerationPlan) -> LoopRow:
+        """A prepared row as a loop row: its budget fitted to the decoder's room after
+        its own prompt, and its streamer."""
+        start = int(row.inputs["decoder_attention_mask"].shape[1]) - self.shape.tail + 1
+        max_new = plan.max_new_tokens
+        room = self.shape.room(start - 1)  # start counts the start token
+        if max_new > room:
+            row.notes.append(f"max_tokens {max_new} was lowered to {room}: the audio prompt "
+                             f"takes {start - 1} of the model's {self.shape.max_steps} "
+                             "decoder steps")
+            max_new = room
+        streamer = None
+        if row.task.on_audio is not None:
+            decoder = self.model.config.decoder_config
+            streamer = AudioStreamer(
+                [row], codec=self.processor.audio_tokenizer, prompt_len=start,
+                delay=list(self.shape.delay), hop=self.shape.hop, eos=decoder.eos_token_id,
+                pad=decoder.pad_token_id, window=self.config.stream_frames,
+                context=STREAM_CONTEXT_FRAMES)
+        return loop.make_row(row, plan, max_new, streamer)
+
+    def _row_result(self, done: LoopRow) -> DiaCodes | BaseException:
+        """What a row that left the loop answers: its codes, or Cancelled."""
+        row, plan, task = done.prepared, done.plan, done.prepared.task
+        if task.cancel.cancelled:
+            return Cancelled(f"cancelled after {done.steps} of {done.max_new} decoding "
+                             f"steps: {task.cancel.reason}", cause=task.cancel.cause)
+        row_codes = loop_codes(done, list(self.shape.delay),
+                               self.model.config.decoder_config.pad_token_id).cpu().numpy()
+        notes = list(row.notes)
+        if row_codes.shape[0] == 0:
+            notes.append("the model ended speech immediately: the audio is empty")
+        # The library forces EOS max(delay)+1 steps before the budget's end: a row
+        # with that many frames stopped on its budget, not on its own EOS.
+        exhausted = row_codes.shape[0] >= done.max_new - self.shape.tail
+        if exhausted:
+            notes.append(cut_note(task, done.max_new, row.prompt_frames, self.shape))
+        info = {
+            "frames": int(row_codes.shape[0]), "steps": done.steps,
+            "max_new_tokens": done.max_new, "prompt_frames": row.prompt_frames,
+            "batch_size": done.most_rows,
+            "generate_s": round(time.perf_counter() - done.joined_at, 3),
+            "greedy": plan.greedy, "compiled": False, "budget_limited": exhausted,
+            "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
+        }
+        if not plan.greedy:
+            info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)
+        streamed = done.streamer.finish(0, row_codes) if done.streamer is not None else None
+        return DiaCodes(row_codes, done.steps, notes, info, streamed)
+
+    # -- transformers' generate (torch.compile) --------------------------------------------
+
+    def _run_generate(self, rows: list[PreparedRow], plan: GenerationPlan):
         decoder = self.model.config.decoder_config
         batch = collate(rows, self.processor.tokenizer.pad_token_id or 0,
                          decoder.bos_token_id, self.device)
