@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ttsframe.core.backend import Backend
+from ttsframe.core.backend import Backend, TaskFeed
 from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.plugins.dia.loading import (
@@ -59,7 +59,7 @@ try:  # the plugin must import without torch; load() says what to install
         prompt_samples,
         revert_delay,
     )
-    from ttsframe.plugins.dia.loop import DecodingLoop, LoopRow
+    from ttsframe.plugins.dia.loop import DecodingLoop, LoopRow, pick_joiners
     from ttsframe.plugins.dia.loop import row_codes as loop_codes
     from ttsframe.plugins.dia.stopping import AfterEachStep
     from ttsframe.plugins.dia.streaming import AudioStreamer
@@ -108,6 +108,9 @@ class DiaBackend(Backend):
         self.resolved = None
         self.compile_problem: str | None = None  # why compile is off for this process
         self._defaults = dict(REFERENCE_DEFAULTS)
+        # The decoding loop's rows now, rows waiting to join it, and joins since start
+        # (``serve``): /health and /queue/stats show them.
+        self._loop_state = {"rows": 0, "waiting": 0, "joins": 0, "joins_while_running": 0}
         self.shape = DecoderShape()  # the real checkpoint's, until one is loaded
         # Encoded audio prompts, reused across requests and the chunks of a long text. The
         # one-off area holds at least a batch's worth, so rows of one batch never evict
@@ -342,6 +345,115 @@ class DiaBackend(Backend):
                 yield done.prepared.index, self._row_result(done)
             joining = []
 
+    # -- continuous batching -------------------------------------------------------------
+
+    continuous = True
+
+    def serve(self, feed: TaskFeed) -> None:
+        """Run the model's decoding loop until ``feed`` closes.
+
+        Between two steps, tasks waiting in the feed (first come first served) join, up
+        to ``max_batch_size`` rows and ``prefill_per_step`` prompt positions per step;
+        rows that ended or were cancelled leave at once and their results go back through
+        ``feed.done``. A task whose plan cannot share the loop (torch.compile) runs alone
+        between two steps.
+        """
+        if self.model is None:
+            raise RuntimeError("the Dia backend is not loaded")
+        loop = self._new_loop()
+        waiting: list[LoopRow] = []
+        limit = self.config.max_batch_size
+        while True:
+            idle = not len(loop) and not waiting
+            tasks = feed.take(limit - len(loop) - len(waiting), block=idle)
+            if idle and not tasks and feed.closed:
+                return
+            for task in tasks:
+                waiting.extend(self._admit(loop, task, feed))
+            for row in [r for r in waiting if r.task.cancel.cancelled]:
+                waiting.remove(row)
+                feed.done(row.task, self._row_result(row))
+            joining = pick_joiners(waiting, limit - len(loop), self.config.prefill_per_step)
+            del waiting[:len(joining)]
+            self._loop_state.update(rows=len(loop) + len(joining), waiting=len(waiting))
+            if not joining and not len(loop):
+                continue
+            if len(loop):
+                self._loop_state["joins_while_running"] += len(joining)
+            try:
+                with torch.inference_mode():
+                    gone = loop.step(joining)
+            except Exception as exc:
+                log.exception("a Dia decoding step failed")
+                error = GenerationFailed(f"Dia generation failed: {exc}")
+                failed = loop.fail_all()
+                failed += [row for row in joining if all(row is not r for r in failed)]
+                for row in failed:
+                    feed.done(row.task, error)
+                continue
+            self._loop_state["joins"] += len(joining)
+            for row in gone:
+                longer = self._longer(loop, row)
+                if longer is not None:  # runs again with a larger automatic budget
+                    waiting.insert(0, longer)
+                    continue
+                feed.done(row.task, self._finish(self._row_result(row)))
+            self._loop_state.update(rows=len(loop), waiting=len(waiting))
+
+    def loop_stats(self) -> dict[str, int]:
+        return dict(self._loop_state)
+
+    def _admit(self, loop: DecodingLoop, task: SynthesisTask, feed: TaskFeed) -> list[LoopRow]:
+        """A task from the feed as a loop row, or its answer (an error, or the result of
+        a run apart) given at once."""
+        try:
+            plan, notes = self._plan(task)
+            if task.cancel.cancelled:
+                raise Cancelled(f"cancelled before generation: {task.cancel.reason}",
+                                cause=task.cancel.cause)
+            if plan.compile:  # cannot share the loop's forward pass
+                with torch.inference_mode():
+                    feed.done(task, self.generate([task])[0])
+                return []
+            row = self._prepare(0, task, notes)
+            if not plan.greedy:
+                row.seed = (task.params.seed if task.params.seed is not None
+                            else secrets.randbelow(2**32))
+            return [self._loop_row(loop, row, plan)]
+        except TTSFrameError as exc:
+            feed.done(task, exc)
+        except Exception as exc:
+            log.exception("preparing a Dia input failed")
+            feed.done(task, GenerationFailed(f"preparing the input for Dia failed: {exc}"))
+        return []
+
+    def _longer(self, loop: DecodingLoop, done: LoopRow) -> LoopRow | None:
+        """The row again with twice the steps, when its automatic budget ran out before
+        the speech ended (as ``_extend``); None otherwise."""
+        task = done.task
+        if (task.params.max_tokens is not None or task.on_audio is not None
+                or task.cancel.cancelled):
+            return None
+        frames = int(loop_codes(done, list(self.shape.delay),
+                                self.model.config.decoder_config.pad_token_id).shape[0])
+        limit = self.shape.room(done.prepared.prompt_frames)
+        if frames < done.max_new - self.shape.tail or done.max_new >= limit:
+            return None
+        plan = dataclasses.replace(done.plan, max_new_tokens=min(done.max_new * 2, limit))
+        prepared = dataclasses.replace(done.prepared, notes=list(done.first_notes))
+        row = self._loop_row(loop, prepared, plan)
+        row.extended_from = done.extended_from or done.max_new
+        return row
+
+    def _finish(self, out: DiaCodes | BaseException) -> SynthesisResult | BaseException:
+        if isinstance(out, BaseException):
+            return out
+        try:
+            return self._decode(out)
+        except Exception as exc:
+            log.exception("Dia codec decoding failed")
+            return GenerationFailed(f"decoding the generated audio failed: {exc}")
+
     # -- the decoding loop ---------------------------------------------------------------
 
     def _new_loop(self) -> DecodingLoop:
@@ -353,6 +465,7 @@ class DiaBackend(Backend):
     def _loop_row(self, loop: DecodingLoop, row: PreparedRow, plan: GenerationPlan) -> LoopRow:
         """A prepared row as a loop row: its budget fitted to the decoder's room after
         its own prompt, and its streamer."""
+        first_notes = list(row.notes)
         start = int(row.inputs["decoder_attention_mask"].shape[1]) - self.shape.tail + 1
         max_new = plan.max_new_tokens
         room = self.shape.room(start - 1)  # start counts the start token
@@ -369,7 +482,9 @@ class DiaBackend(Backend):
                 delay=list(self.shape.delay), hop=self.shape.hop, eos=decoder.eos_token_id,
                 pad=decoder.pad_token_id, window=self.config.stream_frames,
                 context=STREAM_CONTEXT_FRAMES)
-        return loop.make_row(row, plan, max_new, streamer)
+        made = loop.make_row(row, plan, max_new, streamer)
+        made.first_notes = first_notes
+        return made
 
     def _row_result(self, done: LoopRow) -> DiaCodes | BaseException:
         """What a row that left the loop answers: its codes, or Cancelled."""
@@ -380,6 +495,10 @@ class DiaBackend(Backend):
         row_codes = loop_codes(done, list(self.shape.delay),
                                self.model.config.decoder_config.pad_token_id).cpu().numpy()
         notes = list(row.notes)
+        if done.extended_from:
+            notes.insert(0, f"the automatic max_tokens ({done.extended_from} steps) ran out "
+                            "before the speech ended, so it was generated again with "
+                            f"{done.max_new} steps")
         if row_codes.shape[0] == 0:
             notes.append("the model ended speech immediately: the audio is empty")
         # The library forces EOS max(delay)+1 steps before the budget's end: a row

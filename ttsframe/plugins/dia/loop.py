@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +54,8 @@ class LoopRow:
     finished: torch.Tensor | None = None  # (channels,) bool: the channel wrote its EOS
     joined_at: float = field(default_factory=time.perf_counter)
     most_rows: int = 1  # the largest batch it ran in
+    first_notes: list[str] = field(default_factory=list)  # its notes before the loop's
+    extended_from: int | None = None  # the automatic budget it first ran out of
 
     @property
     def task(self):
@@ -343,5 +344,3 @@ def pick_joiners(waiting: list[LoopRow], room: int, budget: int) -> list[LoopRow
         spent += cost
     return chosen
 
-
-Deliver = Callable[[LoopRow], None]
