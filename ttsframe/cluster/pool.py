@@ -1,7 +1,9 @@
 """Backends as Ray actors: a pool of replicas standing where a local worker would.
 
 The scheduler keeps its one queue per backend and hands each batch to an idle replica
-(``wait_idle`` + ``launch``), so N replicas run N batches at once. Jobs, voices and the
+(``wait_room`` + ``launch``, the interface of every worker), so N replicas run N batches
+at once; on each replica the backend runs its batch as one ``generate`` call (Dia's
+through its decoding loop, every row with its own parameters). Jobs, voices and the
 queue stay on the API node; a replica gets task payloads (``wire.py``) and sends back
 progress, audio and results. A replica that dies mid-batch is marked ``loading`` while
 Ray restarts it; its batch is handed once to another replica, except streams that
@@ -167,8 +169,6 @@ class RemoteBackend(Backend):
 
 class RayWorkerPool:
     """``replicas`` actors of one backend; the scheduler's worker for that backend."""
-
-    parallel = True
 
     def __init__(self, name: str, local: Backend, settings: Settings,
                  cluster: RayCluster) -> None:
@@ -363,14 +363,41 @@ class RayWorkerPool:
         slot.busy = 0
         self._notify()
 
-    def launch(self, tasks: list[SynthesisTask]) -> tuple[str, asyncio.Task]:
-        """Claim an idle replica now and run the batch on it in a task."""
+    continuous = False  # each replica runs whole batches (one generate call each)
+
+    def room(self, limit: int) -> int:
+        """A whole batch when a replica is idle (or none can ever be: answered at once)."""
+        return limit if self._idle() is not None or self.state == "failed" else 0
+
+    async def wait_room(self, limit: int) -> None:
+        await self.wait_idle()
+
+    def loop_stats(self) -> dict[str, int]:
+        return {}
+
+    def launch(self, tasks: list[SynthesisTask]) -> tuple[str, list[asyncio.Future]]:
+        """Claim an idle replica now and run the batch on it in a task; one future per
+        task, all answered when the batch returns."""
         slot = self._claim(tasks)
         where = f"{self.name}-{slot.index}" if slot is not None else f"{self.name}-none"
         task = asyncio.create_task(self._run(slot, tasks), name=f"run-{where}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return where, task
+        futures = [asyncio.get_running_loop().create_future() for _ in tasks]
+
+        def split(done: asyncio.Task) -> None:
+            if done.cancelled():
+                results: list = [GenerationFailed("the batch was stopped")] * len(tasks)
+            elif done.exception() is not None:
+                results = [done.exception()] * len(tasks)
+            else:
+                results = done.result()
+            for future, result in zip(futures, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+        task.add_done_callback(split)
+        return where, futures
 
     async def _run(self, slot: ReplicaSlot | None,
                    tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:

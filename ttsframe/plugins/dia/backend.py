@@ -82,6 +82,26 @@ PREFERRED_TEXT_BYTES = 256
 STREAM_CONTEXT_FRAMES = 10
 
 
+class _ListFeed:
+    """A ``TaskFeed`` over a fixed list of tasks (``generate``): every task is there
+    from the start, and the feed closes once all are handed over."""
+
+    def __init__(self, tasks: list[SynthesisTask]) -> None:
+        self.tasks = list(tasks)
+        self.outcomes: dict[int, Any] = {}
+
+    @property
+    def closed(self) -> bool:
+        return not self.tasks
+
+    def take(self, limit: int, *, block: bool) -> list[SynthesisTask]:
+        taken, self.tasks[:limit] = self.tasks[:limit], []
+        return taken
+
+    def done(self, task: SynthesisTask, outcome: Any) -> None:
+        self.outcomes[id(task)] = outcome
+
+
 @dataclass
 class DiaCodes:
     """Generated audio codes of one task, before the codec: ``codes`` is (frames, 9)."""
@@ -235,13 +255,14 @@ class DiaBackend(Backend):
         return want
 
     def batch_key(self, task: SynthesisTask) -> Hashable:
-        """Same sampling parameters, max_tokens bucket and compile flag. Seeds may differ:
-        every row samples from its own random stream."""
+        """Tasks share a call unless one is compiled: the decoding loop runs every row
+        with its own parameters, seed and budget; a compiled generate call needs equal
+        plans."""
         try:
             plan, _ = self._plan(task)
         except TTSFrameError:
             return ("invalid", task.task_id)
-        return plan
+        return plan if plan.compile else "loop"
 
     # -- generation --------------------------------------------------------------------
 
@@ -266,14 +287,23 @@ class DiaBackend(Backend):
             raise RuntimeError("the Dia backend is not loaded")
         out: list[DiaCodes | BaseException | None] = [None] * len(tasks)
         groups: dict[GenerationPlan, list[tuple[int, list[str]]]] = {}
+        looped: list[int] = []
         for i, task in enumerate(tasks):
             try:
                 plan, notes = self._plan(task)
             except TTSFrameError as exc:
                 out[i] = exc
                 continue
-            groups.setdefault(plan, []).append((i, notes))
-        # The scheduler batches by batch_key already; this keeps any other caller correct.
+            if plan.compile:  # transformers' generate, one call per plan
+                groups.setdefault(plan, []).append((i, notes))
+            else:
+                looped.append(i)
+        if looped:  # every other task shares one decoding loop, whatever its parameters
+            feed = _ListFeed([tasks[i] for i in looped])
+            self._serve(feed, finish=lambda codes: codes)
+            for i in looped:
+                out[i] = feed.outcomes.get(id(tasks[i]), GenerationFailed(
+                    "Dia generation failed: the decoding loop gave no answer"))
         with torch.inference_mode():
             for plan, members in groups.items():
                 try:
@@ -358,8 +388,16 @@ class DiaBackend(Backend):
         ``feed.done``. A task whose plan cannot share the loop (torch.compile) runs alone
         between two steps.
         """
+        self._serve(feed, finish=self._finish)
+
+    def _serve(self, feed: TaskFeed, finish) -> None:
+        """``serve``, handing ``finish(DiaCodes or error)`` to ``feed.done``."""
         if self.model is None:
             raise RuntimeError("the Dia backend is not loaded")
+        with torch.inference_mode():
+            self._serve_loop(feed, finish)
+
+    def _serve_loop(self, feed: TaskFeed, finish) -> None:
         loop = self._new_loop()
         waiting: list[LoopRow] = []
         limit = self.config.max_batch_size
@@ -369,10 +407,10 @@ class DiaBackend(Backend):
             if idle and not tasks and feed.closed:
                 return
             for task in tasks:
-                waiting.extend(self._admit(loop, task, feed))
+                waiting.extend(self._admit(loop, task, feed, finish))
             for row in [r for r in waiting if r.task.cancel.cancelled]:
                 waiting.remove(row)
-                feed.done(row.task, self._row_result(row))
+                feed.done(row.task, finish(self._row_result(row)))
             joining = pick_joiners(waiting, limit - len(loop), self.config.prefill_per_step)
             del waiting[:len(joining)]
             self._loop_state.update(rows=len(loop) + len(joining), waiting=len(waiting))
@@ -381,8 +419,7 @@ class DiaBackend(Backend):
             if len(loop):
                 self._loop_state["joins_while_running"] += len(joining)
             try:
-                with torch.inference_mode():
-                    gone = loop.step(joining)
+                gone = loop.step(joining)
             except Exception as exc:
                 log.exception("a Dia decoding step failed")
                 error = GenerationFailed(f"Dia generation failed: {exc}")
@@ -397,13 +434,14 @@ class DiaBackend(Backend):
                 if longer is not None:  # runs again with a larger automatic budget
                     waiting.insert(0, longer)
                     continue
-                feed.done(row.task, self._finish(self._row_result(row)))
+                feed.done(row.task, finish(self._row_result(row)))
             self._loop_state.update(rows=len(loop), waiting=len(waiting))
 
     def loop_stats(self) -> dict[str, int]:
         return dict(self._loop_state)
 
-    def _admit(self, loop: DecodingLoop, task: SynthesisTask, feed: TaskFeed) -> list[LoopRow]:
+    def _admit(self, loop: DecodingLoop, task: SynthesisTask, feed: TaskFeed,
+               finish) -> list[LoopRow]:
         """A task from the feed as a loop row, or its answer (an error, or the result of
         a run apart) given at once."""
         try:
@@ -412,8 +450,8 @@ class DiaBackend(Backend):
                 raise Cancelled(f"cancelled before generation: {task.cancel.reason}",
                                 cause=task.cancel.cause)
             if plan.compile:  # cannot share the loop's forward pass
-                with torch.inference_mode():
-                    feed.done(task, self.generate([task])[0])
+                (codes,) = self.generate_codes([task])
+                feed.done(task, finish(codes))
                 return []
             row = self._prepare(0, task, notes)
             if not plan.greedy:
