@@ -708,7 +708,6 @@ class Scheduler:
             "total_workers": sum(self.batch_limit(name) * worker.slots
                                  for name, worker in self.workers.items()),
             "active_workers": sum(w.busy for w in self.workers.values()),
-            **self.loop_stats(),
         }
 
     def loop_stats(self) -> dict[str, int]:

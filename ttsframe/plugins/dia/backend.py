@@ -164,7 +164,8 @@ class DiaBackend(Backend):
                                        "max": self._prompts.size,
                                        "hits": self._prompts.hits,
                                        "misses": self._prompts.misses,
-                                       "one_off": self._prompts.one_off()})
+                                       "one_off": self._prompts.one_off()},
+                         loop=self.loop_stats())
         return facts
 
     def _compile_state(self) -> str:

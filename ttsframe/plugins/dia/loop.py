@@ -49,9 +49,6 @@ class LoopRow:
     length: int
     generator: torch.Generator | None
     streamer: AudioStreamer | None
-    countdown: torch.Tensor  # (channels,) steps until a channel's EOS, once ended
-    ended: bool = False  # channel 0 ended (EOS drawn or the budget's end)
-    finished: torch.Tensor | None = None  # (channels,) bool: the channel wrote its EOS
     joined_at: float = field(default_factory=time.perf_counter)
     most_rows: int = 1  # the largest batch it ran in
     first_notes: list[str] = field(default_factory=list)  # its notes before the loop's
@@ -64,10 +61,6 @@ class LoopRow:
     @property
     def steps(self) -> int:
         return self.length - self.start
-
-    @property
-    def done(self) -> bool:
-        return bool(self.finished.all()) or self.length >= self.seq.shape[0]
 
 
 class DecodingLoop:
@@ -85,6 +78,13 @@ class DecodingLoop:
         self._enc = None  # (2 * rows, text, hidden) encoder states, right-padded
         self._enc_mask = None  # (2 * rows, text)
         self._dec_mask = None  # (2 * rows, positions), left-padded
+        # Per row, as transformers' EOS rule and stopping keep them: channel 0 ended (EOS
+        # drawn or the budget's end), steps until each channel's EOS once ended, the
+        # channels that wrote their EOS, and the tokens of the last step.
+        self._ended = torch.zeros(0, dtype=torch.bool, device=device)
+        self._countdown = torch.zeros((0, self.channels), dtype=torch.long, device=device)
+        self._finished = torch.zeros((0, self.channels), dtype=torch.bool, device=device)
+        self._last = torch.zeros((0, self.channels), dtype=torch.long, device=device)
         self._vocab_index = None
         self.joins = 0  # rows that joined, since start
 
@@ -104,9 +104,7 @@ class DecodingLoop:
         if not plan.greedy:
             generator = torch.Generator(device=self.device).manual_seed(prepared.seed)
         return LoopRow(prepared, plan, max_new, prefix, start, seq, start, generator,
-                       streamer, self.delay.clone(),
-                       finished=torch.zeros(self.channels, dtype=torch.bool,
-                                            device=self.device))
+                       streamer)
 
     def _prefill(self, row: LoopRow):
         """The row's encoder pass and decoder prefix alone: (caches, first logits)."""
@@ -122,11 +120,13 @@ class DecodingLoop:
         dec_mask = torch.ones((2, row.start), dtype=torch.long, device=self.device)
         cache = EncoderDecoderCache(DynamicCache(config=self.model.config),
                                     DynamicCache(config=self.model.config))
-        out = self.model(encoder_outputs=(enc,), attention_mask=mask,
-                         decoder_input_ids=dec_in, decoder_attention_mask=dec_mask,
-                         cache=cache, use_cache=True)
-        logits = out.logits.view(2, self.channels, -1, out.logits.shape[-1])[:, :, -1]
-        return (cache, enc, mask, dec_mask), logits
+        out = self.model.model(encoder_outputs=(enc,), attention_mask=mask,
+                               decoder_input_ids=dec_in, decoder_attention_mask=dec_mask,
+                               cache=cache, use_cache=True)
+        # Logits of the last position only: the whole prefix's would cost more than
+        # the rest of the join (positions x channels x vocabulary).
+        logits = self.model.logits_dense(out.last_hidden_state[:, -1:])
+        return (cache, enc, mask, dec_mask), logits.view(2, self.channels, -1)
 
     def _merge(self, state) -> None:
         """Append a prefilled row's caches to the running batch's."""
@@ -169,6 +169,9 @@ class DecodingLoop:
         every remaining row."""
         n = len(self.rows)
         self.rows = [self.rows[k] for k in keep]
+        rows = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self._ended, self._countdown = self._ended[rows], self._countdown[rows]
+        self._finished, self._last = self._finished[rows], self._last[rows]
         if not keep:
             self._cache = self._enc = self._enc_mask = self._dec_mask = None
             return
@@ -202,7 +205,7 @@ class DecodingLoop:
         returns the rows that ended in it (cancelled ones included), now out of it."""
         logits = []
         if self.rows:
-            last = torch.stack([row.seq[row.length - 1] for row in self.rows])
+            last = self._last
             positions = torch.tensor([row.length - 1 for row in self.rows],
                                      device=self.device)
             ones = torch.ones((self._dec_mask.shape[0], 1), dtype=torch.long,
@@ -220,11 +223,14 @@ class DecodingLoop:
             self.rows.append(row)
             self.joins += 1
             logits.append(first.view(2, 1, self.channels, -1))
+        if joining:
+            n = len(joining)
+            self._ended = torch.cat([self._ended, self._ended.new_zeros(n)])
+            self._countdown = torch.cat([self._countdown, self.delay.repeat(n, 1)])
+            self._finished = torch.cat([self._finished, self._finished.new_zeros(
+                (n, self.channels))])
         scores = torch.cat(logits, dim=1)  # (2, rows, channels, vocab)
-        tokens = self._choose(scores[0], scores[1])
-        for k, row in enumerate(self.rows):
-            self._append(row, tokens[k])
-            row.most_rows = max(row.most_rows, len(self.rows))
+        self._append(self._choose(scores[0], scores[1]))
         return self._after_step()
 
     def _choose(self, cond: torch.Tensor, uncond: torch.Tensor) -> torch.Tensor:
@@ -262,34 +268,37 @@ class DecodingLoop:
     def _eos_rule(self, logits: torch.Tensor) -> None:
         """transformers' ``DiaEOSDelayPatternLogitsProcessor``, with each row's own
         length and budget, in place on ``(rows, channels, vocab)``."""
-        eos_best = logits[:, 0].argmax(dim=-1) == self.eos
-        for k, row in enumerate(self.rows):
-            # The library forces EOS ``tail`` steps before the end of the budget.
-            if bool(eos_best[k]) or row.length == row.seq.shape[0] - self.tail:
-                row.ended = True
-            if row.ended:
-                forced = row.countdown == 0
-                if bool(forced.any()):
-                    logits[k, forced] = -math.inf
-                    logits[k, forced, self.eos] = 0.0
-                row.countdown -= 1
+        # The library forces EOS ``tail`` steps before the end of the budget.
+        at_limit = torch.tensor([row.length == row.seq.shape[0] - self.tail
+                                 for row in self.rows], device=logits.device)
+        self._ended |= (logits[:, 0].argmax(dim=-1) == self.eos) | at_limit
+        forced = self._ended[:, None] & (self._countdown == 0)
+        logits.masked_fill_(forced[..., None], -math.inf)
+        logits[..., self.eos].masked_fill_(forced, 0.0)
+        self._countdown -= self._ended[:, None].long()
 
-    def _append(self, row: LoopRow, tokens: torch.Tensor) -> None:
-        tokens = torch.where(row.finished, self.pad, tokens)
-        row.finished |= tokens == self.eos
-        position = row.length
-        if position < row.prefix.shape[0]:  # the prompt's delayed frames are forced
-            forced = row.prefix[position]
-            tokens = torch.where(forced == self.pad, tokens, forced)
-        row.seq[position] = tokens
-        row.length += 1
+    def _append(self, tokens: torch.Tensor) -> None:
+        """Each row's tokens of this step: PAD after a channel's EOS, the prompt's
+        delayed frames where the prefix holds them."""
+        tokens = torch.where(self._finished, self.pad, tokens)
+        self._finished |= tokens == self.eos
+        rows = len(self.rows)
+        for k, row in enumerate(self.rows):
+            if row.length < row.prefix.shape[0]:  # within the delayed prompt
+                forced = row.prefix[row.length]
+                tokens[k] = torch.where(forced == self.pad, tokens[k], forced)
+            row.seq[row.length] = tokens[k]
+            row.length += 1
+            row.most_rows = max(row.most_rows, rows)
+        self._last = tokens
 
     def _after_step(self) -> list[LoopRow]:
         """Progress, streaming and cancellation of each row; rows that ended leave."""
         keep, gone = [], []
+        finished = self._finished.all(dim=1).tolist()
         for k, row in enumerate(self.rows):
             task = row.task
-            ending = row.done
+            ending = finished[k] or row.length >= row.seq.shape[0]
             if task.on_progress is not None and (row.steps % PROGRESS_EVERY == 0 or ending):
                 try:
                     task.on_progress(row.steps, row.max_new)
