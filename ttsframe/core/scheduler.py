@@ -603,12 +603,12 @@ class Scheduler:
         """Hand queued tasks to the worker whenever it has room, oldest first."""
         worker = self.workers[backend]
         wake = self._wakeups[backend]
-        limit = self.batch_limit(backend)
         while True:
             if not self._pending[backend]:
                 wake.clear()
                 await wake.wait()
                 continue
+            limit = self.batch_limit(backend)  # PUT /config may change it
             await worker.wait_room(limit)
             if not worker.continuous:  # a short window lets a call fill up
                 await self._hold_batch_window(backend)
