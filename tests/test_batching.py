@@ -125,7 +125,7 @@ def test_requests_with_any_parameters_share_the_decoding_loop(tiny_backend):  # 
         sched = await scheduled(tiny_backend, window=0.05, loop=True)
         tickets = [sched.submit("b", t) for t in tasks]
         out = await asyncio.gather(*(t.future for t in tickets))
-        stats = sched.stats()
+        stats = sched.loop_stats()
         await sched.stop()
         return out, stats
 

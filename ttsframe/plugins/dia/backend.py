@@ -430,6 +430,7 @@ class DiaBackend(Backend):
                     feed.done(row.task, error)
                 continue
             self._loop_state["joins"] += len(joining)
+            self._loop_state.update(rows=len(loop), waiting=len(waiting))
             for row in gone:
                 longer = self._longer(loop, row)
                 if longer is not None:  # runs again with a larger automatic budget
