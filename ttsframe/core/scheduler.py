@@ -194,7 +194,10 @@ class BackendWorker:
 
         def split(done: asyncio.Future) -> None:
             self._answered(len(tasks))
-            error = done.exception()
+            if done.cancelled():  # the worker shut down before the call ran
+                error: BaseException | None = _shutting_down()
+            else:
+                error = done.exception()
             results = [error] * len(tasks) if error is not None else done.result()
             for future, result in zip(futures, results, strict=True):
                 future.set_result(result)
