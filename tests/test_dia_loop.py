@@ -237,3 +237,23 @@ def test_serve_returns_when_the_feed_closes(tiny_backend):
     thread.start()
     thread.join(30)
     assert not thread.is_alive()
+
+
+def test_a_step_that_raises_fails_its_rows_and_the_loop_goes_on(tiny_backend):
+    first = task("[S1] In the failing step.", greedy=True, max_tokens=60)
+    later = task("[S2] After it.", greedy=True, max_tokens=60)
+    feed = ScriptedFeed({0: [first], 3: [later]})
+    step, calls = DecodingLoop.step, []
+
+    def failing_once(self, joining):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory, say")
+        return step(self, joining)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DecodingLoop, "step", failing_once)
+        tiny_backend.serve(feed)
+    assert "out of memory, say" in str(feed.answers[first.task_id])
+    (alone,) = tiny_backend.generate([later])
+    assert ok(feed.answers[later.task_id]).tokens == alone.tokens
