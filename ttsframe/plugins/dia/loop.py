@@ -242,26 +242,32 @@ class DecodingLoop:
         for k, row in enumerate(self.rows):
             p = row.plan
             groups.setdefault((p.guidance_scale, p.top_k, p.temperature, p.top_p), []).append(k)
-        logits = torch.empty_like(cond)
+        alone = len(groups) == 1  # every row alike: no gathering and scattering
+        logits = None if alone else torch.empty_like(cond)
         for (cfg_scale, top_k, temperature, top_p), members in groups.items():
-            index = torch.tensor(members, device=cond.device)
+            index = None if alone else torch.tensor(members, device=cond.device)
             picked = filtered_logits(
-                cond.index_select(0, index).view(-1, vocab),
-                uncond.index_select(0, index).view(-1, vocab),
+                (cond if alone else cond.index_select(0, index)).view(-1, vocab),
+                (uncond if alone else uncond.index_select(0, index)).view(-1, vocab),
                 cfg_scale=cfg_scale, top_k=top_k, channels=channels, eos=self.eos)
             if temperature is not None:
                 picked = warped_logits(picked, temperature=temperature, top_k=top_k,
                                        top_p=top_p, eos=self.eos, index=self._vocab_index)
-            logits[index] = picked.view(len(members), channels, vocab)
+            if alone:
+                logits = picked.view(rows, channels, vocab)
+            else:
+                logits[index] = picked.view(len(members), channels, vocab)
         self._eos_rule(logits)
         tokens = torch.empty((rows, channels), dtype=torch.long, device=cond.device)
         for (_, _, temperature, _), members in groups.items():
-            index = torch.tensor(members, device=cond.device)
-            picked = logits.index_select(0, index).view(-1, vocab)
+            index = None if alone else torch.tensor(members, device=cond.device)
+            picked = (logits if alone else logits.index_select(0, index)).view(-1, vocab)
             if temperature is None:  # the reference's temperature 0
                 chosen = picked.argmax(dim=-1)
             else:
                 chosen = draw(picked, [self.rows[k].generator for k in members], channels)
+            if alone:
+                return chosen.view(rows, channels)
             tokens[index] = chosen.view(len(members), channels)
         return tokens
 
