@@ -223,9 +223,22 @@ class LiveState(Collector):
             misses = CounterMetricFamily("ttsframe_prompt_cache_misses",
                                          "Voice prompts the backend had to encode",
                                          labels=["backend"])
+            loop_rows = GaugeMetricFamily(
+                "ttsframe_loop_rows", "Requests in a backend's decoding loop, by state",
+                labels=["backend", "state"])
+            loop_joins = CounterMetricFamily(
+                "ttsframe_loop_joins", "Requests that joined a backend's decoding loop",
+                labels=["backend", "into"])
             for name, worker in sched.workers.items():
                 depth.add_metric([name], sched.queued(name))
                 running.add_metric([name], 1 if worker.busy else 0)
+                loop = worker.loop_stats()
+                if loop:
+                    loop_rows.add_metric([name, "running"], loop.get("rows", 0))
+                    loop_rows.add_metric([name, "waiting"], loop.get("waiting", 0))
+                    joins, running_joins = loop.get("joins", 0), loop.get("joins_while_running", 0)
+                    loop_joins.add_metric([name, "idle"], joins - running_joins)
+                    loop_joins.add_metric([name, "running"], running_joins)
                 for s in MODEL_STATES:
                     state.add_metric([name, s], 1 if worker.state == s else 0)
                 cache = _prompt_cache(worker)
@@ -235,7 +248,7 @@ class LiveState(Collector):
             capacity = GaugeMetricFamily("ttsframe_queue_capacity",
                                          "Tasks the queue holds before answering 429",
                                          value=sched.queue_size)
-            yield from (depth, running, state, hits, misses, capacity)
+            yield from (depth, running, state, hits, misses, capacity, loop_rows, loop_joins)
         streams = GaugeMetricFamily("ttsframe_active_streams",
                                     "Streamed replies being sent now", labels=["backend"])
         for name, count in self.streams.items():
