@@ -422,9 +422,14 @@ class SpeechService:
         """Start a streamed generation; return once its first bytes are ready, so that
         everything that fails before any audio is an ordinary error reply. The stream
         carries the request (``prepared``) and what its headers say (``head``)."""
-        prepared = await self.prepare(request)
+        return await self.stream_prepared(await self.prepare(request))
+
+    async def stream_prepared(self, prepared: PreparedSpeech,
+                              tasks: list[SynthesisTask] | None = None) -> SpeechStream:
+        """``open_stream`` for a request already prepared, with its tasks when the caller
+        set them up (a live session gives later segments its first segment's voice)."""
         pipeline = self._pipeline(prepared, whole=False)
-        tasks = self.part_tasks(prepared)
+        tasks = tasks if tasks is not None else self.part_tasks(prepared)
         ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent
         stream = self._stream(prepared, ticket, pipeline, on_end=self._stream_ended)
         stream.head = self.speech_output(stream)  # what the reply's headers say

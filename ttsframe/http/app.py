@@ -19,7 +19,7 @@ from ttsframe.http.errors import EXCEPTION_HANDLERS
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
 from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
-from ttsframe.http.routes import config, jobs, logs, openai, speech, system, voices
+from ttsframe.http.routes import config, jobs, live, logs, openai, speech, system, voices
 
 
 def plugin_routers(services: Services) -> list[Router]:
@@ -58,7 +58,7 @@ def create_app(services: Services) -> Litestar:
     return Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
                         *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *ui.ROUTES, *observed,
-                        *plugin_routes],
+                        *live.ROUTES, *plugin_routes],
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
         # X-Request-ID on every reply (http/request_ids.py); refused CORS origins logged once.

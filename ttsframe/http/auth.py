@@ -168,10 +168,25 @@ def api_key_guard(security: Callable[[], SecurityConfig]):
     def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         method = connection.scope.get("method") or "GET"  # websockets have no method
         check_access(security(), method, connection.scope["path"],
-                     connection.headers.get("authorization"), handler.opt,
+                     authorization_of(connection), handler.opt,
                      connection.query_params)
 
     return guard
+
+
+def authorization_of(connection: ASGIConnection) -> str | None:
+    """The request's ``Authorization``; a WebSocket may instead send its key as ElevenLabs
+    clients do: an ``xi-api-key`` header, or an ``authorization`` query parameter
+    (``Bearer <key>`` or the bare key), since browsers cannot set headers on a socket."""
+    header = connection.headers.get("authorization")
+    if header is not None or connection.scope.get("type") != "websocket":
+        return header
+    key = connection.headers.get("xi-api-key")
+    if key is None:
+        key = connection.query_params.get("authorization")
+        if key is not None and bearer_token(key) is not None:
+            return key
+    return None if key is None else f"Bearer {key.strip()}"
 
 
 def client_of(security: SecurityConfig, authorization: str | None) -> Client:

@@ -20,6 +20,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.enums import ScopeType
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
@@ -72,8 +73,10 @@ class RegistryPrometheusMiddleware(PrometheusMiddleware):
 
 def http_metrics_middleware(metrics: Metrics) -> DefineMiddleware:
     """Count every routed request by method, path template and status."""
+    # HTTP only: the middleware reads a request method, which a WebSocket has not (live
+    # sessions have their own metrics).
     config = PrometheusConfig(app_name="ttsframe", prefix="ttsframe_http", group_path=True,
-                              excluded_http_methods=["OPTIONS"])
+                              excluded_http_methods=["OPTIONS"], scopes={ScopeType.HTTP})
     return DefineMiddleware(RegistryPrometheusMiddleware, config=config,
                             series=HTTPMetrics(metrics.registry))
 
