@@ -94,9 +94,11 @@ class Segmenter:
                 return i + 1
             if core and core[-1] in CLAUSE_END and length >= self._threshold():
                 return i + 1
-            last_space = i + 1
+            if length > self.max_chars and last_space is not None:
+                return last_space  # the word before this one crossed the limit
             if length >= self.max_chars:
-                return last_space
+                return i + 1
+            last_space = i + 1
         return None
 
     def _emit(self, text: str) -> str:
