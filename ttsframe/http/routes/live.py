@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from ttsframe.core.assembly import Services
 from ttsframe.core.errors import (
@@ -210,7 +211,7 @@ def eleven_audio(context: str | None) -> Callable[[WebSocket, LiveSession], Call
 
 @websocket(["/v1/text-to-speech/{voice_id:str}/stream-input",
             "/text-to-speech/{voice_id:str}/stream-input"])
-async def eleven_stream_input(socket: WebSocket, voice_id: str,
+async def eleven_stream_input(socket: WebSocket, voice_id: FromPath[str],
                               services: NamedDependency[Services]) -> None:
     """ElevenLabs' single-context input stream."""
     await socket.accept()
@@ -283,7 +284,7 @@ async def _send_error_and_close(socket: WebSocket, error: BaseException | None,
 
 @websocket(["/v1/text-to-speech/{voice_id:str}/multi-stream-input",
             "/text-to-speech/{voice_id:str}/multi-stream-input"])
-async def eleven_multi_stream_input(socket: WebSocket, voice_id: str,
+async def eleven_multi_stream_input(socket: WebSocket, voice_id: FromPath[str],
                                     services: NamedDependency[Services]) -> None:
     """ElevenLabs' multi-context input stream: one session per ``context_id``."""
     await socket.accept()
