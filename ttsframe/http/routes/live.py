@@ -38,7 +38,7 @@ from ttsframe.core.live_audio import LiveFormat, parse_format
 from ttsframe.core.live_session import LiveEvent, LiveSession
 from ttsframe.core.speech import check_language
 from ttsframe.core.speech_types import SpeechRequest
-from ttsframe.http.auth import authorization_of, client_of
+from ttsframe.http.auth import authorization_of, client_of, key_protocol
 from ttsframe.http.errors import close_code_for, close_reason
 from ttsframe.http.live_messages import (
     ElevenMessage,
@@ -392,7 +392,7 @@ async def _context_ended(socket: WebSocket, context: str, error: BaseException |
 @websocket("/live")
 async def live_session(socket: WebSocket, services: NamedDependency[Services]) -> None:
     """ttsframe's session protocol (docs/live-speech.md)."""
-    await socket.accept()
+    await socket.accept(subprotocols=key_protocol(socket))
     live = services.settings.live
     session: LiveSession | None = None
     sender: asyncio.Task | None = None

@@ -3,6 +3,7 @@
 import { ApiError, getJSON, getKey, onAuthError, setKey } from "./api.js";
 import { $, say } from "./dom.js";
 import { initClone } from "./clone.js";
+import { initLive } from "./live.js";
 import { initManage } from "./manage.js";
 import { initSpeak } from "./speak.js";
 
@@ -155,6 +156,7 @@ async function boot() {
   initKeyDialog();
   updateKeyButton();
   initSpeak(app);
+  initLive();
   initClone(app);
   initManage(app, onTab);
   try {
