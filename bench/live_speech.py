@@ -81,14 +81,27 @@ async def session(url: str, rate: float, params: dict) -> dict:
 
         writer = asyncio.create_task(write())
         audio = 0
+        arrivals = []
         async for message in ws:
             if isinstance(message, bytes):
                 audio += len(message)
-                marks.setdefault("first_audio", time.perf_counter() - t0)
-                marks["last_audio"] = time.perf_counter() - t0
+                now = time.perf_counter() - t0
+                arrivals.append((now, len(message) / 2 / 24000))
+                marks.setdefault("first_audio", now)
+                marks["last_audio"] = now
         await writer
     marks["audio_s"] = audio / 2 / 24000
+    marks["spoken"] = played_until(arrivals)
     return marks
+
+
+def played_until(arrivals: list[tuple[float, float]]) -> float:
+    """When a player that starts at the first audio and waits whenever the next audio has
+    not arrived yet finishes speaking: ``arrivals`` are (time, seconds of audio)."""
+    cursor = 0.0
+    for at, seconds in arrivals:
+        cursor = max(cursor, at) + seconds
+    return cursor
 
 
 def whole_request(url: str, params: dict) -> dict:
@@ -96,16 +109,18 @@ def whole_request(url: str, params: dict) -> dict:
     body = {"model": "tts-1", "voice": "alloy", "input": REPLY, "response_format": "pcm",
             **params}
     t0 = time.perf_counter()
-    first, audio = None, 0
+    first, audio, arrivals = None, 0, []
     with httpx.stream("POST", url + "/v1/audio/speech", json=body, timeout=600) as reply:
         reply.raise_for_status()
+        rate = int(reply.headers.get("x-sample-rate", "44100"))
         for piece in reply.iter_bytes():
+            now = time.perf_counter() - t0
             if piece and first is None:
-                first = time.perf_counter() - t0
+                first = now
             audio += len(piece)
-    rate = int(reply.headers.get("x-sample-rate", "44100"))
+            arrivals.append((now, len(piece) / 2 / rate))
     return {"first_audio": first, "end": time.perf_counter() - t0,
-            "audio_s": audio / 2 / rate}
+            "audio_s": audio / 2 / rate, "spoken": played_until(arrivals)}
 
 
 def main() -> None:
@@ -147,7 +162,13 @@ def main() -> None:
             print(f"  first sentence end -> first audio: session {a_first:.2f} s, "
                   f"whole request {b_first:.2f} s")
             print(f"  last token -> last audio byte:     session {a_last:.2f} s, "
-                  f"whole request {b_last:.2f} s ({(1 - a_last / b_last) * 100:.0f}% sooner)")
+                  f"whole request {b_last:.2f} s")
+            a_spoken = med([{"x": r["spoken"] - r["last_token"]} for r in live], "x")
+            b_spoken = med(whole, "spoken")
+            print(f"  last token -> speaking ends:      session {a_spoken:.2f} s, "
+                  f"whole request {b_spoken:.2f} s; from the first token "
+                  f"{writing + a_spoken:.2f} s against {writing + b_spoken:.2f} s "
+                  f"({(1 - (writing + a_spoken) / (writing + b_spoken)) * 100:.0f}% sooner)")
             print(f"  audio: session {med(live, 'audio_s'):.1f} s, whole request "
                   f"{med(whole, 'audio_s'):.1f} s; one whole request's first audio "
                   f"{med(whole, 'first_audio'):.2f} s")

@@ -242,6 +242,24 @@ def test_multi_stream_input_contexts_end_with_is_final(server):
         assert samples.size / 8000 == pytest.approx(len(f"[S1] {text}") * 0.01, rel=0.3)
 
 
+def test_a_context_over_the_key_limit_gets_its_error_and_the_socket_stays(server):
+    """max_sessions_per_key is 2 here: the third context is refused alone."""
+    with eleven(server, multi=True, key=KEY2, output_format="pcm_16000") as ws:
+        for ctx in ("c1", "c2", "c3"):
+            ws.send(json.dumps({"text": " ", "context_id": ctx}))
+        refused = json.loads(ws.recv(timeout=30))
+        assert refused["contextId"] == "c3" and refused["code"] == 4429
+        assert "live.max_sessions_per_key" in refused["message"]
+        ws.send(json.dumps({"text": "Still here. ", "context_id": "c1",
+                            "close_context": True}))
+        got = []
+        while not (got and got[-1].get("isFinal")):
+            got.append(json.loads(ws.recv(timeout=30)))
+        assert {m["contextId"] for m in got} == {"c1"} and pcm_of(got)
+        ws.send(json.dumps({"close_socket": True}))
+        assert closed_with(ws)[0] == 1000
+
+
 def test_livekit_elevenlabs_client_speaks_through_the_server(server):
     """livekit-plugins-elevenlabs' own TTS, pointed at the server with base_url: pcm and
     its default MP3 (one continuous stream per context, fed to one decoder)."""
@@ -315,6 +333,9 @@ def test_bad_message_gets_an_error_and_4400(server):
     with eleven(server, voice="nobody") as ws:
         code, messages = closed_with(ws)
     assert code == 4404
+    with eleven(server, inactivity_timeout="999") as ws:
+        code, messages = closed_with(ws)
+    assert code == 4400 and "live.max_idle_timeout_s" in messages[-1]["message"]
 
 
 def test_message_and_session_text_limits_close_with_4413(server):

@@ -139,7 +139,7 @@ class LiveConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     release_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
     # Segments generating ahead of the one being sent (each holds at most one segment's
     # audio in memory).
-    segments_ahead: Annotated[int, msgspec.Meta(ge=0, le=16)] = 2
+    segments_ahead: Annotated[int, msgspec.Meta(ge=0, le=16)] = 4
     # A session with no message for idle_timeout_s is closed (ElevenLabs clients may ask
     # for up to max_idle_timeout_s with inactivity_timeout).
     idle_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 20.0

@@ -202,14 +202,15 @@ class LiveSession:
         tasks = self.speech.part_tasks(prepared)
         if seg.index == 0:
             self.seed = prepared.task.params.seed
-            if self.audio is None:
-                rate = self.speech.backends[prepared.backend].capabilities.sample_rate
-                self.audio = LiveAudio(self.format, rate, self.speech.encoders.get("mp3"))
         elif self._first is not None:
             first, result = self._first
             self.speech.continue_voice(first, tasks, result)
         stream = await self.speech.stream_prepared(prepared, tasks)
         seg.stream = stream
+        if self.audio is None:  # the rate of the segments' PCM, as their encoder says
+            assert stream.head is not None
+            self.audio = LiveAudio(self.format, stream.head.sample_rate,
+                                   self.speech.encoders.get("mp3"))
         self.sessions.on_first_audio(time.monotonic() - seg.released_at)
         if seg.index == 0:
             if self._continues(prepared):
