@@ -447,6 +447,9 @@ def test_slow_reader_is_closed_with_4008_and_nothing_piles_up(tmp_path):
                      b"HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) +
                      b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        received = bytearray()
+        while b"\r\n\r\n" not in received:  # the 101 reply, before any frame is sent
+            received += sock.recv(1)
         # About 210 s of 44.1 kHz audio: far more than the sockets' buffers hold.
         for _ in range(3):
             sock.sendall(masked_text_frame(json.dumps({"text": "word " * 700})))
@@ -459,7 +462,6 @@ def test_slow_reader_is_closed_with_4008_and_nothing_piles_up(tmp_path):
         # Generation stopped far short of the whole text (3 x 3500 characters).
         produced = value(metrics, "ttsframe_audio_bytes_total")
         assert produced < 3 * 3500 * 0.01 * 24000 * 2 / 2
-        received = bytearray()
         sock.settimeout(30)
         while chunk := sock.recv(1 << 16):
             received += chunk

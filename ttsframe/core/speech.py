@@ -12,6 +12,7 @@ replies and jobs) drains it into one file.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import secrets
@@ -26,6 +27,8 @@ import numpy as np
 
 from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
+from ttsframe.core.captions import FORMATS as CAPTION_FORMATS
+from ttsframe.core.captions import caption_text, captions_of
 from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
@@ -34,6 +37,7 @@ from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.segmenter import Segmenter
 from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
@@ -206,12 +210,19 @@ class SpeechService:
                   if len(text.encode()) > budget else [text])
         most = self.settings.generation.max_generations
         continued = False
+        if request.captions is not None:
+            if request.captions not in CAPTION_FORMATS:
+                raise InvalidInput(f"captions '{request.captions}' is not a format; use one "
+                                   f"of {', '.join(CAPTION_FORMATS)}")
+            chunks = sentence_chunks(text, budget, tag_speakers=caps.speaker_tags)
         if len(chunks) > 1 and prompt is None and caps.supports_cloning and (
                 self.settings.generation.chunk_continuity if params.chunk_continuity is None
                 else params.chunk_continuity):
             unable = None
             try:
-                planned = self.continuity_chunks(backend_name, backend, task, budget)
+                planned = (self.check_continued(backend, task, chunks)
+                           if request.captions is not None
+                           else self.continuity_chunks(backend_name, backend, task, budget))
             except InvalidInput as exc:  # the backend cannot take this plan
                 unable = exc.message
             else:
@@ -260,6 +271,23 @@ class SpeechService:
         backend.check(replace(task, text=first))
         for chunk in chunks[1:]:
             backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=first))
+        return chunks
+
+    def check_continued(self, backend: Backend, task: SynthesisTask,
+                        chunks: list[str]) -> list[str]:
+        """``chunks`` as they are (a captioned text's sentences), checked with the
+        backend as ``continuity_chunks`` checks its own: the later ones behind the first's
+        estimated audio."""
+        caps = backend.capabilities
+        estimate = AudioPrompt(
+            "first-chunk-estimate",
+            np.zeros(int(_speech_seconds(chunks[0]) * caps.sample_rate), np.float32),
+            caps.sample_rate)
+        replace = msgspec.structs.replace
+        backend.check(replace(task, text=chunks[0]))
+        for chunk in chunks[1:]:
+            backend.check(replace(task, text=chunk, prompt=estimate,
+                                  prompt_transcript=chunks[0]))
         return chunks
 
     def continue_voice(self, prepared: PreparedSpeech, later: list[SynthesisTask],
@@ -371,12 +399,20 @@ class SpeechService:
 
     def speech_output(self, stream: SpeechStream, data: bytes = b"") -> SpeechOutput:
         """The reply's description: up front (the stream's ``head``: no audio, duration or
-        tokens yet), or at the end with the audio and every part's notes."""
+        tokens yet), or at the end with the audio and every part's notes (and, when the
+        request asked for them, its captions in ``X-Captions``, base64)."""
         prepared, pipeline = stream.prepared, stream.pipeline
         encoder, rate = pipeline.encoder, pipeline.rate
+        fmt = prepared.request.captions
+        extra = {}
+        if fmt and data and len(stream.part_samples) == len(prepared.chunks):
+            text = caption_text(captions_of(prepared.chunks, stream.part_samples, rate,
+                                            prepared.request.speed), fmt)
+            extra = {"X-Captions": base64.b64encode(text.encode()).decode(),
+                     "X-Captions-Format": fmt}
         return SpeechOutput(
             audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
-            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
+            headers={**encoder.response_headers(rate), **chunk_headers(prepared), **extra},
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in stream.results),
@@ -531,3 +567,16 @@ def _speaks(languages: tuple[str, ...], language: str) -> bool:
     listed = {lang.lower() for lang in languages}
     return wanted in listed or wanted.split("-")[0] in listed
 
+
+
+def sentence_chunks(text: str, budget: int, *, tag_speakers: bool) -> list[str]:
+    """A captioned text: one chunk per sentence (``core/segmenter.py``'s rules, speaker
+    tags carried), a sentence over ``budget`` bytes split as a long text is."""
+    segmenter = Segmenter(clause_chars=10**9, max_chars=max(16, budget))
+    out: list[str] = []
+    for sentence in [*segmenter.feed(text), *segmenter.flush()]:
+        if len(sentence.encode()) > budget:
+            out += chunk_text(sentence, budget, tag_speakers=tag_speakers)
+        else:
+            out.append(sentence)
+    return out or [text]

@@ -52,6 +52,8 @@ class SpeechStream:
         self.parts = ticket.parts or [ticket]
         self.pipeline = pipeline
         self.results: list[SynthesisResult] = []  # of the parts done so far, in order
+        # Samples each part done so far gave the pipeline (at its rate): caption times.
+        self.part_samples: list[int] = []
         # A streamed reply: what its headers say (format, rate, voice, warnings known
         # up front), set by ``SpeechService.open_stream``.
         self.head: SpeechOutput | None = None
@@ -164,6 +166,7 @@ class SpeechStream:
                 if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
                     tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
                 self.results.append(result)
+                self.part_samples.append(emitted[current] + tail.size)
                 data = await run(self.pipeline.end_part, tail)
                 if data:
                     yield data

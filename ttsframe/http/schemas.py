@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -26,6 +26,13 @@ class VoiceRef(msgspec.Struct):
     id: str
 
 
+# Captions of a whole reply (docs/api.md#captions): base64 in X-Captions.
+Captions = Annotated[Literal["json", "srt", "vtt"], msgspec.Meta(description=(
+    "Captions of a whole reply: the text is spoken one sentence per generation and "
+    "X-Captions carries each sentence's start and end (base64 of JSON, SRT or WebVTT); "
+    "needs a whole reply (not streamed)"))]
+
+
 class GenerateRequest(GenerationParams, kw_only=True):
     """``/generate`` body. Accepts the API guide's shape (``text``, ``voice_id``) and the
     OpenAI shape (``input``, ``voice``); ``cfg_filter_top_k`` is ``top_k``. Unknown
@@ -42,6 +49,7 @@ class GenerateRequest(GenerationParams, kw_only=True):
     stream: bool = False
     instructions: str | None = None
     cfg_filter_top_k: FilterTopK | None = None
+    captions: Captions | None = None
 
     def to_domain(self, *, default_format: str,
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -74,6 +82,7 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     stream: bool | None = None
     role: Role | None = None
     cfg_filter_top_k: FilterTopK | None = None
+    captions: Captions | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -137,6 +146,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         params=params,
         stream=bool(body.stream),
         notes=notes,
+        captions=body.captions,
     )
 
 
