@@ -221,6 +221,7 @@ def test_own_protocol_segments_share_a_voice_and_carry_times(server):
 
 def test_multi_stream_input_contexts_end_with_is_final(server):
     with eleven(server, multi=True, output_format="ulaw_8000") as ws:
+        ws.send(json.dumps({"text": ""}))  # a keep-alive before any context opens nothing
         for ctx in ("a1", "b2"):
             ws.send(json.dumps({"text": " ", "context_id": ctx}))
         ws.send(json.dumps({"text": "First context speaks. ", "context_id": "a1"}))

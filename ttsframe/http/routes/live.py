@@ -335,8 +335,8 @@ async def eleven_multi_stream_input(socket: WebSocket, voice_id: FromPath[str],
             context = message.context_id or "default"
             entry = contexts.get(context)
             if entry is None:
-                if message.close_context:
-                    continue  # already ended (or never opened): nothing to close
+                if message.close_context or not message.text:
+                    continue  # a keep-alive, or closing what already ended: nothing to do
                 if len(contexts) >= live.max_contexts_per_socket:
                     await send_json(socket, {**error_body(TooManySessions(
                         f"{len(contexts)} contexts are open on this socket, the limit "
