@@ -547,3 +547,14 @@ def test_longest_session_and_sessions_in_all(tmp_path):
         assert code == 4413 and "live.max_session_s" in messages[-1]["message"]
         r = httpx.get(srv.url + "/health")
         assert r.status_code == 200
+
+
+def test_live_speech_bench_prints_its_figures():
+    """bench/live_speech.py runs end to end (tiny workload; no timing is asserted)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "live_speech.py"), "--quick"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "first sentence end -> first audio: session" in run.stdout
+    assert "2 sessions at once" in run.stdout and "2 sessions one after another" in run.stdout
