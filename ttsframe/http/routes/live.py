@@ -30,6 +30,7 @@ from ttsframe.core.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    SessionIdle,
     SlowClient,
     TooManySessions,
     TTSFrameError,
@@ -237,8 +238,8 @@ async def eleven_stream_input(socket: WebSocket, voice_id: FromPath[str],
                 data = reader.result()
             except TimeoutError:
                 if session is None:
-                    raise InvalidInput("no message arrived within the inactivity timeout; "
-                                       "send the first message sooner") from None
+                    raise SessionIdle("no message arrived within the inactivity timeout; "
+                                      "send the first message sooner") from None
                 if session.input_ended:
                     continue  # the text is complete: its audio is still coming
                 session.idle()
@@ -322,8 +323,8 @@ async def eleven_multi_stream_input(socket: WebSocket, voice_id: FromPath[str],
                         session.idle()
                 if contexts:
                     continue  # their ends are sent, then the socket closes
-                raise InvalidInput("no message arrived within the inactivity timeout "
-                                   "(inactivity_timeout)") from None
+                raise SessionIdle("no message arrived within the inactivity timeout "
+                                  "(inactivity_timeout)") from None
             message = decode(data, ElevenMessage)
             if message.close_socket:
                 closing = True
@@ -399,8 +400,11 @@ async def live_session(socket: WebSocket, services: NamedDependency[Services]) -
     error: BaseException | None = None
     try:
         check_enabled(services)
-        start = decode(await receive(socket, live.max_message_bytes, live.idle_timeout_s),
-                       LiveStart)
+        try:
+            first = await receive(socket, live.max_message_bytes, live.idle_timeout_s)
+        except TimeoutError:
+            raise SessionIdle("no start message arrived within live.idle_timeout_s") from None
+        start = decode(first, LiveStart)
         assert isinstance(start, LiveStart)
         fmt = parse_format(start.output_format)
         check_language(start.language)
