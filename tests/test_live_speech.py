@@ -334,6 +334,12 @@ def test_bad_message_gets_an_error_and_4400(server):
     with eleven(server, voice="nobody") as ws:
         code, messages = closed_with(ws)
     assert code == 4404
+    with connect(ws_url(server, "/live"), open_timeout=30,
+                 additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
+        ws.send(json.dumps({"type": "start", "colour": "red"}))
+        code, messages = closed_with(ws)
+    assert code == 4400 and messages[-1]["type"] == "error"
+    assert "colour" in messages[-1]["message"]
     with eleven(server, inactivity_timeout="999") as ws:
         code, messages = closed_with(ws)
     assert code == 4400 and "live.max_idle_timeout_s" in messages[-1]["message"]
