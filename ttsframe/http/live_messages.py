@@ -85,8 +85,8 @@ def decode(data: str | bytes, kind: type) -> object:
     """``data`` as ``kind``; anything else is an InvalidInput in plain words."""
     try:
         return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:  # (a DecodeError too: caught first)
+        raise InvalidInput(f"invalid message: {exc}") from None
     except msgspec.DecodeError:
         raise InvalidInput("a message is not a JSON object; send one JSON object per "
                            "text frame") from None
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"invalid message: {exc}") from None
