@@ -167,6 +167,8 @@ class LiveSession:
             self._release(self.segmenter.flush())
 
     def _release(self, texts: list[str]) -> None:
+        if self.outcome is not None:  # ended: the transport is closing it
+            return
         now = time.monotonic()
         for text in texts:
             self.segments.append(_Segment(len(self.segments), text, now))
