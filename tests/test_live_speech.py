@@ -350,6 +350,9 @@ def test_message_and_session_text_limits_close_with_4413(server):
         ws.send(json.dumps({"text": "x" * 5000}))
         code, messages = closed_with(ws)
     assert code == 4413 and "live.max_message_bytes" in messages[-1]["message"]
+    with eleven(server) as ws:  # past twice the limit: the protocol refuses it unread
+        ws.send(json.dumps({"text": "x" * 9000}))
+        assert closed_with(ws)[0] == 1009
     with eleven(server, output_format="pcm_16000") as ws:
         for _ in range(4):
             ws.send(json.dumps({"text": "word " * 700}))
