@@ -16,8 +16,9 @@ if [[ "${1:-}" == "--latest" ]]; then
 fi
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet "${lock[@]}" pip
-# requirements/all.in: ttsframe with every extra, the contributed plugins, and torch 2.13.0,
-# the CPU build the suite is tested with.
+# requirements/all.in: ttsframe with every extra, the contributed plugins, and torch 2.13.0
+# (a torch 2.13.0 already in the venv, such as the CPU build from PyTorch's index, is kept;
+# otherwise pip takes PyPI's, the CUDA build on Linux: see docs/install.md).
 "$venv/bin/python" -m pip install --quiet "${lock[@]}" -r requirements/all.in
 "$venv/bin/python" -m ruff check .
 bash scripts/ensure-node-openai.sh  # the npm openai package (locked) for the Node SDK tests

@@ -33,6 +33,8 @@ def make_services(tmp_path, *, extra_plugins: tuple[tuple[str, object], ...] = (
     base: dict[str, Any] = {
         "generation": {"default_backend": "tone", "batch_wait_ms": 0},
         "plugins": {"dia": {"enabled": False}},
+        # Litestar's TestClient sends "Host: testserver.local" (http/hosts.py).
+        "server": {"allowed_hosts": ["testserver.local"]},
     }
     for section, values in overrides.items():
         base.setdefault(section, {}).update(values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -26,15 +27,18 @@ steps = 10
 
 def tone_server(tmp_path: Path, config: str = TONE) -> ServerProcess:
     """A server on the kit's fake backend as ``tone`` (its ``TONE`` preset), installed as
-    an outside distribution (``ttsframe-tone``). The config file
-    is written once, so a restarted server reads what the last one left there."""
+    an outside distribution (``ttsframe-tone``; a PYTHONPATH already set stays after it).
+    The config file is written once, so a restarted server reads what the last one left there."""
     cfg = tmp_path / "ttsframe.toml"
     if not cfg.exists():
         cfg.write_text(config)
     site = tmp_path / "site"
     if not site.exists():
         install_fake_backend(site, "tone", "TONE")
-    return ServerProcess(cfg, env={"PYTHONPATH": str(site),
+    # The inherited PYTHONPATH stays behind ``site``: a checkout run from its own
+    # directory serves its own code.
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return ServerProcess(cfg, env={"PYTHONPATH": path,
                                    "TTSFRAME_PLUGINS__DIA__ENABLED": "false"},
                          plugins=["tone"])
 

@@ -231,7 +231,7 @@ def test_prepare_prompt_duration_limits():
     assert err.value.message == "audio is 0.3 s long; prompts must be between 0.5 and 60 s"
 
     long = io.BytesIO()
-    sf.write(long, np.zeros(8000 * 61, np.float32), 8000, format="WAV")
+    sf.write(long, tone(440, 61, 8000), 8000, format="WAV")
     with pytest.raises(InvalidInput) as err:
         prepare_prompt(long.getvalue())
     assert err.value.message == "audio is longer than 60 s; prompts must be between 0.5 and 60 s"

@@ -168,8 +168,9 @@ def _all_routes(client: TestClient) -> list[tuple[str, str]]:
     return routes
 
 
-# The web page's static files ("x" is the concrete name the walk puts in the path).
-WEB_PAGE_FILES = {"/", "/ui", "/ui/assets/x"}
+# The web page's and the API explorer's static files ("x" is the concrete name the walk
+# puts in the path).
+WEB_PAGE_FILES = {"/", "/ui", "/ui/assets/x", "/schema/assets/x"}
 
 
 def test_every_route_but_health_needs_a_key(keyed):

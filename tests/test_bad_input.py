@@ -99,6 +99,20 @@ def upload(data: bytes, prompt_id: str = "new", filename: str = "sample.wav"):
                             files={"audio_file": (filename, data, "application/octet-stream")})
 
 
+def multipart(filename: bytes | None, data: bytes | None = None, *, parts: bytes = b"",
+              header: bytes = b"") -> Callable[[TestClient], object]:
+    """An upload written byte by byte, so that its filename can hold anything: ``None``
+    sends ``audio_file`` with no filename at all (a text field)."""
+    disposition = b'form-data; name="audio_file"'
+    if filename is not None:
+        disposition += b'; filename="' + filename + b'"'
+    body = (b'--XyZb\r\nContent-Disposition: form-data; name="prompt_id"\r\n\r\nnew\r\n'
+            + parts + b"--XyZb\r\nContent-Disposition: " + disposition + b"\r\n" + header
+            + b"Content-Type: audio/wav\r\n\r\n" + (sine_wav() if data is None else data)
+            + b"\r\n--XyZb--\r\n")
+    return raw("/audio_prompts/upload", body, "multipart/form-data; boundary=XyZb")
+
+
 ID_ROUTES = [("get", "/voice_mappings/{}"), ("put", "/voice_mappings/{}"),
              ("delete", "/voice_mappings/{}"), ("delete", "/audio_prompts/{}"),
              ("get", "/jobs/{}"), ("get", "/jobs/{}/result"), ("delete", "/jobs/{}"),
@@ -129,6 +143,19 @@ def id_cases() -> Iterator[Case]:
 
 
 HALF_WAV = sine_wav(2.0)[: len(sine_wav(2.0)) // 2]
+
+
+def float_wav(samples: np.ndarray, rate: int = 44100) -> bytes:
+    """A 32-bit float WAV written by soundfile, values as given (NaN and infinity too)."""
+    buf = io.BytesIO()
+    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def near_constant(seconds: float = 1.0) -> np.ndarray:
+    """A DC offset with a wobble at -80 dBFS: no voice in it."""
+    noise = np.random.default_rng(0).standard_normal(int(44100 * seconds))
+    return 0.5 + 1e-4 * noise
 CASES: list[Case] = [
     # JSON bodies
     Case("json-malformed", raw("/generate", b'{"text": "hi"'), 400, "not valid JSON"),
@@ -148,10 +175,23 @@ CASES: list[Case] = [
     Case("json-negative-seed", gen(text="hi", seed=-1), 400, "seed"),
     Case("json-too-large", raw("/generate", b'{"text": "' + b"a" * (2 << 20) + b'"}'), 413,
          "larger than the 1 MB the server accepts"),
-    Case("json-form-encoded", lambda c: c.post("/generate", data={"text": "hi"}), 400,
-         "not valid JSON"),
-    Case("json-multipart", lambda c: c.post("/generate", files={"f": ("a", b"x")}), 400,
-         "not valid JSON"),
+    Case("json-form-encoded", lambda c: c.post("/generate", data={"text": "hi"}), 415,
+         "Content-Type: application/x-www-form-urlencoded"),
+    Case("json-multipart", lambda c: c.post("/generate", files={"f": ("a", b"x")}), 415,
+         "Content-Type: multipart/form-data"),
+    Case("json-text-plain", raw("/voice_mappings", b'{"voice_id": "plain"}', "text/plain"),
+         415, "send the JSON body with the header Content-Type: application/json"),
+    Case("json-no-content-type",
+         lambda c: c.post("/generate", content=b'{"text": "hi"}'), 415, "no Content-Type"),
+    Case("json-large-wrong-type", raw("/generate", b'{"text": 5, "pad": "' + b"a" * 300_000
+                                      + b'"}'), 400,
+         "Invalid request: Expected `str | null`, got `int` - at `$.text`"),
+    Case("json-large-malformed", raw("/generate", b'{"text": "hi", "pad": "' + b"a" * 300_000),
+         400, "not valid JSON"),
+    Case("json-untyped-too-large", lambda c: c.put(
+        "/config", content=b'{"pad": "' + b"a" * ((1 << 20) + 1000) + b'"}',
+        headers={"content-type": "application/json"}), 413,
+         "the JSON body is 1049587 bytes; this route reads at most 1024 KiB of JSON"),
     Case("json-unknown-fields (accepted)", gen(text="hi", colour="blue"), 200, "audio/wav"),
     Case("json-numbers-as-strings (accepted)", gen(text="hi", speed="1.5"), 200, "audio/wav"),
     # the text
@@ -184,6 +224,9 @@ CASES: list[Case] = [
          "limit must be between 1 and 1000"),
     Case("query-unknown-status", lambda c: c.get("/jobs?status=done"), 400,
          "unknown job status 'done'"),
+    Case("query-repeated-key", lambda c: c.post("/generate?async_mode=false&async_mode=true",
+                                                json={"text": "hi"}), 400,
+         "query parameter 'async_mode' is sent more than once; send each query parameter once"),
     # voices and prompts by body
     Case("voice-hostile-id", lambda c: c.post("/voice_mappings", json={"voice_id": "../x"}),
          400, "voice_id '../x' contains a path separator"),
@@ -227,6 +270,19 @@ CASES: list[Case] = [
     Case("upload-bomb-long-mp3", upload(silent_mp3(10), filename="x.mp3"), 400,
          "longer than 60 s"),
     Case("upload-too-short", upload(sine_wav(0.2)), 400, "0.2 s long"),
+    Case("upload-nan", upload(float_wav(np.full(44100, np.nan))), 400,
+         "44100 of 44100 samples that are not numbers (NaN or infinity)"),
+    Case("upload-infinite", upload(float_wav(np.full(44100, np.inf))), 400,
+         "samples that are not numbers (NaN or infinity)"),
+    Case("upload-some-nan", upload(float_wav(np.where(
+        np.arange(44100) % 1000 == 0, np.nan, np.sin(np.arange(44100) / 10)))), 400,
+         "45 of 44100 samples that are not numbers"),
+    Case("upload-silent", upload(float_wav(np.zeros(44100))), 400,
+         "audio is silent or constant (no variation at all"),
+    Case("upload-constant", upload(float_wav(np.full(44100, 0.5))), 400,
+         "audio is silent or constant"),
+    Case("upload-near-constant", upload(float_wav(near_constant())), 400,
+         "audio is silent or constant (-80 dBFS, below -60 dBFS"),
     Case("upload-too-large", upload(b"\0" * ((LIMIT_MB << 20) + 1000)), 413,
          "larger than the 1 MB limit (storage.max_upload_mb)"),
     Case("upload-missing-file", lambda c: c.post("/audio_prompts/upload",
@@ -237,6 +293,39 @@ CASES: list[Case] = [
          "missing form field 'prompt_id'"),
     Case("upload-as-json", lambda c: c.post("/audio_prompts/upload", json={"prompt_id": "p"}),
          400, "send multipart/form-data"),
+    Case("upload-filename-crlf", multipart(b"a\r\nb.wav"), 400,
+         "the multipart/form-data body is malformed"),
+    Case("upload-filename-header-break", multipart(b"a.wav\r\n\r\n"), 400,
+         "form field 'audio_file' has no filename, so it is read as text, and is longer"),
+    Case("upload-filename-line-break", multipart(b"a%0D%0Ab.wav"), 400,
+         "contains control characters such as a line break or NUL"),
+    Case("upload-filename-nul", multipart(b"a\x00b.wav"), 400,
+         "contains control characters such as a line break or NUL"),
+    Case("upload-filename-escape", multipart(b"a\x1b[31m.wav"), 400,
+         "contains control characters such as a line break or NUL"),
+    Case("upload-filename-not-utf8", multipart(b"\xff\xfe.wav"), 400,
+         "the filename of form field 'audio_file' is not UTF-8 text"),
+    Case("upload-filename-too-long", multipart(b"a" * 5000 + b".wav"), 400,
+         "the filename of form field 'audio_file' is 5004 characters long; at most 255"),
+    Case("upload-header-too-long", multipart(b"a" * 20_000 + b".wav"), 400,
+         "a header line over 16 KiB"),
+    Case("upload-file-without-filename", multipart(None, b"RIFF\xff\xfe\x00\x00WAVE"), 400,
+         "form field 'audio_file' has no filename, so it is read as text, and is not UTF-8"),
+    Case("upload-field-twice", multipart(b"a.wav", parts=(
+        b'--XyZb\r\nContent-Disposition: form-data; name="prompt_id"\r\n\r\nkept\r\n')),
+         400, "form field 'prompt_id' is sent more than once"),
+    Case("upload-part-without-name", multipart(b"a.wav", parts=(
+        b"--XyZb\r\nContent-Disposition: form-data\r\n\r\nx\r\n")), 400,
+         "a part of the form has no name"),
+    Case("upload-too-many-parts", multipart(b"a.wav", parts=b"".join(
+        b'--XyZb\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % i
+        for i in range(20))), 400, "the form has more than 16 parts"),
+    Case("upload-no-boundary", raw("/audio_prompts/upload", b"x", "multipart/form-data"), 400,
+         "the multipart Content-Type has no boundary"),
+    Case("upload-cut-short", raw("/audio_prompts/upload",
+                                 b'--XyZb\r\nContent-Disposition: form-data; name="prompt_id"',
+                                 "multipart/form-data; boundary=XyZb"), 400,
+         "the multipart/form-data body is malformed"),
     # configuration
     Case("config-unknown-key", lambda c: c.put("/config", json={"colour": "blue"}), 400,
          "colour"),
@@ -249,6 +338,13 @@ CASES: list[Case] = [
     # routes
     Case("route-unknown", lambda c: c.get("/nothing/here"), 404,
          "no endpoint GET /nothing/here"),
+    Case("write-cross-site",
+         lambda c: c.post("/voice_mappings", json={"voice_id": "xsite"},
+                          headers={"origin": "http://attacker.example"}), 403,
+         "[security] cors_origins"),
+    Case("host-unknown", lambda c: c.post("/voice_mappings", json={"voice_id": "rebound"},
+                                          headers={"host": "attacker.example"}), 421,
+         "[server] allowed_hosts"),
     Case("route-wrong-method", lambda c: c.patch("/generate", json={}), 405,
          "PATCH is not allowed on /generate"),
     Case("job-unknown", lambda c: c.get("/jobs/" + "0" * 32), 404, "not found"),

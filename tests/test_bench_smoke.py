@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -52,3 +53,30 @@ def test_voice_store_bench_prints_each_operation_per_count():
     assert re.findall(r"^(\d+) voices \(store opened", run.stdout, re.M) == ["20", "50"]
     ops = re.findall(r"^\s+(\w+)\s+p50\s+\d+\.\d\d\s+p90\s+\d+\.\d\d$", run.stdout, re.M)
     assert ops == ["create", "update", "delete", "get", "list"] * 2
+
+
+def test_text_normalization_bench_prints_each_step():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "text_normalization.py"),
+                          "--chars", "500", "--entries", "0", "20", "--repeat", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    for step in ("normalize (en)", "normalize (de)", "SSML parse", "dictionary, 20 entries"):
+        assert step in run.stdout
+
+
+def test_soak_bench_reports_resources_latency_and_nothing_lost(tmp_path):
+    out = tmp_path / "soak.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", "4",
+                          "--sample-s", "1", "--idle-s", "0", "--concurrency", "3",
+                          "--json", str(out)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "per 1,000 requests after the first window" in run.stdout
+    report = json.loads(out.read_text())
+    assert report["requests"] > 0 and report["failures"] == {}
+    assert report["lost"] == {"jobs": [], "voices": []}
+    assert report["jobs"] > 0 and report["voices"] > 0
+    assert len(report["samples"]) >= 3
+    assert {"rss_mb", "threads", "fds", "p50_ms", "p95_ms", "p99_ms"} <= set(report["samples"][0])
+    assert set(report["latency_by_kind"]) == {"sync", "stream", "abandon", "job", "cancel",
+                                              "voice", "list"}

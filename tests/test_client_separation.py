@@ -99,6 +99,15 @@ def test_a_client_cancels_its_own_jobs_and_no_one_elses(c):
     assert c.delete("/jobs", headers=bearer(K1)).status_code == 403
 
 
+def test_queue_stats_count_the_callers_own_jobs_and_all_for_an_admin(c):
+    job(c, K1, "[S1] One.")
+    job(c, K1, "[S1] Two.")
+    job(c, K2, "[S1] Three.")
+    counts = {key: c.get("/queue/stats", headers=bearer(key)).json()["completed_jobs"]
+              for key in (K1, K2, ADMIN)}
+    assert counts == {K1: 2, K2: 1, ADMIN: 3}
+
+
 def test_shared_voices_and_prompts_change_only_with_an_admin_key(c, tmp_path):
     up = c.post("/audio_prompts/upload", data={"prompt_id": "shared"},
                 files={"audio_file": ("a.wav", wav_bytes(sine(1.0, 44100)), "audio/wav")},

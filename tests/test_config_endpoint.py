@@ -109,7 +109,8 @@ def test_without_a_config_file_one_is_created(tmp_path, monkeypatch):
         "generation": {"default_backend": "tone"}, "plugins": {"dia": {"enabled": False}}})
     assert settings.config_path is None
     services = build_services(settings, extra_plugins=[("tone-plugin", tone_plugin())])
-    with TestClient(app=create_app(services)) as c:
+    # A name the server answers without configuration (http/hosts.py).
+    with TestClient(app=create_app(services), base_url="http://127.0.0.1") as c:
         assert c.get("/config").json()["config_file"] == str(tmp_path / "ttsframe.toml")
         assert c.put("/config", json={"show_prompts": True}).status_code == 200
     written = tomllib.loads((tmp_path / "ttsframe.toml").read_text())

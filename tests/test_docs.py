@@ -26,6 +26,8 @@ from tests.server import ROOT
 from ttsframe.core.config import Settings
 from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.nonverbals import NonverbalsConfig
+from ttsframe.plugins.normalize import NormalizeConfig
+from ttsframe.plugins.pronunciations import PronunciationsConfig
 
 DOCS = ROOT / "docs"
 API_PAGE = DOCS / "api.md"
@@ -33,7 +35,9 @@ CONFIG_PAGE = DOCS / "configuration.md"
 # A route as the API page writes it: `GET /jobs/{job_id}`.
 ROUTE = re.compile(r"`(GET|POST|PUT|DELETE|PATCH) (/[^`\s]*)`")
 # The sections of the built-in plugins, besides those of Settings.
-PLUGIN_SECTIONS = {"plugins.dia": DiaConfig, "plugins.nonverbals": NonverbalsConfig}
+PLUGIN_SECTIONS = {"plugins.dia": DiaConfig, "plugins.nonverbals": NonverbalsConfig,
+                   "plugins.normalize": NormalizeConfig,
+                   "plugins.pronunciations": PronunciationsConfig}
 
 
 def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def serve(tmp_path: Path, config: str = "", env: dict[str, str] | None = None) -
                               {"extra": "extra_routes"}, source=ROUTES_PLUGIN)
     cfg = tmp_path / "ttsframe.toml"
     cfg.write_text('[generation]\ndefault_backend = "tone"\n' + config)
-    full_env = {"PYTHONPATH": str(site),
+    full_env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
                 "TTSFRAME_LOAD_PLUGINS": ",".join([*builtin_plugin_names(), "tone", "extra"]),
                 "TTSFRAME_PLUGINS__DIA__ENABLED": "false", **(env or {})}
     return ServerProcess(cfg, env=full_env)
@@ -149,12 +150,12 @@ def test_sillytavern_defaults_and_errors(open_server):
     status, headers, _ = sillytavern_request(url, st_body("Hi.", "", speed=1, model=""))
     assert status == 200
     assert headers["x-voice-id"] == "alloy"
-    status, headers, data = sillytavern_request(url, st_body("Hi.", "coral"))
-    assert status == 404
+    status, headers, data = sillytavern_request(url, st_body("Hi.", "nobody"))
+    assert status == 400  # as OpenAI answers an unknown voice
     assert headers["content-type"] == "application/json"
     body = json.loads(data)
-    assert body["detail"] == "Voice 'coral' not found"
-    assert body["error"]["message"] == "Voice 'coral' not found"  # OpenAI's shape too
+    assert body["detail"] == "Voice 'nobody' not found"
+    assert body["error"]["message"] == "Voice 'nobody' not found"  # OpenAI's shape too
     status, _, data = sillytavern_request(open_server.url + "/generate", st_body("", "nova"))
     assert status == 400
     assert "text is empty" in json.loads(data)["detail"]
@@ -199,11 +200,12 @@ def test_openai_sdk_without_server_keys(open_server):
     assert {"tone", "tts-1"} <= {m.id for m in client.models.list()}
     assert client.models.retrieve("tts-1").owned_by == "ttsframe"
 
-    with pytest.raises(openai.NotFoundError) as err:
-        client.audio.speech.create(model="tts-1", voice="coral", input="Hi")
-    assert err.value.status_code == 404
-    assert "Voice 'coral' not found" in str(err.value)  # older SDKs quote the whole body
-    assert err.value.type == "invalid_request_error"
+    # An unknown voice is a 400 as on OpenAI (BadRequestError), naming the field.
+    with pytest.raises(openai.BadRequestError) as err:
+        client.audio.speech.create(model="tts-1", voice="nobody", input="Hi")
+    assert err.value.status_code == 400
+    assert "Voice 'nobody' not found" in str(err.value)  # older SDKs quote the whole body
+    assert (err.value.type, err.value.param) == ("invalid_request_error", "voice")
     with pytest.raises(openai.BadRequestError) as err:
         client.audio.speech.create(model="tts-1", voice="nova", input="Hi",
                                    response_format="ogg")  # type: ignore[arg-type]
@@ -222,7 +224,7 @@ def test_openai_sdk_with_server_keys(keyed_server):
     assert err.value.status_code == 401
     assert "this API key is not accepted; send one of the keys in security.api_keys as " \
         "Authorization: Bearer <key>" in str(err.value)  # older SDKs quote the whole body
-    assert err.value.type == "authentication_error"
+    assert (err.value.type, err.value.code) == ("authentication_error", "invalid_api_key")
 
 
 # The SDK example and SillyTavern's settings are in the README's tour and, in full, on the

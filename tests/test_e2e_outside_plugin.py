@@ -58,13 +58,13 @@ def test_health_answers_during_a_long_generation(tmp_path):
 
         thread = threading.Thread(target=generate)
         thread.start()
-        eventually(lambda: srv.client.get("/health").json()["queue"]["processing_jobs"] == 1,
+        eventually(lambda: srv.client.get("/health").json()["queue"]["running_tasks"] == 1,
                    message="the generation running on the backend's worker thread")
         t0 = time.monotonic()
         health = srv.client.get("/health")
         answered_at = time.monotonic()
         assert health.status_code == 200
-        assert health.json()["queue"]["processing_jobs"] == 1
+        assert health.json()["queue"]["running_tasks"] == 1
         thread.join()
         assert done["status"] == 200
         assert done["elapsed"] >= 3.0          # the generation really took seconds

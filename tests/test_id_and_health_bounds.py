@@ -61,6 +61,22 @@ def test_health_without_a_key_shows_only_states(tmp_path):
         assert full["queue"]
 
 
+def test_health_counts_tasks_and_queue_stats_counts_jobs(c):
+    """A long text is several tasks but one job: the two counts never share a name."""
+    from ttsframe.testing.waiting import eventually
+
+    job = c.post("/generate?async_mode=true", json={"text": "Hello there."}).json()["job_id"]
+    eventually(lambda: c.get(f"/jobs/{job}").json()["status"] == "completed")
+    assert c.post("/generate", json={"text": "And once more."}).status_code == 200
+    queue = c.get("/health").json()["queue"]
+    assert set(queue) == {"queued_tasks", "running_tasks", "completed_tasks", "failed_tasks",
+                          "total_workers", "active_workers"}
+    assert queue["completed_tasks"] == 2
+    stats = c.get("/queue/stats").json()
+    assert stats["completed_jobs"] == 1  # the sync request is no job
+    assert {"pending_jobs", "active_workers"} <= set(stats)  # the API guide's client reads
+
+
 def _cloner_client(tmp_path, **config):
     from tests.voice_fixtures import cloner_plugin
 

@@ -51,7 +51,7 @@ def test_the_scheduler_forgets_every_finished_request(tmp_path):
 
         def forgotten() -> bool:  # the hung-up request stops at its backend's next step
             stats = scheduler.stats()
-            return stats["pending_jobs"] == stats["processing_jobs"] == 0 and not known()
+            return stats["queued_tasks"] == stats["running_tasks"] == 0 and not known()
 
         eventually(forgotten, message=lambda: f"every request forgotten: {scheduler.stats()}, "
                                               f"still known: {known()}")

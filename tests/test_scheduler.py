@@ -84,7 +84,7 @@ def test_cancel_pending_and_running():
         running = sched.submit("tone", task("running"))
         await eventually_async(lambda: running.started_at, message='"running" started')
         pending = sched.submit("tone", task("pending"))
-        assert sched.stats()["pending_jobs"] == 1
+        assert sched.stats()["queued_tasks"] == 1
         assert sched.cancel("pending")
         with pytest.raises(Cancelled) as cancelled:
             await pending.future
@@ -126,7 +126,7 @@ def test_one_failing_task_fails_alone():
     (ok, bad), stats = run(main())
     assert ok.sample_rate == 24000
     assert isinstance(bad, RuntimeError)
-    assert (stats["completed_jobs"], stats["failed_jobs"]) == (1, 1)
+    assert (stats["completed_tasks"], stats["failed_tasks"]) == (1, 1)
 
 
 def test_failed_load_is_reported():

@@ -78,6 +78,7 @@ class World:
             self.prompt(client, "kept")
             self.voice(client, "mine", prompt="kept")
             self.done = self.job(client, "[S1] Done.")
+            self.kept_entry = self.entry(client)
             self.logged = eventually(lambda: logged(client, self.done),
                                      message="the job's log entry")["log_id"]
 
@@ -95,6 +96,12 @@ class World:
         return client
 
     # things to act on, made fresh for each request that needs one
+
+    def entry(self, client: TestClient) -> str:
+        """A new pronunciation entry's id."""
+        reply = client.post("/pronunciations", json={"term": self.fresh("t"), "spoken": "x"})
+        assert reply.status_code == 201, reply.text
+        return reply.json()["id"]
 
     def fresh(self, prefix: str) -> str:
         self.n += 1
@@ -173,7 +180,6 @@ TABLE: dict[str, dict[int, Trigger]] = {
     "POST /v1/audio/speech": {
         200: lambda w: w.main.post("/v1/audio/speech", json={"input": "Hello."}),
         400: lambda w: w.main.post("/v1/audio/speech", json={"voice": "alloy"}),
-        404: lambda w: w.main.post("/v1/audio/speech", json={"input": "Hi", "voice": "coral"}),
         413: raw(main, "POST", "/v1/audio/speech", TOO_LARGE),
         429: lambda w: w.busy.post("/v1/audio/speech", json={"input": "One more."}),
         500: lambda w: w.main.post("/v1/audio/speech", json={"input": "[S1] (explode)"}),
@@ -183,6 +189,7 @@ TABLE: dict[str, dict[int, Trigger]] = {
     "GET /v1/models/{model_id}": {200: lambda w: w.main.get("/v1/models/tts-1"),
                                   404: lambda w: w.main.get("/v1/models/gpt-9")},
     "GET /v1/audio/voices": {200: lambda w: w.main.get("/v1/audio/voices"),
+                             400: lambda w: w.main.get("/v1/audio/voices?model=a&model=b"),
                              404: lambda w: w.main.get("/v1/audio/voices?model=gpt-9")},
     "GET /v1/audio/voices/{model}": {200: lambda w: w.main.get("/v1/audio/voices/tone"),
                                      404: lambda w: w.main.get("/v1/audio/voices/gpt-9")},
@@ -287,6 +294,41 @@ TABLE: dict[str, dict[int, Trigger]] = {
     },
     "POST /cleanup": {200: lambda w: w.main.post("/cleanup"),
                       507: lambda w: w.broken.post("/cleanup")},
+    "POST /text/preview": {
+        200: lambda w: w.main.post("/text/preview", json={"text": "Hello."}),
+        400: lambda w: w.main.post("/text/preview", json={"text": "<speak>Hi <b></speak>"}),
+        404: lambda w: w.main.post("/text/preview", json={"text": "Hi", "voice_id": "nobody"}),
+        413: raw(main, "POST", "/text/preview", TOO_LARGE),
+    },
+    "GET /pronunciations": {200: lambda w: w.main.get("/pronunciations")},
+    "POST /pronunciations": {
+        201: lambda w: w.main.post("/pronunciations",
+                                   json={"term": w.fresh("t"), "spoken": "x"}),
+        400: lambda w: w.main.post("/pronunciations", json={"term": "[S1]", "spoken": "x"}),
+        413: raw(main, "POST", "/pronunciations", TOO_LARGE),
+        507: lambda w: w.broken.post("/pronunciations", json={"term": "new", "spoken": "x"}),
+    },
+    "GET /pronunciations/{entry_id}": {
+        200: lambda w: w.main.get(f"/pronunciations/{w.entry(w.main)}"),
+        400: lambda w: w.main.get(f"/pronunciations/{BAD_ID}"),
+        404: lambda w: w.main.get("/pronunciations/nope"),
+    },
+    "PUT /pronunciations/{entry_id}": {
+        200: lambda w: w.main.put(f"/pronunciations/{w.entry(w.main)}",
+                                  json={"term": w.fresh("t"), "spoken": "y"}),
+        400: lambda w: w.main.put(f"/pronunciations/{w.entry(w.main)}",
+                                  json={"term": "a\nb", "spoken": "y"}),
+        404: lambda w: w.main.put("/pronunciations/nope", json={"term": "a", "spoken": "y"}),
+        413: raw(main, "PUT", "/pronunciations/nope", TOO_LARGE),
+        507: lambda w: w.broken.put(f"/pronunciations/{w.kept_entry}",
+                                    json={"term": "kept", "spoken": "z"}),
+    },
+    "DELETE /pronunciations/{entry_id}": {
+        200: lambda w: w.main.delete(f"/pronunciations/{w.entry(w.main)}"),
+        400: lambda w: w.main.delete(f"/pronunciations/{BAD_ID}"),
+        404: lambda w: w.main.delete("/pronunciations/nope"),
+        507: lambda w: w.broken.delete(f"/pronunciations/{w.kept_entry}"),
+    },
 }
 
 

@@ -37,7 +37,29 @@ def test_builtin_voices_are_listed_with_fixed_seeds(store):
     for builtin in BUILTIN_VOICES:
         assert voices[builtin.voice_id] == builtin
         assert builtin.seed is not None and builtin.builtin
-    assert len({v.seed for v in BUILTIN_VOICES}) == 6
+    assert len({v.seed for v in BUILTIN_VOICES}) == len(BUILTIN_VOICES) == 13
+
+
+def test_a_custom_voice_stored_under_a_later_built_in_name_keeps_its_name(tmp_path):
+    """A data directory may hold a voice called ``coral`` made before ``coral`` was a
+    built-in voice: it keeps answering, can be changed and deleted, then the built-in
+    one answers."""
+    voices_dir = tmp_path / "data" / "voices"
+    voices_dir.mkdir(parents=True)
+    (voices_dir / "coral.json").write_text(json.dumps(
+        {"style": "mine", "primary_speaker": "S1", "seed": 5}))
+    store = open_store(tmp_path)
+    assert store.get_voice("coral") == Voice(voice_id="coral", style="mine",
+                                             primary_speaker="S1", seed=5)
+    assert [v.builtin for v in store.list_voices() if v.voice_id == "coral"] == [False]
+    store.update_voice("coral", Voice(voice_id="coral", style="still mine", seed=5))
+    assert store.get_voice("coral").style == "still mine"
+    store.delete_voice("coral")
+    assert store.get_voice("coral").builtin
+    with pytest.raises(Conflict, match="built-in voice and cannot be deleted"):
+        store.delete_voice("coral")
+    with pytest.raises(Conflict, match="already exists as a built-in voice"):
+        store.create_voice(Voice(voice_id="coral"))
 
 
 def test_builtin_voices_cannot_be_changed_deleted_or_shadowed(store):

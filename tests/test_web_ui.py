@@ -101,7 +101,9 @@ def slow_server(tmp_path_factory) -> Iterator[ServerProcess]:
     cfg.write_text('[generation]\ndefault_backend = "slowspeech"\nworkers = 1\n\n'
                    '[logging]\nshow_prompts = true\n')
     with ServerProcess(cfg, plugins=["slowspeech"],
-                       env={"PYTHONPATH": str(site),
+                       # The site first, then the caller's path (the checkout under test).
+                       env={"PYTHONPATH": os.pathsep.join(
+                                filter(None, [str(site), os.environ.get("PYTHONPATH")])),
                             "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}) as srv:
         yield srv
 
@@ -306,10 +308,10 @@ def test_keyboard_alone_generates(server, open_page):
     expect(page.get_by_role("button", name="Create voice")).to_be_visible()
 
 
-def speech_wav(path: Path) -> Path:
+def speech_wav(path: Path, seconds: float = 2.0) -> Path:
     """Two seconds of a voiced, wobbling tone with noise: enough for a prompt."""
     rate = 44100
-    t = np.arange(2 * rate) / rate
+    t = np.arange(int(seconds * rate)) / rate
     pitch = 140 + 30 * np.sin(2 * np.pi * 2 * t)
     wave = 0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / rate)
     wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
@@ -348,9 +350,9 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     row = page.locator('#prompts-table tr[data-prompt-id="browser_voice"]')
     expect(row).to_contain_text("In use by browser_voice")
     row.get_by_role("button", name="Delete audio prompt browser_voice").click()
-    detail = server.client.delete("/audio_prompts/browser_voice").json()["detail"]
-    expect(page.locator("#manage-error")).to_contain_text(detail)
-    expect(page.get_by_role("button", name="Delete browser_voice and its voices")).to_be_visible()
+    expect(page.locator("#manage-error")).to_contain_text(
+        "The recording “browser_voice” is used by the voice browser_voice.")
+    expect(page.get_by_role("button", name="Delete the voices that use it too")).to_be_visible()
 
     # A custom voice is edited in its dialog.
     page.get_by_role("button", name="Edit voice browser_voice").click()
@@ -360,6 +362,62 @@ def test_clone_from_wav_then_speak_with_it(server, open_page, tmp_path):
     expect(dialog).to_be_hidden()
     expect(page.locator('#voices-table tr[data-voice-id="browser_voice"]')).to_contain_text("warm")
     assert server.client.get("/voice_mappings/browser_voice").json()["style"] == "warm"
+
+
+def test_conflicts_are_offered_in_the_pages_words(server, open_page, tmp_path):
+    """A taken name offers "Replace it"; a recording in use offers to delete its voices;
+    neither shows the API's query parameters or terms."""
+    with speech_wav(tmp_path / "old.wav").open("rb") as old:
+        r = server.client.post("/audio_prompts/upload", data={"prompt_id": "ui_voice"},
+                               files={"audio_file": ("old.wav", old, "audio/wav")})
+    assert r.status_code == 201, r.text
+    r = server.client.post("/voice_mappings", json={
+        "voice_id": "ui_voice", "audio_prompt": "ui_voice", "primary_speaker": "S1",
+        "audio_prompt_transcript": "[S1] Old words."})
+    assert r.status_code == 201, r.text
+    w = open_page(server)
+    page = w.page
+    page.get_by_role("tab", name="Clone").click()
+    page.get_by_label("Audio file").set_input_files(speech_wav(tmp_path / "new.wav", 3.0))
+    page.get_by_label("Voice name").fill("ui_voice")
+    page.locator("#panel-clone").get_by_label("Transcript", exact=True).fill("New words.")
+    page.get_by_role("button", name="Create voice").click()
+    error = page.locator("#clone-error")
+    expect(error).to_have_text("A voice named “ui_voice” already exists. Replace it or "
+                               "choose another name.")
+    error.get_by_role("button", name="Replace it").click()
+    expect(page.locator("#clone-status")).to_contain_text("is ready", timeout=90_000)
+    voice = server.client.get("/voice_mappings/ui_voice").json()
+    assert voice["audio_prompt_transcript"] == "[S1] New words."
+    prompt = server.client.get("/audio_prompts").json()["ui_voice"]
+    assert prompt["duration"] == pytest.approx(3.0, abs=0.05)
+
+    # A stored recording that no voice names yet.
+    with speech_wav(tmp_path / "lone.wav").open("rb") as lone:
+        server.client.post("/audio_prompts/upload", data={"prompt_id": "ui_lone"},
+                           files={"audio_file": ("lone.wav", lone, "audio/wav")})
+    page.get_by_label("Voice name").fill("ui_lone")
+    page.get_by_role("button", name="Create voice").click()
+    expect(error).to_have_text("A recording named “ui_lone” is already stored. Replace it "
+                               "or choose another name.")
+    # A built-in voice's name cannot be taken.
+    page.get_by_label("Voice name").fill("alloy")
+    page.get_by_role("button", name="Create voice").click()
+    expect(error).to_have_text("“alloy” is a built-in voice. Choose another name.")
+
+    page.get_by_role("tab", name="Manage").click()
+    row = page.locator('#prompts-table tr[data-prompt-id="ui_voice"]')
+    row.get_by_role("button", name="Delete audio prompt ui_voice").click()
+    region = page.locator("#manage-error")
+    expect(region).to_have_text("The recording “ui_voice” is used by the voice ui_voice. "
+                                "Delete the voices that use it too or change those voices "
+                                "first.")
+    region.get_by_role("button", name="Delete the voices that use it too").click()
+    expect(row).to_have_count(0)
+    expect(page.locator('#voices-table tr[data-voice-id="ui_voice"]')).to_have_count(0)
+    assert server.client.get("/voice_mappings/ui_voice").status_code == 404
+    assert "ui_voice" not in server.client.get("/audio_prompts").json()
+    assert w.errors == [] or all("409" in e for e in w.errors), w.errors
 
 
 def test_clone_from_the_microphone(server, open_page):
@@ -445,9 +503,10 @@ def test_keys_are_asked_for_refused_and_kept_in_the_session(keyed_server, open_p
     page.get_by_label("Key", exact=True).fill(ADMIN_KEY)
     page.get_by_role("button", name="Use key").click()
     expect(dialog).to_be_hidden()
-    page.get_by_role("tab", name="Speak").click()
-    page.get_by_role("tab", name="Manage").click()
+    # Manage redraws for the new key at once: no need to leave the tab and come back.
     expect(page.get_by_role("button", name="Save configuration")).to_be_enabled()
+    expect(page.locator("#config-hint")).to_contain_text("Changes apply at once")
+    expect(page.get_by_label("queue size")).to_be_enabled()
     page.get_by_label("queue size").fill("17")
     page.get_by_role("button", name="Save configuration").click()
     expect(page.locator("#config-status")).to_have_text("Saved: queue_size.")
@@ -460,6 +519,116 @@ def test_keys_are_asked_for_refused_and_kept_in_the_session(keyed_server, open_p
     expect(page.get_by_label("queue size")).to_have_value("17")
     assert w.errors == [] or all("401" in e for e in w.errors), w.errors
     assert w.csp_violations() == []
+
+
+def test_one_take_plays_at_a_time(slow_server, open_page):
+    """Generate pauses the take that plays; starting a take pauses the one playing,
+    a streamed WAV take (Web Audio) included."""
+    page = open_page(slow_server).page
+    players = "[...document.querySelectorAll('.take audio')]"
+    text = page.get_by_label("Text", exact=True)
+    text.fill("[S1] One two.")
+    page.get_by_role("button", name="Generate").click()
+    take_done(page, 1)
+    page.evaluate(f"() => {players}[0].play()")  # played again, as with its play button
+    page.wait_for_function(f"() => !{players}[0].paused")
+    text.fill("[S1] Three four.")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(f"() => {players}.length === 2 && {players}[1].paused")
+    # Take 2 plays while it is generated; starting take 1 pauses it.
+    page.wait_for_function(f"() => {players}[0].currentTime > 0.2 && !{players}[0].paused")
+    page.evaluate(f"() => {players}[1].play()")
+    page.wait_for_function(f"() => {players}[0].paused && !{players}[1].paused")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#speak-status")).to_have_text("Stopped.")
+
+    # WAV plays through Web Audio while it streams: Generate pauses take 1, and take 1
+    # starting again suspends the streamed take.
+    page.get_by_label("Format").select_option("wav")
+    text.fill("[S1] Five six.")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(f"() => {players}.length === 2 && {players}.every((a) => a.paused)")
+    wav = page.locator(".take").first
+    expect(wav).to_have_attribute("data-web-audio", "playing")
+    page.wait_for_function("() => document.querySelector('.take').dataset.firstPlayMs")
+    page.evaluate(f"() => {players}[1].play()")
+    expect(wav).to_have_attribute("data-web-audio", "paused")
+    page.wait_for_function(f"() => !{players}[1].paused")
+    page.get_by_role("button", name="Stop").click()
+
+
+def test_a_long_paste_is_kept_counted_and_refused(server, open_page):
+    w = open_page(server)
+    page = w.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    limit = server.client.get("/ui/meta").json()["max_text_chars"]
+    counter = page.locator("#text-count")
+    expect(counter).to_have_text(f"0 / {limit} characters")
+    long = "[S1] " + "la " * (limit // 3 + 40)
+    chars = len(long.strip())
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/generate") and sent.append(r.url))
+    page.evaluate("(text) => navigator.clipboard.writeText(text)", long)
+    area = page.get_by_label("Text", exact=True)
+    area.focus()
+    page.keyboard.press("Control+V")
+    # Nothing is cut; the counter and a message say it is too long.
+    expect(counter).to_have_text(f"{chars} / {limit} characters: too long")
+    assert page.evaluate("document.querySelector('#text').value.length") == len(long)
+    error = page.locator("#speak-error")
+    expect(error).to_contain_text("Pasted in full, but it is too long.")
+    expect(error).to_contain_text(f"at most {limit}. Shorten it by {chars - limit}")
+    page.get_by_role("button", name="Generate").click()
+    expect(error).to_have_text(f"The text is {chars} characters; this server takes at most "
+                               f"{limit}. Shorten it by {chars - limit}, or split it into "
+                               "several takes.")
+    expect(area).to_be_focused()
+    assert sent == [] and page.locator(".take").count() == 0
+    area.fill("[S1] Short again.")
+    expect(counter).to_have_text(f"17 / {limit} characters")
+    expect(error).to_be_hidden()
+    assert w.errors == [] and w.csp_violations() == []
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_manage_tables_fit_a_phone(server, open_page, tmp_path):
+    """At phone width the Manage tables become cards: a job id stays on one line (cut
+    with an ellipsis, whole in its title), nothing scrolls sideways, rows stay short."""
+    job = server.client.post("/generate?async_mode=true", json={
+        "text": "[S1] On a phone.", "voice_id": "alloy", "response_format": "wav",
+        "seed": 2}).json()["job_id"]
+    with speech_wav(tmp_path / "phone.wav").open("rb") as sample:
+        server.client.post("/audio_prompts/upload", data={"prompt_id": "phone_voice"},
+                           files={"audio_file": ("phone.wav", sample, "audio/wav")})
+    server.client.post("/voice_mappings", json={"voice_id": "phone_voice",
+                                                "audio_prompt": "phone_voice"})
+    w = open_page(server, viewport=PHONE)
+    page = w.page
+    page.get_by_role("tab", name="Manage").click()
+    row = page.locator(f'#jobs-table tr[data-job-id="{job}"]')
+    expect(row).to_have_attribute("data-status", "completed", timeout=90_000)
+    ident = row.locator(".id")
+    expect(ident).to_have_attribute("title", job)
+    one_line = ident.evaluate("""(e) => { const s = getComputedStyle(e);
+        return e.getBoundingClientRect().height < 2 * parseFloat(s.fontSize); }""")
+    assert one_line, ident.bounding_box()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for table in ("jobs", "voices", "prompts", "logs"):
+        wrap = page.locator(f"#{table}-table").locator("xpath=..")
+        assert wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), table
+    prompt = page.locator('#prompts-table tr[data-prompt-id="phone_voice"]')
+    assert prompt.bounding_box()["height"] < 250, prompt.bounding_box()
+    # Each value says which column it is.
+    expect(row.locator("td").nth(1)).to_have_attribute("data-label", "Status")
+    shots = DOC_SHOTS if os.environ.get("TTSFRAME_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots = Path(os.environ.get("TTSFRAME_PHONE_SHOTS", shots))
+    page.locator("#jobs-heading").evaluate("(e) => e.scrollIntoView()")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.screenshot(path=shots / f"phone-manage-{scheme}.png")
+    assert w.errors == [] and w.csp_violations() == []
 
 
 SERIOUS = {"serious", "critical"}
@@ -501,3 +670,58 @@ def test_accessibility_scan_and_screenshots(server, open_page, scheme, tmp_path)
     assert all((shots / f"{v}-{scheme}.png").stat().st_size > 1000
                for v in ("speak", "clone", "manage", "phone"))
     assert w.errors == [] and w.csp_violations() == []
+
+
+def test_api_explorer_works_offline_under_its_csp(keyed_server, browser):
+    """/schema/swagger, where every 404 points, draws every operation with nothing from
+    outside 127.0.0.1 and no CSP violation, and "Try it out" sends the tab's key."""
+    server = keyed_server
+    missing = server.client.get("/nothing/here").json()["detail"]
+    assert "/schema/swagger" in missing
+    context = browser.new_context(base_url=server.url)
+    outside: list[str] = []
+
+    def local_only(route) -> None:
+        if route.request.url.startswith(f"{server.url}/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    try:
+        w = Watched(context.new_page())
+        page = w.page
+        page.set_default_timeout(60_000)
+        # The key the web page keeps for this tab: the explorer sends it too.
+        page.goto("/ui/")
+        page.evaluate(f"sessionStorage.setItem('ttsframe.apiKey', '{ADMIN_KEY}')")
+        reply = page.goto("/schema/swagger")
+        assert reply is not None and reply.status == 401  # a browser cannot send the header
+        page.set_extra_http_headers({"Authorization": f"Bearer {ADMIN_KEY}"})
+        reply = page.goto("/schema/swagger")
+        csp = reply.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe" not in csp
+        schema = server.client.get("/schema/openapi.json", headers={
+            "Authorization": f"Bearer {ADMIN_KEY}"}).json()
+        operations = sum(len(p) for p in schema["paths"].values())
+        expect(page.locator(".opblock").first).to_be_visible()
+        expect(page.locator(".opblock")).to_have_count(operations)
+        voices = page.locator("#operations-speech-list_voices")
+        voices.locator(".opblock-summary").click()
+        voices.get_by_role("button", name="Try it out").click()
+        page.set_extra_http_headers({})  # from here on, only the explorer's own header
+        voices.get_by_role("button", name="Execute").click()
+        answer = voices.locator(".live-responses-table tbody")
+        expect(answer.locator(".response-col_status")).to_have_text("200")
+        expect(answer).to_contain_text("alloy")
+        assert outside == []
+        # Only the 401s of the two loads made without a key.
+        assert [e for e in w.errors if "401" not in e] == [], w.errors
+        assert w.csp_violations() == []
+        # The viewers that needed a CDN lead to the explorer.
+        page.set_extra_http_headers({"Authorization": f"Bearer {ADMIN_KEY}"})
+        page.goto("/schema/redoc")
+        assert page.url.endswith("/schema/swagger")
+    finally:
+        context.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from ttsframe import __version__
 from ttsframe.core.config import Settings, load_settings
 from ttsframe.core.errors import ConfigError, PluginError
 
-# Exit statuses of ``serve``: 2 for a bad configuration, 3 when the address is unusable.
+# Exit statuses of ``serve``: 2 for a bad configuration, 3 when the address is unusable,
+# 4 when a directory it writes or its database cannot be used (read-only, damaged).
 EXIT_CANNOT_LISTEN = 3
+EXIT_STORAGE = 4
 
 
 # ``serve`` flags that set one config key to their value (argparse dest -> section, key).
@@ -67,9 +70,12 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ttsframe.core.assembly import build_services
-    from ttsframe.core.config_file import keys_readable_by_others
+    from ttsframe.core.config_file import keys_readable_by_others, remove_stale_temps_of
     from ttsframe.core.data_lock import DataDirLock
+    from ttsframe.core.database import DATABASE_NAME, check_database
+    from ttsframe.core.errors import StorageUnusable
     from ttsframe.http.app import create_app
+    from ttsframe.http.auth import every_key_is_admin
     from ttsframe.http.listen import CannotListen, bind_listeners
     from ttsframe.http.server import serve
     from ttsframe.log_format import configure_logging
@@ -82,17 +88,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except CannotListen as exc:
         print(f"ttsframe: error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN
-    # Before anything reads or sweeps the data directory: one server owns it.
-    lock = DataDirLock(settings.data_dir).acquire()
+    os.umask(settings.server.umask)  # before anything is created
+    # Before anything reads or sweeps them: one server owns the directories it writes.
+    lock = DataDirLock.for_settings(settings)
     try:
+        lock.acquire()
+        check_database(settings.data_dir / DATABASE_NAME)
+    except StorageUnusable as exc:
+        lock.release()
+        print(f"ttsframe: error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
+    logger = logging.getLogger("ttsframe")
+    for note in lock.notes:
+        logger.warning(note)
+    try:
+        if settings.config_path:
+            for path in remove_stale_temps_of(Path(settings.config_path)):
+                logger.info("removed %s, a copy of the config left by a write that was "
+                            "cut off", path)
         services = build_services(settings)
         app = create_app(services)
         where = settings.config_path or "built-in defaults"
-        logger = logging.getLogger("ttsframe")
         logger.info("config: %s; data: %s", where, settings.data_dir)
         if settings.config_path and keys_readable_by_others(Path(settings.config_path)):
             logger.warning("%s holds API keys and other users can read it; make it private: "
                            "chmod 600 %s", settings.config_path, settings.config_path)
+        if note := every_key_is_admin(settings.security):
+            logger.warning(note)
         serve(app, services, sockets=sockets, log_level=level)
     finally:
         lock.release()

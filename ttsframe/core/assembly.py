@@ -5,6 +5,7 @@ Everything stateful is built here once and injected; there are no module-level s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,9 @@ from ttsframe.core.async_voices import AsyncVoices
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings, convert
 from ttsframe.core.config_editor import ConfigEditor
-from ttsframe.core.database import Database
+from ttsframe.core.database import DATABASE_NAME, Database
 from ttsframe.core.encoder import Encoder
-from ttsframe.core.errors import ConfigError
+from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.generation_log import GenerationLog
 from ttsframe.core.job_service import JobService
 from ttsframe.core.job_store import JobStore
@@ -25,11 +26,14 @@ from ttsframe.core.live_session import LiveSessions
 from ttsframe.core.metrics import Metrics
 from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
 from ttsframe.core.preprocessor import TextPreprocessor
+from ttsframe.core.pronunciations import PronunciationStore
 from ttsframe.core.retention import Retention
 from ttsframe.core.scheduler import BackendWorker, Scheduler
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.tracing import Tracing, build_tracing
 from ttsframe.core.voice_store import VoiceStore
+
+log = logging.getLogger("ttsframe")
 
 
 @dataclass
@@ -58,6 +62,9 @@ class Services:
     route_configs: dict[str, Any] = field(default_factory=dict)
     # The voice store for the event loop: every call awaited, run in a worker thread.
     async_voices: AsyncVoices = field(init=False)
+    # The pronunciation dictionary the /pronunciations routes manage (the preprocessor
+    # reads the same file through its own store).
+    pronunciations: PronunciationStore = field(init=False)
     # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
     cluster: Any = None
     # Open live sessions (text in, audio out: core/live_session.py).
@@ -65,6 +72,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
+        self.pronunciations = PronunciationStore(self.settings.data_dir)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +114,25 @@ def _instantiate(reg: Registration, settings: Settings):
     return reg.factory(ctx)
 
 
+def check_voice_aliases(aliases: dict[str, str], store: VoiceStore) -> None:
+    """``voices.aliases``: an alias of an alias, or a blank name, is a config error; a
+    target the store does not have is a warning (it may be created through the API)."""
+    for alias, target in aliases.items():
+        if not alias.strip() or not target.strip():
+            raise ConfigError(f"invalid value for 'voices.aliases': '{alias}' = '{target}'; "
+                              "both the alias and its voice need a name")
+        if target in aliases:
+            raise ConfigError(
+                f"invalid value for 'voices.aliases': '{alias}' names '{target}', which is "
+                f"an alias itself; point '{alias}' at the voice '{target}' stands for")
+        try:
+            store.get_voice(target)
+        except NotFound:
+            log.warning("voices.aliases: '%s' names voice '%s', which does not exist (yet); "
+                        "requests for '%s' get a 'voice not found' error until it is created",
+                        alias, target, alias)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -138,6 +165,7 @@ def build_services(
         if reg.config is not None or reg.plugin not in route_configs:
             route_configs[reg.plugin] = plugin_config(reg, settings)
     voices = _instantiate(store_reg, settings)
+    check_voice_aliases(settings.voices.aliases, voices)
     preprocessors = [_instantiate(reg, settings)
                      for reg in registry.items["preprocessor"].values()]
     encoders = {name: _instantiate(reg, settings)
@@ -153,7 +181,7 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
-    database = Database(settings.data_dir / "ttsframe.db")
+    database = Database(settings.data_dir / DATABASE_NAME)
     generation_log = GenerationLog(settings, database,
                                    settings.path(settings.storage.audio_outputs_dir))
     speech.observers.append(generation_log.record)

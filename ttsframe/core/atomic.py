@@ -44,14 +44,17 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None], mode: int = 0o666) -> None:
     """Create or replace ``path`` with what ``write(fh)`` writes, atomically. A failing
-    disk raises ``StorageFailed`` and leaves the old file as it was."""
+    disk raises ``StorageFailed`` and leaves the old file as it was. The temp file is
+    created with ``mode`` (less the umask): 0o600 keeps a secret private from the first
+    byte."""
     path = Path(path)
     tmp = temp_path_for(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("xb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -51,6 +51,25 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(x, from_rate, to_rate, quality="VHQ").astype(np.float32, copy=False)
 
 
+class Resampler:
+    """``resample`` in the incremental form a stream needs: ``feed`` pieces, then
+    ``finish`` for the filter's tail. A whole array is ``feed`` then ``finish``, so a
+    buffered reply and a stream at another rate get the same samples."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        if from_rate <= 0 or to_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+        self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32",
+                                           quality="VHQ")
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(samples, dtype=np.float32)
+        return self._stream.resample_chunk(x) if x.size else _EMPTY
+
+    def finish(self) -> np.ndarray:
+        return self._stream.resample_chunk(_EMPTY, last=True)
+
+
 def float_to_pcm16(samples: np.ndarray) -> bytes:
     """Clip to [-1, 1] and return 16-bit little-endian PCM bytes (NaN becomes silence)."""
     x = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0)
@@ -164,7 +183,8 @@ def crossfade_concat(
 def check_speed(speed: float) -> None:
     """A speed the tempo filter can apply; NaN and infinities fail the range test too."""
     if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InvalidInput(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+        raise InvalidInput(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}",
+                           param="speed", code="invalid_value")
 
 
 class Tempo:

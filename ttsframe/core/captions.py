@@ -2,9 +2,9 @@
 
 A request that asks for captions (``captions``: ``json``, ``srt`` or ``vtt``) is
 generated one sentence per generation (``SpeechService.prepare``), so each segment's
-place in the audio is known exactly from the samples each part contributed; times are
-scaled by the reply's speed. Joins are crossfaded over 10 ms, so a boundary may be off by
-that much.
+place in the audio is known exactly from the samples each part gave the pipeline
+(``SpeechStream.part_spans``, crossfaded joins and pauses counted); times are scaled by
+the reply's speed.
 """
 
 from __future__ import annotations
@@ -25,15 +25,18 @@ class Caption:
     end_s: float
 
 
-def captions_of(chunks: list[str], part_samples: list[int], rate: int,
+def captions_of(chunks: list[str], spans: list[tuple[int, int]], rate: int,
                 speed: float) -> list[Caption]:
-    """One caption per chunk, from the samples each part contributed (in order)."""
-    out, position = [], 0
-    for index, (text, samples) in enumerate(zip(chunks, part_samples, strict=True)):
-        start, position = position, position + samples
+    """One caption per chunk from where its part lies in the joined audio (samples at
+    ``rate``, before the tempo change); a caption ends where the next one starts, or
+    at its own end before a pause."""
+    out = []
+    for index, (text, (start, end)) in enumerate(zip(chunks, spans, strict=True)):
+        if index + 1 < len(spans):
+            end = min(end, spans[index + 1][0])
         words = " ".join(ANY_TAG.sub(" ", text).split())  # speaker tags are not shown
         out.append(Caption(index, words, round(start / rate / speed, 3),
-                           round(position / rate / speed, 3)))
+                           round(end / rate / speed, 3)))
     return out
 
 

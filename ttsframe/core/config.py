@@ -21,6 +21,12 @@ ENV_PREFIX = "TTSFRAME_"
 DEFAULT_CONFIG_NAME = "ttsframe.toml"
 
 
+# A host name as clients write it: a name or IPv6 literal, an optional port, or "*".
+HostPattern = Annotated[str, msgspec.Meta(pattern=(
+    r"^(\*|(\*\.)?[A-Za-z0-9_-][A-Za-z0-9_.-]*(:[0-9]{1,5})?"
+    r"|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)$"))]
+
+
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 7860
@@ -28,6 +34,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # After SIGTERM / Ctrl-C: how long requests already generating may take to finish.
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
+    # The process umask ``serve`` sets before it creates anything: the database, job
+    # results, saved outputs, prompts and voice files hold other clients' data, so by
+    # default only the server's user may read them (files 0600, directories 0700).
+    umask: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o077
     # "text": one readable line per record; "json": one JSON object per line (log shippers).
     log_format: Literal["text", "json"] = "text"
     # Slow and idle clients (http/connection_limits.py): the headers must arrive within
@@ -37,6 +47,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 120.0
     max_connections: Annotated[int, msgspec.Meta(ge=8, le=1_000_000)] = 1000
     max_requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
+    # Host names clients may reach the server by (the Host header), besides IP addresses,
+    # localhost and this machine's own name (http/hosts.py): any other name gets 421, so a
+    # web page cannot reach the server through a DNS name it controls (DNS rebinding).
+    # "tts.lan" (any port), "tts.lan:8443" (that port only), "*.example.com" (subdomains);
+    # ["*"] accepts every name.
+    allowed_hosts: list[HostPattern] = []
 
 
 # An API key: non-empty, no whitespace (a client's "Bearer <key>" could never carry it).
@@ -157,6 +173,10 @@ class LiveConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # pauses; a client that reads nothing for slow_client_s is disconnected (4008).
     send_buffer: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
     slow_client_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+class VoicesConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Names a request may send for another voice, on every route: {"coral": "narrator"}.
+    # An alias wins over a voice of the same name; its target must be a voice, not an alias.
+    aliases: dict[str, str] = {}
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -170,6 +190,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
+    voices: VoicesConfig = msgspec.field(default_factory=VoicesConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

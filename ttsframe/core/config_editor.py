@@ -43,7 +43,7 @@ EDITABLE: dict[str, tuple[str, str]] = {
 # Shown read-only: these take effect only at a restart.
 RESTART_REQUIRED: dict[str, tuple[str, ...]] = {
     "server": ("host", "port", "shutdown_grace_s", "header_timeout_s", "body_timeout_s",
-               "max_connections", "max_requests"),
+               "max_connections", "max_requests", "umask", "allowed_hosts"),
     "storage": ("data_dir", "audio_prompts_dir", "audio_outputs_dir", "max_upload_mb",
                 "max_prompts_mb", "max_voices"),
     "generation": ("default_backend", "voice_store", "unknown_nonverbals"),

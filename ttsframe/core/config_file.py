@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import tomli_w
 
-from ttsframe.core.atomic import atomic_write
+from ttsframe.core.atomic import TMP_MARK, atomic_write
 from ttsframe.core.errors import Conflict
 
 
@@ -50,7 +50,24 @@ def write_config(path: Path, changes: dict[str, dict[str, Any]]) -> None:
                 with contextlib.suppress(PermissionError):  # only root may give a file away
                     os.fchown(fh.fileno(), old.st_uid, old.st_gid)
 
-        atomic_write(target, write)
+        atomic_write(target, write, mode=0o600)  # it may hold keys: private until chmod
+
+
+def remove_stale_temps_of(path: Path) -> list[Path]:
+    """Delete the temp copies of the config (``.<name>.tmp-*``) that a writer killed
+    mid-write left behind: they may hold API keys. Done under the file's ``flock``,
+    which every writer holds while its copy exists, so a copy being written now by
+    another process is never taken."""
+    target = path.resolve()
+    prefix = f".{target.name}{TMP_MARK}"
+    removed = []
+    with _file_lock(target):
+        for entry in target.parent.iterdir():
+            if entry.name.startswith(prefix) and entry.is_file() and not entry.is_symlink():
+                with contextlib.suppress(OSError):  # gone already, or a read-only dir
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ makes a committed row survive a crash or power cut, which is what lets the serve
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,18 +19,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ttsframe.core.errors import StorageFailed
+from ttsframe.core.errors import StorageFailed, StorageUnusable
 
 T = TypeVar("T")
 # SQLite's result codes for a disk that cannot take the write (full, read-only, failing).
 STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 Row = dict[str, Any]  # a row as column -> value
 
+DATABASE_NAME = "ttsframe.db"  # in the data directory
 SCHEMA_VERSION = 2
 # Columns added since a table was first released: added to older files at open (an older
 # ttsframe reading a newer file ignores them).
 ADDED_COLUMNS = {("jobs", "request_id"): "TEXT", ("generation_logs", "request_id"): "TEXT",
-                 ("jobs", "owner"): "TEXT", ("generation_logs", "owner"): "TEXT"}
+                 ("jobs", "owner"): "TEXT", ("generation_logs", "owner"): "TEXT",
+                 ("jobs", "seed"): "INTEGER"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id          TEXT PRIMARY KEY,
@@ -51,9 +54,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     sample_rate     INTEGER,
     warnings        TEXT NOT NULL DEFAULT '[]',
     request_id      TEXT,
-    owner           TEXT
+    owner           TEXT,
+    seed            INTEGER
 );
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE TABLE IF NOT EXISTS generation_logs (
     log_id          TEXT PRIMARY KEY,
     created_at      REAL NOT NULL,
@@ -78,7 +81,18 @@ CREATE TABLE IF NOT EXISTS generation_logs (
     request_id      TEXT,
     owner           TEXT
 );
-CREATE INDEX IF NOT EXISTS logs_by_time ON generation_logs (created_at);
+"""
+# The listings' orders (newest first, ties by id), whole and per status or owner, so a
+# page of ``GET /jobs`` or ``GET /logs`` reads only its rows, however long the history.
+# Run after ADDED_COLUMNS (``owner`` is one); the indexes they replace are dropped.
+INDEXES = """
+DROP INDEX IF EXISTS jobs_by_status;
+DROP INDEX IF EXISTS logs_by_time;
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at DESC, job_id);
+CREATE INDEX IF NOT EXISTS jobs_by_status_time ON jobs (status, created_at DESC, job_id);
+CREATE INDEX IF NOT EXISTS jobs_by_owner_time ON jobs (owner, created_at DESC, job_id);
+CREATE INDEX IF NOT EXISTS logs_by_time_id ON generation_logs (created_at DESC, log_id);
+CREATE INDEX IF NOT EXISTS logs_by_owner_time ON generation_logs (owner, created_at DESC, log_id);
 """
 # Columns added since schema 1: (table, column, type). ``owner`` is the fingerprint of
 # the key that made the row (core/clients.py); rows from before have none.
@@ -108,7 +122,8 @@ class Database:
         for (table, column), kind in ADDED_COLUMNS.items():
             have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                transaction(conn, partial(_add_column, table, column, kind))
+        conn.executescript(INDEXES)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = conn
 
@@ -133,7 +148,7 @@ class Database:
         if self._conn is None:
             raise RuntimeError("the database is not open")
         try:
-            return await self._run(partial(fn, self._conn, *args))
+            return await self._run(partial(_on_thread, fn, self._conn, *args))
         except sqlite3.OperationalError as exc:
             if (exc.sqlite_errorname or "").startswith(STORAGE_ERRORS):
                 raise StorageFailed(
@@ -144,6 +159,70 @@ class Database:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+def check_database(path: Path) -> None:
+    """Before the server starts: a database file that SQLite cannot read is one clear
+    error naming the file and what to do (``StorageUnusable``), not a traceback from the
+    middle of startup. Reads every page (``quick_check``) and changes nothing."""
+    if not path.exists():
+        return  # the first start creates it
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+    except sqlite3.Error as exc:
+        raise _damaged(path, exc) from None
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    finally:
+        conn.close()
+    if problems == ["ok"] and version > SCHEMA_VERSION:
+        raise StorageUnusable(f"{path} was written by a newer ttsframe (schema {version} > "
+                              f"{SCHEMA_VERSION}); upgrade ttsframe. Nothing was changed")
+    if problems != ["ok"]:
+        found = " ".join(" ".join(problems).split())[:300]  # one line
+        raise _damaged(path, f"database disk image is malformed: {found}")
+
+
+def _damaged(path: Path, cause: object) -> StorageUnusable:
+    if isinstance(cause, sqlite3.OperationalError) and (
+            cause.sqlite_errorname or "").startswith(STORAGE_ERRORS):
+        return StorageUnusable(f"cannot open the database {path}: {cause}; make "
+                               f"{path.parent} and the file writable by this user. "
+                               "Nothing was changed")
+    return StorageUnusable(
+        f"the database {path} is damaged ({cause}); nothing was changed. It holds the job "
+        f"and generation-log history: restore it from a backup, or move it aside "
+        f"(mv {path} {path}.damaged, with any -wal and -shm files beside it) to start "
+        "with an empty history; voices and prompts are not in it")
+
+
+def _add_column(table: str, column: str, kind: str, conn: sqlite3.Connection) -> None:
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    if (table, column) == ("jobs", "seed"):  # the seed each stored request was fixed to
+        rows = conn.execute("SELECT job_id, request FROM jobs").fetchall()
+        conn.executemany("UPDATE jobs SET seed = ? WHERE job_id = ?",
+                         [(_request_seed(r["request"]), r["job_id"]) for r in rows])
+
+
+def _request_seed(request_json: str) -> int | None:
+    """The ``params.seed`` of a stored request's JSON, if it has one."""
+    params = json.loads(request_json).get("params") or {}
+    return params.get("seed")
+
+
+def _on_thread(fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T:
+    """Run ``fn``; a cursor it returns is closed here. A cursor holds one of the
+    connection's cached statements: freed on another thread while open, it resets that
+    statement while this thread may be running it for another query (``InterfaceError:
+    bad parameter or other API misuse``). Closed, it keeps only ``rowcount`` and
+    ``lastrowid``; return rows or counts rather than a cursor."""
+    out = fn(conn, *args)
+    if isinstance(out, sqlite3.Cursor):
+        out.close()
+    return out
 
 
 def dict_row(cursor: sqlite3.Cursor, row: tuple) -> Row:

@@ -34,13 +34,18 @@ class Encoder(abc.ABC):
 
 
 class StreamWriter(abc.ABC):
-    """Incremental encoder state: ``feed`` audio as it arrives, then ``finish``."""
+    """Incremental encoder state: ``feed`` audio as it arrives, then ``finish``; or
+    ``close`` when the stream is abandoned before its end."""
 
     @abc.abstractmethod
     def feed(self, samples: np.ndarray) -> bytes: ...
 
     @abc.abstractmethod
     def finish(self) -> bytes: ...
+
+    def close(self) -> None:
+        """Release what the writer holds (codec state, its threads) now rather than when
+        it is garbage collected; nothing more is fed. A no-op after ``finish``."""
 
 
 class BufferedStream(StreamWriter):

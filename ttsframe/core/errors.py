@@ -7,12 +7,17 @@ from enum import StrEnum
 
 
 class TTSFrameError(Exception):
-    """Base class: ``message`` is safe to show to the caller."""
+    """Base class: ``message`` is safe to show to the caller. ``param`` names the request
+    field at fault and ``code`` is a short machine-readable reason, when known (OpenAI's
+    error object carries both)."""
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None,
+                 param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        self.param = param
+        self.code = code
 
 
 class InvalidInput(TTSFrameError):
@@ -91,6 +96,11 @@ class GenerationFailed(TTSFrameError):
 
 class ConfigError(TTSFrameError):
     """Configuration is invalid; raised at startup or on PUT /config."""
+
+
+class StorageUnusable(TTSFrameError):
+    """At startup: a directory the server writes, or its database, cannot be used
+    (read-only, no permission, a damaged database file); ``serve`` exits with status 4."""
 
 
 class PluginError(TTSFrameError):

@@ -106,7 +106,7 @@ class GenerationLog:
             "text_chars": len(prepared.task.text),
             "text": prepared.task.text if self.settings.logging.show_prompts else None,
             "params": msgspec.json.encode({**msgspec.to_builtins(prepared.task.params),
-                                           "speed": prepared.request.speed}).decode(),
+                                           "speed": prepared.speed}).decode(),
             "queued_s": _seconds_between(ticket.submitted_at, ticket.started_at),
             "generation_s": _seconds_between(ticket.started_at, ticket.finished_at),
             "request_id": prepared.request.request_id,
@@ -133,16 +133,14 @@ class GenerationLog:
                        error=error_text(error) if error else None)
         cols, marks = ", ".join(row), ", ".join("?" for _ in row)
         await self.db.call(lambda c: c.execute(
-            f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())))
+            f"INSERT INTO generation_logs ({cols}) VALUES ({marks})", tuple(row.values())).rowcount)
 
     async def list_logs(self, limit: int = 100, client: Client = OPERATOR) -> list[LogEntry]:
         """The newest logs ``client`` may see: its own (an admin: all)."""
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
-        where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
-        rows = await self.db.call(lambda c: c.execute(
-            f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
-            (*args, limit)).fetchall())
+        sql, args = list_query(limit, client)
+        rows = await self.db.call(lambda c: c.execute(sql, args).fetchall())
         return [self._entry(r) for r in rows]
 
     async def _visible_row(self, log_id: str, client: Client = OPERATOR) -> Row:
@@ -171,14 +169,18 @@ class GenerationLog:
                            f"{self.outputs_dir}")
         return path, row["content_type"], row["audio_file"]
 
-    async def delete(self, log_ids: list[str] | None = None) -> tuple[list[str], list[Path]]:
-        """Delete the given logs (all when None) with their saved audio."""
+    async def delete(self, log_ids: list[str] | None = None, client: Client = OPERATOR
+                     ) -> tuple[list[str], list[Path]]:
+        """Delete the given logs (all when None) with their saved audio: only logs
+        ``client`` may see (another client's is a 404, as for reading it)."""
         if log_ids is not None:
             for log_id in log_ids:
-                await self._visible_row(log_id)
-        return await self._remove("1" if log_ids is None else
-                                  f"log_id IN ({', '.join('?' for _ in log_ids)})",
-                                  tuple(log_ids or ()))
+                await self._visible_row(log_id, client)
+        where = "1" if log_ids is None else f"log_id IN ({', '.join('?' for _ in log_ids)})"
+        args: tuple = tuple(log_ids or ())
+        if not client.admin:
+            where, args = f"({where}) AND owner IS ?", (*args, client.owner)
+        return await self._remove(where, args)
 
     async def expire(self, now: float) -> tuple[list[str], list[Path]]:
         """Remove logs and saved audio older than ``logging.output_retention_hours``
@@ -233,3 +235,10 @@ class GenerationLog:
 
 def _seconds_between(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
+
+
+def list_query(limit: int, client: Client = OPERATOR) -> tuple[str, tuple]:
+    """The listing's SQL, newest first in the order of an index (``logs_by_*``)."""
+    where, args = ("", ()) if client.admin else ("WHERE owner IS ?", (client.owner,))
+    return (f"SELECT * FROM generation_logs {where} ORDER BY created_at DESC, log_id LIMIT ?",
+            (*args, limit))

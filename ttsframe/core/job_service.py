@@ -128,7 +128,7 @@ class JobService:
             "request": msgspec.json.encode(request).decode(), "backend": prepared.backend,
             "voice_id": prepared.voice.voice_id, "response_format": request.response_format,
             "request_id": request.request_id,
-            "owner": request.client,
+            "owner": request.client, "seed": request.params.seed,
         }
         await self.store.insert(row)
         try:
@@ -303,17 +303,18 @@ class JobService:
             result_url=f"/jobs/{row['job_id']}/result" if completed else None,
             result_bytes=row["result_bytes"], duration_s=row["duration_s"],
             sample_rate=row["sample_rate"], warnings=msgspec.json.decode(row["warnings"]),
-            request_id=row["request_id"], seed=_stored_seed(row.get("request")))
+            request_id=row["request_id"], seed=row["seed"])
 
-    async def stats(self) -> QueueStats:
-        """Job counts from the database plus the scheduler's live view of every request."""
-        counts = await self.store.counts()
+    async def stats(self, client: Client = OPERATOR) -> QueueStats:
+        """Job counts from the database (``client``'s own jobs unless it is an admin) plus
+        the scheduler's live view of every request (load, not anyone's data)."""
+        counts = await self.store.counts(client)
         live = self.scheduler.stats()
         return QueueStats(
             pending_jobs=counts["pending"], processing_jobs=counts["processing"],
             completed_jobs=counts["completed"], failed_jobs=counts["failed"],
             cancelled_jobs=counts["cancelled"], total_workers=live["total_workers"],
-            active_workers=live["active_workers"], queued_requests=live["pending_jobs"],
+            active_workers=live["active_workers"], queued_requests=live["queued_tasks"],
             queue_size=self.scheduler.queue_size)
 
     # -- cancelling and removing ---------------------------------------------------------
@@ -338,12 +339,14 @@ class JobService:
                             detail=f"job {job_id} finished ({now.status}) before it could "
                                    "be cancelled")
 
-    async def clear(self, status: str | None = None) -> list[str]:
-        """Delete finished jobs (all of them, or those with ``status``) and their files."""
+    async def clear(self, status: str | None = None, client: Client = OPERATOR) -> list[str]:
+        """Delete finished jobs (all of them, or those with ``status``) and their files:
+        ``client``'s own unless it is an admin."""
         if status is not None and status not in FINISHED:
             raise InvalidInput(f"only finished jobs can be cleared; status must be one of "
                                f"{', '.join(FINISHED)}, not {status!r}")
-        rows = await self.store.finished(statuses=(status,) if status else FINISHED)
+        rows = await self.store.finished(statuses=(status,) if status else FINISHED,
+                                         client=client)
         await self.remove(rows)
         return [r["job_id"] for r in rows]
 
@@ -377,11 +380,3 @@ class JobService:
 def _remove_files(paths: list[Path]) -> list[Path]:
     """Remove the files (``remove_file`` each); return those it deleted."""
     return [path for path in paths if remove_file(path)]
-
-
-def _stored_seed(request_json: str | None) -> int | None:
-    """The seed a stored request was fixed to (``SpeechService.prepare`` draws one)."""
-    if not request_json:
-        return None
-    params = msgspec.json.decode(request_json).get("params") or {}
-    return params.get("seed")

@@ -17,6 +17,14 @@ class TextContext(msgspec.Struct, kw_only=True):
     voice: Voice
     backend: str
     speaker_tags: bool
+    # The request's language code, None when it named none.
+    language: str | None = None
+    # The request's "normalize" field: None leaves it to each normalizing preprocessor's
+    # own setting, False asks for the text as written.
+    normalize: bool | None = None
+    # The request's "chat_text" field: clean up chat markup (markdown, emoji, actions);
+    # None leaves it to the chat-text preprocessor's own setting.
+    chat_text: bool | None = None
     warnings: list[str] = msgspec.field(default_factory=list)
 
 
@@ -25,6 +33,9 @@ class TextPreprocessor(abc.ABC):
 
     name: str
     order: int = 100
+    # The request field this preprocessor answers to ("normalize", "chat_text"), if any:
+    # a request that turns an option on that no loaded preprocessor answers to is told so.
+    request_option: str | None = None
 
     @abc.abstractmethod
     def process(self, text: str, ctx: TextContext) -> str:

@@ -547,11 +547,13 @@ class Scheduler:
             await asyncio.sleep(min(max(quiet - since_last, quiet / 4), left))
 
     def stats(self) -> dict[str, int]:
+        """Counts of tasks (one per generation: a long text is several), since start;
+        ``/health`` shows them. Jobs are counted by ``JobService.stats``."""
         return {
-            "pending_jobs": self.pending_count,
-            "processing_jobs": len(self._running),
-            "completed_jobs": self.completed,
-            "failed_jobs": self.failed,
+            "queued_tasks": self.pending_count,
+            "running_tasks": len(self._running),
+            "completed_tasks": self.completed,
+            "failed_tasks": self.failed,
             # How many requests may be generating at once: one batch per backend replica.
             "total_workers": sum(self.batch_limit(name) * worker.slots
                                  for name, worker in self.workers.items()),

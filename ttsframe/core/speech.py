@@ -32,14 +32,20 @@ from ttsframe.core.captions import caption_text, captions_of
 from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
-from ttsframe.core.errors import InvalidInput, cause_of_stop
+from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.segmenter import Segmenter
 from ttsframe.core.speech_stream import SpeechStream
-from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
+from ttsframe.core.speech_types import (
+    MAX_OUTPUT_RATE,
+    MIN_OUTPUT_RATE,
+    SpeechOutput,
+    SpeechRequest,
+)
+from ttsframe.core.ssml import is_ssml, parse_ssml
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.tracing import Tracing
 from ttsframe.core.voice_store import VoiceStore
@@ -70,6 +76,12 @@ class PreparedSpeech:
     warnings: list[str]
     # The text of each generation, in order: ``[task.text]`` unless a long text was split.
     chunks: list[str] = field(default_factory=list)
+    # Seconds of silence after each chunk (SSML breaks; empty: none), and before the first.
+    pauses: list[float] = field(default_factory=list)
+    lead_s: float = 0.0
+    # The reply's tempo: the request's speed times an SSML document's <prosody rate>
+    # (kept here, not written back, so a stored job read again is not sped up twice).
+    speed: float = 1.0
     # Chunks 2..n wait for the first and take its audio and text as their prompt
     # (``continue_voice``), so the speaker stays the same.
     continued: bool = False
@@ -122,7 +134,7 @@ class SpeechService:
             return default
         if model in self.backends:
             return model
-        raise InvalidInput(self.unknown_model(model))
+        raise InvalidInput(self.unknown_model(model), param="model", code="model_not_found")
 
     def model_names(self) -> list[str]:
         """Every name a request may send as ``model``: the backends, then OpenAI's names
@@ -136,12 +148,27 @@ class SpeechService:
                 f" (the OpenAI names mean the default backend, "
                 f"'{self.settings.generation.default_backend}')")
 
+    async def _voice(self, name: str) -> Voice:
+        """The voice a request names, through the operator's ``voices.aliases``. Voice
+        stores may read files or a database: never on the event loop."""
+        target = self.settings.voices.aliases.get(name)
+        try:
+            return await anyio.to_thread.run_sync(self.voices.get_voice, target or name)
+        except NotFound as exc:
+            if target is not None:
+                raise NotFound(f"voice '{name}' is an alias of '{target}' (voices.aliases), "
+                               f"which does not exist; create voice '{target}' or change "
+                               "the alias", param="voice", code="voice_not_found") from None
+            raise NotFound(exc.message, headers=exc.headers, param="voice",
+                           code="voice_not_found") from None
+
     def encoder(self, fmt: str) -> Encoder:
         encoder = self.encoders.get(fmt.lower())
         if encoder is None:
             raise InvalidInput(
                 f"unsupported response_format '{fmt}'; supported formats: "
-                f"{', '.join(sorted(self.encoders))}")
+                f"{', '.join(sorted(self.encoders))}", param="response_format",
+                code="invalid_value")
         return encoder
 
     async def prepare(self, request: SpeechRequest) -> PreparedSpeech:
@@ -157,36 +184,67 @@ class SpeechService:
         prepared.announcement = token
         return prepared
 
+    async def preview(self, request: SpeechRequest) -> PreparedSpeech:
+        """What ``prepare`` decides for ``request`` (text, chunks, silences, warnings),
+        with nothing announced to the scheduler: ``POST /text/preview``."""
+        if request.request_id is None:
+            request.request_id = current_request_id()
+        return await self._prepare(request)
+
     async def _prepare(self, request: SpeechRequest) -> PreparedSpeech:
         backend_name = self.resolve_backend(request.model)
         backend = self.backends[backend_name]
-        self.encoder(request.response_format)
-        check_speed(request.speed)  # buffered and streamed alike, before queueing
+        check_output_rate(self.encoder(request.response_format), request.sample_rate)
         check_language(request.language)
         caps = backend.capabilities
         text = request.text.strip()
         if not text:
-            raise InvalidInput("text is empty; send the words to speak in 'text' or 'input'")
+            raise InvalidInput("text is empty; send the words to speak in 'text' or 'input'",
+                               param="input", code="empty_input")
         limit = self.settings.generation.max_text_chars
         if len(text) > limit:
             raise InvalidInput(
                 f"text is {len(text)} characters; the limit is {limit} "
-                "(generation.max_text_chars)")
+                "(generation.max_text_chars)", param="input", code="string_above_max_length")
+        ssml, speed = None, request.speed
+        if request.input_format == "ssml" or (request.input_format is None and is_ssml(text)):
+            ssml = parse_ssml(text, request.language)
+            if ssml.rate is not None:  # <prosody rate> around the whole document
+                speed = round(speed * ssml.rate, 4)
+        check_speed(speed)  # buffered and streamed alike, before queueing
         # Voice stores may read files or a database: never on the event loop.
-        voice = await anyio.to_thread.run_sync(self.voices.get_voice, request.voice_id.strip())
+        voice = await self._voice(request.voice_id.strip())
         if voice.backends and backend_name not in voice.backends:
             raise InvalidInput(
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "
-                f"not '{backend_name}'")
+                f"not '{backend_name}'", param="voice", code="invalid_value")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
-                          speaker_tags=caps.speaker_tags)
+                          speaker_tags=caps.speaker_tags, language=request.language,
+                          normalize=request.normalize, chat_text=request.chat_text)
+        answered = {pre.request_option for pre in self.preprocessors}
+        for option, hint in TEXT_OPTIONS.items():
+            if getattr(request, option) and option not in answered:
+                ctx.warnings.append(f"'{option}' was asked for but no loaded text "
+                                    f"preprocessor does it: {hint}")
         if request.language and not _speaks(caps.languages, request.language):
             ctx.warnings.append(
                 f"backend '{backend_name}' does not list language '{request.language}' "
                 f"(it lists {', '.join(caps.languages)}); the text is spoken anyway")
+        lead = 0.0
         with self.tracing.span("ttsframe.preprocess", **{"ttsframe.backend": backend_name}):
-            for pre in self.preprocessors:
-                text = pre.process(text, ctx)
+            if ssml is None:
+                pieces = [(self.preprocess(text, ctx), 0.0)]
+            else:
+                ctx.warnings.extend(ssml.warnings)
+                pieces = []
+                for segment in ssml.segments:
+                    if not segment.text:  # a break before any text
+                        lead += segment.pause_s
+                        continue
+                    said = (f"[{segment.speaker}] {segment.text}"
+                            if segment.speaker and caps.speaker_tags else segment.text)
+                    pieces.append((self.preprocess(said, ctx), segment.pause_s))
+        text = " ".join(piece for piece, _ in pieces)
         params = request.params
         if params.seed is None and not params.greedy:
             # Every sampled take has a known seed (the voice's, else a fresh one): the
@@ -199,35 +257,48 @@ class SpeechService:
         if voice.audio_prompt:
             if not caps.supports_cloning:
                 raise InvalidInput(f"backend '{backend_name}' cannot clone voices; "
-                                   f"voice '{voice.voice_id}' needs an audio prompt")
-            prompt = await anyio.to_thread.run_sync(self.voices.load_prompt, voice.audio_prompt)
+                                   f"voice '{voice.voice_id}' needs an audio prompt",
+                                   param="voice", code="invalid_value")
+            try:
+                prompt = await anyio.to_thread.run_sync(self.voices.load_prompt,
+                                                        voice.audio_prompt)
+            except NotFound as exc:  # about the voice the request named
+                raise NotFound(f"{exc.message} (the audio prompt of voice "
+                               f"'{voice.voice_id}')", param="voice",
+                               code="voice_not_found") from None
         transcript = voice.audio_prompt_transcript if prompt is not None else None
         task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
-        chunks = (chunk_text(text, budget, tag_speakers=caps.speaker_tags)
-                  if len(text.encode()) > budget else [text])
+        planned_pieces = split_pieces(pieces, budget, caps.speaker_tags)
+        chunks = [chunk for chunk, _ in planned_pieces]
         most = self.settings.generation.max_generations
         continued = False
         if request.captions is not None:
             if request.captions not in CAPTION_FORMATS:
                 raise InvalidInput(f"captions '{request.captions}' is not a format; use one "
                                    f"of {', '.join(CAPTION_FORMATS)}")
-            chunks = sentence_chunks(text, budget, tag_speakers=caps.speaker_tags)
+            planned_pieces = []
+            for piece, pause in pieces:  # each piece's sentences, its pause after the last
+                sentences = sentence_chunks(piece, budget, tag_speakers=caps.speaker_tags)
+                planned_pieces += [(s, 0.0) for s in sentences[:-1]] + [(sentences[-1], pause)]
+            chunks = [chunk for chunk, _ in planned_pieces]
         if len(chunks) > 1 and prompt is None and caps.supports_cloning and (
                 self.settings.generation.chunk_continuity if params.chunk_continuity is None
                 else params.chunk_continuity):
             unable = None
             try:
-                planned = (self.check_continued(backend, task, chunks)
+                planned = (self.check_continued(backend, task, planned_pieces)
                            if request.captions is not None
-                           else self.continuity_chunks(backend_name, backend, task, budget))
+                           else self.continuity_chunks(backend_name, backend, task, budget,
+                                                       pieces))
             except InvalidInput as exc:  # the backend cannot take this plan
                 unable = exc.message
             else:
                 if len(planned) <= most or len(chunks) > most:
-                    chunks, continued = planned, True
+                    planned_pieces, continued = planned, True
+                    chunks = [chunk for chunk, _ in planned]
                 else:
                     unable = (f"that would take {len(planned)} generations, more than "
                               f"generation.max_generations ({most})")
@@ -245,11 +316,22 @@ class SpeechService:
             for chunk in chunks:
                 backend.check(task if chunk == text
                               else msgspec.structs.replace(task, text=chunk))
+        pauses = [pause for _, pause in planned_pieces]
         return PreparedSpeech(task, backend_name, voice, request,
-                              [*request.notes, *ctx.warnings], chunks, continued=continued)
+                              [*request.notes, *_unique(ctx.warnings)], chunks,
+                              continued=continued,
+                              pauses=pauses if any(pauses) or lead else [], lead_s=lead,
+                              speed=speed)
+
+    def preprocess(self, text: str, ctx: TextContext) -> str:
+        """``text`` through every text preprocessor, in order."""
+        for pre in self.preprocessors:
+            text = pre.process(text, ctx)
+        return text
 
     def continuity_chunks(self, backend_name: str, backend: Backend, task: SynthesisTask,
-                          budget: int) -> list[str]:
+                          budget: int, pieces: list[tuple[str, float]] | None = None,
+                          ) -> list[tuple[str, float]]:
         """Chunks for a long text whose later chunks are conditioned on the first.
 
         The first chunk is short (a sentence or two: ``FIRST_CHUNK_BYTES``, at most half
@@ -257,27 +339,34 @@ class SpeechService:
         text a transcript that takes text room; the rest are sized as for a
         cloned voice whose prompt is that chunk, its audio estimated from its length.
         Each generation is checked with the backend, the later ones behind that estimate.
+        ``pieces`` (text, silence after) are kept apart, as SSML's breaks and paragraphs
+        ask; the chunks come back with the silence after each.
         """
         caps = backend.capabilities
+        pieces = pieces or [(task.text, 0.0)]
         first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
-        first, rest = split_first(task.text, first_bytes, tag_speakers=caps.speaker_tags)
+        first, rest = split_first(pieces[0][0], first_bytes, tag_speakers=caps.speaker_tags)
         estimate = AudioPrompt(
             "first-chunk-estimate",
             np.zeros(int(_speech_seconds(first) * caps.sample_rate), np.float32),
             caps.sample_rate)
         later = self.chunk_bytes(backend_name, caps, estimate, first)
-        chunks = [first, *chunk_text(rest, later, tag_speakers=caps.speaker_tags)]
+        planned = [(first, 0.0 if rest.strip() else pieces[0][1])]
+        if rest.strip():
+            planned += split_pieces([(rest, pieces[0][1])], later, caps.speaker_tags)
+        planned += split_pieces(pieces[1:], later, caps.speaker_tags)
         replace = msgspec.structs.replace
         backend.check(replace(task, text=first))
-        for chunk in chunks[1:]:
+        for chunk, _ in planned[1:]:
             backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=first))
-        return chunks
+        return planned
 
     def check_continued(self, backend: Backend, task: SynthesisTask,
-                        chunks: list[str]) -> list[str]:
-        """``chunks`` as they are (a captioned text's sentences), checked with the
-        backend as ``continuity_chunks`` checks its own: the later ones behind the first's
-        estimated audio."""
+                        planned: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """``planned`` as it is (a captioned text's sentences and pauses), checked with
+        the backend as ``continuity_chunks`` checks its own: the later chunks behind the
+        first's estimated audio."""
+        chunks = [chunk for chunk, _ in planned]
         caps = backend.capabilities
         estimate = AudioPrompt(
             "first-chunk-estimate",
@@ -288,7 +377,7 @@ class SpeechService:
         for chunk in chunks[1:]:
             backend.check(replace(task, text=chunk, prompt=estimate,
                                   prompt_transcript=chunks[0]))
-        return chunks
+        return planned
 
     def continue_voice(self, prepared: PreparedSpeech, later: list[SynthesisTask],
                        first: SynthesisResult) -> None:
@@ -392,21 +481,23 @@ class SpeechService:
 
     def _pipeline(self, prepared: PreparedSpeech, *, whole: bool) -> OutputPipeline:
         request = prepared.request
+        silences = sum(1 for pause in prepared.pauses if pause) + (prepared.lead_s > 0)
         return OutputPipeline(self.encoder(request.response_format),
                               self.backends[prepared.backend].capabilities.sample_rate,
-                              request.speed, parts=len(prepared.chunks), whole=whole,
-                              keep=self.settings.logging.save_outputs)
+                              prepared.speed, parts=len(prepared.chunks) + silences,
+                              whole=whole, keep=self.settings.logging.save_outputs,
+                              out_rate=request.sample_rate)
 
     def speech_output(self, stream: SpeechStream, data: bytes = b"") -> SpeechOutput:
         """The reply's description: up front (the stream's ``head``: no audio, duration or
         tokens yet), or at the end with the audio and every part's notes (and, when the
         request asked for them, its captions in ``X-Captions``, base64)."""
         prepared, pipeline = stream.prepared, stream.pipeline
-        encoder, rate = pipeline.encoder, pipeline.rate
+        encoder, rate = pipeline.encoder, pipeline.out_rate
         fmt = prepared.request.captions
         extra = {}
-        if fmt and data and len(stream.part_samples) == len(prepared.chunks):
-            text = caption_text(captions_of(prepared.chunks, stream.part_samples, rate,
+        if fmt and data and len(stream.part_spans) == len(prepared.chunks):
+            text = caption_text(captions_of(prepared.chunks, stream.part_spans, pipeline.rate,
                                             prepared.request.speed), fmt)
             extra = {"X-Captions": base64.b64encode(text.encode()).decode(),
                      "X-Captions-Format": fmt}
@@ -548,9 +639,34 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# Request options a text preprocessor answers to, and where to get one that does.
+TEXT_OPTIONS = {
+    "normalize": "enable the built-in 'normalize' plugin",
+    "chat_text": "install the chat-text plugin (pip install -e "
+                 "plugins_contrib/ttsframe-chattext) and restart",
+}
+
 # A language code: "en", "de", "zh-cn", "pt_BR", "sr-Latn-RS". Nothing longer or
 # stranger reaches a backend, a warning header or the log.
 LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,2}")
+
+
+def check_output_rate(encoder: Encoder, rate: int | None) -> None:
+    """A requested output rate the format can carry as asked (opus is always 48 kHz;
+    mp3 and aac have fixed rate lists)."""
+    if rate is None:
+        return
+    if not MIN_OUTPUT_RATE <= rate <= MAX_OUTPUT_RATE:
+        raise InvalidInput(f"sample_rate must be between {MIN_OUTPUT_RATE} and "
+                           f"{MAX_OUTPUT_RATE} Hz, got {rate}", param="sample_rate",
+                           code="invalid_value")
+    actual = encoder.output_rate(rate)
+    if actual != rate:
+        raise InvalidInput(
+            f"response_format '{encoder.format}' cannot be encoded at {rate} Hz (it would "
+            f"be {actual} Hz); ask for sample_rate {actual}, leave sample_rate out, or use "
+            "pcm, wav or flac, which take any rate", param="sample_rate",
+            code="invalid_value")
 
 
 def check_language(language: str | None) -> None:
@@ -567,6 +683,18 @@ def _speaks(languages: tuple[str, ...], language: str) -> bool:
     listed = {lang.lower() for lang in languages}
     return wanted in listed or wanted.split("-")[0] in listed
 
+
+
+def split_pieces(pieces: list[tuple[str, float]], budget: int,
+                 tag_speakers: bool) -> list[tuple[str, float]]:
+    """Each piece's text in chunks of at most ``budget`` bytes (split at turns,
+    sentences, clauses, words), the piece's silence after its last chunk."""
+    planned: list[tuple[str, float]] = []
+    for text, pause in pieces:
+        parts = (chunk_text(text, budget, tag_speakers=tag_speakers)
+                 if len(text.encode()) > budget else [text])
+        planned += [(part, 0.0) for part in parts[:-1]] + [(parts[-1], pause)]
+    return planned
 
 
 def sentence_chunks(text: str, budget: int, *, tag_speakers: bool) -> list[str]:

@@ -52,8 +52,9 @@ class SpeechStream:
         self.parts = ticket.parts or [ticket]
         self.pipeline = pipeline
         self.results: list[SynthesisResult] = []  # of the parts done so far, in order
-        # Samples each part done so far gave the pipeline (at its rate): caption times.
-        self.part_samples: list[int] = []
+        # Where each part done so far lies in the joined audio, in samples at the
+        # pipeline's rate before the tempo change (start, end): caption times.
+        self.part_spans: list[tuple[int, int]] = []
         # A streamed reply: what its headers say (format, rate, voice, warnings known
         # up front), set by ``SpeechService.open_stream``.
         self.head: SpeechOutput | None = None
@@ -71,8 +72,12 @@ class SpeechStream:
     def audio_callback(self, index: int) -> Callable[[np.ndarray], None]:
         """``on_audio`` for part ``index``: hands samples from the backend's thread to
         the event loop (the queue keeps them ahead of the part's completion)."""
+        # The loop and queue only, not the stream: a task that outlives the reply (held by
+        # a backend or a batch) must not keep the stream and its encoder alive.
+        loop, put = self._loop, self._events.put_nowait
+
         def on_audio(samples: np.ndarray) -> None:
-            self._loop.call_soon_threadsafe(self._events.put_nowait, ("audio", index, samples))
+            loop.call_soon_threadsafe(put, ("audio", index, samples))
         return on_audio
 
     async def start(self) -> None:
@@ -83,6 +88,7 @@ class SpeechStream:
             self._first = await anext(self._body, b"")
         except BaseException as exc:
             self._end(exc)
+            self._close_pipeline()
             raise
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -96,6 +102,10 @@ class SpeechStream:
             self._end(exc if not isinstance(exc, GeneratorExit | asyncio.CancelledError)
                       else Cancelled("the client disconnected",
                                      cause=CancelCause.CLIENT_DISCONNECT))
+            # The encoder's threads and buffers go now. Nothing is encoding: the body is
+            # finished or waits at a ``yield`` (a cancelled ``to_thread`` call returns
+            # only once its thread is done).
+            self._close_pipeline()
             raise
         self._end(None)
 
@@ -104,6 +114,12 @@ class SpeechStream:
         """Stop generating (idempotent); the worker moves on between decoding steps."""
         if not self._ended:
             self._end(Cancelled(reason, cause=cause))
+
+    def _close_pipeline(self) -> None:
+        try:
+            self.pipeline.close()
+        except Exception:  # an encoder plugin's close: its failure is not the reply's
+            log.exception("stream %s: closing the encoder failed", self.ticket.task.task_id)
 
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
@@ -144,6 +160,17 @@ class SpeechStream:
         done: set[int] = set()
         emitted = [0] * len(self.parts)
         current = 0
+        pauses = self.prepared.pauses
+        # Each boundary between pieces given to the pipeline is crossfaded: the next
+        # piece starts that many samples before the end of the one before.
+        fade = round(self.pipeline.crossfade_s * self.pipeline.rate)
+        fed, joins = 0, 0
+        if self.prepared.lead_s:
+            lead = self._silence(self.prepared.lead_s, 1)
+            fed, joins = lead.size, 1
+            data = await run(self.pipeline.end_part, lead)
+            if data:
+                yield data
         while current < len(self.parts):
             kind, index, samples = await self._events.get()
             if kind == "audio":
@@ -166,8 +193,23 @@ class SpeechStream:
                 if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
                     tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
                 self.results.append(result)
-                self.part_samples.append(emitted[current] + tail.size)
+                size = emitted[current] + tail.size
+                start = fed - joins * fade
+                self.part_spans.append((start, start + size))
+                fed, joins = fed + size, joins + 1
                 data = await run(self.pipeline.end_part, tail)
+                if current < len(pauses) and pauses[current]:
+                    silence = self._silence(pauses[current],
+                                            1 + (current + 1 < len(self.parts)))
+                    fed, joins = fed + silence.size, joins + 1
+                    data += await run(self.pipeline.end_part, silence)
                 if data:
                     yield data
                 current += 1
+
+    def _silence(self, seconds: float, joins: int) -> np.ndarray:
+        """``seconds`` of silence as the listener hears them: lengthened by the
+        crossfade each join takes from it and by the reply's tempo change."""
+        pipeline = self.pipeline
+        seconds = seconds * self.prepared.speed + joins * pipeline.crossfade_s
+        return np.zeros(round(seconds * pipeline.rate), dtype=np.float32)

@@ -35,6 +35,10 @@ class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
         "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
 
 
+# The output rates a request may ask for (``SpeechRequest.sample_rate``).
+MIN_OUTPUT_RATE, MAX_OUTPUT_RATE = 8000, 48000
+
+
 class SpeechRequest(msgspec.Struct, kw_only=True):
     """A validated request, whichever HTTP shape it arrived in."""
 
@@ -44,10 +48,22 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     role: Role | None = None
     response_format: str = "wav"
     speed: float = 1.0
+    # The rate of the reply's audio; None: the backend's (the encoder may still change
+    # it: opus is always 48 kHz). The audio is resampled after the tempo change.
+    sample_rate: int | None = None
     params: GenerationParams = msgspec.field(default_factory=GenerationParams)
     stream: bool = False
     # A language code ("en", "de", "zh-cn") for multilingual backends; None: the backend's.
     language: str | None = None
+    # Write numbers, money, dates ... out as words (the ``normalize`` preprocessor); None:
+    # its configured default.
+    normalize: bool | None = None
+    # Clean up chat markup (the chat-text preprocessor, ``ttsframe-chattext``); None: its
+    # configured default.
+    chat_text: bool | None = None
+    # "ssml": ``text`` is an SSML document (``core/ssml.py``); None: SSML when it starts
+    # with ``<speak``; "text": never.
+    input_format: Literal["text", "ssml"] | None = None
     # What the HTTP layer accepted but ignores (e.g. OpenAI's ``instructions``); reported
     # back to the caller with the other warnings.
     notes: list[str] = msgspec.field(default_factory=list)

@@ -11,6 +11,23 @@ from ttsframe.core.errors import InvalidInput
 ANY_TAG = re.compile(r"\[\s*[sS]\s*(\d+)\s*\]")
 LEADING_TAG = re.compile(r"^\s*\[\s*[sS]\s*\d+\s*\]")
 SPEAKERS = ("S1", "S2")
+# Markup that text rewriting (normalization, the pronunciation dictionary) leaves exactly
+# as written: speaker tags and parenthesised nonverbals (one to three lowercase words, as
+# the nonverbals plugin reads them).
+_TAG_WORD = r"[a-z]+(?:['-][a-z]+)*"
+MARKUP = re.compile(rf"\[\s*[sS]\s*\d+\s*\]|\(\s*{_TAG_WORD}(?: {_TAG_WORD}){{0,2}}\s*\)")
+
+
+def outside_markup(text: str, rewrite: Callable[[str], str]) -> str:
+    """``text`` with ``rewrite`` applied to each stretch between markup."""
+    pieces: list[str] = []
+    last = 0
+    for match in MARKUP.finditer(text):
+        pieces.append(rewrite(text[last:match.start()]))
+        pieces.append(match.group(0))
+        last = match.end()
+    pieces.append(rewrite(text[last:]))
+    return "".join(pieces)
 
 
 def canonical_tags(text: str, unknown: Callable[[str], str]) -> str:

@@ -9,6 +9,12 @@ on the scheduler's side, so their spans are written when the generation ends, fr
 ticket's timestamps. Spans go to the OTLP/HTTP endpoint configured (or named by the
 standard ``OTEL_EXPORTER_OTLP_*`` variables). With tracing off nothing is imported and
 each span point is one attribute check.
+
+Query strings may hold secrets (a client's ``?api_key=...``), and the ASGI
+instrumentation copies them into the request span (``http.url``, ``url.full``,
+``url.query``). ``QueryValueScrubber``, the provider's first span processor, replaces
+every query value with ``REDACTED`` as each span starts, before any exporter sees it
+(``core/trace_redaction.py``).
 """
 
 from __future__ import annotations
@@ -84,11 +90,14 @@ def build_tracing(settings: Settings) -> Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from ttsframe.core.trace_redaction import QueryValueScrubber
     except ImportError:
         raise ConfigError("tracing.enabled needs the OpenTelemetry packages: "
                           "pip install 'ttsframe[otel]' (or set tracing.enabled = false)"
                           ) from None
     provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}))
+    provider.add_span_processor(QueryValueScrubber())  # first: before any exporter
     endpoint = config.otlp_endpoint
     if endpoint or any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT",
                                                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):

@@ -19,6 +19,9 @@ from ttsframe.core.errors import InvalidInput
 
 MAX_SOURCE_RATE = 384_000
 MAX_CHANNELS = 16
+# A prompt whose level, once any constant offset is removed, is below this (RMS, dBFS)
+# holds no voice to clone: silence, a DC offset, or a signal stuck near one value.
+MIN_PROMPT_LEVEL_DBFS = -60.0
 
 # Demuxers FFmpeg may pick while probing an upload. Anything else (playlists, images,
 # exotic containers) is refused before a demuxer runs, which keeps e.g. the HLS demuxer
@@ -216,8 +219,28 @@ def decode_info(
             f"{what} is truncated: its header promises {declared:.2f} s "
             f"but only {seconds:.2f} s could be decoded"
         )
+    _check_finite(samples, what)
     np.clip(samples, -1.0, 1.0, out=samples)
     return DecodedAudio(samples, rate, channels, fmt, codec)
+
+
+def _check_finite(samples: np.ndarray, what: str) -> None:
+    """Float formats can carry NaN and infinity, which no conversion maps to sound (a
+    NaN would be stored as the most negative sample, infinity as full scale)."""
+    bad = int(np.count_nonzero(~np.isfinite(samples)))
+    if bad:
+        raise InvalidInput(f"{what} holds {bad} of {len(samples)} samples that are not "
+                           "numbers (NaN or infinity); export it again as ordinary PCM or "
+                           "float audio")
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level after removing the mean (a constant offset is not sound), in dBFS."""
+    if not len(samples):
+        return float("-inf")
+    ac = samples.astype(np.float64) - float(np.mean(samples, dtype=np.float64))
+    rms = float(np.sqrt(np.mean(ac * ac)))
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 def decode_audio(
@@ -240,7 +263,8 @@ def prepare_prompt(
     max_s: float = 60.0,
     filename_hint: str | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Turn an uploaded voice prompt into mono float32 at ``target_rate``, checked for length.
+    """Turn an uploaded voice prompt into mono float32 at ``target_rate``, checked for
+    length and for holding sound (not silence or a constant).
 
     Returns the samples and ``{"duration", "source_rate", "channels", "format", "codec"}``.
     """
@@ -252,6 +276,13 @@ def prepare_prompt(
     duration = decoded.duration
     if duration < min_s:
         raise InvalidInput(f"audio is {duration:.1f} s long; {bounds}")
+    level = level_dbfs(decoded.samples)
+    if level < MIN_PROMPT_LEVEL_DBFS:
+        shown = "no variation at all" if level == float("-inf") else f"{level:.0f} dBFS"
+        raise InvalidInput(
+            f"audio is silent or constant ({shown}, below {MIN_PROMPT_LEVEL_DBFS:g} dBFS "
+            "once any constant offset is removed); a prompt must be a recording of the "
+            "voice to clone")
     samples = resample(decoded.samples, decoded.sample_rate, target_rate)
     info = {
         "duration": round(len(samples) / target_rate, 3),

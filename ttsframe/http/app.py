@@ -12,14 +12,29 @@ from litestar.openapi.config import OpenAPIConfig
 from ttsframe import __version__
 from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.http import ui
+from ttsframe.http import explorer, ui
 from ttsframe.http.auth import api_key_guard, client_dependency, openapi_security
 from ttsframe.http.cors import RefusedOriginLog, cors_config
+from ttsframe.http.cross_site import CrossSiteWrites
 from ttsframe.http.errors import EXCEPTION_HANDLERS
+from ttsframe.http.hosts import host_rule
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
+from ttsframe.http.request_guard import RequestGuard
 from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
-from ttsframe.http.routes import config, jobs, live, logs, openai, speech, system, voices
+from ttsframe.http.routes import (
+    config,
+    jobs,
+    live,
+    logs,
+    openai,
+    pronunciations,
+    speech,
+    system,
+    text,
+    voices,
+)
+from ttsframe.http.security_headers import SecurityHeaders
 
 
 def plugin_routers(services: Services) -> list[Router]:
@@ -46,8 +61,13 @@ def tracing_plugins(services: Services) -> list:
         return []
     from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
+    from ttsframe.core.trace_redaction import scrub_span
+
+    # The request hook runs once the span holds the request's URL: its query values
+    # (``?api_key=...``) are redacted there, before any exporter sees them.
     return [OpenTelemetryPlugin(OpenTelemetryConfig(
-        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"]))]
+        tracer_provider=services.tracing.provider, exclude_spans=["receive", "send"],
+        server_request_hook_handler=scrub_span))]
 
 
 def create_app(services: Services) -> Litestar:
@@ -55,14 +75,20 @@ def create_app(services: Services) -> Litestar:
     plugin_routes = plugin_routers(services)
     metrics = services.settings.metrics
     observed = [metrics_route(metrics.path)] if metrics.enabled else []
-    return Litestar(
+    hosts = host_rule(services.settings.server.allowed_hosts)
+    headers = SecurityHeaders()
+    app = Litestar(
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
-                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *ui.ROUTES, *observed,
-                        *live.ROUTES, *plugin_routes],
+                        *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *text.ROUTES,
+                        *pronunciations.ROUTES, *ui.ROUTES,
+                        *observed, *live.ROUTES,
+                        *plugin_routes],
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],
         # X-Request-ID on every reply (http/request_ids.py); refused CORS origins logged once.
-        before_send=[add_request_id, RefusedOriginLog(services.settings.security).before_send],
+        # Security headers on every reply (http/security_headers.py).
+        before_send=[add_request_id, RefusedOriginLog(services.settings.security).before_send,
+                     headers.before_send],
         plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False),
@@ -70,10 +96,14 @@ def create_app(services: Services) -> Litestar:
                       "client": Provide(client_dependency(lambda: services.settings.security),
                                         sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        on_startup=[services.start],
+        on_startup=[services.start,
+                    lambda: hosts.log_startup(services.settings.server.host)],
         on_shutdown=[services.stop],
+        # The schema as JSON and YAML, and the offline explorer (http/explorer.py).
         openapi_config=OpenAPIConfig(title="ttsframe", version=__version__,
                                      description="Text-to-speech server API",
+                                     render_plugins=[p() for p in explorer.RENDER_PLUGINS],
+                                     openapi_router=explorer.schema_router(),
                                      **openapi_security(services.settings.security)),
         # Every route, plugin routes included, passes the API-key check (http/auth.py).
         guards=[api_key_guard(lambda: services.settings.security)],
@@ -85,3 +115,10 @@ def create_app(services: Services) -> Litestar:
         debug=False,
         logging_config=None,  # the CLI configures logging once, in one format
     )
+    headers.explorers(app.openapi_config.render_plugins if app.openapi_config else ())
+    # Host names (421) and cross-site writes (403) are checked before Litestar's router
+    # and CORS middleware, so preflights and unrouted requests are covered
+    # (http/request_guard.py); the app's before_send hooks still see its replies.
+    app.asgi_handler = RequestGuard(app.asgi_handler, hosts,
+                                    CrossSiteWrites(services.settings.security))
+    return app

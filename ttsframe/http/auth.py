@@ -9,7 +9,9 @@ routes written later, so no handler has to remember to protect itself:
   ``POST /cleanup``, replacing a prompt (``POST /audio_prompts/upload?overwrite=true``)
   and any handler declared with ``opt={"admin": True}`` (changing a voice, plugins'
   server-wide settings). When ``security.admin_keys`` is set they need one
-  of those keys (403 for a valid non-admin key).
+  of those keys (403 for a valid non-admin key). The query is read once, by
+  ``http/query.py``: a parameter of the route sent twice is a 400 before anything else,
+  so this check and the handler read the same ``overwrite``.
 - The metrics route (``[metrics] path``), once any key is configured, needs an admin key
   or one of ``security.metrics_keys`` (what a Prometheus server is given).
 - Every other route, when ``security.api_keys`` is set, needs one of the API keys or an
@@ -40,6 +42,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from ttsframe.core.clients import Client, fingerprint
 from ttsframe.core.config import SecurityConfig
+from ttsframe.http.query import flag, query_values, taken
 
 PUBLIC_PATHS = frozenset({"/health"})
 ADMIN_PATHS = frozenset({("PUT", "/config"), ("POST", "/cleanup")})
@@ -48,7 +51,6 @@ SCHEME = "BearerAuth"
 OWNER_DELETES = re.compile(r"/jobs/[^/]+")
 # Replacing a stored prompt changes it for every client.
 OVERWRITE_PATHS = frozenset({("POST", "/audio_prompts/upload")})
-FALSE_VALUES = frozenset({"", "0", "false", "f", "no", "n", "off"})
 
 
 def is_public(method: str, path: str) -> bool:
@@ -65,7 +67,7 @@ def is_admin_route(method: str, path: str, opt: dict | None = None,
     if method == "DELETE":
         return not OWNER_DELETES.fullmatch(path)
     if (method, path) in OVERWRITE_PATHS and query is not None:
-        return str(query.get("overwrite", "")).strip().lower() not in FALSE_VALUES
+        return flag(query, "overwrite")  # read as the handler reads it
     return (method, path) in ADMIN_PATHS
 
 
@@ -168,9 +170,11 @@ def api_key_guard(security: Callable[[], SecurityConfig]):
 
     def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         method = connection.scope.get("method") or "GET"  # websockets have no method
+        # First: a query parameter of the route sent twice is a 400 (http/query.py).
+        query = query_values(connection.scope.get("query_string", b""),
+                             taken(handler))
         check_access(security(), method, connection.scope["path"],
-                     authorization_of(connection), handler.opt,
-                     connection.query_params)
+                     authorization_of(connection), handler.opt, query)
 
     return guard
 
@@ -212,6 +216,18 @@ def authorization_of(connection: ASGIConnection) -> str | None:
         if key is not None and bearer_token(key) is not None:
             return key
     return None if key is None else f"Bearer {key.strip()}"
+
+
+def every_key_is_admin(security: SecurityConfig) -> str | None:
+    """What to tell the operator at startup when several API keys and no admin key are
+    set: each key may use the admin routes (its jobs and logs stay its own)."""
+    if len(security.api_keys) < 2 or security.admin_keys:
+        return None
+    return (f"security.api_keys holds {len(security.api_keys)} keys and security.admin_keys "
+            "is empty, so every API key may use the admin routes (PUT /config, "
+            "POST /cleanup, changing or deleting any voice or prompt); jobs and logs "
+            "stay separate by key. Set security.admin_keys to keep the admin routes to an "
+            "admin")
 
 
 def client_of(security: SecurityConfig, authorization: str | None) -> Client:

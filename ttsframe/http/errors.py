@@ -3,7 +3,11 @@
 Under ``/v1/`` (the OpenAI-compatible routes) the body also carries OpenAI's error object,
 ``"error": {"message", "type", "param", "code"}``: OpenAI's SDKs show only
 ``error.message`` in their exceptions, so without it a client would read just
-"Error code: 404".
+"Error code: 404". ``param`` names the field at fault and ``code`` the reason where the
+error says (``TTSFrameError.param``/``code``, a validation error's field). Something a
+request field names that does not exist (an unknown voice, a voice's missing prompt) is a
+400 there, as OpenAI answers it (the SDKs raise ``BadRequestError``), where ``/generate``
+keeps the API guide's 404.
 """
 
 from __future__ import annotations
@@ -50,11 +54,19 @@ def status_for(exc: errors.TTSFrameError) -> int:
 OPENAI_PREFIX = "/v1/"
 
 
-def openai_error(status: int, message: str) -> dict[str, str | None]:
+def openai_error(status: int, message: str, param: str | None = None,
+                 code: str | None = None) -> dict[str, str | None]:
     kind = {401: "authentication_error", 403: "permission_error",
             429: "rate_limit_error"}.get(status)
     kind = kind or ("server_error" if status >= 500 else "invalid_request_error")
-    return {"message": message, "type": kind, "param": None, "code": None}
+    code = code or {401: "invalid_api_key", 403: "admin_key_required",
+                    413: "request_too_large", 429: "rate_limit_exceeded",
+                    503: "server_unavailable"}.get(status)
+    return {"message": message, "type": kind, "param": param, "code": code}
+
+
+def is_openai(request: Request) -> bool:
+    return request.scope["path"].startswith(OPENAI_PREFIX)
 
 
 # A reply repeats at most a prefix of any long value a request sent (a 20 MB field value
@@ -75,33 +87,42 @@ def clip_detail(detail: str) -> str:
 
 
 def detail_response(status: int, detail: str, headers: dict[str, str] | None = None,
-                    *, request: Request, **extra) -> Response:
+                    *, request: Request, param: str | None = None, code: str | None = None,
+                    **extra) -> Response:
     """The error body; ``request_id`` lets a user's report be found in the log. A detail
     quotes at most a short prefix of any long value (``clip_detail``)."""
     detail = clip_detail(detail)
     body = {"detail": detail, **extra, "request_id": request_id_for(request.scope)}
-    if request.scope["path"].startswith(OPENAI_PREFIX):
-        body["error"] = openai_error(status, detail)
+    if is_openai(request):
+        body["error"] = openai_error(status, detail, param, code)
     return Response(body, status_code=status, headers=headers)
 
 
 def domain_error(request: Request, exc: errors.TTSFrameError) -> Response:
-    return detail_response(status_for(exc), exc.message, exc.headers, request=request)
+    status = status_for(exc)
+    if status == 404 and exc.param is not None and is_openai(request):
+        status = 400  # a field names what is missing: OpenAI answers 400
+    return detail_response(status, exc.message, exc.headers, request=request,
+                           param=exc.param, code=exc.code)
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:
     """Name each offending field: ``temperature: Expected `float` <= 2.0``."""
     problems = []
+    params = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             key = item.get("key")
+            if key and key != "data" and item.get("source") == "body":
+                params.append(key)
             message = item.get("message", "")
             if (key, item.get("source")) == ("data", "body") and _body_is_empty(request):
                 message = "the request body is empty; send a JSON object"
             problems.append(f"{key}: {message}" if key else message)
     detail = "; ".join(problems) or str(exc.detail)
     return detail_response(400, f"Invalid request: {detail}", request=request,
-                           errors=exc.extra)
+                           param=params[0] if len(params) == 1 else None,
+                           code="invalid_value" if params else None, errors=exc.extra)
 
 
 def _body_is_empty(request: Request) -> bool:

@@ -169,6 +169,7 @@ VoiceIdPath = Annotated[str, _id_in_path("Voice id")]
 PromptIdPath = Annotated[str, _id_in_path("Audio prompt id")]
 JobIdPath = Annotated[str, _id_in_path("Job id")]
 LogIdPath = Annotated[str, _id_in_path("Log id")]
+EntryIdPath = Annotated[str, _id_in_path("Pronunciation entry id")]
 
 
 def _examples(**bodies: dict[str, Any]) -> Body:

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import GenerationParams, Role, SpeechRequest
+from ttsframe.core.speech_types import (
+    MAX_OUTPUT_RATE,
+    MIN_OUTPUT_RATE,
+    GenerationParams,
+    Role,
+    SpeechRequest,
+)
 from ttsframe.core.voices import Speaker
 
+Language = Annotated[str, msgspec.Meta(
+    max_length=35, description="A language code such as 'en', 'de' or 'pt-BR': the text's "
+    "language for multilingual backends and for text normalization.")]
 Speed = Annotated[float, msgspec.Meta(ge=0.25, le=4.0)]
+SampleRate = Annotated[int, msgspec.Meta(ge=MIN_OUTPUT_RATE, le=MAX_OUTPUT_RATE, description=(
+    "Rate of the reply's audio in Hz (resampled after the speed change); opus is always "
+    "48000, mp3 and aac take their codec's rates"))]
+# OpenAI documents ``pcm`` as 24 kHz 16-bit mono: clients play it at that rate unasked.
+OPENAI_PCM_RATE = 24000
 # The reference Dia implementation's name for the CFG filter's k; accepted as ``top_k``.
 FilterTopK = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 
@@ -46,8 +62,21 @@ class GenerateRequest(GenerationParams, kw_only=True):
     role: Role | None = None
     response_format: str | None = None
     speed: Speed = 1.0
+    sample_rate: SampleRate | None = None
     stream: bool = False
     instructions: str | None = None
+    language: Language | None = None
+    normalize: Annotated[bool | None, msgspec.Meta(description=(
+        "Write numbers, money, dates, units, abbreviations and symbols out as words "
+        "before the model reads them (false: the text as written). Default: "
+        "[plugins.normalize] enabled (true)."))] = None
+    chat_text: Annotated[bool | None, msgspec.Meta(description=(
+        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+        "[plugins.chattext] apply_by_default (true)."))] = None
+    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+        "SSML. Default: SSML when the text starts with <speak>."))] = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
 
@@ -56,9 +85,12 @@ class GenerateRequest(GenerationParams, kw_only=True):
         text = _one_of("text", self.text, "input", self.input)
         voice = _one_of("voice_id", _voice_name(self.voice_id), "voice", _voice_name(self.voice))
         if text is None:
-            raise InvalidInput("missing text: send 'text' (or 'input')")
-        return _speech_request(self, text=text, voice=voice or default_voice,
-                               response_format=self.response_format or default_format)
+            raise InvalidInput("missing text: send 'text' (or 'input')", param="text",
+                               code="missing_required_parameter")
+        request = _speech_request(self, text=text, voice=voice or default_voice,
+                                  response_format=self.response_format or default_format)
+        request.sample_rate = self.sample_rate
+        return request
 
 
 class SpeechCreateRequest(GenerationParams, kw_only=True):
@@ -66,6 +98,8 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     cfg_scale, ``cfg_filter_top_k`` = ``top_k``, ...) and ``role``; unknown fields are
     ignored and named in ``X-TTSFrame-Warnings``. ``model`` may be a backend
     name or an OpenAI model name (``tts-1``, ...), which means the default backend.
+    ``pcm`` is 24 kHz unless ``sample_rate`` says otherwise, as OpenAI documents it;
+    other formats keep the backend's rate unless ``sample_rate`` is given.
 
     As on OpenAI's endpoint the reply streams unless told otherwise: ``stream_format``
     ``"audio"`` (the default) sends the audio itself as it is made, ``"sse"`` sends it as
@@ -76,23 +110,39 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     voice: str | VoiceRef | None = None
     response_format: str | None = None
     speed: Speed = 1.0
+    sample_rate: SampleRate | None = None
     instructions: str | None = None
     stream_format: str | None = None
     # None: stream when the format can (see ``SpeechCreateRequest.delivery``).
     stream: bool | None = None
     role: Role | None = None
+    language: Language | None = None
+    normalize: Annotated[bool | None, msgspec.Meta(description=(
+        "Write numbers, money, dates, units, abbreviations and symbols out as words "
+        "before the model reads them (false: the text as written). Default: "
+        "[plugins.normalize] enabled (true)."))] = None
+    chat_text: Annotated[bool | None, msgspec.Meta(description=(
+        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+        "[plugins.chattext] apply_by_default (true)."))] = None
+    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+        "SSML. Default: SSML when the text starts with <speak>."))] = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
         if self.input is None:
-            raise InvalidInput("missing text: send the words to speak in 'input'")
+            raise InvalidInput("missing text: send the words to speak in 'input'",
+                               param="input", code="missing_required_parameter")
         self.delivery()  # an unknown stream_format is a 400 before anything else
         request = _speech_request(self, text=self.input,
                                   voice=_voice_name(self.voice) or default_voice,
                                   response_format=self.response_format or default_format)
         request.stream = self.stream is not False
+        request.sample_rate = self.sample_rate or (
+            OPENAI_PCM_RATE if request.response_format == "pcm" else None)
         return request
 
     def delivery(self) -> str:
@@ -103,11 +153,12 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
             raise InvalidInput(
                 f"unsupported stream_format '{self.stream_format}'; supported: 'audio' "
                 "(the audio as it is generated, the default) or 'sse' (server-sent "
-                "events with base64 audio)")
+                "events with base64 audio)", param="stream_format", code="invalid_value")
         if fmt == "sse":
             if self.stream is False:
                 raise InvalidInput("stream_format 'sse' always streams; leave out "
-                                   "'\"stream\": false' or the stream_format")
+                                   "'\"stream\": false' or the stream_format",
+                                   param="stream_format", code="invalid_value")
             return "sse"
         if self.stream is False:
             return "buffered"
@@ -130,7 +181,8 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
     if alias is not None:
         if body.top_k is not None and body.top_k != alias:
             raise InvalidInput(f"'top_k' ({body.top_k}) and 'cfg_filter_top_k' ({alias}) are "
-                               "the same parameter and differ; send only one")
+                               "the same parameter and differ; send only one",
+                               param="cfg_filter_top_k", code="invalid_value")
         given["top_k"] = alias
     params = msgspec.convert(given, GenerationParams)
     notes = []
@@ -145,34 +197,85 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         speed=body.speed,
         params=params,
         stream=bool(body.stream),
+        language=body.language,
+        normalize=body.normalize,
+        chat_text=body.chat_text,
+        input_format=body.input_format,
         notes=notes,
         captions=body.captions,
     )
 
 
+# Unknown fields are looked for in at most this much of a body and this many of its
+# top-level members; at most MAX_NAMED are named, and a close known name is suggested
+# only when that is all there are. A body of a million unknown keys costs the same as one
+# of a few (it once took 43 s of the event loop, every other request waiting).
+CHECKED_BYTES = 256 * 1024
+CHECKED_MEMBERS = 1000
+MAX_NAMED = 5
+NAME_CHARS = 64  # longer names are quoted in part and get no suggestion
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def top_level_keys(text: str, limit: int) -> tuple[list[str], bool]:
+    """The keys of the JSON object ``text`` in order, at most ``limit`` of them, and
+    whether all were read (``False`` when the text stops early or is not an object)."""
+    decode = json.JSONDecoder().raw_decode
+    keys: list[str] = []
+    at = _SPACE.match(text).end()
+    if not text.startswith("{", at):
+        return keys, False
+    at = _SPACE.match(text, at + 1).end()
+    if text.startswith("}", at):
+        return keys, True
+    try:
+        while len(keys) < limit:
+            key, at = decode(text, at)
+            keys.append(key)
+            at = _SPACE.match(text, _SPACE.match(text, at).end() + 1).end()  # past ':'
+            _, at = decode(text, at)  # the value
+            at = _SPACE.match(text, at).end()
+            if text.startswith("}", at):
+                return keys, True
+            at = _SPACE.match(text, at + 1).end()  # past ','
+    except (ValueError, RecursionError):  # cut at CHECKED_BYTES, or not JSON
+        pass
+    return keys, False
+
+
 def ignored_fields(body: bytes, struct: type[msgspec.Struct]) -> list[str]:
     """Notes naming the top-level fields of a JSON body that ``struct`` does not read
-    (msgspec drops them silently), with the closest known name when one is near."""
-    try:
-        raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return []
-    if not isinstance(raw, dict):
-        return []
+    (msgspec drops them silently), with the closest known name when one is near. Bounded
+    work whatever the body (``CHECKED_BYTES``, ``CHECKED_MEMBERS``, ``MAX_NAMED``), so it
+    runs on the event loop without holding anyone up."""
+    text = body[:CHECKED_BYTES].decode("utf-8", "ignore")
+    keys, complete = top_level_keys(text, CHECKED_MEMBERS)
+    if not complete and len(body) <= CHECKED_BYTES and len(keys) < CHECKED_MEMBERS:
+        return []  # not a JSON object: the body's own 400 says so
     known = struct.__struct_fields__
+    unknown = list(dict.fromkeys(k for k in keys if k not in known))
     notes = []
-    for name in raw:
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1)
+    suggest = complete and len(unknown) <= MAX_NAMED
+    for name in unknown[:MAX_NAMED]:
+        close = (difflib.get_close_matches(name, known, n=1)
+                 if suggest and len(name) <= NAME_CHARS else [])
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        notes.append(f"'{name}' is not a field this server reads and was ignored{hint}")
+        shown = name if len(name) <= NAME_CHARS else f"{name[:NAME_CHARS]}..."
+        notes.append(f"'{shown}' is not a field this server reads and was ignored{hint}")
+    if len(unknown) > MAX_NAMED:
+        notes.append(f"{len(unknown) - MAX_NAMED} more field(s) this server does not read "
+                     "were ignored without being named")
+    if not complete:
+        notes.append(f"only the first {len(keys)} field(s) of the body were checked for "
+                     f"names this server does not read (at most {CHECKED_MEMBERS} fields "
+                     f"in {CHECKED_BYTES // 1024} KiB)")
     return notes
 
 
 def _one_of(a: str, va: str | None, b: str, vb: str | None) -> str | None:
     if va is not None and vb is not None and va != vb:
-        raise InvalidInput(f"'{a}' and '{b}' are both set and differ; send only one")
+        raise InvalidInput(f"'{a}' and '{b}' are both set and differ; send only one",
+                           param=b, code="invalid_value")
     return va if va is not None else vb
 
 

@@ -227,14 +227,36 @@ class _AVStream(StreamWriter):
         if self._done:
             return b""
         self._done = True
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            self._encode(np.ascontiguousarray(tail, dtype=np.float32))
-        self._encode(None)  # flush the codec
-        self._container.close()  # writes the trailer
+        try:
+            if self._resampler is not None:
+                tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                self._encode(np.ascontiguousarray(tail, dtype=np.float32))
+            self._encode(None)  # flush the codec
+            self._container.close()  # writes the trailer
+        finally:
+            self._release()
         if isinstance(self._sink, io.BytesIO):
             return self._sink.getvalue()
         return self._sink.take()
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._container.close()
+        except Exception:  # abandoned: nothing of it is sent any more
+            pass
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Drop the codec and container at once. PyAV's audio encoder keeps an FFmpeg
+        filter graph with its own threads (one per core) until the codec context is
+        freed: a stream kept alive a little longer (held in a reference cycle until the
+        garbage collector runs) would otherwise keep them, and a busy server piles up
+        hundreds of idle threads."""
+        self._container = self._stream = self._resampler = None  # type: ignore[assignment]
 
 
 class Mp3Encoder(_AVEncoder):

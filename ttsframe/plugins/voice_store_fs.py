@@ -70,7 +70,7 @@ from ttsframe.core.paths import is_stored_file
 from ttsframe.core.plugins import PluginContext
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
-from ttsframe.plugins.builtin_voices import BUILTIN_VOICES, builtin_voice
+from ttsframe.plugins.builtin_voices import BUILTIN_VOICES, LATER_BUILTINS, builtin_voice
 
 log = logging.getLogger("ttsframe.voices")
 
@@ -292,10 +292,21 @@ class FilesystemVoiceStore(VoiceStore):
 
     def list_voices(self) -> list[Voice]:
         voices = self._all_voices()
-        return [*BUILTIN_VOICES, *(self._voice(v, voices[v]) for v in sorted(voices))]
+        return [*(v for v in BUILTIN_VOICES
+                  if v.voice_id not in LATER_BUILTINS or v.voice_id not in voices),
+                *(self._voice(v, voices[v]) for v in sorted(voices))]
+
+    def _builtin(self, voice_id: str) -> Voice | None:
+        """The built-in voice of that id, unless a custom voice stored before the
+        built-in existed holds the id (``LATER_BUILTINS``)."""
+        builtin = builtin_voice(voice_id)
+        if builtin is not None and voice_id in LATER_BUILTINS \
+                and voice_id in self._all_voices():
+            return None
+        return builtin
 
     def get_voice(self, voice_id: str) -> Voice:
-        builtin = builtin_voice(voice_id)
+        builtin = self._builtin(voice_id)
         if builtin is not None:
             return builtin
         record = (_read_record(self._voice_path(voice_id))
@@ -306,7 +317,7 @@ class FilesystemVoiceStore(VoiceStore):
 
     def _check_writable(self, voice_id: str, action: str) -> None:
         check_id(voice_id, "voice_id")
-        if builtin_voice(voice_id) is not None:
+        if self._builtin(voice_id) is not None:
             raise Conflict(f"Voice '{voice_id}' is a built-in voice and cannot be {action}; "
                            "create a custom voice with another voice_id")
 

@@ -26,6 +26,9 @@ from ttsframe.testing.waiting import eventually
 TEST_DEFAULTS: dict[str, Any] = {
     "generation": {"batch_wait_ms": 0},
     "plugins": {"dia": {"enabled": False}},
+    # Litestar's TestClient sends "Host: testserver.local"; the server answers only names
+    # it knows (server.allowed_hosts).
+    "server": {"allowed_hosts": ["testserver.local"]},
 }
 
 

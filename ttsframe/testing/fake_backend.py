@@ -71,6 +71,9 @@ class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     fail_load: str | None = None
     # Each result carries a note naming its batch's size (shown as a warning).
     notes: bool = False
+    # Keep every batch in ``calls`` (tests read them); off for long runs (bench/soak.py),
+    # where the record would grow with every request.
+    record_calls: bool = True
 
 
 BEEPER = FakeConfig()
@@ -189,7 +192,8 @@ class FakeBackend(Backend):
         return speech_like(text, n, c.sample_rate, salt)
 
     def generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
-        self.calls.append(list(tasks))
+        if self.config.record_calls:
+            self.calls.append(list(tasks))
         c = self.config
         audio = [self.audio_for(task) for task in tasks]
         steps = c.steps * (c.slow_factor if any(SLOW in t.text for t in tasks) else 1)

@@ -106,3 +106,17 @@ def test_config_is_validated_at_startup(ttsframe_services):
     with pytest.raises(ConfigError, match=r"plugins.chattext.actions.*'drop', 'narrate'"):
         ttsframe_services({"plugins": {"chattext": {"actions": "shout"}}},
                           entry_points=["chattext"])
+
+
+def test_each_request_chooses_with_chat_text(ttsframe_services):
+    from ttsframe.testing.app import app_client
+
+    services = ttsframe_services({"plugins": {"chattext": {"apply_by_default": False}}},
+                                 entry_points=["chattext"])
+    backend = services.backends["beeper"]
+    with app_client(services) as client:
+        for chat_text in (None, True, False):
+            body = {"text": "**Hi** there 😊", "voice_id": "alloy", "chat_text": chat_text}
+            assert client.post("/generate", json=body).status_code == 200
+    assert [t.text for t in backend.tasks] == ["[S1] **Hi** there 😊", "[S1] Hi there",
+                                               "[S1] **Hi** there 😊"]

@@ -26,6 +26,8 @@ class ChatTextConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     urls: Literal["drop", "domain"] = "drop"  # "domain": "a link to example.com"
     emoji: Literal["drop", "keep"] = "drop"
     order: int = 10  # before role tagging (20) and speaker-tag normalisation (30)
+    # Clean every request that does not say; false: only requests with "chat_text": true.
+    apply_by_default: bool = True
 
 
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
@@ -70,12 +72,15 @@ def _sentence(text: str) -> str:
 
 class ChatText(TextPreprocessor):
     name = "chattext"
+    request_option = "chat_text"
 
     def __init__(self, config: ChatTextConfig | None = None) -> None:
         self.config = config or ChatTextConfig()
         self.order = self.config.order
 
     def process(self, text: str, ctx: TextContext) -> str:
+        if not (self.config.apply_by_default if ctx.chat_text is None else ctx.chat_text):
+            return text
         cleaned = self.clean(text)
         if not cleaned:
             raise InvalidInput("nothing is left to speak once markdown, code, links and emoji "

@@ -258,11 +258,13 @@ def test_a_language_that_is_not_a_code_is_refused_briefly(client, language):
 
 
 def test_preview_urls_ignore_the_host_header(client):
+    # An IP address: the server answers any (an unknown name is refused before routing).
+    forged = "203.0.113.9"
     c = client()
-    speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
-    assert speakers and all("evil.example" not in s["preview_url"] for s in speakers)
+    speakers = c.get("/speakers", headers={"Host": forged}).json()
+    assert speakers and all(forged not in s["preview_url"] for s in speakers)
     c = client({"public_url": "https://tts.example.org/"})
-    speakers = c.get("/speakers", headers={"Host": "evil.example"}).json()
+    speakers = c.get("/speakers", headers={"Host": forged}).json()
     assert speakers[0]["preview_url"] == "https://tts.example.org/sample/anywhere.wav"
 
 
@@ -306,3 +308,25 @@ def test_signed_preview_urls_expire(client, monkeypatch):
 def test_without_keys_previews_are_plain_urls(client):
     c = client()
     assert "?" not in c.get("/speakers").json()[0]["preview_url"]
+
+
+def test_the_text_front_end_applies_to_the_xtts_routes(client, spy):
+    """Normalization (in the text's language), the dictionary and SSML reach what the
+    backend hears through the XTTS routes as through /generate."""
+    c = client({"model": "spy"})
+    admin = c.post("/pronunciations", json={"term": "Siobhan", "spoken": "Shiv-awn"})
+    assert admin.status_code == 201, admin.text
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": "Siobhan paid $5 at 3:30 pm.", "speaker_wav": "anywhere",
+                     "language": "en"})
+    assert r.status_code == 200, r.text
+    assert spy.tasks[-1].text == "Shiv-awn paid five dollars at three thirty p m."
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": "Ich habe 21 Katzen.", "speaker_wav": "anywhere",
+                     "language": "de"})
+    assert spy.tasks[-1].text == "Ich habe einundzwanzig Katzen."
+    r = c.post("/tts_to_audio/", headers=HEADERS,
+               json={"text": '<speak>One.<break time="1s"/>Two.</speak>',
+                     "speaker_wav": "anywhere", "language": "en"})
+    assert r.status_code == 200, r.text
+    assert [t.text for t in spy.tasks[-2:]] == ["One.", "Two."]

@@ -63,16 +63,20 @@ async def cancel_job(job_id: JobIdPath, services: NamedDependency[Services],
 @delete("/jobs", operation_id="clear_jobs", status_code=200,
         summary="Delete finished jobs and their results", tags=["jobs"],
         responses=errors(400, 507))
-async def clear_jobs(services: NamedDependency[Services],
+async def clear_jobs(services: NamedDependency[Services], client: NamedDependency[Client],
                      status: FromQuery[str | None] = None) -> JobsCleared:
-    """All finished jobs, or only those with ``status`` (completed, failed, cancelled)."""
-    ids = await services.jobs.clear(status)
+    """All finished jobs, or only those with ``status`` (completed, failed, cancelled):
+    the key's own, or everyone's for an admin key."""
+    ids = await services.jobs.clear(status, client)
     return JobsCleared(deleted=len(ids), job_ids=ids)
 
 
 @get("/queue/stats", operation_id="queue_stats", summary="Queue statistics", tags=["jobs"])
-async def queue_stats(services: NamedDependency[Services]) -> QueueStats:
-    return await services.jobs.stats()
+async def queue_stats(services: NamedDependency[Services],
+                      client: NamedDependency[Client]) -> QueueStats:
+    """Job counts are the key's own (an admin key: everyone's); the queue and worker
+    figures are the server's load."""
+    return await services.jobs.stats(client)
 
 
 ROUTES = [list_jobs, get_job, get_job_result, cancel_job, clear_jobs, queue_stats]

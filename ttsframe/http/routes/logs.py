@@ -56,15 +56,18 @@ def _deleted(ids: list[str], files: list) -> LogsDeleted:
 @delete("/logs", operation_id="clear_logs", status_code=200,
         summary="Delete every generation log and saved output", tags=["logs"],
         responses=errors(507))
-async def clear_logs(services: NamedDependency[Services]) -> LogsDeleted:
-    return _deleted(*await services.generation_log.delete())
+async def clear_logs(services: NamedDependency[Services],
+                     client: NamedDependency[Client]) -> LogsDeleted:
+    """Every log the key may see: its own, or everyone's for an admin key."""
+    return _deleted(*await services.generation_log.delete(client=client))
 
 
 @delete("/logs/{log_id:str}", operation_id="delete_log", status_code=200,
         summary="Delete one generation log and its saved output", tags=["logs"],
         responses=errors(400, 404, 507))
-async def delete_log(log_id: LogIdPath, services: NamedDependency[Services]) -> LogsDeleted:
-    return _deleted(*await services.generation_log.delete([log_id]))
+async def delete_log(log_id: LogIdPath, services: NamedDependency[Services],
+                     client: NamedDependency[Client]) -> LogsDeleted:
+    return _deleted(*await services.generation_log.delete([log_id], client))
 
 
 @post("/cleanup", operation_id="cleanup", status_code=200,

@@ -1,9 +1,9 @@
 """OpenAI-compatible routes: ``/v1/audio/speech``, ``/v1/models``, ``/v1/audio/voices``.
 
 They run the same request path as ``/generate``; only the body shape, the default format
-(mp3, as OpenAI) and the listings' shapes differ. Errors keep the project's
-``{"detail": "..."}`` body: the OpenAI SDKs raise ``APIStatusError`` with that body in the
-message, so callers see our explanation.
+(mp3, as OpenAI), pcm's rate (24 kHz, as OpenAI) and the listings' shapes differ. Errors
+keep the project's ``{"detail": "..."}`` body plus OpenAI's ``error`` object with
+``param`` and ``code`` (``http/errors.py``); an unknown voice is a 400 here, as on OpenAI.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ OWNER = "ttsframe"
 
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default, streamed by default)",
-      operation_class=OpenAISpeechOperation, responses=errors(400, 404, 413, 429, 500, 503))
+      operation_class=OpenAISpeechOperation, responses=errors(400, 413, 429, 500, 503))
 async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
                         request: Request, client: NamedDependency[Client]) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
@@ -101,8 +101,7 @@ async def _voices_for(services: Services, model: str | None) -> list[Voice]:
 
 
 @get("/v1/audio/voices", operation_id="openai_list_voices", tags=["openai"],
-     summary="List voices; send a voice's id as 'voice'", responses=errors(404),
-     operation_class=LookupOperation)
+     summary="List voices; send a voice's id as 'voice'", responses=errors(400, 404))
 async def list_voices(services: NamedDependency[Services],
                       model: FromQuery[str | None] = None) -> OpenAIVoiceList:
     """``?model=`` keeps only the voices that work with that model."""

@@ -16,7 +16,6 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation
 from litestar.openapi.spec import RequestBody as OpenAPIRequestBody
 from litestar.openapi.spec import Schema as OpenAPISchema
@@ -27,6 +26,7 @@ from ttsframe.core.assembly import Services
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
 from ttsframe.core.ids import check_id
 from ttsframe.core.voices import Voice, build_voice
+from ttsframe.http.multipart import read_form
 from ttsframe.http.openapi import PromptIdPath, VoiceIdPath, VoiceMappingBodyIn, errors
 from ttsframe.http.schemas import (
     AudioPromptDeleteReply,
@@ -147,37 +147,33 @@ def _too_large(limit_mb: float) -> PayloadTooLarge:
 
 
 async def _read_form(request: Request, limit: int, limit_mb: float) -> tuple[str, UploadFile]:
-    """Parse the multipart body without holding it in memory (Litestar spools file parts
-    to disk) and refuse it as soon as it is known to be too large."""
+    """Parse the multipart body without holding it in memory (file parts spool to disk)
+    and refuse it as soon as it is known to be too large (``http/multipart.py``)."""
     content_type, _ = request.content_type
     if content_type != "multipart/form-data":
         raise InvalidInput(f"send {UPLOAD_FIELDS} (got Content-Type '{content_type}')")
     if (request.content_length or 0) > limit + FORM_OVERHEAD:
         raise _too_large(limit_mb)
+    # The body stops past request_max_body_size (the upload limit plus FORM_OVERHEAD, set
+    # in http/app.py), a file part past the upload limit.
+    form = await read_form(request, limit, lambda: _too_large(limit_mb), UPLOAD_FIELDS)
     try:
-        # Litestar counts the bytes as they stream in and stops past
-        # request_max_body_size (the upload limit plus FORM_OVERHEAD, set in http/app.py).
-        form = await request.form()
-    except RequestEntityTooLarge:
-        raise _too_large(limit_mb) from None
-    uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
-    try:
-        prompt_id = form.get("prompt_id")
-        upload = form.get("audio_file")
-        if not isinstance(prompt_id, str):
+        prompt_id = form.fields.get("prompt_id")
+        upload = form.files.get("audio_file")
+        if prompt_id is None:
             raise InvalidInput(f"missing form field 'prompt_id'; send {UPLOAD_FIELDS}")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput(f"missing file field 'audio_file'; send {UPLOAD_FIELDS} "
-                               "(curl: -F audio_file=@sample.wav)")
+        if upload is None:
+            hint = (" as a file part with a filename" if "audio_file" in form.fields
+                    else "")
+            raise InvalidInput(f"missing file field 'audio_file'; send {UPLOAD_FIELDS}"
+                               f"{hint} (curl: -F audio_file=@sample.wav)")
         check_id(prompt_id.strip(), "prompt_id")
-        upload.file.seek(0, 2)
-        if upload.file.tell() > limit:
-            raise _too_large(limit_mb)
-        upload.file.seek(0)
     except BaseException:
-        for item in uploads:
-            await item.close()
+        await form.close()
         raise
+    for name, other in form.files.items():
+        if name != "audio_file":
+            await other.close()
     return prompt_id.strip(), upload
 
 

@@ -37,6 +37,10 @@ async function errorFrom(response) {
   } catch {
     // not JSON: keep the status line
   }
+  if (response.status === 403) {
+    // The server names the route and the setting; the page names what to do here.
+    message = "This needs an admin key: enter one with “API key” at the top of the page.";
+  }
   return new ApiError(response.status, message);
 }
 

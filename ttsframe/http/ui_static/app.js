@@ -6,6 +6,7 @@ import { initClone } from "./clone.js";
 import { initLive } from "./live.js";
 import { initManage } from "./manage.js";
 import { initSpeak } from "./speak.js";
+import { initText } from "./text.js";
 
 const state = {
   meta: null,
@@ -159,6 +160,7 @@ async function boot() {
   initLive();
   initClone(app);
   initManage(app, onTab);
+  initText(app, onTab);
   try {
     await loadMeta();
     await app.reloadVoices();

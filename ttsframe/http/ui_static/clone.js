@@ -1,7 +1,7 @@
 // Clone: a recording (file or microphone) + transcript become an audio prompt and a voice.
 
 import { raw, sendJSON } from "./api.js";
-import { $, say } from "./dom.js";
+import { $, el, say } from "./dom.js";
 
 let recorded = null; // { blob, name } from the microphone
 let recorder = null;
@@ -60,7 +60,21 @@ function transcriptFor(text, speaker) {
   return /^\[S[12]\]/.test(trimmed) ? trimmed : `[${speaker}] ${trimmed}`;
 }
 
-async function createVoice(app) {
+/** The page's words for a name that is taken, with a button that replaces it. */
+function offerReplace(app, name, isVoice) {
+  const error = $("#clone-error");
+  const taken = isVoice ? `A voice named “${name}” already exists.`
+                        : `A recording named “${name}” is already stored.`;
+  error.replaceChildren(`${taken} `,
+    el("button", { type: "button", class: "secondary small",
+                   onclick: () => createVoice(app, { replace: true }) }, "Replace it"),
+    " or choose another name.");
+  error.dataset.kind = "error";
+}
+
+/** Upload the recording and make the voice; `replace` overwrites a recording and a
+ *  custom voice of the same name (the user chose "Replace it"). */
+async function createVoice(app, { replace = false } = {}) {
   const status = $("#clone-status");
   const error = $("#clone-error");
   say(error, "");
@@ -84,26 +98,52 @@ async function createVoice(app) {
     $(problems[0][0]).focus();
     return;
   }
+  const existing = app.voices.find((v) => v.voice_id === name);
+  if (existing?.type === "builtin") {
+    say(error, `“${name}” is a built-in voice. Choose another name.`, "error");
+    $("#clone-name").focus();
+    return;
+  }
+  if (existing && !replace) {
+    offerReplace(app, name, true);
+    return;
+  }
   const button = $("#create-voice");
   button.disabled = true;
+  let step = "upload";
   try {
-    say(status, "Uploading the recording…");
+    say(status, replace ? "Replacing the recording…" : "Uploading the recording…");
     const form = new FormData();
     form.append("prompt_id", name);
     form.append("audio_file", sample.blob, sample.name);
-    await raw("/audio_prompts/upload", { method: "POST", body: form });
+    await raw(`/audio_prompts/upload${replace ? "?overwrite=true" : ""}`,
+              { method: "POST", body: form });
+    step = "voice";
     say(status, "Creating the voice…");
-    await sendJSON("POST", "/voice_mappings", {
-      voice_id: name, primary_speaker: speaker, audio_prompt: name, style: "cloned",
-      audio_prompt_transcript: transcriptFor(transcript, speaker),
-    });
+    const voice = { primary_speaker: speaker, audio_prompt: name, style: "cloned",
+                    audio_prompt_transcript: transcriptFor(transcript, speaker) };
+    try {
+      await sendJSON("POST", "/voice_mappings", { voice_id: name, ...voice });
+    } catch (problem) {
+      if (!(replace && problem.status === 409)) {
+        throw problem;
+      }
+      await sendJSON("PUT", `/voice_mappings/${encodeURIComponent(name)}`, voice);
+    }
     await app.reloadVoices();
     $("#voice").value = name;
     say(status, `Voice “${name}” created and selected under Speak. Generating a preview…`, "ok");
     await preview(name, speaker);
   } catch (problem) {
     say(status, "");
-    say(error, problem.message, "error");
+    if (problem.status === 409 && !replace) {
+      offerReplace(app, name, step === "voice");
+    } else if (problem.status === 403 && replace) {
+      say(error, "Replacing a stored voice needs an admin key: enter one with “API key” at "
+                 + "the top, or choose another name.", "error");
+    } else {
+      say(error, problem.message, "error");
+    }
   } finally {
     button.disabled = false;
   }

@@ -20,6 +20,24 @@ function button(label, onclick, attrs = {}) {
   return el("button", { type: "button", class: "secondary small", onclick, ...attrs }, label);
 }
 
+/** Each cell names its column (`data-label`): on a phone the rows are drawn as cards
+ *  and the label is shown beside the value (style.css). */
+function labelCells(table) {
+  const names = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+  for (const row of table.tBodies[0].rows) {
+    [...row.cells].forEach((td, i) => {
+      if (!td.colSpan || td.colSpan === 1) {
+        td.dataset.label = names[i] ?? "";
+      }
+    });
+  }
+}
+
+/** A long id, cut with an ellipsis where room is short; whole in its tooltip. */
+function ident(id) {
+  return el("code", { class: "id", title: id }, id);
+}
+
 function emptyRow(table, columns, text) {
   table.tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: columns, class: "hint" },
     text)));
@@ -70,11 +88,12 @@ async function refreshJobs() {
     }
     const progress = job.progress === null ? "–" : `${Math.round(job.progress * 100)} %`;
     return el("tr", { dataset: { jobId: job.job_id, status: job.status } },
-      cell(el("code", {}, job.job_id)),
+      cell(ident(job.job_id)),
       cell(job.status, job.error_message ? `: ${job.error_message}` : ""),
       cell(progress), cell(job.voice_id), cell(formatTime(job.created_at)),
       cell(...actions));
   }));
+  labelCells(table);
   return jobs;
 }
 
@@ -113,6 +132,7 @@ async function refreshVoices() {
       button("Edit", () => editVoice(v), { "aria-label": `Edit voice ${v.voice_id}` }),
       button("Delete", () => deleteVoice(v.voice_id),
         { "aria-label": `Delete voice ${v.voice_id}` })])))));
+  labelCells(table);
 }
 
 function editVoice(voice) {
@@ -168,7 +188,7 @@ async function refreshPrompts() {
   table.tBodies[0].replaceChildren(...prompts.map((p) => {
     const inUse = p.used_by.length > 0;
     const noteId = `prompt-note-${p.prompt_id}`;
-    const actions = [button("Delete", () => deletePrompt(p.prompt_id, false), {
+    const actions = [button("Delete", () => deletePrompt(p.prompt_id, false, p.used_by), {
       "aria-label": `Delete audio prompt ${p.prompt_id}`,
       "aria-describedby": inUse ? noteId : undefined })];
     if (inUse) {
@@ -179,9 +199,10 @@ async function refreshPrompts() {
       cell(el("strong", {}, p.prompt_id)), cell(formatSeconds(p.duration)),
       cell(inUse ? p.used_by.join(", ") : "–"), cell(...actions));
   }));
+  labelCells(table);
 }
 
-async function deletePrompt(id, cascade) {
+async function deletePrompt(id, cascade, users = []) {
   try {
     await raw(`/audio_prompts/${encodeURIComponent(id)}${cascade ? "?cascade=true" : ""}`,
       { method: "DELETE" });
@@ -189,10 +210,13 @@ async function deletePrompt(id, cascade) {
     await Promise.all([refreshPrompts(), refreshVoices(), appRef.reloadVoices()]);
   } catch (problem) {
     if (problem.status === 409 && !cascade) {
-      // The server explains which voices use it; offer to delete them together.
+      // In use: say by which voices, and offer to delete them with it.
       const region = $("#manage-error");
-      region.replaceChildren(`${problem.message} `,
-        button(`Delete ${id} and its voices`, () => deletePrompt(id, true)));
+      const which = users.length === 1 ? `the voice ${users[0]}`
+        : users.length ? `the voices ${users.join(", ")}` : "voices";
+      region.replaceChildren(`The recording “${id}” is used by ${which}. `,
+        button("Delete the voices that use it too", () => deletePrompt(id, true, users)),
+        " or change those voices first.");
       region.dataset.kind = "error";
       return;
     }
@@ -225,6 +249,7 @@ async function refreshLogs() {
         report(problem);
       }
     }, { "aria-label": `Download log ${log.log_id}` }) : "–"))));
+  labelCells(table);
 }
 
 // ----------------------------------------------------------------------- config
@@ -327,6 +352,12 @@ export function initManage(app, onTab) {
     }
   });
   document.addEventListener("visibilitychange", schedule);
+  // Another key may change what this tab may do (Configuration needs an admin key).
+  app.onMeta(() => {
+    if (visible) {
+      refreshAll();
+    }
+  });
   app.onVoices(() => {
     if (visible) {
       Promise.all([refreshVoices(), refreshPrompts()]).catch(report);

@@ -14,6 +14,53 @@ const PARAM_LABELS = {
 const MP3_STREAM = "audio/mpeg";
 let takeCount = 0;
 let running = null; // the AbortController of the generation in progress
+let sounding = null; // { context, take }: a streamed WAV take playing through Web Audio
+let maxChars = null; // the server's generation.max_text_chars
+
+/** One take sounds at a time: every other player on the page pauses, and a WAV take
+ *  still playing through Web Audio is suspended. `keep` is the player that starts. */
+function pauseOthers(keep = null) {
+  for (const player of document.querySelectorAll("audio")) {
+    if (player !== keep && !player.paused) {
+      player.pause();
+    }
+  }
+  if (sounding && sounding.context.state === "running") {
+    sounding.context.suspend();
+    sounding.take.item.dataset.webAudio = "paused";
+  }
+}
+
+/** Characters as the server counts them (code points of the trimmed text). */
+function countChars(text) {
+  return [...text.trim()].length;
+}
+
+function overLimit(text) {
+  const count = countChars(text);
+  if (maxChars === null || count <= maxChars) {
+    return null;
+  }
+  return `The text is ${count} characters; this server takes at most ${maxChars}. `
+    + `Shorten it by ${count - maxChars}, or split it into several takes.`;
+}
+
+/** The counter under the text; nothing is ever cut, a text over the limit is refused. */
+function updateCount({ pasted = false } = {}) {
+  const text = $("#text").value;
+  const counter = $("#text-count");
+  const problem = overLimit(text);
+  counter.textContent = maxChars === null ? ""
+    : `${countChars(text)} / ${maxChars} characters${problem ? ": too long" : ""}`;
+  counter.dataset.kind = problem ? "error" : "";
+  if (problem && pasted) {
+    say($("#speak-error"), `Pasted in full, but it is too long. ${problem}`, "error");
+  } else if (!problem && $("#speak-error").dataset.kind === "error"
+             && $("#speak-error").dataset.cause === "length") {
+    say($("#speak-error"), "");
+  }
+  $("#speak-error").dataset.cause = problem ? "length" : "";
+}
 
 function insertAtCursor(area, snippet) {
   const start = area.selectionStart ?? area.value.length;
@@ -22,6 +69,7 @@ function insertAtCursor(area, snippet) {
   const pad = before && !/\s$/.test(before) ? " " : "";
   area.setRangeText(pad + snippet, start, end, "end");
   area.focus();
+  updateCount();
 }
 
 function buildParams(meta) {
@@ -89,6 +137,9 @@ function readForm(meta) {
     }
     body[name] = value;
   }
+  if (!$("#normalize").checked) {
+    body.normalize = false;
+  }
   if (body.seed === undefined) {
     // Choose the seed here so that the take can say which one it was.
     body.seed = crypto.getRandomValues(new Uint32Array(1))[0];
@@ -96,6 +147,11 @@ function readForm(meta) {
   if (!body.text.trim()) {
     $("#text").focus();
     throw new Error("Type some text to speak.");
+  }
+  const tooLong = overLimit(body.text);
+  if (tooLong) {
+    $("#text").focus();
+    throw new Error(tooLong);
   }
   return body;
 }
@@ -228,6 +284,8 @@ async function playPcmStreamed(response, take, context) {
   let carry = null; // an odd trailing byte waits for its partner
   let at = 0; // when the next piece starts on the context's clock
   let bytes = 0;
+  sounding = { context, take };
+  take.item.dataset.webAudio = "playing";
   for (;;) {
     const { done, value } = await reader.read();
     if (done) {
@@ -278,8 +336,18 @@ async function playPcmStreamed(response, take, context) {
   take.audio.src = URL.createObjectURL(blob);
   // The take's player holds the whole file; what is still playing comes from Web Audio.
   const left = Math.max(0, at - context.currentTime);
-  setTimeout(() => context.close(), left * 1000 + 500);
+  setTimeout(() => closeSound(context), left * 1000 + 500);
   return blob;
+}
+
+function closeSound(context) {
+  if (sounding?.context === context) {
+    sounding.take.item.dataset.webAudio = "ended";
+    sounding = null;
+  }
+  if (context.state !== "closed") {
+    context.close();
+  }
 }
 
 async function playWhole(response, take) {
@@ -313,6 +381,7 @@ async function generate(app) {
   }
   const kind = streamKind(body.response_format);
   const streamed = kind !== null;
+  pauseOthers();
   // Created during the click, so the browser lets it make sound.
   const context = kind === "pcm" ? new AudioContext() : null;
   running = new AbortController();
@@ -342,7 +411,9 @@ async function generate(app) {
     say(status, `Take ${take.number} ready: ${formatSeconds(seconds)}.`
                 + (warnings ? ` Note: ${warnings}` : ""), "ok");
   } catch (problem) {
-    context?.close();
+    if (context) {
+      closeSound(context);
+    }
     take.item.remove();
     $("#takes-empty").hidden = $("#takes").children.length > 0;
     if (problem.name === "AbortError") {
@@ -374,6 +445,10 @@ async function queueJob(app) {
 
 export function initSpeak(app) {
   const area = $("#text");
+  // Capturing: "play" does not bubble. Any player starting pauses the others.
+  document.addEventListener("play", (event) => pauseOthers(event.target), true);
+  area.addEventListener("input", (event) => updateCount(
+    { pasted: event.inputType === "insertFromPaste" || event.inputType === "insertFromDrop" }));
   for (const button of document.querySelectorAll("[data-insert]")) {
     button.addEventListener("click", () => insertAtCursor(area, button.dataset.insert));
   }
@@ -403,7 +478,8 @@ export function initSpeak(app) {
     fillSelect($("#format"), formats, meta.formats.includes("mp3") ? "mp3" : meta.default_format);
     fillSelect($("#backend"), meta.backends.map((b) => [b, b]), meta.default_backend);
     $("#backend-field").hidden = meta.backends.length < 2;
-    area.maxLength = meta.max_text_chars;
+    maxChars = meta.max_text_chars;
+    updateCount();
   });
   app.onVoices((voices) => fillVoices($("#voice"), voices));
 }
