@@ -453,10 +453,11 @@ def test_slow_reader_is_closed_with_4008_and_nothing_piles_up(tmp_path):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", srv.port))
-        sock.sendall(b"GET /v1/text-to-speech/alloy/stream-input?output_format=pcm_44100 "
-                     b"HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) +
-                     b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /v1/text-to-speech/alloy/stream-input?output_format=pcm_44100 "
+                     f"HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
         received = bytearray()
         while b"\r\n\r\n" not in received:  # the 101 reply, before any frame is sent
             received += sock.recv(1)
