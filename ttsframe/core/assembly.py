@@ -22,6 +22,7 @@ from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.generation_log import GenerationLog
 from ttsframe.core.job_service import JobService
 from ttsframe.core.job_store import JobStore
+from ttsframe.core.live_session import LiveSessions
 from ttsframe.core.metrics import Metrics
 from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
 from ttsframe.core.preprocessor import TextPreprocessor
@@ -66,6 +67,8 @@ class Services:
     pronunciations: PronunciationStore = field(init=False)
     # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
     cluster: Any = None
+    # Open live sessions (text in, audio out: core/live_session.py).
+    live: LiveSessions | None = None
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
@@ -241,6 +244,8 @@ def build_services(
     scheduler.on_batch = metrics.batch_done
     speech.observers.append(metrics.generation_ended)
     metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
+    live = LiveSessions(settings, speech)
+    metrics.watch_live(live)
     tracing = speech.tracing = build_tracing(settings)
     if tracing.enabled:
         speech.observers.append(tracing.generation_ended)
@@ -249,4 +254,4 @@ def build_services(
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
                     config_editor=config_editor, metrics=metrics, tracing=tracing,
-                    route_configs=route_configs, cluster=cluster)
+                    route_configs=route_configs, cluster=cluster, live=live)

@@ -123,6 +123,16 @@ class Metrics:
             ["backend", "format"], registry=r))
         self.audio_seconds = Labelled(Counter(
             "ttsframe_audio_seconds", "Seconds of audio produced", ["backend"], registry=r))
+        self.live_sessions = Labelled(Counter(
+            "ttsframe_live_sessions", "Live sessions that ended, by outcome",
+            ["outcome"], registry=r))
+        self.live_segments = Counter(
+            "ttsframe_live_segments", "Segments live sessions released for speaking",
+            registry=r)
+        self.live_first_audio = Histogram(
+            "ttsframe_live_segment_first_audio_seconds",
+            "From a live segment's release to its first audio", buckets=LATENCY_BUCKETS,
+            registry=r)
         self.state = LiveState()
         r.register(self.state)
 
@@ -135,6 +145,14 @@ class Metrics:
         self.state.streams = streams
         self.state.data_dir = data_dir
         self.state.job_counts = job_counts
+
+    def watch_live(self, live: Any) -> None:
+        """Count the live sessions' events (``LiveSessions`` hooks) and read how many
+        are open at scrape time."""
+        live.on_session_end = lambda outcome: self.live_sessions.labels(outcome).inc()
+        live.on_segment_released = self.live_segments.inc
+        live.on_first_audio = self.live_first_audio.observe
+        self.state.live = live
 
     async def refresh(self) -> None:
         """Read what needs the database or the disk, before a scrape is answered."""
@@ -193,6 +211,7 @@ class LiveState(Collector):
         self.streams: dict[str, int] = {}
         self.data_dir: Path | None = None
         self.job_counts: Callable[[], Any] | None = None
+        self.live: Any = None  # LiveSessions
         self._jobs: dict[str, int] = {}
         self._data_bytes = 0
 
@@ -254,6 +273,10 @@ class LiveState(Collector):
         for name, count in self.streams.items():
             streams.add_metric([name], count)
         yield streams
+        if self.live is not None:
+            yield GaugeMetricFamily("ttsframe_live_sessions_open",
+                                    "Live sessions open now (a context counts as one)",
+                                    value=len(self.live.open))
         jobs = GaugeMetricFamily("ttsframe_jobs", "Asynchronous jobs stored, by state",
                                  labels=["state"])
         for s in JOB_STATES:

@@ -12,6 +12,7 @@ replies and jobs) drains it into one file.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import secrets
@@ -26,6 +27,8 @@ import numpy as np
 
 from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
+from ttsframe.core.captions import FORMATS as CAPTION_FORMATS
+from ttsframe.core.captions import caption_text, captions_of
 from ttsframe.core.chunking import chunk_text, split_first
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
@@ -34,6 +37,7 @@ from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.segmenter import Segmenter
 from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import (
     MAX_OUTPUT_RATE,
@@ -271,12 +275,24 @@ class SpeechService:
         chunks = [chunk for chunk, _ in planned_pieces]
         most = self.settings.generation.max_generations
         continued = False
+        if request.captions is not None:
+            if request.captions not in CAPTION_FORMATS:
+                raise InvalidInput(f"captions '{request.captions}' is not a format; use one "
+                                   f"of {', '.join(CAPTION_FORMATS)}")
+            planned_pieces = []
+            for piece, pause in pieces:  # each piece's sentences, its pause after the last
+                sentences = sentence_chunks(piece, budget, tag_speakers=caps.speaker_tags)
+                planned_pieces += [(s, 0.0) for s in sentences[:-1]] + [(sentences[-1], pause)]
+            chunks = [chunk for chunk, _ in planned_pieces]
         if len(chunks) > 1 and prompt is None and caps.supports_cloning and (
                 self.settings.generation.chunk_continuity if params.chunk_continuity is None
                 else params.chunk_continuity):
             unable = None
             try:
-                planned = self.continuity_chunks(backend_name, backend, task, budget, pieces)
+                planned = (self.check_continued(backend, task, planned_pieces)
+                           if request.captions is not None
+                           else self.continuity_chunks(backend_name, backend, task, budget,
+                                                       pieces))
             except InvalidInput as exc:  # the backend cannot take this plan
                 unable = exc.message
             else:
@@ -343,6 +359,24 @@ class SpeechService:
         backend.check(replace(task, text=first))
         for chunk, _ in planned[1:]:
             backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=first))
+        return planned
+
+    def check_continued(self, backend: Backend, task: SynthesisTask,
+                        planned: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """``planned`` as it is (a captioned text's sentences and pauses), checked with
+        the backend as ``continuity_chunks`` checks its own: the later chunks behind the
+        first's estimated audio."""
+        chunks = [chunk for chunk, _ in planned]
+        caps = backend.capabilities
+        estimate = AudioPrompt(
+            "first-chunk-estimate",
+            np.zeros(int(_speech_seconds(chunks[0]) * caps.sample_rate), np.float32),
+            caps.sample_rate)
+        replace = msgspec.structs.replace
+        backend.check(replace(task, text=chunks[0]))
+        for chunk in chunks[1:]:
+            backend.check(replace(task, text=chunk, prompt=estimate,
+                                  prompt_transcript=chunks[0]))
         return planned
 
     def continue_voice(self, prepared: PreparedSpeech, later: list[SynthesisTask],
@@ -456,12 +490,20 @@ class SpeechService:
 
     def speech_output(self, stream: SpeechStream, data: bytes = b"") -> SpeechOutput:
         """The reply's description: up front (the stream's ``head``: no audio, duration or
-        tokens yet), or at the end with the audio and every part's notes."""
+        tokens yet), or at the end with the audio and every part's notes (and, when the
+        request asked for them, its captions in ``X-Captions``, base64)."""
         prepared, pipeline = stream.prepared, stream.pipeline
         encoder, rate = pipeline.encoder, pipeline.out_rate
+        fmt = prepared.request.captions
+        extra = {}
+        if fmt and data and len(stream.part_spans) == len(prepared.chunks):
+            text = caption_text(captions_of(prepared.chunks, stream.part_spans, pipeline.rate,
+                                            prepared.request.speed), fmt)
+            extra = {"X-Captions": base64.b64encode(text.encode()).decode(),
+                     "X-Captions-Format": fmt}
         return SpeechOutput(
             audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
-            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
+            headers={**encoder.response_headers(rate), **chunk_headers(prepared), **extra},
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in stream.results),
@@ -507,9 +549,14 @@ class SpeechService:
         """Start a streamed generation; return once its first bytes are ready, so that
         everything that fails before any audio is an ordinary error reply. The stream
         carries the request (``prepared``) and what its headers say (``head``)."""
-        prepared = await self.prepare(request)
+        return await self.stream_prepared(await self.prepare(request))
+
+    async def stream_prepared(self, prepared: PreparedSpeech,
+                              tasks: list[SynthesisTask] | None = None) -> SpeechStream:
+        """``open_stream`` for a request already prepared, with its tasks when the caller
+        set them up (a live session gives later segments its first segment's voice)."""
         pipeline = self._pipeline(prepared, whole=False)
-        tasks = self.part_tasks(prepared)
+        tasks = tasks if tasks is not None else self.part_tasks(prepared)
         ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent
         stream = self._stream(prepared, ticket, pipeline, on_end=self._stream_ended)
         stream.head = self.speech_output(stream)  # what the reply's headers say
@@ -648,3 +695,16 @@ def split_pieces(pieces: list[tuple[str, float]], budget: int,
                  if len(text.encode()) > budget else [text])
         planned += [(part, 0.0) for part in parts[:-1]] + [(parts[-1], pause)]
     return planned
+
+
+def sentence_chunks(text: str, budget: int, *, tag_speakers: bool) -> list[str]:
+    """A captioned text: one chunk per sentence (``core/segmenter.py``'s rules, speaker
+    tags carried), a sentence over ``budget`` bytes split as a long text is."""
+    segmenter = Segmenter(clause_chars=10**9, max_chars=max(16, budget))
+    out: list[str] = []
+    for sentence in [*segmenter.feed(text), *segmenter.flush()]:
+        if len(sentence.encode()) > budget:
+            out += chunk_text(sentence, budget, tag_speakers=tag_speakers)
+        else:
+            out.append(sentence)
+    return out or [text]

@@ -52,6 +52,9 @@ class SpeechStream:
         self.parts = ticket.parts or [ticket]
         self.pipeline = pipeline
         self.results: list[SynthesisResult] = []  # of the parts done so far, in order
+        # Where each part done so far lies in the joined audio, in samples at the
+        # pipeline's rate before the tempo change (start, end): caption times.
+        self.part_spans: list[tuple[int, int]] = []
         # A streamed reply: what its headers say (format, rate, voice, warnings known
         # up front), set by ``SpeechService.open_stream``.
         self.head: SpeechOutput | None = None
@@ -158,8 +161,14 @@ class SpeechStream:
         emitted = [0] * len(self.parts)
         current = 0
         pauses = self.prepared.pauses
+        # Each boundary between pieces given to the pipeline is crossfaded: the next
+        # piece starts that many samples before the end of the one before.
+        fade = round(self.pipeline.crossfade_s * self.pipeline.rate)
+        fed, joins = 0, 0
         if self.prepared.lead_s:
-            data = await run(self.pipeline.end_part, self._silence(self.prepared.lead_s, 1))
+            lead = self._silence(self.prepared.lead_s, 1)
+            fed, joins = lead.size, 1
+            data = await run(self.pipeline.end_part, lead)
             if data:
                 yield data
         while current < len(self.parts):
@@ -184,11 +193,16 @@ class SpeechStream:
                 if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
                     tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
                 self.results.append(result)
+                size = emitted[current] + tail.size
+                start = fed - joins * fade
+                self.part_spans.append((start, start + size))
+                fed, joins = fed + size, joins + 1
                 data = await run(self.pipeline.end_part, tail)
                 if current < len(pauses) and pauses[current]:
-                    joins = 1 + (current + 1 < len(self.parts))
-                    data += await run(self.pipeline.end_part,
-                                      self._silence(pauses[current], joins))
+                    silence = self._silence(pauses[current],
+                                            1 + (current + 1 < len(self.parts)))
+                    fed, joins = fed + silence.size, joins + 1
+                    data += await run(self.pipeline.end_part, silence)
                 if data:
                     yield data
                 current += 1

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
+from ttsframe.core.errors import InvalidInput
 from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
 from ttsframe.http.disconnect import unless_disconnected
@@ -115,6 +116,9 @@ async def speech_reply(request: Request, services: Services, speech: SpeechReque
     (``speech.stream``; ``sse`` sends the stream as OpenAI's server-sent events), else
     whole. Either way the generation is cancelled if the client leaves before its reply
     starts; ``tracked`` (the built-in routes' metrics) hears when the audio is ready."""
+    if speech.captions and (speech.stream or sse):
+        raise InvalidInput("captions come with a whole reply: send \"stream\": false "
+                           "(their times are known once the audio is complete)")
     if speech.stream or sse:
         stream = await unless_disconnected(request, services.speech.open_stream(speech))
         reply = sse_response(stream) if sse else stream_response(stream)
