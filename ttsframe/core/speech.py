@@ -32,6 +32,13 @@ from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.quality import (
+    PartReview,
+    QualityStage,
+    ReplyWatch,
+    quality_header,
+    quality_summary,
+)
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.speech_stream import SpeechStream
@@ -85,6 +92,10 @@ class PreparedSpeech:
     # ``Scheduler.announce_request``): open batch windows wait for it until it is
     # submitted.
     announcement: int | None = None
+    # Whether each take is checked (``core/quality``), and the stream's say in whether
+    # a part's take may still be replaced.
+    checked: bool = False
+    watch: ReplyWatch = field(default_factory=ReplyWatch)
 
 
 @dataclass
@@ -123,6 +134,9 @@ class SpeechService:
         self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
         # Streamed replies open now, per backend (read by the metrics).
         self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
+        # Checks every take and retries the failed ones (plugins' checks added at startup).
+        self.quality = QualityStage(settings, backends)
+        self.quality.scheduler = scheduler
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -305,7 +319,7 @@ class SpeechService:
                               [*request.notes, *_unique(ctx.warnings)], chunks,
                               continued=continued,
                               pauses=pauses if any(pauses) or lead else [], lead_s=lead,
-                              speed=speed)
+                              speed=speed, checked=self.quality.wanted(request.quality))
 
     def preprocess(self, text: str, ctx: TextContext) -> str:
         """``text`` through every text preprocessor, in order."""
@@ -430,13 +444,19 @@ class SpeechService:
                tasks: list[SynthesisTask] | None = None) -> Ticket:
         """Queue the request's tasks (``part_tasks`` unless given); one ticket for all."""
         tasks = tasks if tasks is not None else self.part_tasks(prepared)
+        reviews = None
+        if prepared.checked:
+            reviews = [self.quality.reviewer(PartReview(prepared.backend, i, len(tasks),
+                                                        prepared.watch))
+                       for i in range(len(tasks))]
         try:
             if len(tasks) == 1 and tasks[0] is prepared.task:
-                return self.scheduler.submit(prepared.backend, prepared.task)
+                return self.scheduler.submit(prepared.backend, prepared.task,
+                                             reviews[0] if reviews else None)
             after_first = (partial(self.continue_voice, prepared, tasks[1:])
                            if prepared.continued else None)
             return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
-                                               join_results, after_first)
+                                               join_results, after_first, reviews)
         finally:
             self.scheduler.end_announcement(prepared.announcement)
 
@@ -459,9 +479,13 @@ class SpeechService:
         tokens yet), or at the end with the audio and every part's notes."""
         prepared, pipeline = stream.prepared, stream.pipeline
         encoder, rate = pipeline.encoder, pipeline.out_rate
+        headers = {**encoder.response_headers(rate), **chunk_headers(prepared)}
+        if stream.results or not prepared.checked:  # a stream's head cannot know yet
+            headers["X-Quality"] = quality_header(
+                quality_summary(stream.results) if prepared.checked else None)
         return SpeechOutput(
             audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
-            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
+            headers=headers,
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in stream.results),
@@ -516,6 +540,7 @@ class SpeechService:
         # No await since submit: the dispatcher cannot have started a task yet.
         for index, task in enumerate(tasks):
             task.on_audio = stream.audio_callback(index)
+        prepared.watch.claim = stream.hold_part  # retried takes replace held audio only
         self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return stream

@@ -62,6 +62,11 @@ class SpeechStream:
         self._on_end = on_end
         self._ended = False
         self._tasks: set[asyncio.Task] = set()
+        # Samples of each part sent on so far, and the parts whose audio is held back
+        # while a failed take may be replaced (``hold_part``).
+        self._emitted = [0] * len(self.parts)
+        self._current = 0
+        self._held: set[int] = set()
         for index, part in enumerate(self.parts):
             part.future.add_done_callback(
                 lambda _f, i=index: self._events.put_nowait(("done", i, None)))
@@ -72,6 +77,14 @@ class SpeechStream:
         def on_audio(samples: np.ndarray) -> None:
             self._loop.call_soon_threadsafe(self._events.put_nowait, ("audio", index, samples))
         return on_audio
+
+    def hold_part(self, index: int) -> bool:
+        """Hold part ``index``'s audio back until its take is settled, if none of it has
+        been sent yet; False when it has (a retry could not replace it). On the loop."""
+        if index < self._current or self._emitted[index]:
+            return False
+        self._held.add(index)
+        return True
 
     async def start(self) -> None:
         """Wait for the first bytes, so that a failure before any audio is an ordinary
@@ -140,7 +153,7 @@ class SpeechStream:
         run = anyio.to_thread.run_sync
         buffers: dict[int, list[np.ndarray]] = defaultdict(list)
         done: set[int] = set()
-        emitted = [0] * len(self.parts)
+        emitted = self._emitted
         current = 0
         pauses = self.prepared.pauses
         if self.prepared.lead_s:
@@ -156,8 +169,14 @@ class SpeechStream:
                 error = failure_of(self.parts[index].future)
                 if error is not None:  # the first failure, whichever part: stop here
                     raise error
+                if index in self._held:
+                    self._held.discard(index)
+                    quality = self.parts[index].future.result().info.get("quality") or {}
+                    if quality.get("kept"):  # another take: the streamed one is dropped
+                        buffers.pop(index, None)
             while current < len(self.parts):
-                for piece in buffers.pop(current, []):
+                self._current = current
+                for piece in ([] if current in self._held else buffers.pop(current, [])):
                     emitted[current] += piece.size
                     data = await run(self.pipeline.feed, piece)
                     if data:
@@ -177,6 +196,7 @@ class SpeechStream:
                 if data:
                     yield data
                 current += 1
+                self._current = current
 
     def _silence(self, seconds: float, joins: int) -> np.ndarray:
         """``seconds`` of silence as the listener hears them: lengthened by the

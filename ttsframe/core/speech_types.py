@@ -72,6 +72,9 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # Who asked (``core/clients.py``): the fingerprint of the client's key, which the
     # job and the generation log it makes belong to; None when no key identifies it.
     client: str | None = None
+    # Check each take and retry a failed one (``core/quality``); None: ``[quality]
+    # enabled``.
+    quality: bool | None = None
 
 
 class SpeechOutput(msgspec.Struct, kw_only=True):
