@@ -61,3 +61,11 @@ def test_text_normalization_bench_prints_each_step():
     assert run.returncode == 0, run.stderr
     for step in ("normalize (en)", "normalize (de)", "SSML parse", "dictionary, 20 entries"):
         assert step in run.stdout
+
+
+def test_quality_bench_prints_the_checks_share_of_generation():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "quality.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "| checks / generate |" in run.stdout
+    assert run.stdout.strip().splitlines()[-1].endswith("% |")

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 
 from tests.audio_checks import decode
 from tests.conftest import make_services
+from ttsframe import CheckResult, hookimpl
 from ttsframe.core.config import QualityConfig
 from ttsframe.core.quality import BuiltinChecks, Take, retry_seed
 from ttsframe.core.quality.checks import audio_loop_seconds
@@ -223,3 +224,59 @@ def test_each_bad_take_names_its_check_and_a_score():
     # A short text is not rate-checked: too few characters to judge.
     assert verdicts(Take("[S1] Hi.", np.zeros(10, np.float32) + 0.1, RATE, "x",
                          speech_rate=(0.03, 0.2))).get("rate") is None
+
+
+class ShortTakes:
+    """A plugin whose check fails any take under a second, as a speech-recognition check
+    would fail a take whose words do not match its text."""
+
+    def __init__(self) -> None:
+        self.seen: list[Take] = []
+
+    @hookimpl
+    def register_quality_checks(self, register):
+        register("short", lambda ctx: self.check)
+
+    def check(self, take: Take) -> CheckResult:
+        self.seen.append(take)
+        passed = take.seconds >= 1.0
+        return CheckResult("words", passed, 1.0 if passed else 0.2,
+                           "" if passed else "the words do not match the text")
+
+
+def test_a_plugins_check_runs_on_every_take_and_its_failure_is_retried(tmp_path):
+    plugin = ShortTakes()
+    services = make_services(
+        tmp_path, extra_plugins=(("flaky-plugin", fake_backend_plugin("flaky", FLAKY,
+                                                                      first_take=None)),
+                                 ("words-plugin", plugin)),
+        generation={"default_backend": "flaky"})
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/generate", json={"text": "[S1] Hi.", "seed": 5})
+        assert r.headers["x-quality"] == "attempts=3; retried=1; failed=1; reasons=words"
+        take = plugin.seen[0]
+        assert (take.text, take.backend, take.voice_id, take.sample_rate) == (
+            "[S1] Hi.", "flaky", "alloy", RATE)
+        assert take.samples.size
+
+
+def test_put_config_changes_the_bounds_and_the_metrics_count_checks_and_retries(tmp_path):
+    _services, client = flaky_client(tmp_path, first_take="silence")
+    with client:
+        r = client.put("/config", json={"quality_max_retries": 0,
+                                        "quality_max_inner_silence_s": 4.0})
+        assert r.status_code == 200, r.text
+        assert r.json()["quality_max_retries"] == 0
+        assert "max_retries = 0" in (tmp_path / "ttsframe.toml").read_text()
+        r = client.post("/generate", json={"text": TEXT, "seed": 5})
+        assert r.headers["x-quality"] == "attempts=1; retried=0; failed=1; " \
+                                         "reasons=rate,silence"
+        assert "retries are off (quality.max_retries = 0)" in r.headers["x-ttsframe-warnings"]
+        r = client.put("/config", json={"quality_max_retries": 11})
+        assert r.status_code == 400 and "quality_max_retries" in r.json()["detail"]
+        client.put("/config", json={"quality_max_retries": 2})
+        client.post("/generate", json={"text": TEXT, "seed": 6})
+        metrics = client.get("/metrics").text
+        assert 'ttsframe_quality_retries_total{backend="flaky"} 1.0' in metrics
+        assert 'ttsframe_quality_checks_failed_total{backend="flaky",check="silence"} 2.0' \
+            in metrics

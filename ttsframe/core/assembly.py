@@ -178,6 +178,8 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
+    speech.quality.extra.update({name: _instantiate(reg, settings) for name, reg
+                                 in registry.items["quality_check"].items()})
     database = Database(settings.data_dir / DATABASE_NAME)
     generation_log = GenerationLog(settings, database,
                                    settings.path(settings.storage.audio_outputs_dir))
@@ -188,6 +190,7 @@ def build_services(
     metrics = Metrics()  # this server's own registry, whether or not it is served
     scheduler.on_batch = metrics.batch_done
     speech.observers.append(metrics.generation_ended)
+    speech.quality.on_failed, speech.quality.on_retry = metrics.check_failed, metrics.retried
     metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
     tracing = speech.tracing = build_tracing(settings)
     if tracing.enabled:

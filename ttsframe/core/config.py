@@ -165,7 +165,7 @@ class QualityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Quieter than this (dBFS, in 20 ms frames) is silence.
     silence_dbfs: Annotated[float, msgspec.Meta(ge=-120, le=0)] = -50.0
     # Share of samples at full scale (|x| >= 0.999) above which a take is clipped.
-    max_clipped_share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.005
+    max_clipped_share: Annotated[float, msgspec.Meta(ge=0, le=0.5)] = 0.005
     # A take whose last seconds repeat one phrase for this long ends in a loop.
     max_loop_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 3.0
 

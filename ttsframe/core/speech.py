@@ -26,7 +26,7 @@ import numpy as np
 
 from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
-from ttsframe.core.chunking import chunk_text, split_first
+from ttsframe.core.chunking import chunk_text, speakers_of, split_first_speakers
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
@@ -297,6 +297,14 @@ class SpeechService:
                 if len(planned) <= most or len(chunks) > most:
                     planned_pieces, continued = planned, True
                     chunks = [chunk for chunk, _ in planned]
+                    unanchored = [s for s in speakers_of(text)
+                                  if s not in speakers_of(chunks[0])]
+                    if unanchored:
+                        ctx.warnings.append(
+                            f"the first chunk, whose audio the later chunks are cloned "
+                            f"from, holds no turn of {', '.join(unanchored)} (its first "
+                            "words come too late to fit in it), so that voice may change "
+                            "between chunks")
                 else:
                     unable = (f"that would take {len(planned)} generations, more than "
                               f"generation.max_generations ({most})")
@@ -343,7 +351,10 @@ class SpeechService:
         caps = backend.capabilities
         pieces = pieces or [(task.text, 0.0)]
         first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
-        first, rest = split_first(pieces[0][0], first_bytes, tag_speakers=caps.speaker_tags)
+        # The first chunk's audio is the later chunks' prompt: it holds every speaker's
+        # first words when they fit in a chunk, so each voice is anchored.
+        first, rest = split_first_speakers(pieces[0][0], first_bytes, budget,
+                                           tag_speakers=caps.speaker_tags)
         estimate = AudioPrompt(
             "first-chunk-estimate",
             np.zeros(int(_speech_seconds(first) * caps.sample_rate), np.float32),
