@@ -280,3 +280,29 @@ def test_put_config_changes_the_bounds_and_the_metrics_count_checks_and_retries(
         assert 'ttsframe_quality_retries_total{backend="flaky"} 1.0' in metrics
         assert 'ttsframe_quality_checks_failed_total{backend="flaky",check="silence"} 2.0' \
             in metrics
+
+
+def test_a_runaway_being_streamed_is_cut_at_its_slowest_rate_and_reported(tmp_path):
+    """A take streamed while it is generated cannot be retried; one that runs on past
+    what the slowest speaking rate allows for its text is not played to its end: the
+    stream stops sending it there and says so, where the whole reply retried it."""
+    _services, client = flaky_client(tmp_path, first_take="runaway", streaming=True)
+    with client:
+        body = {"input": TEXT, "seed": 3, "response_format": "pcm", "model": "flaky"}
+        whole = client.post("/v1/audio/speech", json={**body, "stream": False})
+        assert whole.headers["x-quality"].startswith("attempts=2; retried=1; failed=0")
+        sse = client.post("/v1/audio/speech", json={**body, "stream_format": "sse"})
+        *deltas, done = sse_events(sse.content)
+        audio = b"".join(base64.b64decode(e["audio"]) for e in deltas)
+        chars = len("The quick brown fox jumps over the lazy dog by the river bank.")
+        limit_s = chars * 0.2 + 2.0  # FLAKY's slowest rate, [quality] rate_slack_s
+        rate = int(sse.headers["x-sample-rate"])  # OpenAI's pcm: 24 kHz
+        assert len(audio) / 2 / rate == pytest.approx(limit_s, abs=0.01)
+        assert len(whole.content) < len(audio)
+        notes = done["quality"]["notes"]
+        assert any(f"was cut at {limit_s:.1f} s while it streamed" in n for n in notes)
+        assert any("already been streamed" in n for n in notes)
+        log = eventually(lambda: next((e for e in client.get("/logs").json()["logs"]
+                                       if any("while it streamed" in w
+                                              for w in e["warnings"])), None), timeout=10)
+        assert log["request_id"] == sse.headers["x-request-id"]

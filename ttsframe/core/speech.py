@@ -501,7 +501,8 @@ class SpeechService:
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in stream.results),
             warnings=_unique([*prepared.warnings, *prepared.task.notes,
-                              *(note for r in stream.results for note in r.notes)]))
+                              *(note for r in stream.results for note in r.notes),
+                              *stream.cuts]))
 
     def _log_warnings(self, prepared: PreparedSpeech, output: SpeechOutput) -> None:
         for warning in output.warnings:
@@ -552,6 +553,9 @@ class SpeechService:
         for index, task in enumerate(tasks):
             task.on_audio = stream.audio_callback(index)
         prepared.watch.claim = stream.hold_part  # retried takes replace held audio only
+        if prepared.checked:  # a runaway take is not streamed past its slowest rate
+            stream.limits = [self.quality.stream_limit(prepared.backend, task, pipeline.rate)
+                             for task in tasks]
         self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return stream

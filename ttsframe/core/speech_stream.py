@@ -67,6 +67,12 @@ class SpeechStream:
         self._emitted = [0] * len(self.parts)
         self._current = 0
         self._held: set[int] = set()
+        # The most samples of each part the stream sends (None: no bound), set by the
+        # speech service from the quality stage's slowest speaking rate: a runaway take
+        # being streamed is cut there, and ``cut`` says so.
+        self.limits: list[int | None] = [None] * len(self.parts)
+        self._sent = [0] * len(self.parts)
+        self.cuts: list[str] = []
         for index, part in enumerate(self.parts):
             part.future.add_done_callback(
                 lambda _f, i=index: self._events.put_nowait(("done", i, None)))
@@ -178,6 +184,9 @@ class SpeechStream:
                 self._current = current
                 for piece in ([] if current in self._held else buffers.pop(current, [])):
                     emitted[current] += piece.size
+                    piece = self._within(current, piece)
+                    if not piece.size:
+                        continue
                     data = await run(self.pipeline.feed, piece)
                     if data:
                         yield data
@@ -187,6 +196,7 @@ class SpeechStream:
                 tail = np.asarray(result.samples, dtype=np.float32)[emitted[current]:]
                 if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
                     tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
+                tail = self._within(current, tail)
                 self.results.append(result)
                 data = await run(self.pipeline.end_part, tail)
                 if current < len(pauses) and pauses[current]:
@@ -197,6 +207,21 @@ class SpeechStream:
                     yield data
                 current += 1
                 self._current = current
+
+    def _within(self, index: int, samples: np.ndarray) -> np.ndarray:
+        """``samples`` of part ``index`` up to its limit; the first cut is noted."""
+        limit = self.limits[index]
+        if limit is not None and self._sent[index] + samples.size > limit:
+            if self._sent[index] <= limit and not any(f"chunk {index + 1} " in c
+                                                      for c in self.cuts):
+                what = f"chunk {index + 1} " if len(self.parts) > 1 else "the take "
+                self.cuts.append(
+                    f"quality: {what}was cut at {limit / self.pipeline.rate:.1f} s while "
+                    "it streamed: it ran past the slowest speaking rate for its text, so "
+                    "the rest of its audio was not sent")
+            samples = samples[:max(0, limit - self._sent[index])]
+        self._sent[index] += samples.size
+        return samples
 
     def _silence(self, seconds: float, joins: int) -> np.ndarray:
         """``seconds`` of silence as the listener hears them: lengthened by the

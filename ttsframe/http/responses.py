@@ -98,7 +98,7 @@ def stream_quality(stream: SpeechStream) -> dict | None:
         return None
     summary = quality_summary(stream.results) or {}
     notes = [note for r in stream.results for note in r.notes if note.startswith(
-        ("quality:", "speech was cut", "the automatic max_tokens"))]
+        ("quality:", "speech was cut", "the automatic max_tokens"))] + stream.cuts
     return {**summary, "notes": list(dict.fromkeys(notes))}
 
 

@@ -250,7 +250,7 @@ def bad_take(kind: str, text: str, n: int, rate: int, salt: int) -> np.ndarray:
         phrase = np.concatenate([tone(int(0.15 * rate), 300.0 + 150 * k, rate)
                                  for k in range(4)])
         return np.resize(phrase, max(n, 8 * phrase.size)).astype(np.float32)
-    return beeps(text, n * 3, rate, salt)  # runaway: on and on, cut by its budget
+    return beeps(text, n * 6, rate, salt)  # runaway: on and on, cut by its budget
 
 
 def config_type(defaults: FakeConfig) -> type[FakeConfig]:

@@ -49,8 +49,7 @@ class Take:
 
     @property
     def chars(self) -> int:
-        """Characters spoken: speaker tags, nonverbals and runs of spaces aside."""
-        return len(" ".join(MARKUP.sub(" ", self.text).split()))
+        return spoken_chars(self.text)
 
 
 @dataclass
@@ -66,6 +65,11 @@ class CheckResult:
 
 # A check: the take -> its verdict, or None when it does not apply.
 QualityCheck = Callable[[Take], "CheckResult | None"]
+
+
+def spoken_chars(text: str) -> int:
+    """Characters spoken: speaker tags, nonverbals and runs of spaces aside."""
+    return len(" ".join(MARKUP.sub(" ", text).split()))
 
 
 def frame_levels(samples: np.ndarray, rate: int) -> np.ndarray:

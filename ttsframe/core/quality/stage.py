@@ -31,6 +31,7 @@ from ttsframe.core.quality.checks import (
     CheckResult,
     QualityCheck,
     Take,
+    spoken_chars,
     voiced_seconds,
 )
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
@@ -148,6 +149,16 @@ class QualityStage:
             rate = (max(rate[0], median / CALIBRATION_SPREAD),
                     min(rate[1], median * CALIBRATION_SPREAD))
         return rate  # type: ignore[return-value]
+
+    def stream_limit(self, backend: str, task: SynthesisTask, rate: int) -> int | None:
+        """The most samples (at ``rate``) of ``task``'s take a stream sends: what the
+        rate check's slowest rate allows for its text; None when it is not checked."""
+        config = self.config
+        bounds = self.speech_rate(backend, task.language, task.voice_id)
+        chars = spoken_chars(task.text)
+        if not config.check_rate or bounds is None or chars < config.rate_min_chars:
+            return None
+        return int((chars * bounds[1] + config.rate_slack_s) * rate)
 
     def judge(self, take: Take) -> list[CheckResult]:
         """Every check on one take; a plugin's check that raises is logged and skipped."""
