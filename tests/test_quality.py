@@ -306,3 +306,21 @@ def test_a_runaway_being_streamed_is_cut_at_its_slowest_rate_and_reported(tmp_pa
                                        if any("while it streamed" in w
                                               for w in e["warnings"])), None), timeout=10)
         assert log["request_id"] == sse.headers["x-request-id"]
+
+
+def test_cancelling_a_job_stops_its_retry(tmp_path):
+    services, client = flaky_client(tmp_path, first_take="silence", steps=40,
+                                    step_delay_s=0.05)
+    backend = backend_of(services)
+    with client:
+        r = client.post("/generate?async_mode=true", json={"text": TEXT, "seed": 4})
+        job = r.json()["job_id"]
+        eventually(lambda: len(backend.tasks) == 2, timeout=30,
+                   message="the retry started")
+        assert client.delete(f"/jobs/{job}").status_code == 200
+        info = eventually(lambda: (lambda j: j if j["status"] == "cancelled" else None)(
+            client.get(f"/jobs/{job}").json()), timeout=30, message="job cancelled")
+        assert info["status"] == "cancelled"
+        retry = backend.tasks[1]
+        assert retry.attempt == 1 and retry.cancel.cancelled
+        assert len(backend.tasks) == 2  # no third take
