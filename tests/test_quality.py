@@ -324,3 +324,29 @@ def test_cancelling_a_job_stops_its_retry(tmp_path):
         retry = backend.tasks[1]
         assert retry.attempt == 1 and retry.cancel.cancelled
         assert len(backend.tasks) == 2  # no third take
+
+
+def test_configured_rates_and_a_voices_calibration_set_the_rate_bounds(tmp_path):
+    from ttsframe.core.config import Settings
+    from ttsframe.core.quality import QualityStage
+    from ttsframe.core.speech_types import GenerationParams
+    from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
+    from ttsframe.testing.fake_backend import FakeBackend
+
+    settings = Settings()
+    backend = FakeBackend(FLAKY, name="flaky")
+    stage = QualityStage(settings, {"flaky": backend})
+    assert stage.speech_rate("flaky", None, "alloy") == (0.03, 0.2)  # the backend's own
+    settings.quality.speech_rates = {"flaky": [0.01, 0.5], "flaky:de": [0.02, 0.4]}
+    assert stage.speech_rate("flaky", "en", "alloy") == (0.01, 0.5)
+    assert stage.speech_rate("flaky", "de-AT", "alloy") == (0.02, 0.4)
+    # Ten accepted takes of a voice at 0.1 s per character narrow its bounds around it.
+    task = SynthesisTask(task_id="t", text=TEXT, params=GenerationParams(seed=1),
+                         voice_id="alloy")
+    n = int(len(TEXT) * 0.06 * RATE)
+    for _ in range(10):
+        stage._accepted("flaky", task, SynthesisResult(samples=beeps(TEXT, n, RATE),
+                                                       sample_rate=RATE))
+    fastest, slowest = stage.speech_rate("flaky", "en", "alloy")
+    assert 0.02 < fastest < 0.05 and 0.05 < slowest < 0.15
+    assert stage.speech_rate("flaky", "en", "other") == (0.01, 0.5)
