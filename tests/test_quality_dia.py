@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
@@ -18,6 +19,8 @@ from ttsframe.core.quality import retry_seed
 from ttsframe.http.app import create_app
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint
 from ttsframe.testing.waiting import eventually
+
+pytest_plugins = ["tests.dia_fixtures"]
 
 BODY = {"text": "[S1] This take never ends on its own.", "seed": 5, "max_tokens": 100}
 
@@ -78,3 +81,33 @@ def test_a_streamed_runaway_is_reported_in_the_stream(runaway):
     if audio != whole.content:
         assert any("already been streamed" in note for note in quality["notes"])
     assert any("speech was cut" in note for note in quality["notes"])
+
+
+def test_a_streamed_row_outrunning_the_automatic_budget_goes_on_as_the_buffered_one(
+        tiny_backend, monkeypatch):
+    """The automatic max_tokens that runs out is generated again with twice the steps,
+    streamed or not: the stream goes on past the audio it already sent (never sent
+    twice) and ends where the buffered take ends; only frames near the first budget's
+    forced end may differ."""
+    from ttsframe.core.speech_types import GenerationParams
+    from ttsframe.core.synthesis import SynthesisTask
+    from ttsframe.plugins.dia import planning
+
+    for name, value in {"AUTO_BYTES_PER_SECOND": 1e9, "AUTO_MARGIN_S": 0.0,
+                        "AUTO_BUCKET": 32, "AUTO_MIN_TOKENS": 32}.items():
+        monkeypatch.setattr(planning, name, value)
+    text = "[S1] Auto budget."
+    (whole,) = tiny_backend.generate([SynthesisTask(
+        task_id="whole", text=text, params=GenerationParams(greedy=True))])
+    pieces: list = []
+    (streamed,) = tiny_backend.generate([SynthesisTask(
+        task_id="streamed", text=text, params=GenerationParams(greedy=True),
+        on_audio=pieces.append)])
+    assert any("ran out before the speech ended, so it was generated again" in n
+               for n in streamed.notes)
+    assert not streamed.info["budget_limited"]
+    sent = np.concatenate(pieces)
+    assert sent.size == streamed.samples.size == whole.samples.size
+    # It ends as the take ends; the frames around each budget's forced end may differ.
+    np.testing.assert_allclose(sent[-4 * 512:], whole.samples[-4 * 512:], atol=1e-4)
+    assert np.mean(np.abs(sent - whole.samples) <= 1e-4) > 0.5
