@@ -350,3 +350,18 @@ def test_configured_rates_and_a_voices_calibration_set_the_rate_bounds(tmp_path)
     fastest, slowest = stage.speech_rate("flaky", "en", "alloy")
     assert 0.02 < fastest < 0.05 and 0.05 < slowest < 0.15
     assert stage.speech_rate("flaky", "en", "other") == (0.01, 0.5)
+
+
+def test_dia_loops_are_found_in_the_codes():
+    from ttsframe.plugins.dia.loops import loop_seconds
+
+    fps = 44100 / 512
+    rng = np.random.default_rng(0)
+    speech = rng.integers(0, 1024, (1700, 9))
+    assert loop_seconds(speech, fps) == 0.0
+    phrase = rng.integers(0, 1024, (100, 9))  # 1.2 s, five times over at the end
+    looped = np.concatenate([speech[:800], np.tile(phrase, (5, 1))])
+    noisy = looped.copy()
+    noisy[::7, 3] = 0  # sampling changes a few codes between repeats
+    assert loop_seconds(looped, fps) == pytest.approx(500 / fps, abs=0.1)
+    assert loop_seconds(noisy, fps) > 4.0

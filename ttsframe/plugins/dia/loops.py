@@ -27,7 +27,13 @@ def loop_seconds(codes: np.ndarray, frames_per_second: float) -> float:
     shortest = max(1, int(PERIOD_S[0] * frames_per_second))
     longest = int(PERIOD_S[1] * frames_per_second)
     best = 0
-    for period in range(shortest, min(longest, frames // 2) + 1):
+    periods = np.arange(shortest, min(longest, frames // 2) + 1)
+    if periods.size == 0:
+        return 0.0
+    # A loop reaching the end has its last frame repeat one period earlier: only those
+    # periods are followed back (most takes have none).
+    last = np.mean(codes[-1] == codes[frames - 1 - periods], axis=1) >= SAME_SHARE
+    for period in periods[last]:
         same = np.mean(codes[period:] == codes[:-period], axis=1) >= SAME_SHARE
         misses = np.flatnonzero(~same)
         run = same.size if misses.size == 0 else same.size - 1 - int(misses[-1])
