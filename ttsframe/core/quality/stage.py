@@ -224,7 +224,7 @@ class QualityStage:
                 break
             attempt += 1
             retry = msgspec.structs.replace(
-                task, task_id=f"{task.task_id}.q{attempt}", attempt=attempt,
+                task, task_id=f"{ticket.task.task_id}.q{attempt}", attempt=attempt,
                 params=msgspec.structs.replace(
                     task.params, seed=retry_seed(ticket.task.params.seed, attempt)),
                 on_audio=None, on_progress=None, notes=[])
