@@ -228,14 +228,14 @@ class QualityStage:
                 params=msgspec.structs.replace(
                     task.params, seed=retry_seed(ticket.task.params.seed, attempt)),
                 on_audio=None, on_progress=None, notes=[])
-            if self.on_retry is not None:
-                self.on_retry(part.backend)
             try:
                 assert self.scheduler is not None
                 retried = self.scheduler.submit(part.backend, retry)
             except QueueFull:
                 stopped = "the queue was full"
                 break
+            if self.on_retry is not None:
+                self.on_retry(part.backend)
             ticket.retry = retried
             try:
                 result = await asyncio.shield(retried.future)
