@@ -12,6 +12,9 @@ generation to cancel or disconnect from), ``(refuse)`` fails with ``InvalidInput
 before any audio, ``(explode)`` fails with ``RuntimeError`` after all of it (after the
 streamed parts, when streaming).
 
+``first_take`` makes the first take of every chunk bad (silence, a loop, racing speech
+or a runaway) and its retries good, for tests of the quality stage (preset ``FLAKY``).
+
 ``fake_backend_plugin(name, config)`` is a plugin object registering it as backend
 ``name``; the plugin's ``[plugins.<plugin>]`` section overrides ``config`` key by key.
 ``make_services`` registers ``fake_backend_plugin("beeper")`` as plugin ``testing``.
