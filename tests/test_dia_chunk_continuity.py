@@ -129,3 +129,33 @@ def test_the_first_chunk_is_encoded_once_and_kept_apart_from_voices(dia, monkeyp
     assert 1 <= one_off_after["entries"] <= one_off_after["max"]
     assert one_off_after["max"] == backend.config.max_batch_size  # a whole batch's worth
 
+
+
+# A dialogue: [S2] answers after one sentence of [S1], then they take turns.
+DIALOGUE = " ".join(f"[S1] Question number {i} is asked by the first speaker here. "
+                    f"[S2] And answer {i} comes from the second one." for i in range(6))
+
+
+def test_the_prompt_of_later_chunks_holds_every_speaker(dia):
+    """Chunk 1 is cut so that it holds both speakers' first words: its audio, the prompt
+    of chunks 2..n, anchors [S2]'s voice as well as [S1]'s."""
+    _, backend, _ = dia
+    calls, warnings = speak(dia, text=DIALOGUE)
+    ((first,), _), (later, _) = calls
+    assert "[S1]" in first.text and "[S2]" in first.text
+    assert "holds no turn" not in warnings
+    assert len(later) >= 2 and any("[S2]" in task.text for task in later)
+    chunk_1_audio = backend.results[0][0].samples
+    for task in later:
+        assert task.prompt_transcript == first.text
+        np.testing.assert_array_equal(task.prompt.samples, chunk_1_audio)
+
+
+def test_a_speaker_too_late_for_the_first_chunk_is_reported(dia):
+    late = ("[S1] " + " ".join(f"Sentence {i} of a long opening monologue." for i in range(12))
+            + " [S2] At last the second voice speaks, once.")
+    calls, warnings = speak(dia, text=late)
+    ((first,), _), (later, _) = calls
+    assert "[S2]" not in first.text
+    assert "holds no turn of S2" in warnings
+    assert all(task.prompt_transcript == first.text for task in later)

@@ -187,7 +187,8 @@ def check_config(
     check_voice_aliases(settings.voices.aliases)
     preprocessors = list(registry.items["preprocessor"].values())
     encoders = registry.items["encoder"]
-    used = [*backends.values(), store_reg, *preprocessors, *encoders.values()]
+    used = [*backends.values(), store_reg, *preprocessors, *encoders.values(),
+            *registry.items["quality_check"].values()]
     configs = {(reg.kind, reg.name): plugin_config(reg, settings) for reg in used}
     route_configs: dict[str, Any] = {}
     for reg in registry.routes:  # a config type given with any of its routes applies
@@ -233,6 +234,8 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
+    speech.quality.extra.update({name: checked.instantiate(reg, settings) for name, reg
+                                 in registry.items["quality_check"].items()})
     database = Database(settings.data_dir / DATABASE_NAME)
     generation_log = GenerationLog(settings, database,
                                    settings.path(settings.storage.audio_outputs_dir))
@@ -243,6 +246,7 @@ def build_services(
     metrics = Metrics()  # this server's own registry, whether or not it is served
     scheduler.on_batch = metrics.batch_done
     speech.observers.append(metrics.generation_ended)
+    speech.quality.on_failed, speech.quality.on_retry = metrics.check_failed, metrics.retried
     metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
     live = LiveSessions(settings, speech)
     metrics.watch_live(live)

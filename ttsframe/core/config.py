@@ -179,6 +179,40 @@ class VoicesConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     aliases: dict[str, str] = {}
 
 
+class QualityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[quality]``: the checks every take passes before it is used (``core/quality``)."""
+
+    enabled: bool = True
+    # Takes generated again for a chunk that failed a check (each with its own seed).
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    # No retry starts once this long has passed since the request was queued.
+    retry_budget_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 120.0
+    # Each check on or off, and its bounds.
+    check_budget: bool = True
+    check_rate: bool = True
+    check_silence: bool = True
+    check_clipping: bool = True
+    check_loop: bool = True
+    # Seconds of audio per character: [fastest, slowest], per "backend" or
+    # "backend:language"; a backend's own default applies where none is set.
+    speech_rates: dict[str, list[Annotated[float, msgspec.Meta(gt=0, le=10)]]] = {}
+    # Texts shorter than this (characters, speaker tags aside) are not rate-checked.
+    rate_min_chars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    # Seconds a take may run beyond its slowest rate before it counts as too slow.
+    rate_slack_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 2.0
+    # A voice's accepted takes narrow its bounds once this many are known (0: never).
+    calibration_takes: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 10
+    max_leading_silence_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 1.5
+    max_trailing_silence_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 2.0
+    max_inner_silence_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 2.5
+    # Quieter than this (dBFS, in 20 ms frames) is silence.
+    silence_dbfs: Annotated[float, msgspec.Meta(ge=-120, le=0)] = -50.0
+    # Share of samples at full scale (|x| >= 0.999) above which a take is clipped.
+    max_clipped_share: Annotated[float, msgspec.Meta(ge=0, le=0.5)] = 0.005
+    # A take whose last seconds repeat one phrase for this long ends in a loop.
+    max_loop_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 3.0
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
@@ -191,6 +225,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
     voices: VoicesConfig = msgspec.field(default_factory=VoicesConfig)
+    quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

@@ -118,6 +118,13 @@ class Metrics:
             "ttsframe_budget_limited_generations",
             "Generations whose speech was cut by max_tokens (no natural end)",
             ["backend"], registry=r))
+        self.quality_failed = Labelled(Counter(
+            "ttsframe_quality_checks_failed",
+            "Takes that failed a quality check, by check (a take failing two counts twice)",
+            ["backend", "check"], registry=r))
+        self.quality_retries = Labelled(Counter(
+            "ttsframe_quality_retries",
+            "Takes generated again because a quality check failed", ["backend"], registry=r))
         self.audio_bytes = Labelled(Counter(
             "ttsframe_audio_bytes", "Encoded audio bytes produced",
             ["backend", "format"], registry=r))
@@ -153,6 +160,14 @@ class Metrics:
         live.on_segment_released = self.live_segments.inc
         live.on_first_audio = self.live_first_audio.observe
         self.state.live = live
+
+    def check_failed(self, backend: str, check: str) -> None:
+        """A take failed ``check`` (``QualityStage.on_failed``)."""
+        self.quality_failed.labels(backend, check).inc()
+
+    def retried(self, backend: str) -> None:
+        """A take is generated again (``QualityStage.on_retry``)."""
+        self.quality_retries.labels(backend).inc()
 
     async def refresh(self) -> None:
         """Read what needs the database or the disk, before a scrape is answered."""

@@ -55,6 +55,11 @@ class Ticket:
     # A request split into several tasks (long text): one ticket per part, in order.
     # This ticket's future holds the joined result (see ``Scheduler.submit_parts``).
     parts: list[Ticket] = field(default_factory=list)
+    # Checks the backend's result before the future holds it (``core/quality``): may
+    # queue retries of the task and returns the take to keep.
+    review: Callable[[Ticket, SynthesisResult], Awaitable[SynthesisResult]] | None = None
+    # The retry being generated for it under review (cancelled with it).
+    retry: Ticket | None = None
 
     @property
     def status(self) -> str:
@@ -404,20 +409,23 @@ class Scheduler:
             raise _shutting_down()
         worker.check_ready()
 
-    def submit(self, backend: str, task: SynthesisTask) -> Ticket:
-        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full."""
+    def submit(self, backend: str, task: SynthesisTask, review=None) -> Ticket:
+        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full.
+        ``review`` (see ``Ticket.review``) settles its result."""
         self._check_accepting(backend)
         if self.pending_count >= self.queue_size:
             raise QueueFull(
                 f"the generation queue is full ({self.queue_size} pending); retry later "
                 "or raise generation.queue_size", headers={"Retry-After": "2"})
-        ticket = Ticket(task, backend, asyncio.get_running_loop().create_future())
+        ticket = Ticket(task, backend, asyncio.get_running_loop().create_future(),
+                        review=review)
         self._enqueue(ticket)
         return ticket
 
     def submit_parts(self, backend: str, task: SynthesisTask, parts: list[SynthesisTask],
                      join: Callable[[list[SynthesisResult]], SynthesisResult],
-                     after_first: Callable[[SynthesisResult], None] | None = None) -> Ticket:
+                     after_first: Callable[[SynthesisResult], None] | None = None,
+                     reviews: list | None = None) -> Ticket:
         """Queue a request made of several tasks (the chunks of a long text) as one ticket.
 
         Each part is queued as its own task, so parts batch with each other and with other
@@ -430,6 +438,7 @@ class Scheduler:
         With ``after_first``, only the first part is queued now; once it has succeeded,
         ``after_first(its result)`` runs (it may change the later tasks, for instance to
         condition them on the first part's audio) and the rest are queued together.
+        ``reviews`` are the parts' ``Ticket.review``, in order.
         """
         self._check_accepting(backend)
         pending = self.pending_count
@@ -440,9 +449,10 @@ class Scheduler:
                 headers={"Retry-After": "2"})
         loop = asyncio.get_running_loop()
         ticket = Ticket(task, backend, loop.create_future())
-        for part in parts:
+        for k, part in enumerate(parts):
             ticket.parts.append(Ticket(part, backend, loop.create_future(),
-                                       on_start=_start_parent(ticket)))
+                                       on_start=_start_parent(ticket),
+                                       review=reviews[k] if reviews else None))
         self._tickets[task.task_id] = ticket
         for k, part_ticket in enumerate(ticket.parts):
             if after_first is None or k == 0:
@@ -564,6 +574,8 @@ class Scheduler:
         ticket.task.cancel.cancel(reason, cause)
         for part in ticket.parts:
             self.cancel(part.task.task_id, reason, cause)
+        if ticket.retry is not None:
+            self.cancel(ticket.retry.task.task_id, reason, cause)
         queue = self._pending[ticket.backend]
         if ticket in queue:
             queue.remove(ticket)
@@ -659,9 +671,18 @@ class Scheduler:
         if isinstance(result, SynthesisResult) and result.info.get("batch_size"):
             ticket.batch_size = int(result.info["batch_size"])  # a loop's rows, at most
         self._running.pop(ticket.task.task_id, None)
-        self._forget(ticket)
         if ticket.future.done():
+            self._forget(ticket)
             return
+        if ticket.review is not None and not isinstance(result, BaseException):
+            # The quality stage decides which take completes the ticket (``_settle``).
+            self.completed += 1
+            settling = asyncio.create_task(self._settle(ticket, result),
+                                           name=f"review-{ticket.task.task_id}")
+            self._background.add(settling)
+            settling.add_done_callback(self._background.discard)
+            return
+        self._forget(ticket)
         if isinstance(result, BaseException):
             token = ticket.task.cancel
             if token.cancelled and not isinstance(result, Cancelled):
@@ -676,6 +697,29 @@ class Scheduler:
         else:
             self.completed += 1
             ticket.future.set_result(result)
+
+    async def _settle(self, ticket: Ticket, result: SynthesisResult) -> None:
+        """Complete a reviewed ticket with the take its review keeps (still known to
+        ``cancel`` meanwhile, so a retry stops with it)."""
+        assert ticket.review is not None
+        try:
+            kept = await ticket.review(ticket, result)
+        except asyncio.CancelledError:
+            _complete_future(ticket.future, error=Cancelled("server stopping",
+                                                            cause=CancelCause.SHUTDOWN))
+            raise
+        except Exception as exc:
+            token = ticket.task.cancel
+            if token.cancelled and not isinstance(exc, Cancelled):
+                exc = Cancelled(token.reason, cause=token.cause)
+            elif isinstance(exc, Cancelled) and token.cancelled:
+                exc.cause = token.cause
+            _complete_future(ticket.future, error=exc)
+        else:
+            ticket.finished_at = time.time()
+            _complete_future(ticket.future, result=kept)
+        finally:
+            self._forget(ticket)
 
     async def _hold_batch_window(self, backend: str) -> None:
         """Let close arrivals join the batch: wait until it is full, or ``batch_wait_s``

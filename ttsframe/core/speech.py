@@ -29,12 +29,19 @@ from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
 from ttsframe.core.captions import FORMATS as CAPTION_FORMATS
 from ttsframe.core.captions import caption_text, captions_of
-from ttsframe.core.chunking import chunk_text, split_first
+from ttsframe.core.chunking import chunk_text, speakers_of, split_first_speakers
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.quality import (
+    PartReview,
+    QualityStage,
+    ReplyWatch,
+    quality_header,
+    quality_summary,
+)
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
 from ttsframe.core.segmenter import Segmenter
@@ -89,6 +96,10 @@ class PreparedSpeech:
     # ``Scheduler.announce_request``): open batch windows wait for it until it is
     # submitted.
     announcement: int | None = None
+    # Whether each take is checked (``core/quality``), and the stream's say in whether
+    # a part's take may still be replaced.
+    checked: bool = False
+    watch: ReplyWatch = field(default_factory=ReplyWatch)
 
 
 @dataclass
@@ -127,6 +138,9 @@ class SpeechService:
         self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
         # Streamed replies open now, per backend (read by the metrics).
         self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
+        # Checks every take and retries the failed ones (plugins' checks added at startup).
+        self.quality = QualityStage(settings, backends)
+        self.quality.scheduler = scheduler
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -299,6 +313,14 @@ class SpeechService:
                 if len(planned) <= most or len(chunks) > most:
                     planned_pieces, continued = planned, True
                     chunks = [chunk for chunk, _ in planned]
+                    unanchored = [s for s in speakers_of(text)
+                                  if s not in speakers_of(chunks[0])]
+                    if unanchored:
+                        ctx.warnings.append(
+                            f"the first chunk, whose audio the later chunks are cloned "
+                            f"from, holds no turn of {', '.join(unanchored)} (its first "
+                            "words come too late to fit in it), so that voice may change "
+                            "between chunks")
                 else:
                     unable = (f"that would take {len(planned)} generations, more than "
                               f"generation.max_generations ({most})")
@@ -321,7 +343,7 @@ class SpeechService:
                               [*request.notes, *_unique(ctx.warnings)], chunks,
                               continued=continued,
                               pauses=pauses if any(pauses) or lead else [], lead_s=lead,
-                              speed=speed)
+                              speed=speed, checked=self.quality.wanted(request.quality))
 
     def preprocess(self, text: str, ctx: TextContext) -> str:
         """``text`` through every text preprocessor, in order."""
@@ -345,7 +367,10 @@ class SpeechService:
         caps = backend.capabilities
         pieces = pieces or [(task.text, 0.0)]
         first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
-        first, rest = split_first(pieces[0][0], first_bytes, tag_speakers=caps.speaker_tags)
+        # The first chunk's audio is the later chunks' prompt: it holds every speaker's
+        # first words when they fit in a chunk, so each voice is anchored.
+        first, rest = split_first_speakers(pieces[0][0], first_bytes, budget,
+                                           tag_speakers=caps.speaker_tags)
         estimate = AudioPrompt(
             "first-chunk-estimate",
             np.zeros(int(_speech_seconds(first) * caps.sample_rate), np.float32),
@@ -464,13 +489,19 @@ class SpeechService:
                tasks: list[SynthesisTask] | None = None) -> Ticket:
         """Queue the request's tasks (``part_tasks`` unless given); one ticket for all."""
         tasks = tasks if tasks is not None else self.part_tasks(prepared)
+        reviews = None
+        if prepared.checked:
+            reviews = [self.quality.reviewer(PartReview(prepared.backend, i, len(tasks),
+                                                        prepared.watch))
+                       for i in range(len(tasks))]
         try:
             if len(tasks) == 1 and tasks[0] is prepared.task:
-                return self.scheduler.submit(prepared.backend, prepared.task)
+                return self.scheduler.submit(prepared.backend, prepared.task,
+                                             reviews[0] if reviews else None)
             after_first = (partial(self.continue_voice, prepared, tasks[1:])
                            if prepared.continued else None)
             return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
-                                               join_results, after_first)
+                                               join_results, after_first, reviews)
         finally:
             self.scheduler.end_announcement(prepared.announcement)
 
@@ -495,20 +526,24 @@ class SpeechService:
         prepared, pipeline = stream.prepared, stream.pipeline
         encoder, rate = pipeline.encoder, pipeline.out_rate
         fmt = prepared.request.captions
-        extra = {}
+        headers = {**encoder.response_headers(rate), **chunk_headers(prepared)}
         if fmt and data and len(stream.part_spans) == len(prepared.chunks):
             text = caption_text(captions_of(prepared.chunks, stream.part_spans, pipeline.rate,
                                             prepared.request.speed), fmt)
-            extra = {"X-Captions": base64.b64encode(text.encode()).decode(),
-                     "X-Captions-Format": fmt}
+            headers["X-Captions"] = base64.b64encode(text.encode()).decode()
+            headers["X-Captions-Format"] = fmt
+        if stream.results or not prepared.checked:  # a stream's head cannot know yet
+            headers["X-Quality"] = quality_header(
+                quality_summary(stream.results) if prepared.checked else None)
         return SpeechOutput(
             audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
-            headers={**encoder.response_headers(rate), **chunk_headers(prepared), **extra},
+            headers=headers,
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in stream.results),
             warnings=_unique([*prepared.warnings, *prepared.task.notes,
-                              *(note for r in stream.results for note in r.notes)]))
+                              *(note for r in stream.results for note in r.notes),
+                              *stream.cuts]))
 
     def _log_warnings(self, prepared: PreparedSpeech, output: SpeechOutput) -> None:
         for warning in output.warnings:
@@ -563,6 +598,10 @@ class SpeechService:
         # No await since submit: the dispatcher cannot have started a task yet.
         for index, task in enumerate(tasks):
             task.on_audio = stream.audio_callback(index)
+        prepared.watch.claim = stream.hold_part  # retried takes replace held audio only
+        if prepared.checked:  # a runaway take is not streamed past its slowest rate
+            stream.limits = [self.quality.stream_limit(prepared.backend, task, pipeline.rate)
+                             for task in tasks]
         self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return stream

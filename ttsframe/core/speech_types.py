@@ -75,6 +75,9 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # Captions of a whole reply ("json", "srt" or "vtt", core/captions.py): the text is
     # generated one sentence at a time and the reply carries each one's times.
     captions: str | None = None
+    # Check each take and retry a failed one (``core/quality``); None: ``[quality]
+    # enabled``.
+    quality: bool | None = None
 
 
 class SpeechOutput(msgspec.Struct, kw_only=True):

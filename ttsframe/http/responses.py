@@ -12,6 +12,7 @@ from litestar import Response
 from litestar.response import Stream
 
 from ttsframe.core.errors import InvalidInput
+from ttsframe.core.quality import quality_summary
 from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
 from ttsframe.http.disconnect import unless_disconnected
@@ -82,11 +83,24 @@ def sse_response(stream: SpeechStream) -> Stream:
             output_tokens = sum(result.tokens for result in stream.results)
             yield sse_event({"type": "speech.audio.done", "usage": {
                 "input_tokens": input_tokens, "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens}})
+                "total_tokens": input_tokens + output_tokens},
+                "quality": stream_quality(stream)})
         finally:
             stream.close()
 
     return Stream(body(), media_type="text/event-stream", headers=headers)
+
+
+def stream_quality(stream: SpeechStream) -> dict | None:
+    """What the last SSE event says of the takes (the ``X-Quality`` of a buffered
+    reply, as an object): attempts, retried and failed chunks, the checks that failed,
+    and the notes on each (a take cut or kept despite a check). None: not checked."""
+    if not stream.prepared.checked:
+        return None
+    summary = quality_summary(stream.results) or {}
+    notes = [note for r in stream.results for note in r.notes if note.startswith(
+        ("quality:", "speech was cut", "the automatic max_tokens"))] + stream.cuts
+    return {**summary, "notes": list(dict.fromkeys(notes))}
 
 
 def _stream_headers(stream: SpeechStream) -> dict[str, str]:

@@ -77,6 +77,10 @@ class GenerateRequest(GenerationParams, kw_only=True):
     input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
         "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
         "SSML. Default: SSML when the text starts with <speak>."))] = None
+    quality: Annotated[bool | None, msgspec.Meta(description=(
+        "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
+        "a failed one again with a derived seed (false: the takes as they come). "
+        "Default: [quality] enabled (true)."))] = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
 
@@ -128,6 +132,10 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
         "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
         "SSML. Default: SSML when the text starts with <speak>."))] = None
+    quality: Annotated[bool | None, msgspec.Meta(description=(
+        "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
+        "a failed one again with a derived seed (false: the takes as they come). "
+        "Default: [quality] enabled (true)."))] = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
 
@@ -201,6 +209,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         normalize=body.normalize,
         chat_text=body.chat_text,
         input_format=body.input_format,
+        quality=body.quality,
         notes=notes,
         captions=body.captions,
     )

@@ -25,6 +25,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from ttsframe.core.backend import Backend, TaskFeed
@@ -37,6 +38,7 @@ from ttsframe.plugins.dia.loading import (
     pick_dtype,
     resolve_model,
 )
+from ttsframe.plugins.dia.loops import loop_seconds
 from ttsframe.plugins.dia.planning import (
     MAX_TEXT_BYTES,
     REFERENCE_DEFAULTS,
@@ -77,6 +79,10 @@ INSTALL_HINT = "the Dia backend needs torch and transformers: pip install 'ttsfr
 # max_tokens for it is 2048 steps, which leaves the decoder room for a 10 s prompt (861
 # frames). The core shrinks chunks in proportion to the steps a longer prompt takes.
 PREFERRED_TEXT_BYTES = 256
+# Seconds per character Dia speaks at, fastest and slowest, for the quality stage's rate
+# check: it speaks about 13-17 bytes a second; racing speech or an early end is well
+# above 30 characters a second.
+SPEECH_RATE = (0.03, 0.25)
 # Streaming: the codec's receptive field is about 9.3 frames either side, so windows are
 # decoded with 10 frames of context on both sides (exact to float rounding).
 STREAM_CONTEXT_FRAMES = 10
@@ -114,6 +120,23 @@ class DiaCodes:
     audio: np.ndarray | None = None
 
 
+def _resumed(tasks: list[SynthesisTask], i: int, sent: DiaCodes) -> list[SynthesisTask]:
+    """``tasks`` with row ``i`` listening past the audio ``sent`` already streamed, for
+    its regeneration with a larger budget (a row that does not stream is unchanged)."""
+    task = tasks[i]
+    if task.on_audio is None or sent.audio is None:
+        return tasks
+    listener, skip = task.on_audio, [int(sent.audio.size)]
+
+    def on_audio(samples: np.ndarray) -> None:
+        drop = min(skip[0], samples.size)
+        skip[0] -= drop
+        if samples.size > drop:
+            listener(samples[drop:])
+
+    return [*tasks[:i], msgspec.structs.replace(task, on_audio=on_audio), *tasks[i + 1:]]
+
+
 class DiaBackend(Backend):
     """Dia-1.6B via ``DiaForConditionalGeneration`` and ``DiaProcessor``."""
 
@@ -132,6 +155,8 @@ class DiaBackend(Backend):
         # (``serve``): /health and /queue/stats show them.
         self._loop_state = {"rows": 0, "waiting": 0, "joins": 0, "joins_while_running": 0}
         self.shape = DecoderShape()  # the real checkpoint's, until one is loaded
+        # Seconds per character it speaks at; None for a checkpoint of random weights.
+        self.speech_rate: tuple[float, float] | None = SPEECH_RATE
         # Encoded audio prompts, reused across requests and the chunks of a long text. The
         # one-off area holds at least a batch's worth, so rows of one batch never evict
         # each other's first chunk.
@@ -149,7 +174,7 @@ class DiaBackend(Backend):
             frames_per_second=SAMPLE_RATE / self.shape.hop,
             supports_cloning=True, supports_batching=True,
             max_batch_size=self.config.max_batch_size, supports_streaming=True,
-            speaker_tags=True, languages=("en",))
+            speaker_tags=True, languages=("en",), speech_rate=self.speech_rate)
 
     def describe(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"model": self.config.model, "loaded": self.model is not None}
@@ -211,6 +236,8 @@ class DiaBackend(Backend):
             max_steps=int(model_config.decoder_config.max_position_embeddings),
             delay=tuple(model_config.delay_pattern),
             hop=int(self.processor.feature_extractor.hop_length))
+        if getattr(model_config, "random_weights", False):  # tiny.py's test checkpoints
+            self.speech_rate = None
         gen = self.model.generation_config
         for key in self._defaults:
             value = getattr(gen, key, None)
@@ -322,10 +349,11 @@ class DiaBackend(Backend):
     def _extend(self, tasks, i: int, notes: list[str], plan: GenerationPlan, result):
         """Never cut speech because the automatic budget was short: a row that used all
         of it (without EOS) is generated again with twice the steps, up to what the
-        decoder holds. Its seed gives the same take, only longer. Streamed rows have
-        sent their audio already, so they keep the cut and its note."""
+        decoder holds. Its seed gives the same take, only longer, so a streamed row goes
+        on where its listener is: the audio it sent is not sent again (``_resumed``), and
+        a streamed reply ends as the buffered one does."""
         task = tasks[i]
-        if task.params.max_tokens is not None or task.on_audio is not None:
+        if task.params.max_tokens is not None:
             return result
         first = plan.max_new_tokens
         while isinstance(result, DiaCodes) and result.info.get("budget_limited"):
@@ -334,7 +362,8 @@ class DiaBackend(Backend):
             if budget >= limit:
                 break
             bigger = dataclasses.replace(plan, max_new_tokens=min(budget * 2, limit))
-            ((_, longer),) = list(self._run(tasks, [(i, notes)], bigger))
+            ((_, longer),) = list(self._run(_resumed(tasks, i, result), [(i, notes)],
+                                            bigger))
             if not isinstance(longer, DiaCodes):
                 return longer if isinstance(longer, Cancelled) else result
             longer.notes.insert(0, (
@@ -611,6 +640,7 @@ class DiaBackend(Backend):
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
                 "greedy": plan.greedy, "compiled": compiled, "budget_limited": exhausted,
                 "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
+                "loop_s": round(loop_seconds(row_codes, SAMPLE_RATE / self.shape.hop), 2),
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)
