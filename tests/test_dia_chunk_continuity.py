@@ -145,7 +145,7 @@ def test_the_prompt_of_later_chunks_holds_every_speaker(dia):
     assert "[S1]" in first.text and "[S2]" in first.text
     assert "holds no turn" not in warnings
     assert len(later) >= 2 and any("[S2]" in task.text for task in later)
-    chunk_1_audio = backend.results[0][0].samples
+    chunk_1_audio = backend.results[0].samples
     for task in later:
         assert task.prompt_transcript == first.text
         np.testing.assert_array_equal(task.prompt.samples, chunk_1_audio)

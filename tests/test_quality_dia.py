@@ -34,13 +34,13 @@ def runaway(tmp_path_factory):
                                               "cpu_threads": 1}})
     backend = services.backends["dia"]
     seeds: list[int] = []
-    generate = backend.generate
+    admit = backend._admit
 
-    def recording(tasks):
-        seeds.extend(task.params.seed for task in tasks)
-        return generate(tasks)
+    def recording(loop, task, *args):  # each task as it joins the decoding loop
+        seeds.append(task.params.seed)
+        return admit(loop, task, *args)
 
-    backend.generate = recording
+    backend._admit = recording
     with TestClient(app=create_app(services), timeout=120) as client:
         eventually(lambda: client.get("/health").json()["backends"]["dia"]["state"]
                    != "loading", timeout=120, interval=0.1, message="Dia loaded")

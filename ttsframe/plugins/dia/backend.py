@@ -137,6 +137,20 @@ def _resumed(tasks: list[SynthesisTask], i: int, sent: DiaCodes) -> list[Synthes
     return [*tasks[:i], msgspec.structs.replace(task, on_audio=on_audio), *tasks[i + 1:]]
 
 
+def _listening_past(listener, skip: int):
+    """``listener`` (a task's ``on_audio``) hearing nothing of the first ``skip``
+    samples it is handed: a streamed row generated again with a larger budget."""
+    left = [skip]
+
+    def on_audio(samples: np.ndarray) -> None:
+        drop = min(left[0], samples.size)
+        left[0] -= drop
+        if samples.size > drop:
+            listener(samples[drop:])
+
+    return on_audio
+
+
 class DiaBackend(Backend):
     """Dia-1.6B via ``DiaForConditionalGeneration`` and ``DiaProcessor``."""
 
@@ -500,14 +514,18 @@ class DiaBackend(Backend):
         """The row again with twice the steps, when its automatic budget ran out before
         the speech ended (as ``_extend``); None otherwise."""
         task = done.task
-        if (task.params.max_tokens is not None or task.on_audio is not None
-                or task.cancel.cancelled):
+        if task.params.max_tokens is not None or task.cancel.cancelled:
             return None
         frames = int(loop_codes(done, list(self.shape.delay),
                                 self.model.config.decoder_config.pad_token_id).shape[0])
         limit = self.shape.room(done.prepared.prompt_frames)
         if frames < done.max_new - self.shape.tail or done.max_new >= limit:
             return None
+        if done.streamer is not None:
+            # Its listener has the audio streamed so far: the longer take (the same take,
+            # its codes equal up to the old budget) goes on from there.
+            sent = sum(piece.size for stream in done.streamer.rows for piece in stream.pieces)
+            task.on_audio = _listening_past(task.on_audio, sent)
         plan = dataclasses.replace(done.plan, max_new_tokens=min(done.max_new * 2, limit))
         prepared = dataclasses.replace(done.prepared, notes=list(done.first_notes))
         row = self._loop_row(loop, prepared, plan)
@@ -582,6 +600,7 @@ class DiaBackend(Backend):
             "generate_s": round(time.perf_counter() - done.joined_at, 3),
             "greedy": plan.greedy, "compiled": False, "budget_limited": exhausted,
             "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
+            "loop_s": round(loop_seconds(row_codes, SAMPLE_RATE / self.shape.hop), 2),
         }
         if not plan.greedy:
             info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)
