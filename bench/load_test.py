@@ -94,6 +94,12 @@ def tagged_text(kind: str, n: int) -> str:
     return f"[S1] {kind} {n}" + " la" * (n % 23)
 
 
+def body(text: str) -> dict:
+    """A request for ``text`` read as written: the audio's length must follow the text
+    sent (normalization would write the request number out as words)."""
+    return {"text": text, "normalize": False}
+
+
 def tone_frames(text: str) -> int:
     """How many samples the tone backend (CONFIG above) speaks for ``text``."""
     return max(1, int(len(text) * 0.01 * 24000))
@@ -133,7 +139,7 @@ async def sync_phase(url: str, count: int, concurrency: int, deadline: float,
                 text = tagged_text("Request", n)
                 started = time.perf_counter()
                 try:
-                    reply = await post_until_accepted(c, "/generate", {"text": text},
+                    reply = await post_until_accepted(c, "/generate", body(text),
                                                       phase, deadline)
                 except httpx.HTTPError as exc:
                     phase.fail(f"transport: {type(exc).__name__}")
@@ -173,7 +179,7 @@ async def jobs_phase(url: str, count: int, concurrency: int, deadline: float,
                 text = tagged_text("Job", n)
                 try:
                     reply = await post_until_accepted(
-                        c, "/generate?async_mode=true", {"text": text}, phase, deadline)
+                        c, "/generate?async_mode=true", body(text), phase, deadline)
                 except httpx.HTTPError as exc:
                     phase.fail(f"transport: {type(exc).__name__}")
                     return
@@ -243,7 +249,7 @@ async def queue_full_phase(url: str, burst: int, queue_size: int, deadline: floa
                     # "(slow)": the tone backend takes 100 times longer, so the burst
                     # outruns the model and piles up in the queue.
                     reply = await c.post("/generate",
-                                         json={"text": tagged_text("(slow) Burst", n)})
+                                         json=body(tagged_text("(slow) Burst", n)))
                 except httpx.HTTPError as exc:
                     phase.fail(f"transport: {type(exc).__name__}")
                     return

@@ -28,6 +28,7 @@ from tests.job_helpers import wait_for
 from tests.stored_state import stored_state
 from tests.voice_fixtures import sine_wav
 from ttsframe.http.app import create_app
+from ttsframe.testing.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "docs" / "bad-input.md"
@@ -368,10 +369,24 @@ def server(tmp_path_factory) -> Iterator[tuple[TestClient, Path]]:
         yield client, root
 
 
+def settled_state(root: Path) -> dict:
+    """What is stored once earlier requests' late writes (a generation's log row and its
+    saved audio, written after the reply) have landed: the same twice, no temp file."""
+    seen: list[dict] = []
+
+    def quiet() -> bool:
+        seen.append(stored_state(root))
+        return (len(seen) > 1 and seen[-1] == seen[-2]
+                and not any(".tmp-" in name for name in seen[-1]["files"]))
+
+    eventually(quiet, timeout=30, interval=0.05, message="stored state settles")
+    return seen[-1]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_a_clear_4xx_and_changes_nothing(server, case):
     client, root = server
-    before = stored_state(root)
+    before = settled_state(root)
     reply = case.call(client)
     assert reply.status_code == case.status, reply.text[:500]
     if case.status < 300:  # an accepted row: audio, as for any good request

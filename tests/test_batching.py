@@ -23,7 +23,7 @@ from ttsframe.core.speech_types import GenerationParams  # noqa: E402
 from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.testing.fake_backend import STREAMING, FakeBackend  # noqa: E402
-from ttsframe.testing.waiting import eventually  # noqa: E402
+from ttsframe.testing.waiting import eventually, eventually_async  # noqa: E402
 
 
 def run(coro):
@@ -53,19 +53,28 @@ class Spy:
         del self.backend.generate
 
 
-async def scheduled(backend, *, window: float, max_batch: int = 8) -> Scheduler:
+async def scheduled(backend, *, window: float, max_batch: int = 8,
+                    loop: bool = False) -> Scheduler:
+    """A scheduler over an already loaded backend; with ``loop``, a continuous backend
+    runs its decoding loop, else it gets whole ``generate`` calls."""
     sched = Scheduler({"b": BackendWorker("b", backend)}, queue_size=64, max_batch=max_batch,
                       batch_wait_s=window)
     worker = sched.workers["b"]
     worker.state = "ready"  # loaded by the fixture, which also closes it at the end
-    worker.start = _noop  # type: ignore[method-assign]
-    worker.shutdown = lambda: None  # type: ignore[method-assign]
+
+    async def start() -> None:
+        if loop:
+            worker.open()
+
+    def shutdown() -> None:  # stops the loop, keeps the backend for other tests
+        if worker._feed is not None:
+            worker._feed.close()
+        worker._executor.shutdown(wait=True)
+
+    worker.start = start  # type: ignore[method-assign]
+    worker.shutdown = shutdown  # type: ignore[method-assign]
     await sched.start()
     return sched
-
-
-async def _noop() -> None:
-    return None
 
 
 def task(task_id: str, text: str, **params) -> SynthesisTask:
@@ -100,30 +109,63 @@ def test_failure_in_one_request_fails_only_that_request(tiny_backend):  # noqa: 
         assert np.array_equal(got.samples, want)  # greedy: batched equals alone
 
 
-def test_requests_are_grouped_by_what_can_share_a_batch(tiny_backend):  # noqa: F811
+def test_requests_with_any_parameters_share_the_decoding_loop(tiny_backend):  # noqa: F811
     tasks = [
-        task("warm-1", "[S1] a", temperature=1.3, max_tokens=200),
-        task("cool-1", "[S1] b", temperature=1.1, max_tokens=200),
-        task("warm-2", "[S1] c", temperature=1.3, max_tokens=200),
-        task("long-1", "[S1] d", temperature=1.3, max_tokens=300),
-        task("cool-2", "[S1] e", temperature=1.1, max_tokens=200),
-        task("seed-1", "[S1] f", temperature=1.3, max_tokens=200, seed=4),
-        task("seed-2", "[S1] g", temperature=1.3, max_tokens=200, seed=5),
-        task("greedy-1", "[S1] h", greedy=True, max_tokens=200, seed=4),
-        task("greedy-2", "[S1] i", greedy=True, max_tokens=200, seed=9),
+        task("warm-1", "[S1] a", temperature=1.3, max_tokens=200, seed=1),
+        task("cool-1", "[S1] b", temperature=1.1, max_tokens=200, seed=2),
+        task("long-1", "[S1] d", temperature=1.3, max_tokens=300, seed=3),
+        task("filtered", "[S1] e", temperature=0.9, top_p=0.8, top_k=20, cfg_scale=2.0,
+             max_tokens=150, seed=4),
+        task("greedy-1", "[S1] h", greedy=True, max_tokens=200),
+        task("greedy-2", "[S1] i", greedy=True, max_tokens=120, cfg_scale=1.0),
     ]
+    joins = tiny_backend.loop_stats()["joins"]
 
     async def main():
-        sched = await scheduled(tiny_backend, window=0.05)
+        sched = await scheduled(tiny_backend, window=0.05, loop=True)
         tickets = [sched.submit("b", t) for t in tasks]
-        await asyncio.gather(*(t.future for t in tickets))
+        out = await asyncio.gather(*(t.future for t in tickets))
+        stats = sched.loop_stats()
         await sched.stop()
+        return out, stats
 
     with Spy(tiny_backend) as spy:
-        run(main())
-    assert sorted(sorted(c) for c in spy.calls) == sorted([
-        ["seed-1", "seed-2", "warm-1", "warm-2"], ["cool-1", "cool-2"], ["long-1"],
-        ["greedy-1", "greedy-2"]])  # seeds do not split sampled requests
+        results, stats = run(main())
+    assert spy.calls == []  # no generate call: every task joined the loop
+    assert tiny_backend.loop_stats()["joins"] == joins + len(tasks)
+    assert stats["loop_rows"] == 0 and stats["loop_joins"] >= len(tasks)
+    assert max(r.info["batch_size"] for r in results) == len(tasks)
+    for t, got in zip(tasks, results, strict=True):
+        (alone,) = tiny_backend.generate([task("again", t.text, **msgspec.structs.asdict(
+            t.params))])
+        assert got.tokens == alone.tokens and np.array_equal(got.samples, alone.samples)
+
+
+def test_a_short_request_finishes_while_a_long_one_runs(tiny_backend):  # noqa: F811
+    long = task("long", "[S1] A long text that keeps generating.", greedy=True,
+                max_tokens=2000)
+    steps: list[int] = []
+    long.on_progress = lambda step, total: steps.append(step)
+    short = task("short", "[S2] Quick.", greedy=True, max_tokens=40)
+
+    async def main():
+        sched = await scheduled(tiny_backend, window=0.05, loop=True)
+        first = sched.submit("b", long)
+        await eventually_async(lambda: steps and steps[-1] >= 32)
+        second = sched.submit("b", short)
+        quick = await second.future
+        still_running = not first.future.done()
+        sched.cancel("long")
+        await asyncio.gather(first.future, return_exceptions=True)
+        await sched.stop()
+        return quick, still_running
+
+    quick, still_running = run(main())
+    assert still_running
+    (alone,) = tiny_backend.generate([task("short-alone", "[S2] Quick.", greedy=True,
+                                           max_tokens=40)])
+    assert quick.tokens == alone.tokens and np.array_equal(quick.samples, alone.samples)
+    assert quick.info["batch_size"] == 2
 
 
 def test_a_lone_request_does_not_wait_for_the_whole_window():

@@ -80,3 +80,11 @@ def test_soak_bench_reports_resources_latency_and_nothing_lost(tmp_path):
     assert {"rss_mb", "threads", "fds", "p50_ms", "p95_ms", "p99_ms"} <= set(report["samples"][0])
     assert set(report["latency_by_kind"]) == {"sync", "stream", "abandon", "job", "cancel",
                                               "voice", "list"}
+
+
+def test_quality_bench_prints_the_checks_share_of_generation():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "quality.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "| checks / generate |" in run.stdout
+    assert "% |" in run.stdout.strip().splitlines()[-1]

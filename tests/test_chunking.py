@@ -104,3 +104,20 @@ def test_chunk_text_on_random_texts_respects_the_limit():
         assert all(len(c.encode()) <= limit for c in chunks)
         assert words(" ".join(chunks)) == words(text)
         assert all(TAG.match(c) for c in chunks)
+
+
+def test_the_first_chunk_holds_every_speaker_when_they_fit():
+    from ttsframe.core.chunking import speakers_of, split_first_speakers
+
+    text = ("[S1] Hello there, how are you doing today? I hope well, since the weather is "
+            "lovely and the birds sing. [S2] Fine thanks. And you? [S1] Great. ") * 3
+    first, rest = split_first_speakers(text, 128, 256)
+    assert speakers_of(first) == ["S1", "S2"]
+    assert first.endswith("[S2] Fine thanks.") and rest.startswith("[S2] And you?")
+    def words(t: str) -> list[str]:
+        return re.sub(r"\[S\d\]", " ", t).split()
+
+    assert words(f"{first} {rest}") == words(text)  # no word lost
+    late = "[S1] " + "Words go on and on. " * 30 + "[S2] Finally me."
+    first, rest = split_first_speakers(late, 128, 256)
+    assert speakers_of(first) == ["S1"] and rest.endswith("[S2] Finally me.")

@@ -228,6 +228,24 @@ def test_cancel_stops_remote_generation(server):
     assert (final["progress"] or 0) < 1
 
 
+def test_a_request_joins_a_replicas_running_loop(server):
+    """Each replica runs Dia's decoding loop: with both replicas generating long
+    requests, a short one joins one of those loops and ends while they still run."""
+    client = server.client
+    longs = [submit(client, text=f"[S1] Long number {k}.", max_tokens=3000, seed=k)
+             for k in range(2)]
+    running = [wait_job(client, j, "processing", progress=True) for j in longs]
+    assert {job["worker"] for job in running} == {"dia-0", "dia-1"}  # the most room
+    short = generate(client, text="[S2] Short.", max_tokens=100, seed=5)
+    assert short.headers["x-batch-size"] == "2"  # it shared a replica's loop
+    assert [client.get(f"/jobs/{j}").json()["status"] for j in longs] == [
+        "processing", "processing"]
+    for job in longs:
+        client.delete(f"/jobs/{job}")
+    for job in longs:
+        wait_job(client, job, "cancelled")
+
+
 def test_replica_killed_mid_batch(server):
     client = server.client
     body = {"text": "[S1] Survive a lost replica.", "max_tokens": 1500, "seed": 21,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ttsframe.core.config import QualityConfig
+from ttsframe.core.quality import BuiltinChecks
 from ttsframe.core.speech_types import GenerationParams
 from ttsframe.plugins import encoders
 from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
@@ -15,6 +17,7 @@ from ttsframe.testing.contracts import (
     BackendContract,
     EncoderContract,
     PreprocessorContract,
+    QualityCheckContract,
     VoiceStoreContract,
 )
 
@@ -134,3 +137,10 @@ class TestFakeBackendBeeper(BackendContract):
     @pytest.fixture
     def backend(self):
         return FakeBackend(BEEPER, name="beeper")
+
+
+@pytest.mark.parametrize("name", ["budget", "rate", "silence", "clipping", "loop"])
+class TestBuiltinQualityChecks(QualityCheckContract):
+    @pytest.fixture
+    def check(self, name):
+        return getattr(BuiltinChecks(QualityConfig), name)

@@ -38,20 +38,22 @@ def dia(tmp_path_factory, tiny_eos_model_dir) -> Iterator[tuple[TestClient, obje
                              plugins={"dia": {"model": str(tiny_eos_model_dir),
                                               "device": "cpu", "cpu_threads": 1}})
     backend = services.backends["dia"]
-    calls: list[tuple[list, list]] = []
-    generate_codes, generate = backend.generate_codes, backend.generate
+    # Each generation's task and codes as its row leaves the decoding loop, and each
+    # decoded result, in the order they end.
+    calls: list[tuple[object, object]] = []
+    row_result, finish = backend._row_result, backend._finish
 
-    def recording_codes(tasks):
-        out = generate_codes(tasks)
-        calls.append((list(tasks), list(out)))
+    def recording_rows(done):
+        out = row_result(done)
+        calls.append((done.task, out))
         return out
 
-    def recording(tasks):
-        results = generate(tasks)
-        backend.results.append(results)
-        return results
+    def recording(out):
+        result = finish(out)
+        backend.results.append(result)
+        return result
 
-    backend.generate_codes, backend.generate, backend.results = recording_codes, recording, []
+    backend._row_result, backend._finish, backend.results = recording_rows, recording, []
     with TestClient(app=create_app(services), timeout=120) as client:
         eventually(lambda: client.get("/health").json()["status"] == "healthy", timeout=120,
                    interval=0.1, message=lambda: f"healthy: {client.get('/health').json()}")
@@ -64,8 +66,11 @@ def speak(dia, **body) -> tuple[list, list]:
     backend.results.clear()
     r = client.post("/generate", json={"text": TEXT, "seed": 7, **body})
     assert r.status_code == 200, r.text
-    assert int(r.headers["x-text-chunks"]) == sum(len(tasks) for tasks, _ in calls)
-    return list(calls), r.headers.get("x-ttsframe-warnings", "")
+    assert int(r.headers["x-text-chunks"]) == len(calls)
+    # As (tasks, outputs) groups: the first generation, then the rest.
+    (first, first_out), rest = calls[0], calls[1:]
+    groups = [([first], [first_out]), ([t for t, _ in rest], [o for _, o in rest])]
+    return groups, r.headers.get("x-ttsframe-warnings", "")
 
 
 def test_later_chunks_are_the_cloning_call_with_the_first_chunk_as_prompt(dia):
@@ -74,8 +79,9 @@ def test_later_chunks_are_the_cloning_call_with_the_first_chunk_as_prompt(dia):
     ((first,), (first_out,)), (later, later_out) = calls  # chunk 1 alone, then the rest
     assert "generated on their own" not in warnings
     assert first.prompt is None and not first_out.info["budget_limited"]
-    assert len(later) >= 2  # chunks 2..n: one batch
-    chunk_1_audio = backend.results[0][0].samples  # what chunk 1 returned
+    assert len(later) >= 2  # chunks 2..n: together in the loop
+    assert all(out.info["batch_size"] >= 2 for out in later_out)
+    chunk_1_audio = backend.results[0].samples  # what chunk 1 returned
     for task, out in zip(later, later_out, strict=True):
         assert task.prompt_transcript == first.text
         np.testing.assert_array_equal(task.prompt.samples, chunk_1_audio)
@@ -123,3 +129,33 @@ def test_the_first_chunk_is_encoded_once_and_kept_apart_from_voices(dia, monkeyp
     assert 1 <= one_off_after["entries"] <= one_off_after["max"]
     assert one_off_after["max"] == backend.config.max_batch_size  # a whole batch's worth
 
+
+
+# A dialogue: [S2] answers after one sentence of [S1], then they take turns.
+DIALOGUE = " ".join(f"[S1] Question number {i} is asked by the first speaker here. "
+                    f"[S2] And answer {i} comes from the second one." for i in range(6))
+
+
+def test_the_prompt_of_later_chunks_holds_every_speaker(dia):
+    """Chunk 1 is cut so that it holds both speakers' first words: its audio, the prompt
+    of chunks 2..n, anchors [S2]'s voice as well as [S1]'s."""
+    _, backend, _ = dia
+    calls, warnings = speak(dia, text=DIALOGUE)
+    ((first,), _), (later, _) = calls
+    assert "[S1]" in first.text and "[S2]" in first.text
+    assert "holds no turn" not in warnings
+    assert len(later) >= 2 and any("[S2]" in task.text for task in later)
+    chunk_1_audio = backend.results[0].samples
+    for task in later:
+        assert task.prompt_transcript == first.text
+        np.testing.assert_array_equal(task.prompt.samples, chunk_1_audio)
+
+
+def test_a_speaker_too_late_for_the_first_chunk_is_reported(dia):
+    late = ("[S1] " + " ".join(f"Sentence {i} of a long opening monologue." for i in range(12))
+            + " [S2] At last the second voice speaks, once.")
+    calls, warnings = speak(dia, text=late)
+    ((first,), _), (later, _) = calls
+    assert "[S2]" not in first.text
+    assert "holds no turn of S2" in warnings
+    assert all(task.prompt_transcript == first.text for task in later)

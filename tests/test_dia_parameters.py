@@ -144,3 +144,20 @@ def test_limits_only_dia_knows_are_checked_before_queueing(dia):
                                                                         44100),
                                               prompt_transcript="y" * 1020))
     backend.check(msgspec.structs.replace(task, prompt=None))  # fine
+
+
+def test_the_decoding_loop_shows_in_queue_stats_health_and_metrics(dia):
+    client, _ = dia
+    before = client.get("/queue/stats").json()["loop_joins"]
+    r = client.post("/generate", json={"text": "[S1] Counted.", "max_tokens": 100,
+                                       "greedy": True})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-batch-size"] == "1"
+    stats = client.get("/queue/stats").json()
+    assert stats["loop_joins"] == before + 1
+    assert (stats["loop_rows"], stats["loop_waiting"]) == (0, 0)
+    loop = client.get("/health").json()["backends"]["dia"]["info"]["loop"]
+    assert loop["joins"] == stats["loop_joins"] and loop["rows"] == 0
+    metrics = client.get("/metrics").text
+    assert 'ttsframe_loop_rows{backend="dia",state="running"} 0.0' in metrics
+    assert 'ttsframe_loop_joins_total{backend="dia",into="idle"}' in metrics

@@ -155,7 +155,7 @@ def test_a_cloned_voice_is_encoded_once(tiny_backend, monkeypatch):
 def test_model_and_codec_run_in_inference_mode(tiny_backend):
     seen: dict[str, list[bool]] = {}
     codec = tiny_backend.processor.audio_tokenizer
-    patched = {"generate": tiny_backend.model, "decode": codec, "encode": codec}
+    patched = {"forward": tiny_backend.model, "decode": codec, "encode": codec}
     originals = {name: getattr(obj, name) for name, obj in patched.items()}
 
     def spy(name):
@@ -181,7 +181,7 @@ def test_model_and_codec_run_in_inference_mode(tiny_backend):
     finally:
         for name, obj in patched.items():
             delattr(obj, name)
-    assert set(seen) == {"generate", "decode", "encode"}
+    assert set(seen) == {"forward", "decode", "encode"}
     assert all(all(flags) for flags in seen.values()), seen
 
 

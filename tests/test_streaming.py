@@ -242,6 +242,10 @@ def test_openai_sse_as_openai_documents_it(client, fmt):
     else:
         assert audio_bytes[44 if fmt == "wav" else 0:] == plain.content[
             44 if fmt == "wav" else 0:]
+    # The quality of the takes closes the stream: what X-Quality says of a whole reply.
+    assert done.pop("quality") == {"attempts": 1, "retried": 0, "failed": 0,
+                                   "reasons": [], "notes": []}
+    assert plain.headers["x-quality"] == "attempts=1; retried=0; failed=0"
     assert done == {"type": "speech.audio.done", "usage": {
         "input_tokens": len(TEXT.encode()), "output_tokens": int(
             plain.headers["x-generated-tokens"]),

@@ -725,3 +725,30 @@ def test_api_explorer_works_offline_under_its_csp(keyed_server, browser):
         assert page.url.endswith("/schema/swagger")
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def flaky_server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """The kit's fake whose first take of every chunk is silent: each take is retried."""
+    directory = tmp_path_factory.mktemp("ui-flaky")
+    site = install_fake_backend(directory / "site", "flaky", "BEEPER", first_take="silence",
+                                length_unit="char", seconds_per_unit=0.06, seeded=True)
+    cfg = directory / "ttsframe.toml"
+    cfg.write_text('[generation]\ndefault_backend = "flaky"\n')
+    with ServerProcess(cfg, plugins=["flaky"],
+                       env={"PYTHONPATH": str(site),
+                            "TTSFRAME_PLUGINS__DIA__ENABLED": "false"}) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac"])  # streamed (generation log), whole (header)
+def test_a_retried_take_says_so_in_the_takes_list(flaky_server, open_page, fmt):
+    w = open_page(flaky_server)
+    page = w.page
+    page.get_by_label("Text", exact=True).fill(LONG_TEXT)
+    page.get_by_label("Format").select_option(fmt)
+    page.get_by_role("button", name="Generate").click()
+    take = take_done(page)
+    expect(take.locator(".take-quality")).to_contain_text("was generated again")
+    expect(take).to_have_attribute("data-quality", "retried")
+    assert w.errors == [] and w.csp_violations() == []

@@ -75,8 +75,9 @@ def sine_wav(seconds: float = 1.0, rate: int = 44100, freq: float = 440.0) -> by
     return wav_bytes(sine(seconds, rate, freq), rate)
 
 
-# Clones (in name only): silence, 50 ms per word, at 44.1 kHz.
-CLONER = FakeConfig(sound="silence", sample_rate=44100, seconds_per_unit=0.05,
+# Clones (in name only): a tone, 50 ms per word, at 44.1 kHz (not silence, which the
+# quality stage would take for a bad take and generate again).
+CLONER = FakeConfig(sound="tone", sample_rate=44100, seconds_per_unit=0.05,
                     max_text_bytes=1024, cloning=True)
 
 

@@ -33,6 +33,7 @@ from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
 from ttsframe.core.plugins import PluginContext
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.quality import CheckResult, Take
 from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest
 from ttsframe.core.synthesis import CancelToken, Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
@@ -49,6 +50,7 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "Capabilities",
+    "CheckResult",
     "Client",
     "ConfigError",
     "Conflict",
@@ -70,6 +72,7 @@ __all__ = [
     "SynthesisResult",
     "SynthesisTask",
     "TTSFrameError",
+    "Take",
     "TextContext",
     "TextPreprocessor",
     "Voice",

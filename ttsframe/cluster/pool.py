@@ -1,7 +1,9 @@
 """Backends as Ray actors: a pool of replicas standing where a local worker would.
 
 The scheduler keeps its one queue per backend and hands each batch to an idle replica
-(``wait_idle`` + ``launch``), so N replicas run N batches at once. Jobs, voices and the
+(``wait_room`` + ``launch``, the interface of every worker), so N replicas run N batches
+at once; on each replica the backend runs its batch as one ``generate`` call (Dia's
+through its decoding loop, every row with its own parameters). Jobs, voices and the
 queue stay on the API node; a replica gets task payloads (``wire.py``) and sends back
 progress, audio and results. A replica that dies mid-batch is marked ``loading`` while
 Ray restarts it; its batch is handed once to another replica, except streams that
@@ -168,8 +170,6 @@ class RemoteBackend(Backend):
 class RayWorkerPool:
     """``replicas`` actors of one backend; the scheduler's worker for that backend."""
 
-    parallel = True
-
     def __init__(self, name: str, local: Backend, settings: Settings,
                  cluster: RayCluster) -> None:
         self.name = name
@@ -180,6 +180,7 @@ class RayWorkerPool:
         self._waiters: list[asyncio.Future] = []
         self._tasks: set[asyncio.Task] = set()
         self._cluster_error: str | None = None
+        self._limit = 1  # tasks per replica at once (the scheduler's batch limit)
 
     # -- state the core reads -----------------------------------------------------------
 
@@ -272,7 +273,9 @@ class RayWorkerPool:
             gpus = 1.0 if self.cluster.gpus() > 0 else 0.0
         return ray.remote(Replica).options(
             num_cpus=config.cpus_per_replica, num_gpus=gpus, max_restarts=-1,
-            max_task_retries=0, max_concurrency=4, scheduling_strategy="SPREAD",
+            # A continuous backend has one call per task waiting at once (up to
+            # generation.workers, at most 64), beside cancels and health calls.
+            max_task_retries=0, max_concurrency=72, scheduling_strategy="SPREAD",
             runtime_env={"env_vars": REPLICA_ENV})
 
     def _fail_all(self, reason: str) -> None:
@@ -330,8 +333,11 @@ class RayWorkerPool:
                 waiter.set_result(None)
 
     def _idle(self) -> ReplicaSlot | None:
-        idle = [s for s in self.slots_list if s.state == "ready" and not s.busy]
-        return min(idle, key=lambda s: s.last_used) if idle else None
+        """The ready replica with the most room (least recently used among equals):
+        an idle one, or for a continuous backend one with a free row."""
+        limit = self._limit if self.continuous else 1
+        free = [s for s in self.slots_list if s.state == "ready" and s.busy < limit]
+        return min(free, key=lambda s: (s.busy, s.last_used)) if free else None
 
     async def _until(self, ready, timeout: float | None = None) -> bool:
         loop = asyncio.get_running_loop()
@@ -355,22 +361,62 @@ class RayWorkerPool:
     def _claim(self, tasks: list[SynthesisTask]) -> ReplicaSlot | None:
         slot = self._idle()
         if slot is not None:
-            slot.busy = len(tasks)
+            slot.busy += len(tasks)
             slot.last_used = time.monotonic()
         return slot
 
-    def _release(self, slot: ReplicaSlot) -> None:
-        slot.busy = 0
+    def _release(self, slot: ReplicaSlot, count: int) -> None:
+        slot.busy = max(0, slot.busy - count)
         self._notify()
 
-    def launch(self, tasks: list[SynthesisTask]) -> tuple[str, asyncio.Task]:
-        """Claim an idle replica now and run the batch on it in a task."""
+    @property
+    def continuous(self) -> bool:
+        """Each replica runs the backend's decoding loop: tasks join it one call each,
+        up to the worker limit per replica, on the replica with the most room."""
+        return bool(getattr(self.backend.local, "continuous", False))
+
+    def room(self, limit: int) -> int:
+        """Per-call backends: a whole batch when a replica is idle. Continuous ones: the
+        free rows of the replica with the most. (All failed: answered at once.)"""
+        self._limit = limit
+        if self.state == "failed":
+            return limit
+        slot = self._idle()
+        if slot is None:
+            return 0
+        return limit - slot.busy if self.continuous else limit
+
+    async def wait_room(self, limit: int) -> None:
+        self._limit = limit
+        await self.wait_idle()
+
+    def loop_stats(self) -> dict[str, int]:
+        return {}
+
+    def launch(self, tasks: list[SynthesisTask]) -> tuple[str, list[asyncio.Future]]:
+        """Claim an idle replica now and run the batch on it in a task; one future per
+        task, all answered when the batch returns."""
         slot = self._claim(tasks)
         where = f"{self.name}-{slot.index}" if slot is not None else f"{self.name}-none"
+        if self.continuous:  # one call per task: each is answered as it ends
+            calls = [self._start(slot, [task], where) for task in tasks]
+            futures = []
+            for call in calls:
+                future = asyncio.get_running_loop().create_future()
+                call.add_done_callback(_splitter([future], 1))
+                futures.append(future)
+            return where, futures
+        task = self._start(slot, tasks, where)
+        futures = [asyncio.get_running_loop().create_future() for _ in tasks]
+        task.add_done_callback(_splitter(futures, len(tasks)))
+        return where, futures
+
+    def _start(self, slot: ReplicaSlot | None, tasks: list[SynthesisTask],
+               where: str) -> asyncio.Task:
         task = asyncio.create_task(self._run(slot, tasks), name=f"run-{where}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return where, task
+        return task
 
     async def _run(self, slot: ReplicaSlot | None,
                    tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
@@ -389,7 +435,7 @@ class RayWorkerPool:
             return [GenerationFailed(f"replica {self.name}-{slot.index} failed: "
                                      f"{_short(exc)}")] * len(tasks)
         finally:
-            self._release(slot)
+            self._release(slot, len(tasks))
         return await self._retry(tasks, streamed)
 
     async def _retry(self, tasks: list[SynthesisTask],
@@ -434,7 +480,7 @@ class RayWorkerPool:
                     results = [GenerationFailed(f"replica {self.name}-{slot.index} failed: "
                                                 f"{_short(exc)}")] * len(retry)
                 finally:
-                    self._release(slot)
+                    self._release(slot, len(retry))
             for i, result in zip(again, results, strict=True):
                 out[i] = result
         return out  # type: ignore[return-value]
@@ -531,6 +577,21 @@ def _probe(address: str, timeout_s: float = 5.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
         raise ConnectionError(f"nothing answers at {hostport} ({exc.strerror or exc})") from None
+
+
+def _splitter(futures: list[asyncio.Future], count: int):
+    """A done-callback giving each of ``futures`` its entry of a batch call's results."""
+    def split(done: asyncio.Task) -> None:
+        if done.cancelled():
+            results: list = [GenerationFailed("the batch was stopped")] * count
+        elif done.exception() is not None:
+            results = [done.exception()] * count
+        else:
+            results = done.result()
+        for future, result in zip(futures, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+    return split
 
 
 def _short(exc: BaseException) -> str:

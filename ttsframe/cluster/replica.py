@@ -2,7 +2,9 @@
 
 It builds the backend with the same plugin code and the same ``[plugins.<name>]`` section
 as a local worker would, loads it, and runs the batches the API node's scheduler hands
-it through :func:`ttsframe.core.scheduler.run_batch`. ``generate`` is a streaming
+it through :func:`ttsframe.core.scheduler.run_batch`; a ``continuous`` backend (Dia)
+instead runs its decoding loop on the replica for its lifetime, and the tasks of every
+call join that loop (calls overlap: the actor is threaded). ``generate`` is a streaming
 generator: progress and audio flow back while the batch runs, the results come last.
 The actor is threaded, so ``cancel`` reaches a running batch's tokens at once.
 """
@@ -58,6 +60,7 @@ class Replica:
         # than each on a new thread.
         self._runner = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{backend}")
         self._tokens: dict[str, CancelToken] = {}
+        self._feed: _ThreadFeed | None = None  # a continuous backend's loop
         # Prompts kept by content (``wire.replica_prompts``: voices' and one-off prompts
         # apart); the API node resends one this replica dropped.
         self._prompts = replica_prompts()
@@ -71,6 +74,9 @@ class Replica:
                 backend = build_backend(self.settings, self.name)
                 backend.load()
                 self.backend = backend
+                if backend.continuous:
+                    self._feed = _ThreadFeed()
+                    self._runner.submit(self._serve)
         caps = self.backend.capabilities
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "capabilities": msgspec.to_builtins(caps),
@@ -78,6 +84,16 @@ class Replica:
 
     def describe(self) -> dict[str, Any]:
         return self.backend.describe() if self.backend is not None else {}
+
+    def _serve(self) -> None:
+        """The backend's decoding loop, for the replica's lifetime; if it raises, what
+        it held fails and it starts again."""
+        while True:
+            try:
+                self.backend.serve(self._feed)
+            except Exception as exc:
+                log.exception("the decoding loop of %s failed", self.name)
+                self._feed.fail_outstanding(exc)
 
     def ping(self) -> int:
         return os.getpid()
@@ -126,7 +142,19 @@ class Replica:
             finally:
                 events.put(None)
 
-        self._runner.submit(work)
+        if self._feed is not None:  # the tasks join the running loop
+            answers: dict[str, Any] = {}
+
+            def answered(task: SynthesisTask, outcome: Any) -> None:
+                answers[task.task_id] = outcome
+                if len(answers) == len(tasks):
+                    box["results"] = [answers[t.task_id] for t in tasks]
+                    events.put(None)
+
+            for task in tasks:
+                self._feed.put(task, answered)
+        else:
+            self._runner.submit(work)
         try:
             done = False
             while not done:
@@ -144,6 +172,45 @@ class Replica:
         finally:
             for task in tasks:
                 self._tokens.pop(task.task_id, None)
+
+
+class _ThreadFeed:
+    """The ``TaskFeed`` of a replica's decoding loop: calls put tasks in from their
+    threads; each answer goes to the callback its call gave."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: list[SynthesisTask] = []
+        self._callbacks: dict[int, tuple[SynthesisTask, Any]] = {}
+
+    @property
+    def closed(self) -> bool:
+        return False  # the actor's process ends with the replica
+
+    def put(self, task: SynthesisTask, callback) -> None:
+        with self._cond:
+            self._callbacks[id(task)] = (task, callback)
+            self._waiting.append(task)
+            self._cond.notify()
+
+    def take(self, limit: int, *, block: bool) -> list[SynthesisTask]:
+        with self._cond:
+            while block and not self._waiting:
+                self._cond.wait()
+            taken, self._waiting[:limit] = self._waiting[:limit], []
+            return taken
+
+    def done(self, task: SynthesisTask, outcome: Any) -> None:
+        with self._cond:
+            entry = self._callbacks.pop(id(task), None)
+        if entry is not None:
+            entry[1](task, outcome)
+
+    def fail_outstanding(self, error: BaseException) -> None:
+        with self._cond:
+            pending, self._callbacks, self._waiting = self._callbacks, {}, []
+        for task, callback in pending.values():
+            callback(task, error)
 
 
 def _sender(events: queue.SimpleQueue, kind: str, task_id: str):

@@ -32,6 +32,7 @@ class TaskPayload(msgspec.Struct, kw_only=True):
     voice_id: str | None = None
     language: str | None = None
     text_bytes_hint: int | None = None
+    attempt: int = 0
     notes: list[str] = []
     stream: bool = False
     progress: bool = False
@@ -79,6 +80,7 @@ def to_payload(task: SynthesisTask, *, send_prompt: bool, key: str | None) -> Ta
         prompt=task.prompt if send_prompt else None,
         prompt_transcript=task.prompt_transcript, voice_id=task.voice_id,
         language=task.language, text_bytes_hint=task.text_bytes_hint,
+        attempt=task.attempt,
         notes=list(task.notes), stream=task.on_audio is not None,
         progress=task.on_progress is not None)
 
@@ -105,4 +107,5 @@ def payload_fields(payload: TaskPayload, prompt: AudioPrompt | None) -> dict[str
     return dict(task_id=payload.task_id, text=payload.text, params=payload.params,
                 prompt=prompt, prompt_transcript=payload.prompt_transcript,
                 voice_id=payload.voice_id, language=payload.language,
-                text_bytes_hint=payload.text_bytes_hint, notes=list(payload.notes))
+                text_bytes_hint=payload.text_bytes_hint,
+                attempt=payload.attempt, notes=list(payload.notes))

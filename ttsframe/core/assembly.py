@@ -22,6 +22,7 @@ from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.generation_log import GenerationLog
 from ttsframe.core.job_service import JobService
 from ttsframe.core.job_store import JobStore
+from ttsframe.core.live_session import LiveSessions
 from ttsframe.core.metrics import Metrics
 from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
 from ttsframe.core.preprocessor import TextPreprocessor
@@ -66,6 +67,8 @@ class Services:
     pronunciations: PronunciationStore = field(init=False)
     # The Ray connection when ``cluster.engine`` is "ray" (closed after the scheduler).
     cluster: Any = None
+    # Open live sessions (text in, audio out: core/live_session.py).
+    live: LiveSessions | None = None
 
     def __post_init__(self) -> None:
         self.async_voices = AsyncVoices(self.voices)
@@ -184,7 +187,8 @@ def check_config(
     check_voice_aliases(settings.voices.aliases)
     preprocessors = list(registry.items["preprocessor"].values())
     encoders = registry.items["encoder"]
-    used = [*backends.values(), store_reg, *preprocessors, *encoders.values()]
+    used = [*backends.values(), store_reg, *preprocessors, *encoders.values(),
+            *registry.items["quality_check"].values()]
     configs = {(reg.kind, reg.name): plugin_config(reg, settings) for reg in used}
     route_configs: dict[str, Any] = {}
     for reg in registry.routes:  # a config type given with any of its routes applies
@@ -230,6 +234,8 @@ def build_services(
     scheduler = Scheduler(workers, queue_size=gen.queue_size, max_batch=gen.workers,
                           batch_wait_s=gen.batch_wait_ms / 1000)
     speech = SpeechService(settings, backends, preprocessors, voices, encoders, scheduler)
+    speech.quality.extra.update({name: checked.instantiate(reg, settings) for name, reg
+                                 in registry.items["quality_check"].items()})
     database = Database(settings.data_dir / DATABASE_NAME)
     generation_log = GenerationLog(settings, database,
                                    settings.path(settings.storage.audio_outputs_dir))
@@ -240,7 +246,10 @@ def build_services(
     metrics = Metrics()  # this server's own registry, whether or not it is served
     scheduler.on_batch = metrics.batch_done
     speech.observers.append(metrics.generation_ended)
+    speech.quality.on_failed, speech.quality.on_retry = metrics.check_failed, metrics.retried
     metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
+    live = LiveSessions(settings, speech)
+    metrics.watch_live(live)
     tracing = speech.tracing = build_tracing(settings)
     if tracing.enabled:
         speech.observers.append(tracing.generation_ended)
@@ -249,4 +258,4 @@ def build_services(
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
                     config_editor=config_editor, metrics=metrics, tracing=tracing,
-                    route_configs=route_configs, cluster=cluster)
+                    route_configs=route_configs, cluster=cluster, live=live)

@@ -129,3 +129,39 @@ def split_first(text: str, max_bytes: int, *, tag_speakers: bool = True) -> tupl
     fits in one chunk). The rest keeps its speaker tags, so it can be split again."""
     first, *rest = split_text(text, max_bytes, tag_speakers=tag_speakers) or [""]
     return first, " ".join(rest)
+
+
+def speakers_of(text: str) -> list[str]:
+    """The speakers of ``text``'s tags, in order of first appearance."""
+    return list(dict.fromkeys(f"S{int(m.group(1))}" for m in ANY_TAG.finditer(text)))
+
+
+def split_first_speakers(text: str, max_bytes: int, most_bytes: int, *,
+                         tag_speakers: bool = True) -> tuple[str, str]:
+    """:func:`split_first`, but an opening that holds every speaker of ``text`` up to the
+    first sentence of the last one to speak, when that fits in ``most_bytes``: a first
+    chunk that becomes the voice prompt of the rest must carry each of their voices.
+    Otherwise the plain opening (the caller can tell: a speaker is missing from it)."""
+    first, rest = split_first(text, max_bytes, tag_speakers=tag_speakers)
+    wanted = speakers_of(text)
+    if not tag_speakers or set(wanted) <= set(speakers_of(first)):
+        return first, rest
+    turns = _turns(text)
+    have: set[str] = set()
+    taken: list[str] = []
+    for k, (speaker, body) in enumerate(turns):
+        tag = f"[{speaker}] " if speaker else ""
+        if speaker is not None:
+            have.add(speaker)
+        if have >= set(wanted):  # the last voice: its first sentence is enough
+            sentences = [p for p in _SENTENCE_END.split(body) if p.strip()]
+            taken.append(f"{tag}{sentences[0]}")
+            left = " ".join(sentences[1:])
+            remainder = [f"{tag}{left}"] if left else []
+            remainder += [f"[{s}] {b}" if s else b for s, b in turns[k + 1:]]
+            opening = " ".join(taken)
+            if len(opening.encode()) > most_bytes:
+                break
+            return opening, " ".join(remainder)
+        taken.append(f"{tag}{body}")
+    return first, rest

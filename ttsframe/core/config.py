@@ -142,10 +142,75 @@ class UiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class LiveConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[live]``: text sessions that speak text as it is written (docs/live-speech.md)."""
+
+    enabled: bool = True
+    # Segmenting: a clause end releases held text once it is this long (characters); a
+    # word boundary releases it at max_segment_chars; held text that ends a sentence is
+    # released after sentence_wait_ms without new text, any other after release_wait_ms.
+    clause_chars: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 80
+    max_segment_chars: Annotated[int, msgspec.Meta(ge=16, le=10_000)] = 250
+    sentence_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 150
+    release_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
+    # Segments generating ahead of the one being sent (each holds at most one segment's
+    # audio in memory).
+    segments_ahead: Annotated[int, msgspec.Meta(ge=0, le=16)] = 4
+    # A session with no message for idle_timeout_s is closed (ElevenLabs clients may ask
+    # for up to max_idle_timeout_s with inactivity_timeout).
+    idle_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 20.0
+    max_idle_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 180.0
+    # The longest a session stays open, and the text one session may send in all.
+    max_session_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 900.0
+    max_session_chars: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 50_000
+    # One WebSocket message, in bytes.
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=16_777_216)] = 65_536
+    # Sessions open at once (a multi-stream context counts as one), in all and per key.
+    max_sessions: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
+    max_sessions_per_key: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 8
+    max_contexts_per_socket: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    # Audio messages waiting for a client that does not read: past send_buffer, generating
+    # pauses; a client that reads nothing for slow_client_s is disconnected (4008).
+    send_buffer: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
+    slow_client_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
 class VoicesConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Names a request may send for another voice, on every route: {"coral": "narrator"}.
     # An alias wins over a voice of the same name; its target must be a voice, not an alias.
     aliases: dict[str, str] = {}
+
+
+class QualityConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[quality]``: the checks every take passes before it is used (``core/quality``)."""
+
+    enabled: bool = True
+    # Takes generated again for a chunk that failed a check (each with its own seed).
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    # No retry starts once this long has passed since the request was queued.
+    retry_budget_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 120.0
+    # Each check on or off, and its bounds.
+    check_budget: bool = True
+    check_rate: bool = True
+    check_silence: bool = True
+    check_clipping: bool = True
+    check_loop: bool = True
+    # Seconds of audio per character: [fastest, slowest], per "backend" or
+    # "backend:language"; a backend's own default applies where none is set.
+    speech_rates: dict[str, list[Annotated[float, msgspec.Meta(gt=0, le=10)]]] = {}
+    # Texts shorter than this (characters, speaker tags aside) are not rate-checked.
+    rate_min_chars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    # Seconds a take may run beyond its slowest rate before it counts as too slow.
+    rate_slack_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 2.0
+    # A voice's accepted takes narrow its bounds once this many are known (0: never).
+    calibration_takes: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 10
+    max_leading_silence_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 1.5
+    max_trailing_silence_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 2.0
+    max_inner_silence_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 2.5
+    # Quieter than this (dBFS, in 20 ms frames) is silence.
+    silence_dbfs: Annotated[float, msgspec.Meta(ge=-120, le=0)] = -50.0
+    # Share of samples at full scale (|x| >= 0.999) above which a take is clipped.
+    max_clipped_share: Annotated[float, msgspec.Meta(ge=0, le=0.5)] = 0.005
+    # A take whose last seconds repeat one phrase for this long ends in a loop.
+    max_loop_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 3.0
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -158,7 +223,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
+    live: LiveConfig = msgspec.field(default_factory=LiveConfig)
     voices: VoicesConfig = msgspec.field(default_factory=VoicesConfig)
+    quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     # ``[plugins.<name>]`` sections, validated by each plugin's own config type.
     plugins: dict[str, dict[str, Any]] = {}
     # Where the file came from; not a config key.

@@ -39,6 +39,12 @@ EDITABLE: dict[str, tuple[str, str]] = {
     "queue_size": ("generation", "queue_size"),
     "batch_wait_ms": ("generation", "batch_wait_ms"),
     "chunk_continuity": ("generation", "chunk_continuity"),
+    # The quality stage's switches and bounds, read at each take (``core/quality``).
+    **{f"quality_{key}": ("quality", key) for key in (
+        "enabled", "max_retries", "retry_budget_s", "check_budget", "check_rate",
+        "check_silence", "check_clipping", "check_loop", "rate_min_chars", "rate_slack_s",
+        "calibration_takes", "max_leading_silence_s", "max_trailing_silence_s",
+        "max_inner_silence_s", "silence_dbfs", "max_clipped_share", "max_loop_s")},
 }
 # Shown read-only: these take effect only at a restart.
 RESTART_REQUIRED: dict[str, tuple[str, ...]] = {

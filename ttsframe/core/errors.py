@@ -105,3 +105,20 @@ class StorageUnusable(TTSFrameError):
 
 class PluginError(TTSFrameError):
     """A plugin is malformed or two plugins claim the same name."""
+
+
+class SessionLimit(PayloadTooLarge):
+    """A live session went past one of its limits (text, duration): it is closed."""
+
+
+class TooManySessions(QueueFull):
+    """Live sessions are at their limit (in all, per key, or per socket)."""
+
+
+class SessionIdle(TTSFrameError):
+    """A live session received nothing for its inactivity timeout."""
+
+
+class SlowClient(TTSFrameError):
+    """A live session's client did not read its audio in time (the server stops rather
+    than buffer without bound)."""

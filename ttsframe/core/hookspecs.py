@@ -40,6 +40,17 @@ def register_encoders(register):
 
 
 @hookspec
+def register_quality_checks(register):
+    """Register checks of each take: ``register(name, factory, config=None)``.
+
+    ``factory(ctx) -> check``; ``check(take: Take) -> CheckResult | None`` looks at one
+    take of one chunk (its text, audio, sample rate, backend, voice) and returns whether
+    it passes, a score in [0, 1] and a reason (None: it does not apply). A failed take is
+    generated again, as for the built-in checks (``[quality]``).
+    """
+
+
+@hookspec
 def register_routes(register):
     """Add HTTP routes: ``register(handler, config=StructType | None)`` with a Litestar
     route handler, Controller or Router.

@@ -55,3 +55,10 @@ class QueueStats(msgspec.Struct, kw_only=True):
     active_workers: int  # requests generating now
     queued_requests: int  # requests waiting in the scheduler's queue, sync and async
     queue_size: int  # the queue's bound; beyond it requests get 429
+    # Decoding loops (backends that batch continuously, such as Dia): rows generating
+    # in them now, rows handed over and waiting to join, joins since start, and joins
+    # into a loop that was already running other rows.
+    loop_rows: int = 0
+    loop_waiting: int = 0
+    loop_joins: int = 0
+    loop_joins_while_running: int = 0

@@ -315,7 +315,7 @@ class JobService:
             completed_jobs=counts["completed"], failed_jobs=counts["failed"],
             cancelled_jobs=counts["cancelled"], total_workers=live["total_workers"],
             active_workers=live["active_workers"], queued_requests=live["queued_tasks"],
-            queue_size=self.scheduler.queue_size)
+            queue_size=self.scheduler.queue_size, **self.scheduler.loop_stats())
 
     # -- cancelling and removing ---------------------------------------------------------
 

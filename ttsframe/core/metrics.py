@@ -118,11 +118,28 @@ class Metrics:
             "ttsframe_budget_limited_generations",
             "Generations whose speech was cut by max_tokens (no natural end)",
             ["backend"], registry=r))
+        self.quality_failed = Labelled(Counter(
+            "ttsframe_quality_checks_failed",
+            "Takes that failed a quality check, by check (a take failing two counts twice)",
+            ["backend", "check"], registry=r))
+        self.quality_retries = Labelled(Counter(
+            "ttsframe_quality_retries",
+            "Takes generated again because a quality check failed", ["backend"], registry=r))
         self.audio_bytes = Labelled(Counter(
             "ttsframe_audio_bytes", "Encoded audio bytes produced",
             ["backend", "format"], registry=r))
         self.audio_seconds = Labelled(Counter(
             "ttsframe_audio_seconds", "Seconds of audio produced", ["backend"], registry=r))
+        self.live_sessions = Labelled(Counter(
+            "ttsframe_live_sessions", "Live sessions that ended, by outcome",
+            ["outcome"], registry=r))
+        self.live_segments = Counter(
+            "ttsframe_live_segments", "Segments live sessions released for speaking",
+            registry=r)
+        self.live_first_audio = Histogram(
+            "ttsframe_live_segment_first_audio_seconds",
+            "From a live segment's release to its first audio", buckets=LATENCY_BUCKETS,
+            registry=r)
         self.state = LiveState()
         r.register(self.state)
 
@@ -135,6 +152,22 @@ class Metrics:
         self.state.streams = streams
         self.state.data_dir = data_dir
         self.state.job_counts = job_counts
+
+    def watch_live(self, live: Any) -> None:
+        """Count the live sessions' events (``LiveSessions`` hooks) and read how many
+        are open at scrape time."""
+        live.on_session_end = lambda outcome: self.live_sessions.labels(outcome).inc()
+        live.on_segment_released = self.live_segments.inc
+        live.on_first_audio = self.live_first_audio.observe
+        self.state.live = live
+
+    def check_failed(self, backend: str, check: str) -> None:
+        """A take failed ``check`` (``QualityStage.on_failed``)."""
+        self.quality_failed.labels(backend, check).inc()
+
+    def retried(self, backend: str) -> None:
+        """A take is generated again (``QualityStage.on_retry``)."""
+        self.quality_retries.labels(backend).inc()
 
     async def refresh(self) -> None:
         """Read what needs the database or the disk, before a scrape is answered."""
@@ -193,6 +226,7 @@ class LiveState(Collector):
         self.streams: dict[str, int] = {}
         self.data_dir: Path | None = None
         self.job_counts: Callable[[], Any] | None = None
+        self.live: Any = None  # LiveSessions
         self._jobs: dict[str, int] = {}
         self._data_bytes = 0
 
@@ -223,9 +257,22 @@ class LiveState(Collector):
             misses = CounterMetricFamily("ttsframe_prompt_cache_misses",
                                          "Voice prompts the backend had to encode",
                                          labels=["backend"])
+            loop_rows = GaugeMetricFamily(
+                "ttsframe_loop_rows", "Requests in a backend's decoding loop, by state",
+                labels=["backend", "state"])
+            loop_joins = CounterMetricFamily(
+                "ttsframe_loop_joins", "Requests that joined a backend's decoding loop",
+                labels=["backend", "into"])
             for name, worker in sched.workers.items():
                 depth.add_metric([name], sched.queued(name))
                 running.add_metric([name], 1 if worker.busy else 0)
+                loop = worker.loop_stats()
+                if loop:
+                    loop_rows.add_metric([name, "running"], loop.get("rows", 0))
+                    loop_rows.add_metric([name, "waiting"], loop.get("waiting", 0))
+                    joins, running_joins = loop.get("joins", 0), loop.get("joins_while_running", 0)
+                    loop_joins.add_metric([name, "idle"], joins - running_joins)
+                    loop_joins.add_metric([name, "running"], running_joins)
                 for s in MODEL_STATES:
                     state.add_metric([name, s], 1 if worker.state == s else 0)
                 cache = _prompt_cache(worker)
@@ -235,12 +282,16 @@ class LiveState(Collector):
             capacity = GaugeMetricFamily("ttsframe_queue_capacity",
                                          "Tasks the queue holds before answering 429",
                                          value=sched.queue_size)
-            yield from (depth, running, state, hits, misses, capacity)
+            yield from (depth, running, state, hits, misses, capacity, loop_rows, loop_joins)
         streams = GaugeMetricFamily("ttsframe_active_streams",
                                     "Streamed replies being sent now", labels=["backend"])
         for name, count in self.streams.items():
             streams.add_metric([name], count)
         yield streams
+        if self.live is not None:
+            yield GaugeMetricFamily("ttsframe_live_sessions_open",
+                                    "Live sessions open now (a context counts as one)",
+                                    value=len(self.live.open))
         jobs = GaugeMetricFamily("ttsframe_jobs", "Asynchronous jobs stored, by state",
                                  labels=["state"])
         for s in JOB_STATES:

@@ -29,6 +29,7 @@ KINDS = {
     "register_encoders": "encoder",
     "register_routes": "routes",
     "register_commands": "command",
+    "register_quality_checks": "quality_check",
 }
 
 

@@ -1,9 +1,11 @@
 """The one path to a backend: a bounded queue, one worker thread per backend, batching.
 
 Synchronous requests and asynchronous jobs both call :meth:`Scheduler.submit`, so neither
-can bypass the queue. Each backend instance is owned by a single thread (Dia's generate
-is not safe to call concurrently); concurrency comes from batching compatible tasks into
-one ``generate`` call, up to ``workers`` tasks at once.
+can bypass the queue. Each backend instance is owned by a single thread (Dia's model is
+not safe to call concurrently); concurrency comes from batching, up to ``workers`` tasks
+at once: a backend with a decoding loop (``Backend.continuous``) takes each task the
+moment its loop has room and answers it the moment it ends; any other backend gets
+compatible tasks together in one ``generate`` call.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class Ticket:
     # A request split into several tasks (long text): one ticket per part, in order.
     # This ticket's future holds the joined result (see ``Scheduler.submit_parts``).
     parts: list[Ticket] = field(default_factory=list)
+    # Checks the backend's result before the future holds it (``core/quality``): may
+    # queue retries of the task and returns the take to keep.
+    review: Callable[[Ticket, SynthesisResult], Awaitable[SynthesisResult]] | None = None
+    # The retry being generated for it under review (cancelled with it).
+    retry: Ticket | None = None
 
     @property
     def status(self) -> str:
@@ -104,11 +111,16 @@ def _retry_alone(backend: Backend, task: SynthesisTask,
 
 
 class BackendWorker:
-    """Owns one backend on one thread: loads it, then runs its batches."""
+    """Owns one backend on one thread: loads it, then runs its work.
 
-    # Runs one batch at a time (``run``); a pool of replicas sets ``parallel`` and offers
-    # ``wait_idle`` and ``launch`` instead (``ttsframe/cluster``).
-    parallel = False
+    Every worker offers the scheduler the same interface (a pool of replicas too,
+    ``ttsframe/cluster``): ``room`` and ``wait_room`` say how many tasks it can take
+    now, and ``launch`` hands tasks over and returns one awaitable per task. A backend
+    that batches per call gets a whole ``generate`` call when the worker is idle; a
+    ``continuous`` backend runs its decoding loop (``Backend.serve``) on the thread for
+    as long as the server runs, and tasks join it whenever it has room.
+    """
+
     slots = 1
 
     def __init__(self, name: str, backend: Backend) -> None:
@@ -117,7 +129,9 @@ class BackendWorker:
         self.state: BackendState = "loading"
         self.error: str | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ttsframe-{name}")
-        self.busy = 0
+        self.busy = 0  # tasks handed over and not answered yet
+        self._room_changed = asyncio.Event()
+        self._feed: _LoopFeed | None = None
 
     def _load(self) -> None:
         started = time.perf_counter()
@@ -132,14 +146,74 @@ class BackendWorker:
 
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        self.open()
 
-    async def run(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
+    def open(self) -> None:
+        """After loading: start a continuous backend's decoding loop on the thread."""
+        if self.state == "ready" and self.backend.continuous and self._feed is None:
+            self._feed = _LoopFeed(asyncio.get_running_loop(), self._answered)
+            self._executor.submit(self._serve)
+        self._room_changed.set()
+
+    @property
+    def continuous(self) -> bool:
+        """Tasks join a running decoding loop (no batch keys, no batch window)."""
+        return self._feed is not None
+
+    def _serve(self) -> None:
+        """The backend's decoding loop, on the worker's thread until shutdown. If it
+        ever raises, what it held fails and it starts again."""
+        feed = self._feed
+        while not feed.closed:
+            try:
+                self.backend.serve(feed)
+            except Exception as exc:
+                log.exception("the decoding loop of %s failed", self.name)
+                feed.fail_outstanding(exc)
+
+    def room(self, limit: int) -> int:
+        """How many tasks (of at most ``limit`` at once) it can take now."""
+        if self.state != "ready":
+            return limit if self.state == "failed" else 0  # failed: answered at once
+        if self.continuous:
+            return max(0, limit - self.busy)
+        return 0 if self.busy else limit
+
+    async def wait_room(self, limit: int) -> None:
+        while self.room(limit) <= 0:
+            self._room_changed.clear()
+            await self._room_changed.wait()
+
+    def launch(self, tasks: list[SynthesisTask]) -> tuple[str, list[Awaitable]]:
+        """Hand ``tasks`` over; one awaitable per task, giving its result or error."""
         loop = asyncio.get_running_loop()
-        self.busy = len(tasks)
-        try:
-            return await loop.run_in_executor(self._executor, self._generate, tasks)
-        finally:
-            self.busy = 0
+        self.busy += len(tasks)
+        where = f"{self.name}-0"
+        if self.state == "failed":
+            self.busy -= len(tasks)
+            return where, [_ready(loop, _failed_to_load(self.name, self.error)) for _ in tasks]
+        if self._feed is not None:
+            return where, [self._feed.put(task) for task in tasks]
+        call = loop.run_in_executor(self._executor, self._generate, tasks)
+        futures = [loop.create_future() for _ in tasks]
+
+        def split(done: asyncio.Future) -> None:
+            self._answered(len(tasks))
+            if done.cancelled():  # the worker shut down before the call ran
+                error: BaseException | None = _shutting_down()
+            else:
+                error = done.exception()
+            results = [error] * len(tasks) if error is not None else done.result()
+            for future, result in zip(futures, results, strict=True):
+                future.set_result(result)
+
+        call.add_done_callback(split)
+        return where, futures
+
+    def _answered(self, count: int = 1) -> None:
+        """On the event loop: ``count`` tasks were answered, so there is room again."""
+        self.busy -= count
+        self._room_changed.set()
 
     def _generate(self, tasks: list[SynthesisTask]) -> list[SynthesisResult | BaseException]:
         return run_batch(self.name, self.backend, tasks)
@@ -150,16 +224,94 @@ class BackendWorker:
                 f"backend '{self.name}' is still loading its model; retry shortly "
                 "(GET /health shows progress)", headers={"Retry-After": "5"})
         if self.state == "failed":
-            raise BackendUnavailable(
-                f"backend '{self.name}' failed to load: {self.error}. Fix the [plugins] "
-                "section of ttsframe.toml (see GET /health) and restart the server")
+            raise _failed_to_load(self.name, self.error)
+
+    def loop_stats(self) -> dict[str, int]:
+        """The backend's decoding loop (``Backend.loop_stats``); {} without one."""
+        if not self.continuous:
+            return {}
+        try:
+            return dict(self.backend.loop_stats())
+        except Exception:
+            log.exception("loop_stats of %s failed", self.name)
+            return {}
 
     def shutdown(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         try:
             self.backend.close()
         except Exception:
             log.exception("backend %s failed to close", self.name)
+
+
+def _failed_to_load(name: str, error: str | None) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"backend '{name}' failed to load: {error}. Fix the [plugins] section of "
+        "ttsframe.toml (see GET /health) and restart the server")
+
+
+def _ready(loop: asyncio.AbstractEventLoop, value: object) -> asyncio.Future:
+    future = loop.create_future()
+    future.set_result(value)
+    return future
+
+
+class _LoopFeed:
+    """The ``TaskFeed`` between a worker and its backend's decoding loop: tasks go in
+    on the event loop, come out on the worker's thread, and their answers go back to
+    the event loop as soon as each is given."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 answered: Callable[[int], None]) -> None:
+        self._loop, self._answered = loop, answered
+        self._cond = threading.Condition()
+        self._waiting: list[SynthesisTask] = []
+        self._futures: dict[int, asyncio.Future] = {}  # id(task) -> its outcome
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, task: SynthesisTask) -> asyncio.Future:
+        future = self._loop.create_future()
+        with self._cond:
+            self._futures[id(task)] = future
+            self._waiting.append(task)
+            self._cond.notify()
+        return future
+
+    def take(self, limit: int, *, block: bool) -> list[SynthesisTask]:
+        with self._cond:
+            while block and not self._waiting and not self._closed:
+                self._cond.wait()
+            taken, self._waiting[:limit] = self._waiting[:limit], []
+            return taken
+
+    def done(self, task: SynthesisTask, outcome) -> None:
+        with self._cond:
+            future = self._futures.pop(id(task), None)
+        if future is not None:
+            self._loop.call_soon_threadsafe(self._settle, future, outcome)
+
+    def _settle(self, future: asyncio.Future, outcome) -> None:
+        if not future.done():
+            future.set_result(outcome)
+        self._answered(1)
+
+    def fail_outstanding(self, error: BaseException) -> None:
+        """After the loop raised: every task handed over and not answered fails."""
+        with self._cond:
+            futures, self._futures, self._waiting = list(self._futures.values()), {}, []
+        for future in futures:
+            self._loop.call_soon_threadsafe(self._settle, future, error)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 class Scheduler:
@@ -257,20 +409,23 @@ class Scheduler:
             raise _shutting_down()
         worker.check_ready()
 
-    def submit(self, backend: str, task: SynthesisTask) -> Ticket:
-        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full."""
+    def submit(self, backend: str, task: SynthesisTask, review=None) -> Ticket:
+        """Queue a task; raise ``QueueFull`` (429) when the bounded queue is full.
+        ``review`` (see ``Ticket.review``) settles its result."""
         self._check_accepting(backend)
         if self.pending_count >= self.queue_size:
             raise QueueFull(
                 f"the generation queue is full ({self.queue_size} pending); retry later "
                 "or raise generation.queue_size", headers={"Retry-After": "2"})
-        ticket = Ticket(task, backend, asyncio.get_running_loop().create_future())
+        ticket = Ticket(task, backend, asyncio.get_running_loop().create_future(),
+                        review=review)
         self._enqueue(ticket)
         return ticket
 
     def submit_parts(self, backend: str, task: SynthesisTask, parts: list[SynthesisTask],
                      join: Callable[[list[SynthesisResult]], SynthesisResult],
-                     after_first: Callable[[SynthesisResult], None] | None = None) -> Ticket:
+                     after_first: Callable[[SynthesisResult], None] | None = None,
+                     reviews: list | None = None) -> Ticket:
         """Queue a request made of several tasks (the chunks of a long text) as one ticket.
 
         Each part is queued as its own task, so parts batch with each other and with other
@@ -283,6 +438,7 @@ class Scheduler:
         With ``after_first``, only the first part is queued now; once it has succeeded,
         ``after_first(its result)`` runs (it may change the later tasks, for instance to
         condition them on the first part's audio) and the rest are queued together.
+        ``reviews`` are the parts' ``Ticket.review``, in order.
         """
         self._check_accepting(backend)
         pending = self.pending_count
@@ -293,9 +449,10 @@ class Scheduler:
                 headers={"Retry-After": "2"})
         loop = asyncio.get_running_loop()
         ticket = Ticket(task, backend, loop.create_future())
-        for part in parts:
+        for k, part in enumerate(parts):
             ticket.parts.append(Ticket(part, backend, loop.create_future(),
-                                       on_start=_start_parent(ticket)))
+                                       on_start=_start_parent(ticket),
+                                       review=reviews[k] if reviews else None))
         self._tickets[task.task_id] = ticket
         for k, part_ticket in enumerate(ticket.parts):
             if after_first is None or k == 0:
@@ -417,6 +574,8 @@ class Scheduler:
         ticket.task.cancel.cancel(reason, cause)
         for part in ticket.parts:
             self.cancel(part.task.task_id, reason, cause)
+        if ticket.retry is not None:
+            self.cancel(ticket.retry.task.task_id, reason, cause)
         queue = self._pending[ticket.backend]
         if ticket in queue:
             queue.remove(ticket)
@@ -436,9 +595,14 @@ class Scheduler:
         caps = self.workers[backend].backend.capabilities
         return min(self.max_batch, caps.max_batch_size if caps.supports_batching else 1)
 
-    def _take_batch(self, backend: str) -> list[Ticket]:
+    def _take_batch(self, backend: str, room: int) -> list[Ticket]:
+        """The oldest task and, for a backend that batches per call, the next ones
+        with its batch key; for a decoding loop, simply the oldest ``room`` tasks."""
         queue = self._pending[backend]
-        limit = self.batch_limit(backend)
+        limit = max(1, min(room, self.batch_limit(backend)))
+        if self.workers[backend].continuous:
+            batch, queue[:limit] = queue[:limit], []
+            return batch
         first = queue.pop(0)
         batch = [first]
         key = self.batch_key(backend, first)
@@ -451,6 +615,7 @@ class Scheduler:
         return batch
 
     async def _dispatch(self, backend: str) -> None:
+        """Hand queued tasks to the worker whenever it has room, oldest first."""
         worker = self.workers[backend]
         wake = self._wakeups[backend]
         while True:
@@ -458,19 +623,14 @@ class Scheduler:
                 wake.clear()
                 await wake.wait()
                 continue
-            if worker.parallel:  # a pool of replicas: one batch per idle replica
-                await worker.wait_idle()
-                if not self._pending[backend]:
-                    continue
-            await self._hold_batch_window(backend)
+            limit = self.batch_limit(backend)  # PUT /config may change it
+            await worker.wait_room(limit)
+            if not worker.continuous:  # a short window lets a call fill up
+                await self._hold_batch_window(backend)
             if not self._pending[backend]:
                 continue
-            batch = self._take_batch(backend)
-            tasks = [t.task for t in batch]
-            if worker.parallel:  # claims an idle replica now; runs it in a task
-                where, running = worker.launch(tasks)
-            else:
-                where, running = f"{backend}-0", worker.run(tasks)
+            batch = self._take_batch(backend, worker.room(limit))
+            where, outcomes = worker.launch([t.task for t in batch])
             now = time.time()
             for ticket in batch:
                 ticket.started_at = now
@@ -482,47 +642,84 @@ class Scheduler:
                         ticket.on_start(ticket)
                     except Exception:
                         log.exception("on_start callback of %s failed", ticket.task.task_id)
-            if worker.parallel:
-                runner = asyncio.create_task(
-                    self._deliver_batch_results(backend, batch, running), name=f"batch-{where}")
-                self._background.add(runner)
-                runner.add_done_callback(self._background.discard)
-            else:
-                await self._deliver_batch_results(backend, batch, running)
+            runner = asyncio.create_task(self._deliver(backend, batch, outcomes),
+                                         name=f"batch-{where}")
+            self._background.add(runner)
+            runner.add_done_callback(self._background.discard)
 
-    async def _deliver_batch_results(
-            self, backend: str, batch: list[Ticket],
-            running: Awaitable[list[SynthesisResult | BaseException]]) -> None:
-        """Await the batch's backend call and complete each ticket with its result or
-        error (a cancelled task's error is ``Cancelled``)."""
+    async def _deliver(self, backend: str, batch: list[Ticket],
+                       outcomes: list[Awaitable]) -> None:
+        """Complete each ticket with its result or error as soon as it comes (a
+        cancelled task's error is ``Cancelled``), then report the hand-over."""
         called = time.perf_counter()
-        results = await running
-        done = time.time()
+
+        async def one(ticket: Ticket, outcome: Awaitable):
+            result = await outcome
+            self._complete(ticket, result)
+            return result
+
+        results = await asyncio.gather(*(one(t, o) for t, o in zip(batch, outcomes,
+                                                                    strict=True)))
         if self.on_batch is not None:
             try:
                 self.on_batch(backend, batch, results, time.perf_counter() - called)
             except Exception:
                 log.exception("on_batch callback failed")
-        for ticket, result in zip(batch, results, strict=True):
-            ticket.finished_at = done
-            self._running.pop(ticket.task.task_id, None)
+
+    def _complete(self, ticket: Ticket, result: SynthesisResult | BaseException) -> None:
+        ticket.finished_at = time.time()
+        if isinstance(result, SynthesisResult) and result.info.get("batch_size"):
+            ticket.batch_size = int(result.info["batch_size"])  # a loop's rows, at most
+        self._running.pop(ticket.task.task_id, None)
+        if ticket.future.done():
             self._forget(ticket)
-            if ticket.future.done():
-                continue
-            if isinstance(result, BaseException):
-                token = ticket.task.cancel
-                if token.cancelled and not isinstance(result, Cancelled):
-                    result = Cancelled(token.reason, cause=token.cause)
-                elif isinstance(result, Cancelled) and token.cancelled:
-                    # Why is the core's to say: a backend may give the words only, and
-                    # a replica's error comes back without its cause.
-                    result.cause = token.cause
-                self.failed += not isinstance(result, Cancelled)
-                ticket.future.set_exception(result)
-                ticket.future.exception()
-            else:
-                self.completed += 1
-                ticket.future.set_result(result)
+            return
+        if ticket.review is not None and not isinstance(result, BaseException):
+            # The quality stage decides which take completes the ticket (``_settle``).
+            self.completed += 1
+            settling = asyncio.create_task(self._settle(ticket, result),
+                                           name=f"review-{ticket.task.task_id}")
+            self._background.add(settling)
+            settling.add_done_callback(self._background.discard)
+            return
+        self._forget(ticket)
+        if isinstance(result, BaseException):
+            token = ticket.task.cancel
+            if token.cancelled and not isinstance(result, Cancelled):
+                result = Cancelled(token.reason, cause=token.cause)
+            elif isinstance(result, Cancelled) and token.cancelled:
+                # Why is the core's to say: a backend may give the words only, and
+                # a replica's error comes back without its cause.
+                result.cause = token.cause
+            self.failed += not isinstance(result, Cancelled)
+            ticket.future.set_exception(result)
+            ticket.future.exception()
+        else:
+            self.completed += 1
+            ticket.future.set_result(result)
+
+    async def _settle(self, ticket: Ticket, result: SynthesisResult) -> None:
+        """Complete a reviewed ticket with the take its review keeps (still known to
+        ``cancel`` meanwhile, so a retry stops with it)."""
+        assert ticket.review is not None
+        try:
+            kept = await ticket.review(ticket, result)
+        except asyncio.CancelledError:
+            _complete_future(ticket.future, error=Cancelled("server stopping",
+                                                            cause=CancelCause.SHUTDOWN))
+            raise
+        except Exception as exc:
+            token = ticket.task.cancel
+            if token.cancelled and not isinstance(exc, Cancelled):
+                exc = Cancelled(token.reason, cause=token.cause)
+            elif isinstance(exc, Cancelled) and token.cancelled:
+                exc.cause = token.cause
+            _complete_future(ticket.future, error=exc)
+        else:
+            ticket.finished_at = time.time()
+            _complete_future(ticket.future, result=kept)
+        finally:
+            self._forget(ticket)
 
     async def _hold_batch_window(self, backend: str) -> None:
         """Let close arrivals join the batch: wait until it is full, or ``batch_wait_s``
@@ -559,6 +756,19 @@ class Scheduler:
                                  for name, worker in self.workers.items()),
             "active_workers": sum(w.busy for w in self.workers.values()),
         }
+
+    def loop_stats(self) -> dict[str, int]:
+        """The decoding loops of continuous backends, summed: rows running in them,
+        rows waiting to join, and joins since start (into a loop that had rows)."""
+        totals = {"loop_rows": 0, "loop_waiting": 0, "loop_joins": 0,
+                  "loop_joins_while_running": 0}
+        for worker in self.workers.values():
+            stats = worker.loop_stats()
+            totals["loop_rows"] += stats.get("rows", 0)
+            totals["loop_waiting"] += stats.get("waiting", 0)
+            totals["loop_joins"] += stats.get("joins", 0)
+            totals["loop_joins_while_running"] += stats.get("joins_while_running", 0)
+        return totals
 
 
 def _shutting_down() -> ShuttingDown:

@@ -12,6 +12,7 @@ replies and jobs) drains it into one file.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import secrets
@@ -26,14 +27,24 @@ import numpy as np
 
 from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
-from ttsframe.core.chunking import chunk_text, split_first
+from ttsframe.core.captions import FORMATS as CAPTION_FORMATS
+from ttsframe.core.captions import caption_text, captions_of
+from ttsframe.core.chunking import chunk_text, speakers_of, split_first_speakers
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.quality import (
+    PartReview,
+    QualityStage,
+    ReplyWatch,
+    quality_header,
+    quality_summary,
+)
 from ttsframe.core.request_context import current_request_id
 from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.segmenter import Segmenter
 from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import (
     MAX_OUTPUT_RATE,
@@ -85,6 +96,10 @@ class PreparedSpeech:
     # ``Scheduler.announce_request``): open batch windows wait for it until it is
     # submitted.
     announcement: int | None = None
+    # Whether each take is checked (``core/quality``), and the stream's say in whether
+    # a part's take may still be replaced.
+    checked: bool = False
+    watch: ReplyWatch = field(default_factory=ReplyWatch)
 
 
 @dataclass
@@ -123,6 +138,9 @@ class SpeechService:
         self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
         # Streamed replies open now, per backend (read by the metrics).
         self.open_streams: dict[str, int] = dict.fromkeys(backends, 0)
+        # Checks every take and retries the failed ones (plugins' checks added at startup).
+        self.quality = QualityStage(settings, backends)
+        self.quality.scheduler = scheduler
 
     def resolve_backend(self, model: str | None) -> str:
         default = self.settings.generation.default_backend
@@ -271,18 +289,38 @@ class SpeechService:
         chunks = [chunk for chunk, _ in planned_pieces]
         most = self.settings.generation.max_generations
         continued = False
+        if request.captions is not None:
+            if request.captions not in CAPTION_FORMATS:
+                raise InvalidInput(f"captions '{request.captions}' is not a format; use one "
+                                   f"of {', '.join(CAPTION_FORMATS)}")
+            planned_pieces = []
+            for piece, pause in pieces:  # each piece's sentences, its pause after the last
+                sentences = sentence_chunks(piece, budget, tag_speakers=caps.speaker_tags)
+                planned_pieces += [(s, 0.0) for s in sentences[:-1]] + [(sentences[-1], pause)]
+            chunks = [chunk for chunk, _ in planned_pieces]
         if len(chunks) > 1 and prompt is None and caps.supports_cloning and (
                 self.settings.generation.chunk_continuity if params.chunk_continuity is None
                 else params.chunk_continuity):
             unable = None
             try:
-                planned = self.continuity_chunks(backend_name, backend, task, budget, pieces)
+                planned = (self.check_continued(backend, task, planned_pieces)
+                           if request.captions is not None
+                           else self.continuity_chunks(backend_name, backend, task, budget,
+                                                       pieces))
             except InvalidInput as exc:  # the backend cannot take this plan
                 unable = exc.message
             else:
                 if len(planned) <= most or len(chunks) > most:
                     planned_pieces, continued = planned, True
                     chunks = [chunk for chunk, _ in planned]
+                    unanchored = [s for s in speakers_of(text)
+                                  if s not in speakers_of(chunks[0])]
+                    if unanchored:
+                        ctx.warnings.append(
+                            f"the first chunk, whose audio the later chunks are cloned "
+                            f"from, holds no turn of {', '.join(unanchored)} (its first "
+                            "words come too late to fit in it), so that voice may change "
+                            "between chunks")
                 else:
                     unable = (f"that would take {len(planned)} generations, more than "
                               f"generation.max_generations ({most})")
@@ -305,7 +343,7 @@ class SpeechService:
                               [*request.notes, *_unique(ctx.warnings)], chunks,
                               continued=continued,
                               pauses=pauses if any(pauses) or lead else [], lead_s=lead,
-                              speed=speed)
+                              speed=speed, checked=self.quality.wanted(request.quality))
 
     def preprocess(self, text: str, ctx: TextContext) -> str:
         """``text`` through every text preprocessor, in order."""
@@ -329,7 +367,10 @@ class SpeechService:
         caps = backend.capabilities
         pieces = pieces or [(task.text, 0.0)]
         first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
-        first, rest = split_first(pieces[0][0], first_bytes, tag_speakers=caps.speaker_tags)
+        # The first chunk's audio is the later chunks' prompt: it holds every speaker's
+        # first words when they fit in a chunk, so each voice is anchored.
+        first, rest = split_first_speakers(pieces[0][0], first_bytes, budget,
+                                           tag_speakers=caps.speaker_tags)
         estimate = AudioPrompt(
             "first-chunk-estimate",
             np.zeros(int(_speech_seconds(first) * caps.sample_rate), np.float32),
@@ -343,6 +384,24 @@ class SpeechService:
         backend.check(replace(task, text=first))
         for chunk, _ in planned[1:]:
             backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=first))
+        return planned
+
+    def check_continued(self, backend: Backend, task: SynthesisTask,
+                        planned: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """``planned`` as it is (a captioned text's sentences and pauses), checked with
+        the backend as ``continuity_chunks`` checks its own: the later chunks behind the
+        first's estimated audio."""
+        chunks = [chunk for chunk, _ in planned]
+        caps = backend.capabilities
+        estimate = AudioPrompt(
+            "first-chunk-estimate",
+            np.zeros(int(_speech_seconds(chunks[0]) * caps.sample_rate), np.float32),
+            caps.sample_rate)
+        replace = msgspec.structs.replace
+        backend.check(replace(task, text=chunks[0]))
+        for chunk in chunks[1:]:
+            backend.check(replace(task, text=chunk, prompt=estimate,
+                                  prompt_transcript=chunks[0]))
         return planned
 
     def continue_voice(self, prepared: PreparedSpeech, later: list[SynthesisTask],
@@ -430,13 +489,19 @@ class SpeechService:
                tasks: list[SynthesisTask] | None = None) -> Ticket:
         """Queue the request's tasks (``part_tasks`` unless given); one ticket for all."""
         tasks = tasks if tasks is not None else self.part_tasks(prepared)
+        reviews = None
+        if prepared.checked:
+            reviews = [self.quality.reviewer(PartReview(prepared.backend, i, len(tasks),
+                                                        prepared.watch))
+                       for i in range(len(tasks))]
         try:
             if len(tasks) == 1 and tasks[0] is prepared.task:
-                return self.scheduler.submit(prepared.backend, prepared.task)
+                return self.scheduler.submit(prepared.backend, prepared.task,
+                                             reviews[0] if reviews else None)
             after_first = (partial(self.continue_voice, prepared, tasks[1:])
                            if prepared.continued else None)
             return self.scheduler.submit_parts(prepared.backend, prepared.task, tasks,
-                                               join_results, after_first)
+                                               join_results, after_first, reviews)
         finally:
             self.scheduler.end_announcement(prepared.announcement)
 
@@ -456,17 +521,29 @@ class SpeechService:
 
     def speech_output(self, stream: SpeechStream, data: bytes = b"") -> SpeechOutput:
         """The reply's description: up front (the stream's ``head``: no audio, duration or
-        tokens yet), or at the end with the audio and every part's notes."""
+        tokens yet), or at the end with the audio and every part's notes (and, when the
+        request asked for them, its captions in ``X-Captions``, base64)."""
         prepared, pipeline = stream.prepared, stream.pipeline
         encoder, rate = pipeline.encoder, pipeline.out_rate
+        fmt = prepared.request.captions
+        headers = {**encoder.response_headers(rate), **chunk_headers(prepared)}
+        if fmt and data and len(stream.part_spans) == len(prepared.chunks):
+            text = caption_text(captions_of(prepared.chunks, stream.part_spans, pipeline.rate,
+                                            prepared.request.speed), fmt)
+            headers["X-Captions"] = base64.b64encode(text.encode()).decode()
+            headers["X-Captions-Format"] = fmt
+        if stream.results or not prepared.checked:  # a stream's head cannot know yet
+            headers["X-Quality"] = quality_header(
+                quality_summary(stream.results) if prepared.checked else None)
         return SpeechOutput(
             audio=data, content_type=encoder.content_type, sample_rate=encoder.output_rate(rate),
-            headers={**encoder.response_headers(rate), **chunk_headers(prepared)},
+            headers=headers,
             duration_s=pipeline.duration_s, text=prepared.task.text,
             voice_id=prepared.voice.voice_id, backend=prepared.backend,
             tokens=sum(r.tokens for r in stream.results),
             warnings=_unique([*prepared.warnings, *prepared.task.notes,
-                              *(note for r in stream.results for note in r.notes)]))
+                              *(note for r in stream.results for note in r.notes),
+                              *stream.cuts]))
 
     def _log_warnings(self, prepared: PreparedSpeech, output: SpeechOutput) -> None:
         for warning in output.warnings:
@@ -507,15 +584,24 @@ class SpeechService:
         """Start a streamed generation; return once its first bytes are ready, so that
         everything that fails before any audio is an ordinary error reply. The stream
         carries the request (``prepared``) and what its headers say (``head``)."""
-        prepared = await self.prepare(request)
+        return await self.stream_prepared(await self.prepare(request))
+
+    async def stream_prepared(self, prepared: PreparedSpeech,
+                              tasks: list[SynthesisTask] | None = None) -> SpeechStream:
+        """``open_stream`` for a request already prepared, with its tasks when the caller
+        set them up (a live session gives later segments its first segment's voice)."""
         pipeline = self._pipeline(prepared, whole=False)
-        tasks = self.part_tasks(prepared)
+        tasks = tasks if tasks is not None else self.part_tasks(prepared)
         ticket = self.submit(prepared, tasks)  # 429 / 503 before anything is sent
         stream = self._stream(prepared, ticket, pipeline, on_end=self._stream_ended)
         stream.head = self.speech_output(stream)  # what the reply's headers say
         # No await since submit: the dispatcher cannot have started a task yet.
         for index, task in enumerate(tasks):
             task.on_audio = stream.audio_callback(index)
+        prepared.watch.claim = stream.hold_part  # retried takes replace held audio only
+        if prepared.checked:  # a runaway take is not streamed past its slowest rate
+            stream.limits = [self.quality.stream_limit(prepared.backend, task, pipeline.rate)
+                             for task in tasks]
         self.open_streams[prepared.backend] += 1  # until _stream_ended, however it ends
         await stream.start()
         return stream
@@ -648,3 +734,16 @@ def split_pieces(pieces: list[tuple[str, float]], budget: int,
                  if len(text.encode()) > budget else [text])
         planned += [(part, 0.0) for part in parts[:-1]] + [(parts[-1], pause)]
     return planned
+
+
+def sentence_chunks(text: str, budget: int, *, tag_speakers: bool) -> list[str]:
+    """A captioned text: one chunk per sentence (``core/segmenter.py``'s rules, speaker
+    tags carried), a sentence over ``budget`` bytes split as a long text is."""
+    segmenter = Segmenter(clause_chars=10**9, max_chars=max(16, budget))
+    out: list[str] = []
+    for sentence in [*segmenter.feed(text), *segmenter.flush()]:
+        if len(sentence.encode()) > budget:
+            out += chunk_text(sentence, budget, tag_speakers=tag_speakers)
+        else:
+            out.append(sentence)
+    return out or [text]

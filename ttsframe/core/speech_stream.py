@@ -52,6 +52,9 @@ class SpeechStream:
         self.parts = ticket.parts or [ticket]
         self.pipeline = pipeline
         self.results: list[SynthesisResult] = []  # of the parts done so far, in order
+        # Where each part done so far lies in the joined audio, in samples at the
+        # pipeline's rate before the tempo change (start, end): caption times.
+        self.part_spans: list[tuple[int, int]] = []
         # A streamed reply: what its headers say (format, rate, voice, warnings known
         # up front), set by ``SpeechService.open_stream``.
         self.head: SpeechOutput | None = None
@@ -62,6 +65,17 @@ class SpeechStream:
         self._on_end = on_end
         self._ended = False
         self._tasks: set[asyncio.Task] = set()
+        # Samples of each part sent on so far, and the parts whose audio is held back
+        # while a failed take may be replaced (``hold_part``).
+        self._emitted = [0] * len(self.parts)
+        self._current = 0
+        self._held: set[int] = set()
+        # The most samples of each part the stream sends (None: no bound), set by the
+        # speech service from the quality stage's slowest speaking rate: a runaway take
+        # being streamed is cut there, and ``cut`` says so.
+        self.limits: list[int | None] = [None] * len(self.parts)
+        self._sent = [0] * len(self.parts)
+        self.cuts: list[str] = []
         for index, part in enumerate(self.parts):
             part.future.add_done_callback(
                 lambda _f, i=index: self._events.put_nowait(("done", i, None)))
@@ -76,6 +90,14 @@ class SpeechStream:
         def on_audio(samples: np.ndarray) -> None:
             loop.call_soon_threadsafe(put, ("audio", index, samples))
         return on_audio
+
+    def hold_part(self, index: int) -> bool:
+        """Hold part ``index``'s audio back until its take is settled, if none of it has
+        been sent yet; False when it has (a retry could not replace it). On the loop."""
+        if index < self._current or self._emitted[index]:
+            return False
+        self._held.add(index)
+        return True
 
     async def start(self) -> None:
         """Wait for the first bytes, so that a failure before any audio is an ordinary
@@ -155,11 +177,17 @@ class SpeechStream:
         run = anyio.to_thread.run_sync
         buffers: dict[int, list[np.ndarray]] = defaultdict(list)
         done: set[int] = set()
-        emitted = [0] * len(self.parts)
+        emitted = self._emitted
         current = 0
         pauses = self.prepared.pauses
+        # Each boundary between pieces given to the pipeline is crossfaded: the next
+        # piece starts that many samples before the end of the one before.
+        fade = round(self.pipeline.crossfade_s * self.pipeline.rate)
+        fed, joins = 0, 0
         if self.prepared.lead_s:
-            data = await run(self.pipeline.end_part, self._silence(self.prepared.lead_s, 1))
+            lead = self._silence(self.prepared.lead_s, 1)
+            fed, joins = lead.size, 1
+            data = await run(self.pipeline.end_part, lead)
             if data:
                 yield data
         while current < len(self.parts):
@@ -171,9 +199,18 @@ class SpeechStream:
                 error = failure_of(self.parts[index].future)
                 if error is not None:  # the first failure, whichever part: stop here
                     raise error
+                if index in self._held:
+                    self._held.discard(index)
+                    quality = self.parts[index].future.result().info.get("quality") or {}
+                    if quality.get("kept"):  # another take: the streamed one is dropped
+                        buffers.pop(index, None)
             while current < len(self.parts):
-                for piece in buffers.pop(current, []):
+                self._current = current
+                for piece in ([] if current in self._held else buffers.pop(current, [])):
                     emitted[current] += piece.size
+                    piece = self._within(current, piece)
+                    if not piece.size:
+                        continue
                     data = await run(self.pipeline.feed, piece)
                     if data:
                         yield data
@@ -183,15 +220,37 @@ class SpeechStream:
                 tail = np.asarray(result.samples, dtype=np.float32)[emitted[current]:]
                 if result.sample_rate != self.pipeline.rate:  # soxr: not on the event loop
                     tail = await run(resample, tail, result.sample_rate, self.pipeline.rate)
+                tail = self._within(current, tail)
                 self.results.append(result)
+                size = emitted[current] + tail.size
+                start = fed - joins * fade
+                self.part_spans.append((start, start + size))
+                fed, joins = fed + size, joins + 1
                 data = await run(self.pipeline.end_part, tail)
                 if current < len(pauses) and pauses[current]:
-                    joins = 1 + (current + 1 < len(self.parts))
-                    data += await run(self.pipeline.end_part,
-                                      self._silence(pauses[current], joins))
+                    silence = self._silence(pauses[current],
+                                            1 + (current + 1 < len(self.parts)))
+                    fed, joins = fed + silence.size, joins + 1
+                    data += await run(self.pipeline.end_part, silence)
                 if data:
                     yield data
                 current += 1
+                self._current = current
+
+    def _within(self, index: int, samples: np.ndarray) -> np.ndarray:
+        """``samples`` of part ``index`` up to its limit; the first cut is noted."""
+        limit = self.limits[index]
+        if limit is not None and self._sent[index] + samples.size > limit:
+            if self._sent[index] <= limit and not any(f"chunk {index + 1} " in c
+                                                      for c in self.cuts):
+                what = f"chunk {index + 1} " if len(self.parts) > 1 else "the take "
+                self.cuts.append(
+                    f"quality: {what}was cut at {limit / self.pipeline.rate:.1f} s while "
+                    "it streamed: it ran past the slowest speaking rate for its text, so "
+                    "the rest of its audio was not sent")
+            samples = samples[:max(0, limit - self._sent[index])]
+        self._sent[index] += samples.size
+        return samples
 
     def _silence(self, seconds: float, joins: int) -> np.ndarray:
         """``seconds`` of silence as the listener hears them: lengthened by the

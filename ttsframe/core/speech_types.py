@@ -72,6 +72,12 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # Who asked (``core/clients.py``): the fingerprint of the client's key, which the
     # job and the generation log it makes belong to; None when no key identifies it.
     client: str | None = None
+    # Captions of a whole reply ("json", "srt" or "vtt", core/captions.py): the text is
+    # generated one sentence at a time and the reply carries each one's times.
+    captions: str | None = None
+    # Check each take and retry a failed one (``core/quality``); None: ``[quality]
+    # enabled``.
+    quality: bool | None = None
 
 
 class SpeechOutput(msgspec.Struct, kw_only=True):

@@ -37,6 +37,10 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     supports_streaming: bool = False
     speaker_tags: bool = False
     languages: tuple[str, ...] = ("en",)
+    # Seconds of audio per character of text this backend speaks at, (fastest, slowest):
+    # the quality stage's speaking-rate check (``core/quality``); None: not checked
+    # unless ``[quality] speech_rates`` names the backend.
+    speech_rate: tuple[float, float] | None = None
 
 
 class CancelToken:
@@ -86,6 +90,9 @@ class SynthesisTask(msgspec.Struct, kw_only=True):
     # that estimates output length from the text (Dia's automatic max_tokens) should use
     # at least this, so all chunks get the same estimate and can share a batch.
     text_bytes_hint: int | None = None
+    # 0 for a chunk's first take; the quality stage's retries count up (each with its
+    # own seed, ``core/quality.retry_seed``).
+    attempt: int = 0
 
 
 class SynthesisResult(msgspec.Struct, kw_only=True):

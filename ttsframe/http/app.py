@@ -25,6 +25,7 @@ from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id
 from ttsframe.http.routes import (
     config,
     jobs,
+    live,
     logs,
     openai,
     pronunciations,
@@ -80,7 +81,7 @@ def create_app(services: Services) -> Litestar:
         route_handlers=[*system.ROUTES, *speech.ROUTES, *openai.ROUTES, *voices.ROUTES,
                         *jobs.ROUTES, *config.ROUTES, *logs.ROUTES, *text.ROUTES,
                         *pronunciations.ROUTES, *ui.ROUTES,
-                        *observed,
+                        *observed, *live.ROUTES,
                         *plugin_routes],
         middleware=[RequestIdMiddleware,
                     *([http_metrics_middleware(services.metrics)] if metrics.enabled else [])],

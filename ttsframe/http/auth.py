@@ -29,6 +29,7 @@ them and ``DELETE /jobs/{id}`` can be left to a job's own client.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import re
 from collections.abc import Callable, Mapping
@@ -173,9 +174,48 @@ def api_key_guard(security: Callable[[], SecurityConfig]):
         query = query_values(connection.scope.get("query_string", b""),
                              taken(handler))
         check_access(security(), method, connection.scope["path"],
-                     connection.headers.get("authorization"), handler.opt, query)
+                     authorization_of(connection), handler.opt, query)
 
     return guard
+
+
+# A browser cannot set headers on a WebSocket: the web page offers its key as a
+# subprotocol, ``ttsframe.key.<base64url of the key>``, which no log line shows.
+KEY_PROTOCOL = "ttsframe.key."
+
+
+def key_protocol(connection: ASGIConnection) -> str | None:
+    """The ``ttsframe.key.*`` subprotocol a WebSocket offered (the server accepts it)."""
+    for item in (connection.headers.get("sec-websocket-protocol") or "").split(","):
+        if item.strip().startswith(KEY_PROTOCOL):
+            return item.strip()
+    return None
+
+
+def _protocol_key(protocol: str) -> str | None:
+    encoded = protocol[len(KEY_PROTOCOL):]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def authorization_of(connection: ASGIConnection) -> str | None:
+    """The request's ``Authorization``; a WebSocket may instead send its key as ElevenLabs
+    clients do (an ``xi-api-key`` header, or an ``authorization`` query parameter:
+    ``Bearer <key>`` or the bare key) or as the web page does (``key_protocol``)."""
+    header = connection.headers.get("authorization")
+    if header is not None or connection.scope.get("type") != "websocket":
+        return header
+    key = connection.headers.get("xi-api-key")
+    protocol = key_protocol(connection)
+    if key is None and protocol is not None:
+        key = _protocol_key(protocol)
+    if key is None:
+        key = connection.query_params.get("authorization")
+        if key is not None and bearer_token(key) is not None:
+            return key
+    return None if key is None else f"Bearer {key.strip()}"
 
 
 def every_key_is_admin(security: SecurityConfig) -> str | None:

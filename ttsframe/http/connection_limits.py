@@ -70,6 +70,7 @@ class GuardedH11Protocol(H11Protocol):
     def handle_websocket_upgrade(self, event: Any) -> None:
         self._cancel_timer()  # the connection now belongs to the websocket protocol
         self._waiting_since = None
+        self._upgraded = True  # no more header deadlines (live sessions stay open)
         super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
@@ -84,6 +85,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _track(self) -> None:
         """After h11 has handled what arrived: move between the header and body phases."""
+        if getattr(self, "_upgraded", False):
+            return
         cycle = self.cycle
         busy = cycle is not None and not cycle.response_complete
         if busy and self._waiting_since is not None:  # a request's headers are complete

@@ -27,7 +27,8 @@ ALLOW_HEADERS = ["authorization", "cache-control", "content-type", "x-requested-
 # every header to requests without credentials, including ones added later; the names are
 # for credentialed requests, where "*" is not a wildcard.
 EXPOSE_HEADERS = ["*", "Content-Disposition", "Retry-After", "WWW-Authenticate",
-                  "X-Audio-Duration", "X-Batch-Size", "X-Generated-Tokens", "X-Model",
+                  "X-Audio-Duration", "X-Batch-Size", "X-Captions", "X-Captions-Format",
+                  "X-Generated-Tokens", "X-Model", "X-Quality",
                   "X-Sample-Rate", "X-Text-Chunks", "X-TTSFrame-Warnings", "X-Voice-Id"]
 
 

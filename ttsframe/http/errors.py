@@ -167,3 +167,32 @@ EXCEPTION_HANDLERS = {
     NotImplementedError: read_only,
     Exception: unexpected_error,
 }
+
+
+# WebSocket close codes of live sessions (docs/live-speech.md): 4000 + the HTTP status the
+# same error gets, except where no status fits.
+CLOSE_NORMAL = 1000
+CLOSE_CODES = {
+    errors.SessionIdle: 4408,
+    errors.SlowClient: 4008,
+}
+
+
+def close_code_for(exc: BaseException | None) -> int:
+    """The close code that ends a live session with ``exc`` (1000: it ended normally)."""
+    if exc is None:
+        return CLOSE_NORMAL
+    for cls in type(exc).__mro__:
+        if cls in CLOSE_CODES:
+            return CLOSE_CODES[cls]
+    if isinstance(exc, errors.TTSFrameError):
+        return 4000 + status_for(exc)
+    return 4000 + HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def close_reason(exc: BaseException) -> str:
+    """A close frame's reason: at most 123 bytes of UTF-8 (the full message goes in the
+    error message sent before it)."""
+    text = getattr(exc, "message", None) or "internal error"
+    data = text.encode()[:123]
+    return data.decode(errors="ignore")

@@ -17,6 +17,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
@@ -72,8 +73,10 @@ class RegistryPrometheusMiddleware(PrometheusMiddleware):
 
 def http_metrics_middleware(metrics: Metrics) -> DefineMiddleware:
     """Count every routed request by method, path template and status."""
+    # HTTP only: the middleware reads a request method, which a WebSocket has not (live
+    # sessions have their own metrics).
     config = PrometheusConfig(app_name="ttsframe", prefix="ttsframe_http", group_path=True,
-                              excluded_http_methods=["OPTIONS"])
+                              excluded_http_methods=["OPTIONS"], scopes={ScopeType.HTTP})
     return DefineMiddleware(RegistryPrometheusMiddleware, config=config,
                             series=HTTPMetrics(metrics.registry))
 

@@ -92,6 +92,8 @@ SPEECH_HEADERS = {
     "X-Model": _header("The backend that generated the audio", required=True),
     "X-Audio-Duration": _header("Seconds of audio (absent when streamed)"),
     "X-TTSFrame-Warnings": _header("What the server changed or ignored, ' | '-separated"),
+    "X-Quality": _header("The takes' checks: 'attempts=N; retried=N; failed=N; "
+                         "reasons=check,...', or 'off' (absent when streamed)"),
     "X-Seed": _header("The seed of a sampled take (the request's, the voice's or a drawn "
                       "one): send it back as 'seed' to get the same audio"),
 }

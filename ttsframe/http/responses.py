@@ -11,6 +11,8 @@ import msgspec
 from litestar import Response
 from litestar.response import Stream
 
+from ttsframe.core.errors import InvalidInput
+from ttsframe.core.quality import quality_summary
 from ttsframe.core.speech_stream import SpeechStream
 from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
 from ttsframe.http.disconnect import unless_disconnected
@@ -81,11 +83,24 @@ def sse_response(stream: SpeechStream) -> Stream:
             output_tokens = sum(result.tokens for result in stream.results)
             yield sse_event({"type": "speech.audio.done", "usage": {
                 "input_tokens": input_tokens, "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens}})
+                "total_tokens": input_tokens + output_tokens},
+                "quality": stream_quality(stream)})
         finally:
             stream.close()
 
     return Stream(body(), media_type="text/event-stream", headers=headers)
+
+
+def stream_quality(stream: SpeechStream) -> dict | None:
+    """What the last SSE event says of the takes (the ``X-Quality`` of a buffered
+    reply, as an object): attempts, retried and failed chunks, the checks that failed,
+    and the notes on each (a take cut or kept despite a check). None: not checked."""
+    if not stream.prepared.checked:
+        return None
+    summary = quality_summary(stream.results) or {}
+    notes = [note for r in stream.results for note in r.notes if note.startswith(
+        ("quality:", "speech was cut", "the automatic max_tokens"))] + stream.cuts
+    return {**summary, "notes": list(dict.fromkeys(notes))}
 
 
 def _stream_headers(stream: SpeechStream) -> dict[str, str]:
@@ -115,6 +130,9 @@ async def speech_reply(request: Request, services: Services, speech: SpeechReque
     (``speech.stream``; ``sse`` sends the stream as OpenAI's server-sent events), else
     whole. Either way the generation is cancelled if the client leaves before its reply
     starts; ``tracked`` (the built-in routes' metrics) hears when the audio is ready."""
+    if speech.captions and (speech.stream or sse):
+        raise InvalidInput("captions come with a whole reply: send \"stream\": false "
+                           "(their times are known once the audio is complete)")
     if speech.stream or sse:
         stream = await unless_disconnected(request, services.speech.open_stream(speech))
         reply = sse_response(stream) if sse else stream_response(stream)

@@ -42,6 +42,13 @@ class VoiceRef(msgspec.Struct):
     id: str
 
 
+# Captions of a whole reply (docs/api.md#captions): base64 in X-Captions.
+Captions = Annotated[Literal["json", "srt", "vtt"], msgspec.Meta(description=(
+    "Captions of a whole reply: the text is spoken one sentence per generation and "
+    "X-Captions carries each sentence's start and end (base64 of JSON, SRT or WebVTT); "
+    "needs a whole reply (not streamed)"))]
+
+
 class GenerateRequest(GenerationParams, kw_only=True):
     """``/generate`` body. Accepts the API guide's shape (``text``, ``voice_id``) and the
     OpenAI shape (``input``, ``voice``); ``cfg_filter_top_k`` is ``top_k``. Unknown
@@ -70,7 +77,12 @@ class GenerateRequest(GenerationParams, kw_only=True):
     input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
         "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
         "SSML. Default: SSML when the text starts with <speak>."))] = None
+    quality: Annotated[bool | None, msgspec.Meta(description=(
+        "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
+        "a failed one again with a derived seed (false: the takes as they come). "
+        "Default: [quality] enabled (true)."))] = None
     cfg_filter_top_k: FilterTopK | None = None
+    captions: Captions | None = None
 
     def to_domain(self, *, default_format: str,
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -120,7 +132,12 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
         "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
         "SSML. Default: SSML when the text starts with <speak>."))] = None
+    quality: Annotated[bool | None, msgspec.Meta(description=(
+        "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
+        "a failed one again with a derived seed (false: the takes as they come). "
+        "Default: [quality] enabled (true)."))] = None
     cfg_filter_top_k: FilterTopK | None = None
+    captions: Captions | None = None
 
     def to_domain(self, *, default_format: str = "mp3",
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -192,7 +209,9 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         normalize=body.normalize,
         chat_text=body.chat_text,
         input_format=body.input_format,
+        quality=body.quality,
         notes=notes,
+        captions=body.captions,
     )
 
 

@@ -63,6 +63,10 @@ def serve(app: Litestar, services: Services, *, sockets: list[socket.socket],
     config = uvicorn.Config(RequestLimit(app, server.max_requests), host=host, port=port,
                             log_level=log_level, log_config=None, access_log=False,
                             http=protocol_class(limits),
+                            # A WebSocket message is read whole before a live session
+                            # sees it: past twice live.max_message_bytes the protocol
+                            # closes the socket (1009), below it the session does (4413).
+                            ws_max_size=2 * services.settings.live.max_message_bytes,
                             timeout_graceful_shutdown=int(grace + REPLY_MARGIN_S))
     bound_server_logs()  # cut long records, drop repeats: on the handlers set up by now
     _Server(config, services).run(sockets=sockets)

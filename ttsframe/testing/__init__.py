@@ -1,10 +1,11 @@
 """A testing kit for plugin authors (and for ttsframe's own suite).
 
 * ``ttsframe.testing.fake_backend``: ``FakeBackend``, one configurable stand-in
-  backend (``FakeConfig``; presets ``BEEPER``, ``TONE``, ``STREAMING``), and
+  backend (``FakeConfig``; presets ``BEEPER``, ``TONE``, ``STREAMING``, ``FLAKY``), and
   ``fake_backend_plugin`` registering it; exported here too.
 * ``ttsframe.testing.contracts``: suites to subclass (``BackendContract``,
-  ``VoiceStoreContract``, ``EncoderContract``, ``PreprocessorContract``).
+  ``VoiceStoreContract``, ``EncoderContract``, ``PreprocessorContract``,
+  ``QualityCheckContract``).
 * ``ttsframe.testing.app``: ``make_services`` / ``app_client`` for an in-process server
   with your plugin registered by name or by entry point.
 * ``ttsframe.testing.server``: ``ServerProcess``, a real ``ttsframe serve`` on loopback.
@@ -20,6 +21,7 @@ installed into a test server imports; nothing here is imported by the server its
 
 from ttsframe.testing.fake_backend import (
     BEEPER,
+    FLAKY,
     STREAMING,
     TONE,
     FakeBackend,
@@ -27,4 +29,5 @@ from ttsframe.testing.fake_backend import (
     fake_backend_plugin,
 )
 
-__all__ = ["BEEPER", "STREAMING", "TONE", "FakeBackend", "FakeConfig", "fake_backend_plugin"]
+__all__ = ["BEEPER", "FLAKY", "STREAMING", "TONE", "FakeBackend", "FakeConfig",
+           "fake_backend_plugin"]

@@ -12,6 +12,9 @@ generation to cancel or disconnect from), ``(refuse)`` fails with ``InvalidInput
 before any audio, ``(explode)`` fails with ``RuntimeError`` after all of it (after the
 streamed parts, when streaming).
 
+``first_take`` makes the first take of every chunk bad (silence, a loop, racing speech
+or a runaway) and its retries good, for tests of the quality stage (preset ``FLAKY``).
+
 ``fake_backend_plugin(name, config)`` is a plugin object registering it as backend
 ``name``; the plugin's ``[plugins.<plugin>]`` section overrides ``config`` key by key.
 ``make_services`` registers ``fake_backend_plugin("beeper")`` as plugin ``testing``.
@@ -74,6 +77,12 @@ class FakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     # Keep every batch in ``calls`` (tests read them); off for long runs (bench/soak.py),
     # where the record would grow with every request.
     record_calls: bool = True
+    # The speaking rate it declares (seconds per character, fastest and slowest): the
+    # quality stage's rate check applies to it.
+    speech_rate: tuple[float, float] | None = None
+    # A bad first take of every chunk (attempt 0), good retries: silence, one phrase in
+    # a loop, racing speech (a tenth of its length) or a runaway (cut on its budget).
+    first_take: Literal["silence", "loop", "racing", "runaway"] | None = None
 
 
 BEEPER = FakeConfig()
@@ -89,6 +98,12 @@ STREAMING = FakeConfig(sound="speech", sample_rate=24000, length_unit="byte",
                        steps=8, slow_factor=200, notes=True)
 """Speech-like audio, 10 ms per UTF-8 byte, streamed in 8 steps; clones, prefers 200-byte
 chunks, batches tasks with equal temperature and max_tokens."""
+
+FLAKY = FakeConfig(sound="beeps", sample_rate=16000, length_unit="char",
+                   seconds_per_unit=0.06, seeded=True, speech_rate=(0.03, 0.2),
+                   first_take="silence")
+"""Beeps at 60 ms per character whose first take of each chunk is bad (``first_take``:
+silence unless set), seeded, with a speaking rate the quality stage checks."""
 
 
 def tone_pitch(text: str, salt: int = 0) -> float:
@@ -153,7 +168,8 @@ class FakeBackend(Backend):
                             preferred_text_bytes=c.preferred_text_bytes,
                             supports_cloning=c.cloning, supports_batching=c.max_batch_size > 1,
                             max_batch_size=c.max_batch_size, supports_streaming=c.streaming,
-                            speaker_tags=c.speaker_tags, languages=c.languages)
+                            speaker_tags=c.speaker_tags, languages=c.languages,
+                            speech_rate=c.speech_rate)
 
     def load(self) -> None:
         if self.config.fail_load:
@@ -183,6 +199,8 @@ class FakeBackend(Backend):
                  "byte": len(text.encode())}[c.length_unit]
         n = max(1, int(units * c.seconds_per_unit * c.sample_rate))
         salt = seed_salt(task.params.seed) if c.seeded else 0
+        if c.first_take and task.attempt == 0:
+            return bad_take(c.first_take, text, n, c.sample_rate, salt)
         if c.sound == "beeps":
             return beeps(text, n, c.sample_rate, salt)
         if c.sound == "tone":
@@ -223,8 +241,23 @@ class FakeBackend(Backend):
         if EXPLODE in task.text:
             return RuntimeError(f"{self.name} backend was asked to fail")
         notes = [f"note from {batch}-task batch"] if self.config.notes else []
+        runaway = self.config.first_take == "runaway" and task.attempt == 0
         return SynthesisResult(samples=samples, sample_rate=self.config.sample_rate,
-                               tokens=max(1, len(samples) // 100), notes=notes)
+                               tokens=max(1, len(samples) // 100), notes=notes,
+                               info={"budget_limited": True} if runaway else {})
+
+
+def bad_take(kind: str, text: str, n: int, rate: int, salt: int) -> np.ndarray:
+    """A first take that fails the quality stage's check of ``kind``."""
+    if kind == "silence":
+        return np.zeros(n, np.float32)
+    if kind == "racing":
+        return beeps(text, max(1, n // 10), rate, salt)
+    if kind == "loop":  # one phrase of four beeps, again and again
+        phrase = np.concatenate([tone(int(0.15 * rate), 300.0 + 150 * k, rate)
+                                 for k in range(4)])
+        return np.resize(phrase, max(n, 8 * phrase.size)).astype(np.float32)
+    return beeps(text, n * 6, rate, salt)  # runaway: on and on, cut by its budget
 
 
 def config_type(defaults: FakeConfig) -> type[FakeConfig]:

@@ -67,11 +67,12 @@ def install_fake_backend(site: Path, name: str = "fake", preset: str = "BEEPER",
                          dist: str | None = None, **knobs: object) -> Path:
     """Install the kit's ``FakeBackend`` as an outside distribution (``ttsframe-<name>``
     unless ``dist`` says) whose entry point ``name`` registers backend ``name``, set up
-    as the preset named (``"BEEPER"``, ``"TONE"`` or ``"STREAMING"``) with ``knobs``
+    as the preset named (``"BEEPER"``, ``"TONE"``, ``"STREAMING"`` or ``"FLAKY"``) with ``knobs``
     replaced. A server started with ``plugins=[name]`` and ``PYTHONPATH=site`` loads it;
     its ``[plugins.<name>]`` section overrides any knob."""
-    if preset not in ("BEEPER", "TONE", "STREAMING"):
-        raise ValueError(f"unknown preset {preset!r}: use 'BEEPER', 'TONE' or 'STREAMING'")
+    if preset not in ("BEEPER", "TONE", "STREAMING", "FLAKY"):
+        raise ValueError(f"unknown preset {preset!r}: use 'BEEPER', 'TONE', 'STREAMING' "
+                         "or 'FLAKY'")
     module = f"{name.replace('-', '_')}_fake_backend"
     knob_args = "".join(f", {key}={value!r}" for key, value in knobs.items())
     source = (f"from ttsframe.testing.fake_backend import {preset}, fake_backend_plugin\n\n"

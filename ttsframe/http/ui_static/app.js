@@ -3,6 +3,7 @@
 import { ApiError, getJSON, getKey, onAuthError, setKey } from "./api.js";
 import { $, say } from "./dom.js";
 import { initClone } from "./clone.js";
+import { initLive } from "./live.js";
 import { initManage } from "./manage.js";
 import { initSpeak } from "./speak.js";
 import { initText } from "./text.js";
@@ -156,6 +157,7 @@ async function boot() {
   initKeyDialog();
   updateKeyButton();
   initSpeak(app);
+  initLive();
   initClone(app);
   initManage(app, onTab);
   initText(app, onTab);

@@ -1,6 +1,6 @@
 // Speak: the text form, streamed playback and the list of takes.
 
-import { raw, sendJSON } from "./api.js";
+import { getJSON, raw, sendJSON } from "./api.js";
 import { $, el, formatSeconds, say } from "./dom.js";
 
 const PARAM_LABELS = {
@@ -210,6 +210,38 @@ function finishTake(take, blob, format, seconds) {
   take.item.dataset.state = "done";
 }
 
+/** Say under a take when a chunk was generated again or kept despite a failed check:
+ *  X-Quality of a whole reply; for a stream, its generation-log row's notes. */
+async function showQuality(take, response) {
+  let notes = [];
+  const header = response.headers.get("X-Quality");
+  if (header !== null) {
+    if (/retried=0; failed=0/.test(header) || header === "off") {
+      return;
+    }
+    const warnings = response.headers.get("X-TTSFrame-Warnings") || "";
+    notes = warnings.split(" | ").filter((w) => w.startsWith("quality:"));
+  } else {
+    // The row is written just after the stream ends.
+    const id = response.headers.get("X-Request-ID");
+    for (let tries = 0; tries < 5; tries += 1) {
+      const { logs } = await getJSON("/logs?limit=20");
+      const row = logs.find((entry) => entry.request_id === id);
+      if (row) {
+        notes = row.warnings.filter((w) => w.startsWith("quality:"));
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+  if (notes.length) {
+    take.item.dataset.quality = notes.some((n) => n.includes("kept despite")) ? "failed"
+      : "retried";
+    take.item.append(el("p", { class: "take-quality" },
+      notes.map((n) => n.replace(/^quality: /, "")).join(" ")));
+  }
+}
+
 function waitFor(target, event) {
   return new Promise((resolve) => target.addEventListener(event, resolve, { once: true }));
 }
@@ -407,6 +439,7 @@ async function generate(app) {
     }
     const seconds = header > 0 ? header : take.audio.duration;
     finishTake(take, blob, body.response_format, seconds);
+    showQuality(take, response).catch(() => {});
     const warnings = response.headers.get("X-TTSFrame-Warnings");
     say(status, `Take ${take.number} ready: ${formatSeconds(seconds)}.`
                 + (warnings ? ` Note: ${warnings}` : ""), "ok");

@@ -40,8 +40,13 @@ class DiaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     local_files_only: bool = False
     # Hugging Face cache directory; default: HF_HUB_CACHE / HF_HOME as huggingface_hub does.
     cache_dir: str | None = None
-    # The most requests one generate call may hold (CFG doubles the internal batch).
+    # The most requests the decoding loop runs at once (CFG doubles the internal batch).
     max_batch_size: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # Joining the decoding loop: at most this many decoder positions (start token and
+    # audio prompt frames) are prefilled per step, so a burst of requests with long
+    # prompts joins over several steps instead of stalling running streams; a waiting
+    # request always joins when there is room and nothing else joins in that step.
+    prefill_per_step: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 2048
     # Give up on an unreachable hub after this many seconds instead of retrying.
     hub_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
     # torch's CPU threads for the whole process (torch.set_num_threads); None: torch's

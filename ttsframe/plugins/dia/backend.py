@@ -25,9 +25,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
-from ttsframe.core.backend import Backend
+from ttsframe.core.backend import Backend, TaskFeed
 from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
 from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.plugins.dia.loading import (
@@ -37,6 +38,7 @@ from ttsframe.plugins.dia.loading import (
     pick_dtype,
     resolve_model,
 )
+from ttsframe.plugins.dia.loops import loop_seconds
 from ttsframe.plugins.dia.planning import (
     MAX_TEXT_BYTES,
     REFERENCE_DEFAULTS,
@@ -59,6 +61,8 @@ try:  # the plugin must import without torch; load() says what to install
         prompt_samples,
         revert_delay,
     )
+    from ttsframe.plugins.dia.loop import DecodingLoop, LoopRow, pick_joiners
+    from ttsframe.plugins.dia.loop import row_codes as loop_codes
     from ttsframe.plugins.dia.stopping import AfterEachStep
     from ttsframe.plugins.dia.streaming import AudioStreamer
 except ImportError:  # pragma: no cover - exercised only without the [dia] extra
@@ -75,9 +79,33 @@ INSTALL_HINT = "the Dia backend needs torch and transformers: pip install 'ttsfr
 # max_tokens for it is 2048 steps, which leaves the decoder room for a 10 s prompt (861
 # frames). The core shrinks chunks in proportion to the steps a longer prompt takes.
 PREFERRED_TEXT_BYTES = 256
+# Seconds per character Dia speaks at, fastest and slowest, for the quality stage's rate
+# check: it speaks about 13-17 bytes a second; racing speech or an early end is well
+# above 30 characters a second.
+SPEECH_RATE = (0.03, 0.25)
 # Streaming: the codec's receptive field is about 9.3 frames either side, so windows are
 # decoded with 10 frames of context on both sides (exact to float rounding).
 STREAM_CONTEXT_FRAMES = 10
+
+
+class _ListFeed:
+    """A ``TaskFeed`` over a fixed list of tasks (``generate``): every task is there
+    from the start, and the feed closes once all are handed over."""
+
+    def __init__(self, tasks: list[SynthesisTask]) -> None:
+        self.tasks = list(tasks)
+        self.outcomes: dict[int, Any] = {}
+
+    @property
+    def closed(self) -> bool:
+        return not self.tasks
+
+    def take(self, limit: int, *, block: bool) -> list[SynthesisTask]:
+        taken, self.tasks[:limit] = self.tasks[:limit], []
+        return taken
+
+    def done(self, task: SynthesisTask, outcome: Any) -> None:
+        self.outcomes[id(task)] = outcome
 
 
 @dataclass
@@ -90,6 +118,37 @@ class DiaCodes:
     info: dict[str, Any]
     # The audio already decoded while streaming (what on_audio received), if it streamed.
     audio: np.ndarray | None = None
+
+
+def _resumed(tasks: list[SynthesisTask], i: int, sent: DiaCodes) -> list[SynthesisTask]:
+    """``tasks`` with row ``i`` listening past the audio ``sent`` already streamed, for
+    its regeneration with a larger budget (a row that does not stream is unchanged)."""
+    task = tasks[i]
+    if task.on_audio is None or sent.audio is None:
+        return tasks
+    listener, skip = task.on_audio, [int(sent.audio.size)]
+
+    def on_audio(samples: np.ndarray) -> None:
+        drop = min(skip[0], samples.size)
+        skip[0] -= drop
+        if samples.size > drop:
+            listener(samples[drop:])
+
+    return [*tasks[:i], msgspec.structs.replace(task, on_audio=on_audio), *tasks[i + 1:]]
+
+
+def _listening_past(listener, skip: int):
+    """``listener`` (a task's ``on_audio``) hearing nothing of the first ``skip``
+    samples it is handed: a streamed row generated again with a larger budget."""
+    left = [skip]
+
+    def on_audio(samples: np.ndarray) -> None:
+        drop = min(left[0], samples.size)
+        left[0] -= drop
+        if samples.size > drop:
+            listener(samples[drop:])
+
+    return on_audio
 
 
 class DiaBackend(Backend):
@@ -106,7 +165,12 @@ class DiaBackend(Backend):
         self.resolved = None
         self.compile_problem: str | None = None  # why compile is off for this process
         self._defaults = dict(REFERENCE_DEFAULTS)
+        # The decoding loop's rows now, rows waiting to join it, and joins since start
+        # (``serve``): /health and /queue/stats show them.
+        self._loop_state = {"rows": 0, "waiting": 0, "joins": 0, "joins_while_running": 0}
         self.shape = DecoderShape()  # the real checkpoint's, until one is loaded
+        # Seconds per character it speaks at; None for a checkpoint of random weights.
+        self.speech_rate: tuple[float, float] | None = SPEECH_RATE
         # Encoded audio prompts, reused across requests and the chunks of a long text. The
         # one-off area holds at least a batch's worth, so rows of one batch never evict
         # each other's first chunk.
@@ -124,7 +188,7 @@ class DiaBackend(Backend):
             frames_per_second=SAMPLE_RATE / self.shape.hop,
             supports_cloning=True, supports_batching=True,
             max_batch_size=self.config.max_batch_size, supports_streaming=True,
-            speaker_tags=True, languages=("en",))
+            speaker_tags=True, languages=("en",), speech_rate=self.speech_rate)
 
     def describe(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"model": self.config.model, "loaded": self.model is not None}
@@ -139,7 +203,8 @@ class DiaBackend(Backend):
                                        "max": self._prompts.size,
                                        "hits": self._prompts.hits,
                                        "misses": self._prompts.misses,
-                                       "one_off": self._prompts.one_off()})
+                                       "one_off": self._prompts.one_off()},
+                         loop=self.loop_stats())
         return facts
 
     def _compile_state(self) -> str:
@@ -185,6 +250,8 @@ class DiaBackend(Backend):
             max_steps=int(model_config.decoder_config.max_position_embeddings),
             delay=tuple(model_config.delay_pattern),
             hop=int(self.processor.feature_extractor.hop_length))
+        if getattr(model_config, "random_weights", False):  # tiny.py's test checkpoints
+            self.speech_rate = None
         gen = self.model.generation_config
         for key in self._defaults:
             value = getattr(gen, key, None)
@@ -230,13 +297,14 @@ class DiaBackend(Backend):
         return want
 
     def batch_key(self, task: SynthesisTask) -> Hashable:
-        """Same sampling parameters, max_tokens bucket and compile flag. Seeds may differ:
-        every row samples from its own random stream."""
+        """Tasks share a call unless one is compiled: the decoding loop runs every row
+        with its own parameters, seed and budget; a compiled generate call needs equal
+        plans."""
         try:
             plan, _ = self._plan(task)
         except TTSFrameError:
             return ("invalid", task.task_id)
-        return plan
+        return plan if plan.compile else "loop"
 
     # -- generation --------------------------------------------------------------------
 
@@ -261,14 +329,23 @@ class DiaBackend(Backend):
             raise RuntimeError("the Dia backend is not loaded")
         out: list[DiaCodes | BaseException | None] = [None] * len(tasks)
         groups: dict[GenerationPlan, list[tuple[int, list[str]]]] = {}
+        looped: list[int] = []
         for i, task in enumerate(tasks):
             try:
                 plan, notes = self._plan(task)
             except TTSFrameError as exc:
                 out[i] = exc
                 continue
-            groups.setdefault(plan, []).append((i, notes))
-        # The scheduler batches by batch_key already; this keeps any other caller correct.
+            if plan.compile:  # transformers' generate, one call per plan
+                groups.setdefault(plan, []).append((i, notes))
+            else:
+                looped.append(i)
+        if looped:  # every other task shares one decoding loop, whatever its parameters
+            feed = _ListFeed([tasks[i] for i in looped])
+            self._serve(feed, finish=lambda codes: codes)
+            for i in looped:
+                out[i] = feed.outcomes.get(id(tasks[i]), GenerationFailed(
+                    "Dia generation failed: the decoding loop gave no answer"))
         with torch.inference_mode():
             for plan, members in groups.items():
                 try:
@@ -286,10 +363,11 @@ class DiaBackend(Backend):
     def _extend(self, tasks, i: int, notes: list[str], plan: GenerationPlan, result):
         """Never cut speech because the automatic budget was short: a row that used all
         of it (without EOS) is generated again with twice the steps, up to what the
-        decoder holds. Its seed gives the same take, only longer. Streamed rows have
-        sent their audio already, so they keep the cut and its note."""
+        decoder holds. Its seed gives the same take, only longer, so a streamed row goes
+        on where its listener is: the audio it sent is not sent again (``_resumed``), and
+        a streamed reply ends as the buffered one does."""
         task = tasks[i]
-        if task.params.max_tokens is not None or task.on_audio is not None:
+        if task.params.max_tokens is not None:
             return result
         first = plan.max_new_tokens
         while isinstance(result, DiaCodes) and result.info.get("budget_limited"):
@@ -298,7 +376,8 @@ class DiaBackend(Backend):
             if budget >= limit:
                 break
             bigger = dataclasses.replace(plan, max_new_tokens=min(budget * 2, limit))
-            ((_, longer),) = list(self._run(tasks, [(i, notes)], bigger))
+            ((_, longer),) = list(self._run(_resumed(tasks, i, result), [(i, notes)],
+                                            bigger))
             if not isinstance(longer, DiaCodes):
                 return longer if isinstance(longer, Cancelled) else result
             longer.notes.insert(0, (
@@ -330,6 +409,207 @@ class DiaBackend(Backend):
                 yield i, GenerationFailed(f"preparing the input for Dia failed: {exc}")
         if not rows:
             return
+        if plan.compile:  # torch.compile needs transformers' generate (a static cache)
+            yield from self._run_generate(rows, plan)
+            return
+        loop = self._new_loop()
+        joining = [self._loop_row(loop, row, plan) for row in rows]
+        while joining or len(loop):
+            for done in loop.step(joining):
+                yield done.prepared.index, self._row_result(done)
+            joining = []
+
+    # -- continuous batching -------------------------------------------------------------
+
+    continuous = True
+
+    def serve(self, feed: TaskFeed) -> None:
+        """Run the model's decoding loop until ``feed`` closes.
+
+        Between two steps, tasks waiting in the feed (first come first served) join, up
+        to ``max_batch_size`` rows and ``prefill_per_step`` prompt positions per step;
+        rows that ended or were cancelled leave at once and their results go back through
+        ``feed.done``. A task whose plan cannot share the loop (torch.compile) runs alone
+        between two steps.
+        """
+        self._serve(feed, finish=self._finish)
+
+    def _serve(self, feed: TaskFeed, finish) -> None:
+        """``serve``, handing ``finish(DiaCodes or error)`` to ``feed.done``."""
+        if self.model is None:
+            raise RuntimeError("the Dia backend is not loaded")
+        with torch.inference_mode():
+            self._serve_loop(feed, finish)
+
+    def _serve_loop(self, feed: TaskFeed, finish) -> None:
+        loop = self._new_loop()
+        waiting: list[LoopRow] = []
+        limit = self.config.max_batch_size
+        while True:
+            idle = not len(loop) and not waiting
+            tasks = feed.take(limit - len(loop) - len(waiting), block=idle)
+            if idle and not tasks and feed.closed:
+                return
+            for task in tasks:
+                waiting.extend(self._admit(loop, task, feed, finish))
+            for row in [r for r in waiting if r.task.cancel.cancelled]:
+                waiting.remove(row)
+                feed.done(row.task, finish(self._row_result(row)))
+            joining = pick_joiners(waiting, limit - len(loop), self.config.prefill_per_step)
+            del waiting[:len(joining)]
+            self._loop_state.update(rows=len(loop) + len(joining), waiting=len(waiting))
+            if not joining and not len(loop):
+                continue
+            if len(loop):
+                self._loop_state["joins_while_running"] += len(joining)
+            try:
+                gone = loop.step(joining)
+            except Exception as exc:
+                log.exception("a Dia decoding step failed")
+                error = GenerationFailed(f"Dia generation failed: {exc}")
+                failed = loop.fail_all()
+                failed += [row for row in joining if all(row is not r for r in failed)]
+                for row in failed:
+                    feed.done(row.task, error)
+                continue
+            self._loop_state["joins"] += len(joining)
+            self._loop_state.update(rows=len(loop), waiting=len(waiting))
+            for row in gone:
+                longer = self._longer(loop, row)
+                if longer is not None:  # runs again with a larger automatic budget
+                    waiting.insert(0, longer)
+                    continue
+                feed.done(row.task, finish(self._row_result(row)))
+            self._loop_state.update(rows=len(loop), waiting=len(waiting))
+
+    def loop_stats(self) -> dict[str, int]:
+        return dict(self._loop_state)
+
+    def _admit(self, loop: DecodingLoop, task: SynthesisTask, feed: TaskFeed,
+               finish) -> list[LoopRow]:
+        """A task from the feed as a loop row, or its answer (an error, or the result of
+        a run apart) given at once."""
+        try:
+            plan, notes = self._plan(task)
+            if task.cancel.cancelled:
+                raise Cancelled(f"cancelled before generation: {task.cancel.reason}",
+                                cause=task.cancel.cause)
+            if plan.compile:  # cannot share the loop's forward pass
+                (codes,) = self.generate_codes([task])
+                feed.done(task, finish(codes))
+                return []
+            row = self._prepare(0, task, notes)
+            if not plan.greedy:
+                row.seed = (task.params.seed if task.params.seed is not None
+                            else secrets.randbelow(2**32))
+            return [self._loop_row(loop, row, plan)]
+        except TTSFrameError as exc:
+            feed.done(task, exc)
+        except Exception as exc:
+            log.exception("preparing a Dia input failed")
+            feed.done(task, GenerationFailed(f"preparing the input for Dia failed: {exc}"))
+        return []
+
+    def _longer(self, loop: DecodingLoop, done: LoopRow) -> LoopRow | None:
+        """The row again with twice the steps, when its automatic budget ran out before
+        the speech ended (as ``_extend``); None otherwise."""
+        task = done.task
+        if task.params.max_tokens is not None or task.cancel.cancelled:
+            return None
+        frames = int(loop_codes(done, list(self.shape.delay),
+                                self.model.config.decoder_config.pad_token_id).shape[0])
+        limit = self.shape.room(done.prepared.prompt_frames)
+        if frames < done.max_new - self.shape.tail or done.max_new >= limit:
+            return None
+        if done.streamer is not None:
+            # Its listener has the audio streamed so far: the longer take (the same take,
+            # its codes equal up to the old budget) goes on from there.
+            sent = sum(piece.size for stream in done.streamer.rows for piece in stream.pieces)
+            task.on_audio = _listening_past(task.on_audio, sent)
+        plan = dataclasses.replace(done.plan, max_new_tokens=min(done.max_new * 2, limit))
+        prepared = dataclasses.replace(done.prepared, notes=list(done.first_notes))
+        row = self._loop_row(loop, prepared, plan)
+        row.extended_from = done.extended_from or done.max_new
+        return row
+
+    def _finish(self, out: DiaCodes | BaseException) -> SynthesisResult | BaseException:
+        if isinstance(out, BaseException):
+            return out
+        try:
+            return self._decode(out)
+        except Exception as exc:
+            log.exception("Dia codec decoding failed")
+            return GenerationFailed(f"decoding the generated audio failed: {exc}")
+
+    # -- the decoding loop ---------------------------------------------------------------
+
+    def _new_loop(self) -> DecodingLoop:
+        decoder = self.model.config.decoder_config
+        return DecodingLoop(self.model, delay=list(self.shape.delay),
+                            eos=decoder.eos_token_id, pad=decoder.pad_token_id,
+                            device=self.device)
+
+    def _loop_row(self, loop: DecodingLoop, row: PreparedRow, plan: GenerationPlan) -> LoopRow:
+        """A prepared row as a loop row: its budget fitted to the decoder's room after
+        its own prompt, and its streamer."""
+        first_notes = list(row.notes)
+        start = int(row.inputs["decoder_attention_mask"].shape[1]) - self.shape.tail + 1
+        max_new = plan.max_new_tokens
+        room = self.shape.room(start - 1)  # start counts the start token
+        if max_new > room:
+            row.notes.append(f"max_tokens {max_new} was lowered to {room}: the audio prompt "
+                             f"takes {start - 1} of the model's {self.shape.max_steps} "
+                             "decoder steps")
+            max_new = room
+        streamer = None
+        if row.task.on_audio is not None:
+            decoder = self.model.config.decoder_config
+            streamer = AudioStreamer(
+                [row], codec=self.processor.audio_tokenizer, prompt_len=start,
+                delay=list(self.shape.delay), hop=self.shape.hop, eos=decoder.eos_token_id,
+                pad=decoder.pad_token_id, window=self.config.stream_frames,
+                context=STREAM_CONTEXT_FRAMES)
+        made = loop.make_row(row, plan, max_new, streamer)
+        made.first_notes = first_notes
+        return made
+
+    def _row_result(self, done: LoopRow) -> DiaCodes | BaseException:
+        """What a row that left the loop answers: its codes, or Cancelled."""
+        row, plan, task = done.prepared, done.plan, done.prepared.task
+        if task.cancel.cancelled:
+            return Cancelled(f"cancelled after {done.steps} of {done.max_new} decoding "
+                             f"steps: {task.cancel.reason}", cause=task.cancel.cause)
+        row_codes = loop_codes(done, list(self.shape.delay),
+                               self.model.config.decoder_config.pad_token_id).cpu().numpy()
+        notes = list(row.notes)
+        if done.extended_from:
+            notes.insert(0, f"the automatic max_tokens ({done.extended_from} steps) ran out "
+                            "before the speech ended, so it was generated again with "
+                            f"{done.max_new} steps")
+        if row_codes.shape[0] == 0:
+            notes.append("the model ended speech immediately: the audio is empty")
+        # The library forces EOS max(delay)+1 steps before the budget's end: a row
+        # with that many frames stopped on its budget, not on its own EOS.
+        exhausted = row_codes.shape[0] >= done.max_new - self.shape.tail
+        if exhausted:
+            notes.append(cut_note(task, done.max_new, row.prompt_frames, self.shape))
+        info = {
+            "frames": int(row_codes.shape[0]), "steps": done.steps,
+            "max_new_tokens": done.max_new, "prompt_frames": row.prompt_frames,
+            "batch_size": done.most_rows,
+            "generate_s": round(time.perf_counter() - done.joined_at, 3),
+            "greedy": plan.greedy, "compiled": False, "budget_limited": exhausted,
+            "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
+            "loop_s": round(loop_seconds(row_codes, SAMPLE_RATE / self.shape.hop), 2),
+        }
+        if not plan.greedy:
+            info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)
+        streamed = done.streamer.finish(0, row_codes) if done.streamer is not None else None
+        return DiaCodes(row_codes, done.steps, notes, info, streamed)
+
+    # -- transformers' generate (torch.compile) --------------------------------------------
+
+    def _run_generate(self, rows: list[PreparedRow], plan: GenerationPlan):
         decoder = self.model.config.decoder_config
         batch = collate(rows, self.processor.tokenizer.pad_token_id or 0,
                          decoder.bos_token_id, self.device)
@@ -379,6 +659,7 @@ class DiaBackend(Backend):
                 "batch_size": len(rows), "generate_s": round(elapsed, 3),
                 "greedy": plan.greedy, "compiled": compiled, "budget_limited": exhausted,
                 "cfg_scale": plan.guidance_scale, "top_k": plan.top_k,
+                "loop_s": round(loop_seconds(row_codes, SAMPLE_RATE / self.shape.hop), 2),
             }
             if not plan.greedy:
                 info.update(temperature=plan.temperature, top_p=plan.top_p, seed=row.seed)

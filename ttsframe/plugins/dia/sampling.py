@@ -50,56 +50,74 @@ class DiaSampler:
         if half * 2 != scores.shape[0] or half != input_ids.shape[0]:
             raise RuntimeError(f"expected conditional and unconditional scores for "
                                f"{input_ids.shape[0]} rows, got {scores.shape[0]}")
-        cond, uncond = scores[:half], scores[half:]
-        logits = cond + self.cfg_scale * (cond - uncond)
-        vocab = logits.shape[-1]
-        if self.top_k is not None:
-            k = min(self.top_k, vocab)
-            kept = torch.topk(logits, k, dim=-1).indices
-            logits = torch.full_like(cond, -math.inf).scatter_(-1, kept, cond.gather(-1, kept))
-        per_channel = logits.view(-1, self.channels, vocab)
-        per_channel[:, 1:, self.eos:] = -math.inf
-        per_channel[:, 0, self.eos + 1:] = -math.inf
-        if self.temperature is None:  # the reference's temperature 0
-            logits = self.delay(input_ids, logits)
-            return _one_hot(logits, logits.argmax(dim=-1, keepdim=True))
-        if self.temperature != 1.0:
-            logits = logits / self.temperature
-        index = self._index(vocab, logits.device)  # EOS rule (its argmax ignores scaling)
-        eos_best = (logits.argmax(dim=-1, keepdim=True) == self.eos)
-        logits = logits.masked_fill(eos_best & (index < self.eos), -math.inf)
-        logits = logits.masked_fill(~eos_best & (index == self.eos), -math.inf)
-        if self.top_k is not None:
-            # Top-k, then top-p on those k values only (already in order): no sort of the
-            # whole vocabulary, which cost more than everything else in a step.
-            best, order = torch.topk(logits, min(self.top_k, vocab), dim=-1)
-            if self.top_p is not None and self.top_p < 1.0:
-                rising = best.flip(-1)  # as transformers' top-p: ascending order
-                low = rising.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
-                low[..., -1:] = False  # keep at least one token
-                best = rising.masked_fill(low, -math.inf).flip(-1)
-            logits = torch.full_like(logits, -math.inf).scatter_(-1, order, best)
-        elif self.top_p is not None and self.top_p < 1.0:
-            ordered, order = torch.sort(logits, descending=False)
-            low = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
-            low[..., -1:] = False  # keep at least one token
-            logits = logits.masked_fill(low.scatter(-1, order, low), -math.inf)
+        logits = filtered_logits(scores[:half], scores[half:], cfg_scale=self.cfg_scale,
+                                 top_k=self.top_k, channels=self.channels, eos=self.eos)
+        if self.temperature is not None:
+            if self._vocab_index is None:
+                self._vocab_index = torch.arange(logits.shape[-1], device=logits.device)
+            logits = warped_logits(logits, temperature=self.temperature, top_k=self.top_k,
+                                   top_p=self.top_p, eos=self.eos, index=self._vocab_index)
         logits = self.delay(input_ids, logits)
-        probs = logits.softmax(dim=-1)
+        if self.temperature is None:  # the reference's temperature 0
+            return _one_hot(logits, logits.argmax(dim=-1, keepdim=True))
         rows = len(self.generators)
-        if probs.shape[0] != rows * self.channels:
+        if logits.shape[0] != rows * self.channels:
             raise RuntimeError(f"expected scores for {rows} rows of {self.channels} channels, "
-                               f"got {probs.shape[0]}")
-        noise = torch.empty((rows, self.channels, vocab), dtype=probs.dtype,
-                            device=probs.device)
-        for row, generator in zip(noise, self.generators, strict=True):
-            row.exponential_(1, generator=generator)
-        return _one_hot(logits, (probs / noise.view_as(probs)).argmax(dim=-1, keepdim=True))
+                               f"got {logits.shape[0]}")
+        return _one_hot(logits, draw(logits, self.generators, self.channels)[:, None])
 
-    def _index(self, vocab: int, device) -> torch.Tensor:
-        if self._vocab_index is None:
-            self._vocab_index = torch.arange(vocab, device=device)
-        return self._vocab_index
+
+def filtered_logits(cond: torch.Tensor, uncond: torch.Tensor, *, cfg_scale: float,
+                    top_k: int | None, channels: int, eos: int) -> torch.Tensor:
+    """Steps 1-3 for ``(rows * channels, vocab)`` conditional and unconditional logits."""
+    logits = cond + cfg_scale * (cond - uncond)
+    vocab = logits.shape[-1]
+    if top_k is not None:
+        k = min(top_k, vocab)
+        kept = torch.topk(logits, k, dim=-1).indices
+        logits = torch.full_like(cond, -math.inf).scatter_(-1, kept, cond.gather(-1, kept))
+    per_channel = logits.view(-1, channels, vocab)
+    per_channel[:, 1:, eos:] = -math.inf
+    per_channel[:, 0, eos + 1:] = -math.inf
+    return logits
+
+
+def warped_logits(logits: torch.Tensor, *, temperature: float, top_k: int | None,
+                  top_p: float | None, eos: int, index: torch.Tensor) -> torch.Tensor:
+    """Step 4 (before the delay-pattern rule) of a sampled step; ``index`` is
+    ``arange(vocab)``."""
+    vocab = logits.shape[-1]
+    if temperature != 1.0:
+        logits = logits / temperature
+    eos_best = (logits.argmax(dim=-1, keepdim=True) == eos)  # its argmax ignores scaling
+    logits = logits.masked_fill(eos_best & (index < eos), -math.inf)
+    logits = logits.masked_fill(~eos_best & (index == eos), -math.inf)
+    if top_k is not None:
+        # Top-k, then top-p on those k values only (already in order): no sort of the
+        # whole vocabulary, which cost more than everything else in a step.
+        best, order = torch.topk(logits, min(top_k, vocab), dim=-1)
+        if top_p is not None and top_p < 1.0:
+            rising = best.flip(-1)  # as transformers' top-p: ascending order
+            low = rising.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
+            low[..., -1:] = False  # keep at least one token
+            best = rising.masked_fill(low, -math.inf).flip(-1)
+        logits = torch.full_like(logits, -math.inf).scatter_(-1, order, best)
+    elif top_p is not None and top_p < 1.0:
+        ordered, order = torch.sort(logits, descending=False)
+        low = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
+        low[..., -1:] = False  # keep at least one token
+        logits = logits.masked_fill(low.scatter(-1, order, low), -math.inf)
+    return logits
+
+
+def draw(logits: torch.Tensor, generators: list, channels: int) -> torch.Tensor:
+    """Step 5: ``(rows * channels,)`` tokens, row r drawn from ``generators[r]``."""
+    probs = logits.softmax(dim=-1)
+    noise = torch.empty((len(generators), channels, logits.shape[-1]), dtype=probs.dtype,
+                        device=probs.device)
+    for row, generator in zip(noise, generators, strict=True):
+        row.exponential_(1, generator=generator)
+    return (probs / noise.view_as(probs)).argmax(dim=-1)
 
 
 def _one_hot(scores: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,10 @@ def _build(eos_scale: float):
     config = DiaConfig(encoder_config=encoder, decoder_config=decoder,
                        delay_pattern=list(_DELAY_PATTERN), eos_token_id=_AUDIO_EOS,
                        pad_token_id=_AUDIO_PAD, bos_token_id=_AUDIO_BOS)
+    # Random weights speak noise, not the text: the backend declares no speaking rate
+    # for such a checkpoint (the quality stage's rate check then needs [quality]
+    # speech_rates to name it).
+    config.random_weights = True
     model = DiaForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
         do_sample=True, temperature=1.2, top_p=0.95, top_k=45, guidance_scale=3.0,

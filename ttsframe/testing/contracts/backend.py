@@ -13,6 +13,7 @@ Class attributes tune the suite to the backend (see :class:`BackendContract`).
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,37 @@ class _OneVoiceStore(VoiceStore):
         if self.prompt is None or prompt_id != self.prompt.prompt_id:
             raise NotFound(f"Audio prompt '{prompt_id}' not found")
         return self.prompt
+
+
+class _ContractFeed:
+    """A ``TaskFeed``: ``tasks`` at once, ``later`` once the first was taken; closed
+    when every task is answered."""
+
+    def __init__(self, tasks: list[SynthesisTask], later: list[SynthesisTask]) -> None:
+        self.waiting, self.later = list(tasks), list(later)
+        self.total = len(tasks) + len(later)
+        self.outcomes: dict[str, object] = {}
+        self.answered: list[str] = []
+        self.cond = threading.Condition()
+
+    @property
+    def closed(self) -> bool:
+        return len(self.answered) >= self.total
+
+    def take(self, limit: int, *, block: bool) -> list[SynthesisTask]:
+        with self.cond:
+            while block and not self.waiting and not self.closed:
+                self.cond.wait(0.05)
+            taken, self.waiting[:limit] = self.waiting[:limit], []
+            if taken and self.later:
+                self.waiting, self.later = self.later, []
+            return taken
+
+    def done(self, task: SynthesisTask, outcome: object) -> None:
+        with self.cond:
+            self.outcomes[task.task_id] = outcome
+            self.answered.append(task.task_id)
+            self.cond.notify_all()
 
 
 class BackendContract:
@@ -247,6 +279,30 @@ class BackendContract:
         assert isinstance(results[0], Cancelled), repr(results[0])
         assert not isinstance(results[1], BaseException), repr(results[1])
         self.check_audio(loaded, results[1])
+
+    # ------------------------------------------------------------------ decoding loop
+
+    def test_a_continuous_backend_answers_each_task_as_it_ends(self, loaded: Backend):
+        """``serve``: a task handed over while another runs is answered, every task
+        exactly once, and the loop returns once the feed closes."""
+        if not loaded.continuous:
+            pytest.skip("the backend batches per call (no decoding loop: continuous is "
+                        "False)")
+        first = self.task(loaded, self.longer_text)
+        second = self.task(loaded)
+        feed = _ContractFeed([first], later=[second])
+        worker = threading.Thread(target=loaded.serve, args=(feed,), daemon=True)
+        worker.start()
+        worker.join(600)
+        assert not worker.is_alive(), "serve did not return after the feed closed"
+        assert sorted(feed.answered) == sorted([first.task_id, second.task_id]), (
+            f"each task must be answered exactly once, got {feed.answered}")
+        for task in (first, second):
+            outcome = feed.outcomes[task.task_id]
+            assert not isinstance(outcome, BaseException), repr(outcome)
+            self.check_audio(loaded, outcome)
+        stats = loaded.loop_stats()
+        assert all(isinstance(v, int) for v in stats.values()), stats
 
     # ------------------------------------------------------------------ declared limits
 
