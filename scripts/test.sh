@@ -24,6 +24,8 @@ python3 -m venv "$venv"
 bash scripts/ensure-node-openai.sh  # the npm openai package (locked) for the Node SDK tests
 bash scripts/ensure-chromium.sh  # Debian's chromium for the web page's browser tests
 bash scripts/ensure-prometheus.sh  # tests/test_prometheus.py runs a real Prometheus
-"$venv/bin/python" -m pytest "$@"
+# In parallel, one worker per core; a test module stays on one worker (--dist loadfile), so
+# its module-scoped servers start once. Later arguments win: -n 0 runs it serially.
+"$venv/bin/python" -m pytest -n auto --dist loadfile "$@"
 # The Ray cluster tests, in a network namespace with only loopback (skipped above).
 PYTHON="$venv/bin/python" bash scripts/test-cluster.sh

@@ -13,8 +13,8 @@ from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
 from tests.conftest import make_services
+from ttsframe import hookimpl
 from ttsframe.core.config import SecurityConfig
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.http.app import create_app
 from ttsframe.http.auth import bearer_token, check_access, is_admin_route, key_matches
 

@@ -10,9 +10,8 @@ import types
 import pytest
 
 from tests.server import inherited_environment
-from ttsframe import cli
+from ttsframe import cli, hookimpl
 from ttsframe.core.errors import PluginError
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.plugins import load_plugins
 
 

@@ -39,7 +39,7 @@ BUILTIN_SPEAKERS = {"alloy": "S1", "echo": "S1", "fable": "S2", "nova": "S2", "o
 ROUTES_PLUGIN = '''
 from litestar import delete, get
 from litestar.params import FromPath
-from ttsframe.core.hookspecs import hookimpl
+from ttsframe import hookimpl
 
 
 @get("/extra/ping", sync_to_thread=False)

@@ -79,7 +79,7 @@ def test_a_request_failing_in_a_batch_fails_alone(tmp_path):
 class CrashingTone:
     """A backend plugin whose generate raises for the whole batch on '(crash)'."""
 
-    from ttsframe.core.hookspecs import hookimpl
+    from ttsframe import hookimpl
 
     @staticmethod
     @hookimpl

@@ -15,8 +15,8 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_services
+from ttsframe import hookimpl
 from ttsframe.core.errors import CancelCause, Cancelled
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.metrics import Metrics, cancel_reason
 from ttsframe.core.synthesis import CancelToken, SynthesisResult
 from ttsframe.http.app import create_app

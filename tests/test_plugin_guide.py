@@ -50,6 +50,11 @@ def test_every_hook_is_documented():
         assert "`register(" in section, f"{name}: the section does not show register(...)"
 
 
+def test_every_documented_hook_exists():
+    documented = re.findall(r"^### `(\w+)\(register\)`", GUIDE.read_text(), flags=re.M)
+    assert sorted(documented) == sorted(hook_names())
+
+
 def test_tutorial_registers_one_of_each_hook():
     tutorial = TUTORIAL.read_text()
     for name in hook_names():

@@ -10,9 +10,9 @@ from litestar import get
 from litestar.di import NamedDependency
 
 from tests.conftest import tone_plugin
+from ttsframe import hookimpl
 from ttsframe.core.assembly import Services
 from ttsframe.core.errors import ConfigError, NotFound
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.testing.audio import decode

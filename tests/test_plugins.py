@@ -8,8 +8,8 @@ import types
 import pytest
 
 from tests.conftest import tone_plugin
+from ttsframe import hookimpl
 from ttsframe.core.errors import PluginError
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.plugins import load_plugins
 
 

@@ -77,3 +77,20 @@ def test_the_check_covers_every_contributed_plugin():
     expected = {d.name for d in (ROOT / "plugins_contrib").iterdir() if d.is_dir()}
     assert "ttsframe-alltalk-api" in expected
     assert folders == expected
+
+
+def hookimpl_sources(source: str) -> list[str]:
+    """The modules a piece of Python imports ``hookimpl`` from."""
+    return [node.module or "" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom)
+            and any(alias.name == "hookimpl" for alias in node.names)]
+
+
+def test_tests_take_hookimpl_from_the_public_api():
+    """Tests are written as plugins are: ``from ttsframe import hookimpl``."""
+    paths = sorted((ROOT / "tests").rglob("*.py")) + contributed_sources()
+    wrong = [str(p.relative_to(ROOT)) for p in paths
+             if any(m != "ttsframe" for m in hookimpl_sources(p.read_text()))]
+    assert not wrong, f"import hookimpl with `from ttsframe import hookimpl` in {wrong}"
+    assert hookimpl_sources("def f():\n    from ttsframe.core.hookspecs import hookimpl\n") \
+        == ["ttsframe.core.hookspecs"]

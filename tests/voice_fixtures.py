@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from ttsframe.core.hookspecs import hookimpl
+from ttsframe import hookimpl
 from ttsframe.testing.fake_backend import FakeBackend, FakeConfig
 
 # name -> (muxer, codec, source rate, channels, codec options)
