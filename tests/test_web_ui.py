@@ -254,7 +254,7 @@ def test_stop_ends_the_generation(slow_server, open_page):
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("""() => { const t = document.querySelector('.take');
         return t && t.dataset.firstPlayMs; }""")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.locator("#speak-status")).to_have_text("Stopped.")
     expect(page.locator(".take")).to_have_count(0)
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
@@ -539,7 +539,7 @@ def test_one_take_plays_at_a_time(slow_server, open_page):
     page.wait_for_function(f"() => {players}[0].currentTime > 0.2 && !{players}[0].paused")
     page.evaluate(f"() => {players}[1].play()")
     page.wait_for_function(f"() => {players}[0].paused && !{players}[1].paused")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.locator("#speak-status")).to_have_text("Stopped.")
 
     # WAV plays through Web Audio while it streams: Generate pauses take 1, and take 1
@@ -554,7 +554,7 @@ def test_one_take_plays_at_a_time(slow_server, open_page):
     page.evaluate(f"() => {players}[1].play()")
     expect(wav).to_have_attribute("data-web-audio", "paused")
     page.wait_for_function(f"() => !{players}[1].paused")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
 
 
 def test_a_long_paste_is_kept_counted_and_refused(server, open_page):
