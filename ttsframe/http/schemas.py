@@ -36,6 +36,24 @@ FilterTopK = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 DEFAULT_VOICE = "alloy"
 
 
+# The text and take options both speech bodies carry, described once for the schema.
+Normalize = Annotated[bool | None, msgspec.Meta(description=(
+    "Write numbers, money, dates, units, abbreviations and symbols out as words "
+    "before the model reads them (false: the text as written). Default: "
+    "[plugins.normalize] enabled (true)."))]
+ChatText = Annotated[bool | None, msgspec.Meta(description=(
+    "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
+    "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
+    "[plugins.chattext] apply_by_default (true)."))]
+InputFormat = Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
+    "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
+    "SSML. Default: SSML when the text starts with <speak>."))]
+Quality = Annotated[bool | None, msgspec.Meta(description=(
+    "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
+    "a failed one again with a derived seed (false: the takes as they come). "
+    "Default: [quality] enabled (true)."))]
+
+
 class VoiceRef(msgspec.Struct):
     """OpenAI's custom-voice form, ``"voice": {"id": "my_voice"}``."""
 
@@ -66,21 +84,10 @@ class GenerateRequest(GenerationParams, kw_only=True):
     stream: bool = False
     instructions: str | None = None
     language: Language | None = None
-    normalize: Annotated[bool | None, msgspec.Meta(description=(
-        "Write numbers, money, dates, units, abbreviations and symbols out as words "
-        "before the model reads them (false: the text as written). Default: "
-        "[plugins.normalize] enabled (true)."))] = None
-    chat_text: Annotated[bool | None, msgspec.Meta(description=(
-        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
-        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
-        "[plugins.chattext] apply_by_default (true)."))] = None
-    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
-        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
-        "SSML. Default: SSML when the text starts with <speak>."))] = None
-    quality: Annotated[bool | None, msgspec.Meta(description=(
-        "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
-        "a failed one again with a derived seed (false: the takes as they come). "
-        "Default: [quality] enabled (true)."))] = None
+    normalize: Normalize = None
+    chat_text: ChatText = None
+    input_format: InputFormat = None
+    quality: Quality = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
 
@@ -121,21 +128,10 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     stream: bool | None = None
     role: Role | None = None
     language: Language | None = None
-    normalize: Annotated[bool | None, msgspec.Meta(description=(
-        "Write numbers, money, dates, units, abbreviations and symbols out as words "
-        "before the model reads them (false: the text as written). Default: "
-        "[plugins.normalize] enabled (true)."))] = None
-    chat_text: Annotated[bool | None, msgspec.Meta(description=(
-        "Clean up chat markup before speaking (markdown, code, links, emoji, *actions*) "
-        "with the chat-text plugin (ttsframe-chattext) when it is installed. Default: "
-        "[plugins.chattext] apply_by_default (true)."))] = None
-    input_format: Annotated[Literal["text", "ssml"] | None, msgspec.Meta(description=(
-        "'ssml': the text is an SSML document (<speak>...</speak>); 'text': never read as "
-        "SSML. Default: SSML when the text starts with <speak>."))] = None
-    quality: Annotated[bool | None, msgspec.Meta(description=(
-        "Check each take (budget, speaking rate, silence, clipping, loops) and generate "
-        "a failed one again with a derived seed (false: the takes as they come). "
-        "Default: [quality] enabled (true)."))] = None
+    normalize: Normalize = None
+    chat_text: ChatText = None
+    input_format: InputFormat = None
+    quality: Quality = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
 
