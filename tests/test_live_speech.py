@@ -129,7 +129,7 @@ def server(tmp_path_factory):
         '[plugins.dia]\nenabled = false\n'
         '[plugins.pieces]\nstep_delay_s = 0.03\nsteps = 8\nseeded = true\n'
         f'[security]\napi_keys = ["{KEY}", "{KEY2}", "{KEY3}"]\nmetrics_keys = ["m"]\n'
-        '[live]\nidle_timeout_s = 3\nmax_session_chars = 12000\nmax_sessions_per_key = 2\n'
+        '[live]\nidle_timeout_s = 10\nmax_session_chars = 12000\nmax_sessions_per_key = 2\n'
         'slow_client_s = 1\nsend_buffer = 2\nmax_message_bytes = 4096\n')
     env = {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     with ServerProcess(cfg, env=env, plugins=["pieces"]) as srv:
