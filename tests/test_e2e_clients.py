@@ -74,18 +74,20 @@ def serve(tmp_path: Path, config: str = "", env: dict[str, str] | None = None) -
     return ServerProcess(cfg, env=full_env)
 
 
-@pytest.fixture
-def open_server(tmp_path):
-    with serve(tmp_path) as srv:
+# One server of each kind for the module: the tests only read from them (a test that
+# counts log lines starts its own).
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("open")) as srv:
         yield srv
 
 
-@pytest.fixture
-def keyed_server(tmp_path):
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
     """API key from the environment, admin key and a wildcard origin from the file."""
     config = f'[security]\nadmin_keys = ["{ADMIN_KEY}"]\ncors_origins = ["*"]\n'
     env = {"TTSFRAME_SECURITY__API_KEYS": f'["{API_KEY}"]'}
-    with serve(tmp_path, config, env) as srv:
+    with serve(tmp_path_factory.mktemp("keyed"), config, env) as srv:
         yield srv
 
 
@@ -319,9 +321,14 @@ def logged(server, fragment: str, timeout: float = 10.0) -> list[str]:
         time.sleep(0.05)
 
 
-def test_a_refused_origin_is_logged_once_with_the_fix(open_server, tmp_path):
+def test_a_refused_origin_is_logged_once_with_the_fix(tmp_path):
     """SillyTavern on another port: the browser is refused, and the log says so once, with
     the setting that allows it; that setting, as logged, does allow it."""
+    with serve(tmp_path / "own") as own:
+        refused_origin_is_logged_once(own, tmp_path)
+
+
+def refused_origin_is_logged_once(open_server, tmp_path) -> None:
     c = open_server.client
     elsewhere = "http://localhost:8001"
     for _ in range(2):
