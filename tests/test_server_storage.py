@@ -8,6 +8,7 @@ changing nothing."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -172,10 +173,12 @@ def test_the_temp_copy_of_the_config_is_private_while_written(tmp_path, monkeypa
 
 def test_a_damaged_database_stops_startup_with_one_line(tmp_path: Path) -> None:
     with tone_server(tmp_path) as srv:
-        for i in range(40):
-            submit(srv.client, f"job number {i} " + "x" * 300)
-        wait_for(srv.client, submit(srv.client, "last"), "completed", timeout=60)
+        wait_for(srv.client, submit(srv.client, "a job"), "completed", timeout=60)
     db = tmp_path / "data" / "ttsframe.db"
+    with sqlite3.connect(db) as con:  # more pages, so the damaged one is in the middle
+        con.execute("CREATE TABLE filler (x TEXT)")
+        con.executemany("INSERT INTO filler VALUES (?)", [("x" * 300,)] * 80)
+    con.close()
     data = bytearray(db.read_bytes())
     assert len(data) > 4 * 4096
     data[2 * 4096:3 * 4096] = b"\xa5" * 4096  # a page in the middle
