@@ -9,9 +9,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 from ttsframe.core.assembly import Services
+from ttsframe.core.catalogue import ModelEntry
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.job_replies import JobInfo
+from ttsframe.http.facade import Server
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.responses import speech_reply
@@ -55,17 +57,15 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
         return await speech_reply(request, services, speech, tracked)
 
 
+def model_info(entry: ModelEntry) -> ModelInfo:
+    """A catalogue entry in ``/models``' shape."""
+    return ModelInfo(id=entry.name, name=entry.name, state=entry.state, default=entry.default,
+                     capabilities=msgspec.to_builtins(entry.capabilities), info=entry.info)
+
+
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])
-async def list_models(services: NamedDependency[Services]) -> ModelsResponse:
-    default = services.settings.generation.default_backend
-    models = []
-    for name, backend in sorted(services.backends.items()):
-        worker = services.scheduler.workers[name]
-        models.append(ModelInfo(
-            id=name, name=name, state=worker.state, default=name == default,
-            capabilities=msgspec.to_builtins(backend.capabilities),
-            info=backend.describe() if worker.state == "ready" else {}))
-    return ModelsResponse(models=models)
+async def list_models(server: NamedDependency[Server]) -> ModelsResponse:
+    return ModelsResponse(models=[model_info(entry) for entry in server.models()])
 
 
 def voice_info(voice) -> VoiceInfo:
@@ -77,9 +77,8 @@ def voice_info(voice) -> VoiceInfo:
 
 
 @get("/voices", operation_id="list_voices", summary="List voices", tags=["speech"])
-async def list_voices(services: NamedDependency[Services]) -> VoicesResponse:
-    voices = await services.async_voices.list_voices()
-    return VoicesResponse(voices=[voice_info(v) for v in voices])
+async def list_voices(server: NamedDependency[Server]) -> VoicesResponse:
+    return VoicesResponse(voices=[voice_info(v) for v in await server.voices()])
 
 
 ROUTES = [generate, list_models, list_voices]
