@@ -23,7 +23,6 @@ from ttsframe.http.openapi import (
     SpeechCreateBody,
     errors,
 )
-from ttsframe.http.responses import speech_reply
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
@@ -38,8 +37,9 @@ from ttsframe.http.schemas import (
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default, streamed by default)",
       operation_class=OpenAISpeechOperation, responses=errors(400, 413, 429, 500, 503))
-async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
-                        request: Request, client: NamedDependency[Client]) -> Response:
+async def create_speech(data: SpeechCreateBody, server: NamedDependency[Server],
+                        services: NamedDependency[Services], request: Request,
+                        client: NamedDependency[Client]) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). As on OpenAI, the audio is sent as it is
@@ -51,10 +51,10 @@ async def create_speech(data: SpeechCreateBody, services: NamedDependency[Servic
     speech.notes += ignored
     speech.client = client.owner
     if delivery == "auto":
-        speech.stream = services.speech.encoder(speech.response_format).incremental
+        speech.stream = server.format_streams(speech.response_format)
     mode = "stream" if speech.stream or delivery == "sse" else "sync"
     async with track_speech(services, "/v1/audio/speech", speech, mode) as tracked:
-        return await speech_reply(request, services, speech, tracked, sse=delivery == "sse")
+        return await server.reply(request, speech, sse=delivery == "sse", tracked=tracked)
 
 
 def _models(server: Server, created: int) -> list[OpenAIModel]:

@@ -16,7 +16,6 @@ from ttsframe.core.job_replies import JobInfo
 from ttsframe.http.facade import Server
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
-from ttsframe.http.responses import speech_reply
 from ttsframe.http.schemas import (
     ModelInfo,
     ModelsResponse,
@@ -31,7 +30,8 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: NamedDependency[Services], request: Request,
+async def generate(data: GenerateBody, server: NamedDependency[Server],
+                   services: NamedDependency[Services], request: Request,
                    client: NamedDependency[Client],
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
@@ -44,7 +44,7 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
     stream; flac is sent whole at the end).
     """
     ignored = ignored_fields(await request.body(), type(data))
-    speech = data.to_domain(default_format=services.settings.generation.default_format)
+    speech = data.to_domain(default_format=server.settings.default_format)
     speech.notes += ignored
     speech.client = client.owner  # the job and the log belong to the caller's key
     mode = "job" if async_mode else "stream" if speech.stream else "sync"
@@ -54,7 +54,7 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
                 raise InvalidInput("'stream' and async_mode cannot be combined: a job's "
                                    "result is downloaded whole from GET /jobs/{job_id}/result")
             return Response(await services.jobs.submit(speech), status_code=202)
-        return await speech_reply(request, services, speech, tracked)
+        return await server.reply(request, speech, tracked=tracked)
 
 
 def model_info(entry: ModelEntry) -> ModelInfo:
