@@ -11,10 +11,10 @@ from litestar.di import NamedDependency
 
 from tests.conftest import tone_plugin
 from ttsframe import hookimpl
-from ttsframe.core.assembly import Services
 from ttsframe.core.errors import ConfigError, NotFound
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.routes import Server
 from ttsframe.testing.audio import decode
 
 
@@ -23,9 +23,10 @@ class GreetingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @get("/greeting", sync_to_thread=False)
-def greeting(services: NamedDependency[Services],
+def greeting(server: NamedDependency[Server],
              plugin_config: NamedDependency[GreetingConfig]) -> dict:
-    return {"greeting": plugin_config.greeting, "backends": sorted(services.backends)}
+    return {"greeting": plugin_config.greeting,
+            "backends": [model.name for model in server.models()]}
 
 
 @get("/untyped-config", sync_to_thread=False)
@@ -39,7 +40,7 @@ UNTYPED_PLUGIN = types.SimpleNamespace(
     register_routes=hookimpl(lambda register: register(untyped)))
 
 
-def test_plugin_route_gets_services_and_its_validated_config(ttsframe_client):
+def test_plugin_route_gets_the_server_and_its_validated_config(ttsframe_client):
     client = ttsframe_client({"plugins": {"greeter": {"greeting": "good day"},
                                           "loose": {"anything": 1}}},
                              plugins={"greeter": ROUTES_PLUGIN, "loose": UNTYPED_PLUGIN})

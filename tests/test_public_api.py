@@ -39,6 +39,23 @@ def contributed_sources() -> list[Path]:
                   if ".venv" not in p.parts and "build" not in p.parts)
 
 
+def builtin_sources() -> list[Path]:
+    return sorted((ROOT / "ttsframe" / "plugins").rglob("*.py"))
+
+
+# The internals a built-in plugin still imports, each for a reason; any other is an error.
+BUILTIN_INTERNALS = {
+    # The server's own data layout: durable renames with directory fsyncs, temp files a
+    # crash left, the reserved and length rules of new ids, files read only if regular.
+    "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids", "ttsframe.core.paths"},
+    # The server's pronunciation dictionary, the file the /pronunciations routes edit.
+    "pronunciations.py": {"ttsframe.core.pronunciations"},
+    # The speaker set and tag patterns the per-backend options work turns into a backend
+    # capability.
+    "speaker_tags.py": {"ttsframe.core.text"},
+}
+
+
 def tutorial_blocks() -> list[str]:
     tutorial = (ROOT / "docs" / "plugin-tutorial.md").read_text()
     return re.findall(r"```python\n(.*?)```", tutorial, flags=re.S)
@@ -55,6 +72,24 @@ def test_every_exported_name_exists():
 def test_contributed_plugins_import_only_the_public_api(path):
     private = [m for m in ttsframe_imports(path.read_text()) if not is_public(m)]
     assert not private, f"{path.relative_to(ROOT)} imports {private}; use the public API"
+
+
+@pytest.mark.parametrize("path", builtin_sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_builtin_plugins_import_only_the_public_api(path):
+    """The built-in plugins are written as any plugin is: public names, and their own
+    package (``ttsframe.plugins``), less the internals named in ``BUILTIN_INTERNALS``."""
+    allowed = BUILTIN_INTERNALS.get(path.name, set()) if path.parent.name == "plugins" else set()
+    private = [m for m in ttsframe_imports(path.read_text())
+               if not is_public(m) and not m.startswith("ttsframe.plugins") and m not in allowed]
+    assert not private, f"{path.relative_to(ROOT)} imports {private}; use the public API"
+
+
+def test_the_builtin_check_sees_every_plugin_and_no_stale_exception():
+    names = {p.relative_to(ROOT / "ttsframe" / "plugins").as_posix() for p in builtin_sources()}
+    assert {"dia/backend.py", "encoders.py", "voice_store_fs.py"} <= names
+    for name, modules in BUILTIN_INTERNALS.items():
+        imported = set(ttsframe_imports((ROOT / "ttsframe" / "plugins" / name).read_text()))
+        assert modules <= imported, f"{name} no longer imports {modules - imported}"
 
 
 def test_the_tutorial_imports_only_the_public_api():

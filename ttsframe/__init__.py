@@ -9,8 +9,8 @@ Plugin routes also use ``ttsframe.routes``; plugin tests use ``ttsframe.testing`
 __version__ = "0.1.0"
 
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes
-from ttsframe.core.audio_math import resample, to_mono
-from ttsframe.core.backend import Backend
+from ttsframe.core.audio_math import float_to_pcm16, resample, to_mono
+from ttsframe.core.backend import Backend, TaskFeed
 from ttsframe.core.clients import Client
 from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.errors import (
@@ -33,9 +33,11 @@ from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
 from ttsframe.core.plugins import PluginContext
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.prompt_areas import PromptAreas
 from ttsframe.core.quality import CheckResult, Take
 from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest
 from ttsframe.core.synthesis import CancelToken, Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.text import outside_markup, speaker_of_leading_tag
 from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
@@ -64,6 +66,7 @@ __all__ = [
     "PayloadTooLarge",
     "PluginContext",
     "PluginError",
+    "PromptAreas",
     "QueueFull",
     "SpeechOutput",
     "SpeechRequest",
@@ -73,6 +76,7 @@ __all__ = [
     "SynthesisTask",
     "TTSFrameError",
     "Take",
+    "TaskFeed",
     "TextContext",
     "TextPreprocessor",
     "Voice",
@@ -82,9 +86,12 @@ __all__ = [
     "atomic_write_bytes",
     "check_id",
     "decode_audio",
+    "float_to_pcm16",
     "hookimpl",
     "is_valid_id",
+    "outside_markup",
     "resample",
+    "speaker_of_leading_tag",
     "to_mono",
 ]
 

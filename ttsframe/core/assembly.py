@@ -14,6 +14,7 @@ import pluggy
 
 from ttsframe.core.async_voices import AsyncVoices
 from ttsframe.core.backend import Backend
+from ttsframe.core.catalogue import ModelCatalogue
 from ttsframe.core.config import Settings, convert
 from ttsframe.core.config_editor import ConfigEditor
 from ttsframe.core.database import DATABASE_NAME, Database
@@ -57,6 +58,8 @@ class Services:
     config_editor: ConfigEditor
     metrics: Metrics
     tracing: Tracing
+    # The backends, their state and every model listing (core/catalogue.py).
+    catalogue: ModelCatalogue
     # Validated ``[plugins.<name>]`` config of each plugin that registered routes; the
     # app hands it to that plugin's handlers as the ``plugin_config`` dependency.
     route_configs: dict[str, Any] = field(default_factory=dict)
@@ -248,6 +251,8 @@ def build_services(
     speech.observers.append(metrics.generation_ended)
     speech.quality.on_failed, speech.quality.on_retry = metrics.check_failed, metrics.retried
     metrics.watch(scheduler, speech.open_streams, settings.data_dir, jobs.store.counts)
+    catalogue = ModelCatalogue(settings, backends, scheduler.workers,
+                               {name: reg.plugin for name, reg in checked.backends.items()})
     live = LiveSessions(settings, speech)
     metrics.watch_live(live)
     tracing = speech.tracing = build_tracing(settings)
@@ -258,4 +263,5 @@ def build_services(
                     encoders=encoders, scheduler=scheduler, speech=speech, database=database,
                     jobs=jobs, generation_log=generation_log, retention=retention,
                     config_editor=config_editor, metrics=metrics, tracing=tracing,
-                    route_configs=route_configs, cluster=cluster, live=live)
+                    catalogue=catalogue, route_configs=route_configs, cluster=cluster,
+                    live=live)

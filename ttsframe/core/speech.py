@@ -29,6 +29,7 @@ from ttsframe.core.audio_math import check_speed
 from ttsframe.core.backend import Backend
 from ttsframe.core.captions import FORMATS as CAPTION_FORMATS
 from ttsframe.core.captions import caption_text, captions_of
+from ttsframe.core.catalogue import model_names, resolve_model, unknown_model
 from ttsframe.core.chunking import chunk_text, speakers_of, split_first_speakers
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
@@ -60,9 +61,6 @@ from ttsframe.core.voices import AudioPrompt, Voice
 
 log = logging.getLogger("ttsframe.speech")
 
-# Model names OpenAI-style clients send; they mean "the default backend".
-OPENAI_MODEL_ALIASES = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts",
-                                  "gpt-4o-mini-tts-2025-03-20", "gpt-4o-mini-tts-2025-12-15"})
 # No chunk of a long text is made smaller than this (UTF-8 bytes).
 MIN_CHUNK_BYTES = 64
 # Speech runs at about 13-17 bytes of text per second; planning with fewer errs on the
@@ -143,24 +141,14 @@ class SpeechService:
         self.quality.scheduler = scheduler
 
     def resolve_backend(self, model: str | None) -> str:
-        default = self.settings.generation.default_backend
-        if model is None or model == "" or model in OPENAI_MODEL_ALIASES:
-            return default
-        if model in self.backends:
-            return model
-        raise InvalidInput(self.unknown_model(model), param="model", code="model_not_found")
+        """The backend a request's ``model`` names (``core/catalogue.py``: one rule)."""
+        return resolve_model(model, self.backends, self.settings.generation.default_backend)
 
     def model_names(self) -> list[str]:
-        """Every name a request may send as ``model``: the backends, then OpenAI's names
-        (which mean the default backend). The one list every message and listing uses."""
-        return [*sorted(self.backends),
-                *sorted(name for name in OPENAI_MODEL_ALIASES if name not in self.backends)]
+        return model_names(self.backends)
 
     def unknown_model(self, model: str) -> str:
-        """The one wording for a model that does not exist, wherever a model is named."""
-        return (f"Model '{model}' not found; available models: {', '.join(self.model_names())}"
-                f" (the OpenAI names mean the default backend, "
-                f"'{self.settings.generation.default_backend}')")
+        return unknown_model(model, self.backends, self.settings.generation.default_backend)
 
     async def _voice(self, name: str) -> Voice:
         """The voice a request names, through the operator's ``voices.aliases``. Voice

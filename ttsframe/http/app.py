@@ -17,6 +17,7 @@ from ttsframe.http.auth import api_key_guard, client_dependency, openapi_securit
 from ttsframe.http.cors import RefusedOriginLog, cors_config
 from ttsframe.http.cross_site import CrossSiteWrites
 from ttsframe.http.errors import EXCEPTION_HANDLERS
+from ttsframe.http.facade import Server
 from ttsframe.http.hosts import host_rule
 from ttsframe.http.metrics import http_metrics_middleware, metrics_route
 from ttsframe.http.request import JSONRequest
@@ -73,6 +74,7 @@ def tracing_plugins(services: Services) -> list:
 def create_app(services: Services) -> Litestar:
     """Build the app; the services start and stop with the app's lifespan."""
     plugin_routes = plugin_routers(services)
+    server = Server(services)
     metrics = services.settings.metrics
     observed = [metrics_route(metrics.path)] if metrics.enabled else []
     hosts = host_rule(services.settings.server.allowed_hosts)
@@ -92,6 +94,8 @@ def create_app(services: Services) -> Litestar:
         plugins=tracing_plugins(services),
         dependencies={"services": Provide(lambda: services, use_cache=True,
                                           sync_to_thread=False),
+                      # What a route may ask of the server (ttsframe.routes.Server).
+                      "server": Provide(lambda: server, use_cache=True, sync_to_thread=False),
                       # Who is asking, for jobs and logs kept per key (http/auth.py).
                       "client": Provide(client_dependency(lambda: services.settings.security),
                                         sync_to_thread=False)},
@@ -110,7 +114,7 @@ def create_app(services: Services) -> Litestar:
         cors_config=cors_config(services.settings.security),
         state=State({"started_at": int(time.time())}),
         request_max_body_size=int(services.settings.storage.max_upload_mb * 1024 * 1024) + 65536,
-        signature_namespace={"Services": Services, "Client": Client},
+        signature_namespace={"Services": Services, "Server": Server, "Client": Client},
         request_class=JSONRequest,  # undecodable JSON bodies are 400s (http/request.py)
         debug=False,
         logging_config=None,  # the CLI configures logging once, in one format

@@ -146,7 +146,7 @@ class SpeechTracker:
     def _backend(self) -> str:
         if self._resolved is None:
             try:
-                self._resolved = self.services.speech.resolve_backend(self.request.model)
+                self._resolved = self.services.catalogue.resolve(self.request.model)
             except InvalidInput:
                 self._resolved = "unknown"  # never the client's text: labels stay few
         return self._resolved

@@ -113,8 +113,8 @@ async def meta(request: Request, services: NamedDependency[Services]) -> dict[st
     return {
         "version": __version__,
         "admin": admin,
-        "default_backend": settings.generation.default_backend,
-        "backends": sorted(services.backends),
+        "default_backend": services.catalogue.default,
+        "backends": services.catalogue.backends(),
         "formats": sorted(services.encoders),
         "default_format": settings.generation.default_format,
         "max_text_chars": settings.generation.max_text_chars,

@@ -8,10 +8,7 @@ store) include these voices too and refuse to delete them.
 
 from __future__ import annotations
 
-from ttsframe.core.errors import NotFound
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe import AudioPrompt, NotFound, Voice, VoiceStore, hookimpl
 
 BUILTIN_VOICES: tuple[Voice, ...] = (
     Voice(voice_id="alloy", style="neutral", primary_speaker="S1", seed=1011, builtin=True),

@@ -24,9 +24,7 @@ import av
 import numpy as np
 import soxr
 
-from ttsframe.core.audio_math import float_to_pcm16, to_mono
-from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
-from ttsframe.core.hookspecs import hookimpl
+from ttsframe import BufferedStream, Encoder, StreamWriter, float_to_pcm16, hookimpl, to_mono
 
 _UNKNOWN_SIZE = 0xFFFFFFFF
 

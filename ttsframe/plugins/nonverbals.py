@@ -21,10 +21,7 @@ import re
 
 import msgspec
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.plugins import PluginContext
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe import InvalidInput, PluginContext, TextContext, TextPreprocessor, hookimpl
 
 # The API guide's list plus the nonverbals Dia's documentation names.
 KNOWN_NONVERBALS: frozenset[str] = frozenset({

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.plugins import PluginContext
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe import PluginContext, TextContext, TextPreprocessor, hookimpl
 from ttsframe.core.pronunciations import PronunciationStore
 
 

@@ -12,9 +12,7 @@ voice the prompt never conditioned.
 
 from __future__ import annotations
 
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
-from ttsframe.core.text import LEADING_TAG
+from ttsframe import TextContext, TextPreprocessor, hookimpl, speaker_of_leading_tag
 
 ROLE_SPEAKERS = {"user": "S1", "assistant": "S2", "system": "S2"}
 
@@ -24,7 +22,7 @@ class RoleTagger(TextPreprocessor):
     order = 20
 
     def process(self, text: str, ctx: TextContext) -> str:
-        if not ctx.speaker_tags or ctx.role is None or LEADING_TAG.match(text):
+        if not ctx.speaker_tags or ctx.role is None or speaker_of_leading_tag(text) is not None:
             return text
         speaker = ROLE_SPEAKERS[ctx.role]
         voice = ctx.voice

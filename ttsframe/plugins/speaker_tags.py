@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe import InvalidInput, TextContext, TextPreprocessor, hookimpl
 from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS, canonical_tags
 
 

@@ -47,9 +47,24 @@ import msgspec
 import numpy as np
 import soundfile as sf
 
-from ttsframe.core import audio_math as audio
-from ttsframe.core.atomic import (
+from ttsframe import (
+    AudioPrompt,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PluginContext,
+    StorageFailed,
+    Voice,
+    VoiceStore,
     atomic_write_bytes,
+    check_id,
+    hookimpl,
+    is_valid_id,
+    resample,
+    to_mono,
+)
+from ttsframe.core.atomic import (
     fsync_dir,
     remove_file,
     remove_stale_temps,
@@ -57,19 +72,12 @@ from ttsframe.core.atomic import (
     sync_dir_after,
     temp_path_for,
 )
-from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageFailed
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import (
     MAX_ID_LENGTH,
     RESERVED_NAMES,
-    check_id,
     check_new_id,
-    is_valid_id,
 )
 from ttsframe.core.paths import is_stored_file
-from ttsframe.core.plugins import PluginContext
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.voices import AudioPrompt, Voice
 from ttsframe.plugins.builtin_voices import BUILTIN_VOICES, LATER_BUILTINS, builtin_voice
 
 log = logging.getLogger("ttsframe.voices")
@@ -417,7 +425,7 @@ class FilesystemVoiceStore(VoiceStore):
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise InvalidInput(f"audio prompt '{prompt_id}' cannot be read ({exc}); upload "
                                "it again") from None
-        samples = audio.resample(audio.to_mono(samples), rate, PROMPT_RATE)
+        samples = resample(to_mono(samples), rate, PROMPT_RATE)
         return AudioPrompt(prompt_id=prompt_id, samples=np.ascontiguousarray(samples),
                            sample_rate=PROMPT_RATE)
 
@@ -467,7 +475,7 @@ class FilesystemVoiceStore(VoiceStore):
                     ) -> dict[str, Any]:
         """Store mono samples as a 44.1 kHz 16-bit WAV (resampled if needed)."""
         path = self._prompt_path(prompt_id)
-        samples = audio.resample(audio.to_mono(np.asarray(samples, np.float32)), sample_rate,
+        samples = resample(to_mono(np.asarray(samples, np.float32)), sample_rate,
                                  PROMPT_RATE)
         # Encoded in memory, then written plainly: soundfile writing to a file swallows the
         # disk's OSError (a full disk would surface as an AssertionError, not a 507).

@@ -33,8 +33,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from ttsframe import Client, InvalidInput, NotFound, SpeechOutput, SpeechRequest, Voice
-from ttsframe.routes import Services, speech_reply, unless_disconnected
+from ttsframe import Client, InvalidInput, NotFound, SpeechOutput, SpeechRequest
+from ttsframe.routes import Server, unless_disconnected
 from ttsframe_alltalk_api.narrator import CHARACTER, split_roles
 from ttsframe_alltalk_api.outputs import OutputFiles, join_wavs
 
@@ -104,8 +104,8 @@ class StatusReply(msgspec.Struct):
 
 # --------------------------------------------------------------------------- helpers
 
-def _backend(services: Services, config: AllTalkApiConfig, state: State) -> str:
-    return services.speech.resolve_backend(state.get(MODEL_KEY) or config.model or None)
+def _backend(server: Server, config: AllTalkApiConfig, state: State) -> str:
+    return server.resolve_model(state.get(MODEL_KEY) or config.model or None)
 
 
 def _files(state: State, config: AllTalkApiConfig) -> OutputFiles:
@@ -141,14 +141,10 @@ def _voice_id(name: str) -> str:
     return name
 
 
-def _usable(voice: Voice, backend: str) -> bool:
-    return not voice.backends or backend in voice.backends
-
-
-def _listing_allowed(services: Services, config: AllTalkApiConfig, client: Client) -> None:
+def _listing_allowed(server: Server, config: AllTalkApiConfig, client: Client) -> None:
     """The provider lists voices and settings without its key: open them only when no
     API key is needed, the request has one anyway, or ``public_listing`` says so."""
-    if services.settings.security.api_keys and client.owner is None \
+    if server.settings.api_keys_required and client.owner is None \
             and not config.public_listing:
         raise NotAuthorizedException(
             detail="no valid API key was sent; SillyTavern's AllTalk provider sends none "
@@ -178,12 +174,12 @@ def _speech(text: str, voice: str, language: str | None, backend: str,
     return speech
 
 
-async def _speak_parts(request: Request, services: Services,
+async def _speak_parts(request: Request, server: Server,
                        speeches: list[SpeechRequest]) -> list[SpeechOutput]:
     """Generate every part at once (the scheduler batches them); the first failure, or
     the client leaving, cancels the rest."""
     async def all_parts() -> list[SpeechOutput]:
-        tasks = [asyncio.ensure_future(services.speech.synthesize(s)) for s in speeches]
+        tasks = [asyncio.ensure_future(server.speak(s)) for s in speeches]
         try:
             return [await task for task in tasks]
         finally:
@@ -207,33 +203,32 @@ def _store(request: Request, state: State, config: AllTalkApiConfig,
 
 @get("/api/ready", operation_id="alltalk_ready", tags=["alltalk"], media_type="text/plain",
      summary="AllTalk API: 'Ready' once the backend has loaded", opt={"public": True})
-async def ready(services: NamedDependency[Services], state: State,
+async def ready(server: NamedDependency[Server], state: State,
                 plugin_config: NamedDependency[AllTalkApiConfig]) -> str:
-    worker = services.scheduler.workers[_backend(services, plugin_config, state)]
-    return "Ready" if worker.state == "ready" else "Unloaded"
+    return "Ready" if server.model(_backend(server, plugin_config, state)).ready else "Unloaded"
 
 
 @get("/api/voices", operation_id="alltalk_voices", tags=["alltalk"],
      summary="AllTalk API: the voices the backend can speak", opt={"public": True})
-async def voices(services: NamedDependency[Services], state: State,
+async def voices(server: NamedDependency[Server], state: State,
                  plugin_config: NamedDependency[AllTalkApiConfig],
                  client: NamedDependency[Client]) -> VoicesReply:
-    _listing_allowed(services, plugin_config, client)
-    backend = _backend(services, plugin_config, state)
+    _listing_allowed(server, plugin_config, client)
+    backend = _backend(server, plugin_config, state)
     return VoicesReply(status="success", voices=[
-        v.voice_id for v in await services.async_voices.list_voices() if _usable(v, backend)])
+        v.voice_id for v in await server.voices(backend)])
 
 
 @get("/api/currentsettings", operation_id="alltalk_current_settings", tags=["alltalk"],
      summary="AllTalk API: the backends as models; no DeepSpeed or low VRAM",
      opt={"public": True})
-async def current_settings(services: NamedDependency[Services], state: State,
+async def current_settings(server: NamedDependency[Server], state: State,
                            plugin_config: NamedDependency[AllTalkApiConfig],
                            client: NamedDependency[Client]) -> CurrentSettings:
-    _listing_allowed(services, plugin_config, client)
-    backend = _backend(services, plugin_config, state)
-    caps = services.backends[backend].capabilities
-    names = list(services.backends)
+    _listing_allowed(server, plugin_config, client)
+    backend = _backend(server, plugin_config, state)
+    caps = server.model(backend).capabilities
+    names = [model.name for model in server.models()]
     return CurrentSettings(
         engines_available=names, current_engine_loaded=backend,
         models_available=[ModelInfo(name=n, model_name=n) for n in names],
@@ -248,7 +243,7 @@ async def current_settings(services: NamedDependency[Services], state: State,
 @post("/api/tts-generate", operation_id="alltalk_tts_generate", status_code=200,
       tags=["alltalk"], summary="AllTalk API: speak a message (narrator and character "
       "voices); answers the URL of the WAV")
-async def tts_generate(request: Request, services: NamedDependency[Services], state: State,
+async def tts_generate(request: Request, server: NamedDependency[Server], state: State,
                        plugin_config: NamedDependency[AllTalkApiConfig],
                        client: NamedDependency[Client]) -> GenerateReply:
     form = await _form(request)
@@ -257,7 +252,7 @@ async def tts_generate(request: Request, services: NamedDependency[Services], st
         text = html.unescape(text)
     if not text.strip():
         raise InvalidInput("text_input is empty; send the words to speak in 'text_input'")
-    limit = services.settings.generation.max_text_chars
+    limit = server.settings.max_text_chars
     if len(text.strip()) > limit:  # the whole message, however many parts it becomes
         raise InvalidInput(f"text_input is {len(text.strip())} characters; the limit is "
                            f"{limit} (generation.max_text_chars)")
@@ -278,11 +273,11 @@ async def tts_generate(request: Request, services: NamedDependency[Services], st
     if not parts:
         raise InvalidInput("nothing to speak: with these narrator settings every part of "
                            "text_input is silent")
-    backend = _backend(services, plugin_config, state)
+    backend = _backend(server, plugin_config, state)
     language = form.get("language")
     speeches = [_speech(words, character if role == CHARACTER else narrator_voice,
                         language, backend, plugin_config, client) for role, words in parts]
-    outputs = await _speak_parts(request, services, speeches)
+    outputs = await _speak_parts(request, server, speeches)
     return _store(request, state, plugin_config, outputs,
                         form.get("output_file_name", "output"))
 
@@ -302,39 +297,39 @@ async def audio(name: FromPath[str], state: State,
 @get("/api/tts-generate-streaming", operation_id="alltalk_tts_generate_streaming",
      tags=["alltalk"], summary="AllTalk API: speak text with one voice, streamed as WAV")
 async def tts_generate_streaming(
-        request: Request, services: NamedDependency[Services], state: State,
+        request: Request, server: NamedDependency[Server], state: State,
         plugin_config: NamedDependency[AllTalkApiConfig], client: NamedDependency[Client],
         text: FromQuery[str], voice: FromQuery[str], language: FromQuery[str | None] = None,
         output_file: FromQuery[str | None] = None) -> Stream:
     if not text.strip():
         raise InvalidInput("text is empty; send the words to speak in 'text'")
-    speech = _speech(text, voice, language, _backend(services, plugin_config, state),
+    speech = _speech(text, voice, language, _backend(server, plugin_config, state),
                      plugin_config, client)
     speech.stream = True
-    return await speech_reply(request, services, speech)
+    return await server.reply(request, speech)
 
 
 @post("/api/previewvoice/", operation_id="alltalk_preview_voice", status_code=200,
       tags=["alltalk"], summary="AllTalk API: a short preview of a voice")
-async def preview_voice(request: Request, services: NamedDependency[Services], state: State,
+async def preview_voice(request: Request, server: NamedDependency[Server], state: State,
                         plugin_config: NamedDependency[AllTalkApiConfig],
                         client: NamedDependency[Client]) -> GenerateReply:
     voice = (await _form(request)).get("voice", "")
     if not voice.strip():
         raise InvalidInput("voice is empty; name a voice from /api/voices")
     speech = _speech(plugin_config.preview_text, voice, None,
-                     _backend(services, plugin_config, state), plugin_config, client)
-    outputs = await _speak_parts(request, services, [speech])
+                     _backend(server, plugin_config, state), plugin_config, client)
+    outputs = await _speak_parts(request, server, [speech])
     return _store(request, state, plugin_config, outputs, "preview")
 
 
 @post("/api/reload", operation_id="alltalk_reload", status_code=200, tags=["alltalk"],
       summary="AllTalk API: speak with another backend from now on", opt={"admin": True})
-async def reload(services: NamedDependency[Services], state: State,
+async def reload(server: NamedDependency[Server], state: State,
                  tts_method: FromQuery[str]) -> StatusReply:
-    if tts_method not in services.backends:
-        raise InvalidInput(f"unknown model '{tts_method}'; this server has "
-                           f"{', '.join(services.backends)}")
+    names = [model.name for model in server.models()]
+    if tts_method not in names:
+        raise InvalidInput(f"unknown model '{tts_method}'; this server has {', '.join(names)}")
     state[MODEL_KEY] = tts_method
     return StatusReply(status="model-success", message=f"speaking with '{tts_method}'")
 

@@ -34,8 +34,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from ttsframe import Client, GenerationParams, InvalidInput, SpeechRequest, Voice
-from ttsframe.routes import Services, speech_reply
+from ttsframe import Client, GenerationParams, InvalidInput, SpeechRequest
+from ttsframe.routes import Server
 
 STATE_KEY = "xtts_api_settings"
 SECRET_KEY = "xtts_api_url_secret"
@@ -100,8 +100,8 @@ def _settings(state: State) -> XttsSettings:
     return state.get(STATE_KEY) or XttsSettings()
 
 
-def _backend(services: Services, config: XttsApiConfig) -> str:
-    return services.speech.resolve_backend(config.model or None)
+def _backend(server: Server, config: XttsApiConfig) -> str:
+    return server.resolve_model(config.model or None)
 
 
 def _local_base(request: Request) -> str:
@@ -129,10 +129,10 @@ def _signed_query(state: State, path: str, ttl_s: float) -> str:
     return f"?expires={expires}&sig={_signature(state, path, expires)}"
 
 
-def _check_sample_access(services: Services, state: State, client: Client, path: str,
+def _check_sample_access(server: Server, state: State, client: Client, path: str,
                          expires: int | None, sig: str | None) -> None:
     """The sample route is open to the key guard's rules or to a valid signature."""
-    if not services.settings.security.api_keys or client.owner is not None:
+    if not server.settings.api_keys_required or client.owner is not None:
         return
     if expires is not None and sig and expires >= time.time() and hmac.compare_digest(
             sig, _signature(state, path, expires)):
@@ -141,10 +141,6 @@ def _check_sample_access(services: Services, state: State, client: Client, path:
     raise NotAuthorizedException(
         detail=f"{problem}; fetch /speakers again for signed preview URLs, or send one of "
                "the keys in security.api_keys as Authorization: Bearer <key>")
-
-
-def _usable(voice: Voice, backend: str) -> bool:
-    return not voice.backends or backend in voice.backends
 
 
 def _voice_id(speaker_wav: str) -> str:
@@ -176,11 +172,11 @@ def _speech_request(text: str, speaker_wav: str, language: str | None,
 
 @get("/speakers", operation_id="xtts_speakers", tags=["xtts"],
      summary="XTTS API: the voices the configured backend can speak")
-async def speakers(request: Request, services: NamedDependency[Services], state: State,
+async def speakers(request: Request, server: NamedDependency[Server], state: State,
                    plugin_config: NamedDependency[XttsApiConfig]) -> list[Speaker]:
-    backend = _backend(services, plugin_config)
+    backend = _backend(server, plugin_config)
     base = plugin_config.public_url.rstrip("/") or _local_base(request)
-    signed = bool(services.settings.security.api_keys)
+    signed = server.settings.api_keys_required
 
     def preview_url(voice_id: str) -> str:
         path = f"/sample/{voice_id}.wav"
@@ -188,16 +184,15 @@ async def speakers(request: Request, services: NamedDependency[Services], state:
         return f"{base}{path}{query}"
 
     return [Speaker(name=v.voice_id, voice_id=v.voice_id, preview_url=preview_url(v.voice_id))
-            for v in await services.async_voices.list_voices() if _usable(v, backend)]
+            for v in await server.voices(backend)]
 
 
 @get("/speakers_list", operation_id="xtts_speakers_list", tags=["xtts"],
      summary="XTTS API: speaker names only")
-async def speakers_list(services: NamedDependency[Services],
+async def speakers_list(server: NamedDependency[Server],
                         plugin_config: NamedDependency[XttsApiConfig]) -> list[str]:
-    backend = _backend(services, plugin_config)
-    return [v.voice_id for v in await services.async_voices.list_voices()
-            if _usable(v, backend)]
+    backend = _backend(server, plugin_config)
+    return [v.voice_id for v in await server.voices(backend)]
 
 
 @post("/set_tts_settings", operation_id="xtts_set_tts_settings", status_code=200,
@@ -211,39 +206,39 @@ async def set_tts_settings(request: Request, state: State) -> dict[str, str]:
 
 @post("/tts_to_audio/", operation_id="xtts_tts_to_audio", status_code=200, tags=["xtts"],
       summary="XTTS API: speak text with a speaker; returns audio (WAV by default)")
-async def tts_to_audio(request: Request, services: NamedDependency[Services], state: State,
+async def tts_to_audio(request: Request, server: NamedDependency[Server], state: State,
                        plugin_config: NamedDependency[XttsApiConfig],
                        client: NamedDependency[Client]) -> Response[bytes]:
     body = _decode(await request.body(), TtsRequest)
     speech = _speech_request(body.text, body.speaker_wav, body.language, plugin_config,
                              _settings(state))
     speech.client = client.owner
-    return await speech_reply(request, services, speech)
+    return await server.reply(request, speech)
 
 
 @get("/tts_stream/", operation_id="xtts_tts_stream", tags=["xtts"],
      summary="XTTS API: tts_to_audio as a GET an audio element plays while it arrives")
-async def tts_stream(request: Request, services: NamedDependency[Services], state: State,
+async def tts_stream(request: Request, server: NamedDependency[Server], state: State,
                      plugin_config: NamedDependency[XttsApiConfig], text: FromQuery[str],
                      speaker_wav: FromQuery[str], client: NamedDependency[Client],
                      language: FromQuery[str | None] = None) -> Stream:
     speech = _speech_request(text, speaker_wav, language, plugin_config, _settings(state))
     speech.client = client.owner
     speech.stream = True
-    return await speech_reply(request, services, speech)
+    return await server.reply(request, speech)
 
 
 @get("/sample/{name:str}", operation_id="xtts_sample", tags=["xtts"],
      summary="XTTS API: a short preview of a speaker (a key or a signed URL)",
      opt={"public": True})  # checked here: a key, or the signature /speakers gave
-async def sample(request: Request, name: FromPath[str], services: NamedDependency[Services],
+async def sample(request: Request, name: FromPath[str], server: NamedDependency[Server],
                  state: State, plugin_config: NamedDependency[XttsApiConfig],
                  client: NamedDependency[Client], expires: FromQuery[int | None] = None,
                  sig: FromQuery[str | None] = None) -> Response[bytes]:
-    _check_sample_access(services, state, client, f"/sample/{name}", expires, sig)
+    _check_sample_access(server, state, client, f"/sample/{name}", expires, sig)
     speech = _speech_request(plugin_config.preview_text, name, None, plugin_config,
                              XttsSettings())
-    return await speech_reply(request, services, speech)
+    return await server.reply(request, speech)
 
 
 ROUTES = [speakers, speakers_list, set_tts_settings, tts_to_audio, tts_stream, sample]

@@ -414,7 +414,7 @@ async def live_session(socket: WebSocket, services: NamedDependency[Services]) -
                                 response_format="pcm", speed=start.speed,
                                 params=start.params, stream=True, language=start.language,
                                 client=owner)
-        services.speech.resolve_backend(start.model)
+        services.catalogue.resolve(start.model)
         session = services.live.start(request, fmt, owner=owner,
                                       request_id=request_id_for(socket.scope))
         await send_json(socket, {"type": "started", "session_id": session.id,

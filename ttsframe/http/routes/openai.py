@@ -15,8 +15,7 @@ from litestar.params import FromPath, FromQuery
 
 from ttsframe.core.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.core.errors import NotFound
-from ttsframe.core.voices import Voice
+from ttsframe.http.facade import Server
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import (
     LookupOperation,
@@ -24,7 +23,6 @@ from ttsframe.http.openapi import (
     SpeechCreateBody,
     errors,
 )
-from ttsframe.http.responses import speech_reply
 from ttsframe.http.schemas import (
     OpenAIModel,
     OpenAIModelList,
@@ -35,14 +33,13 @@ from ttsframe.http.schemas import (
     ignored_fields,
 )
 
-OWNER = "ttsframe"
-
 
 @post("/v1/audio/speech", operation_id="create_speech", status_code=200, tags=["openai"],
       summary="Generate speech (OpenAI-compatible; mp3 by default, streamed by default)",
       operation_class=OpenAISpeechOperation, responses=errors(400, 413, 429, 500, 503))
-async def create_speech(data: SpeechCreateBody, services: NamedDependency[Services],
-                        request: Request, client: NamedDependency[Client]) -> Response:
+async def create_speech(data: SpeechCreateBody, server: NamedDependency[Server],
+                        services: NamedDependency[Services], request: Request,
+                        client: NamedDependency[Client]) -> Response:
     """OpenAI's ``audio.speech.create``; ``model`` is a backend or an OpenAI model name
     (``tts-1``, ...) meaning the default backend. ``instructions`` is accepted and ignored
     (reported in ``X-TTSFrame-Warnings``). As on OpenAI, the audio is sent as it is
@@ -54,73 +51,54 @@ async def create_speech(data: SpeechCreateBody, services: NamedDependency[Servic
     speech.notes += ignored
     speech.client = client.owner
     if delivery == "auto":
-        speech.stream = services.speech.encoder(speech.response_format).incremental
+        speech.stream = server.format_streams(speech.response_format)
     mode = "stream" if speech.stream or delivery == "sse" else "sync"
     async with track_speech(services, "/v1/audio/speech", speech, mode) as tracked:
-        return await speech_reply(request, services, speech, tracked, sse=delivery == "sse")
+        return await server.reply(request, speech, sse=delivery == "sse", tracked=tracked)
 
 
-def _models(services: Services, created: int) -> list[OpenAIModel]:
-    """Every backend, then the OpenAI names: ``SpeechService.model_names``."""
-    return [OpenAIModel(id=name, created=created, owned_by=_owner(services, name))
-            for name in services.speech.model_names()]
-
-
-def _owner(services: Services, backend: str) -> str:
-    if backend not in services.backends:
-        return OWNER
-    reg = services.registry.get("backend", backend)
-    return reg.plugin if reg is not None else OWNER
+def _models(server: Server, created: int) -> list[OpenAIModel]:
+    """Every backend, then the OpenAI names (``Server.model_names``)."""
+    return [OpenAIModel(id=name, created=created, owned_by=server.model_owner(name))
+            for name in server.model_names()]
 
 
 @get("/v1/models", operation_id="openai_list_models", tags=["openai"],
      summary="List models (OpenAI shape): every backend plus the OpenAI model names")
-async def list_models(services: NamedDependency[Services], state: State
-                      ) -> OpenAIModelList:
-    return OpenAIModelList(data=_models(services, state.started_at))
+async def list_models(server: NamedDependency[Server], state: State) -> OpenAIModelList:
+    return OpenAIModelList(data=_models(server, state.started_at))
 
 
 @get("/v1/models/{model_id:str}", operation_id="openai_get_model", tags=["openai"],
      summary="One model (OpenAI shape)", responses=errors(404), operation_class=LookupOperation)
-async def get_model(model_id: FromPath[str], services: NamedDependency[Services],
+async def get_model(model_id: FromPath[str], server: NamedDependency[Server],
                     state: State) -> OpenAIModel:
-    for model in _models(services, state.started_at):
-        if model.id == model_id:
-            return model
-    raise NotFound(services.speech.unknown_model(model_id))
-
-
-async def _voices_for(services: Services, model: str | None) -> list[Voice]:
-    voices = await services.async_voices.list_voices()
-    if model is None:
-        return voices
-    if model not in services.speech.model_names():
-        raise NotFound(services.speech.unknown_model(model))
-    backend = services.speech.resolve_backend(model)
-    return [v for v in voices if not v.backends or backend in v.backends]
+    server.resolve_model(model_id)  # 404 for an unknown name
+    return OpenAIModel(id=model_id, created=state.started_at,
+                       owned_by=server.model_owner(model_id))
 
 
 @get("/v1/audio/voices", operation_id="openai_list_voices", tags=["openai"],
      summary="List voices; send a voice's id as 'voice'", responses=errors(400, 404))
-async def list_voices(services: NamedDependency[Services],
+async def list_voices(server: NamedDependency[Server],
                       model: FromQuery[str | None] = None) -> OpenAIVoiceList:
     """``?model=`` keeps only the voices that work with that model."""
     return OpenAIVoiceList(voices=[
         OpenAIVoice(id=v.voice_id, name=v.voice_id,
                     type="builtin" if v.builtin else "custom", style=v.style,
                     primary_speaker=v.primary_speaker, backends=v.backends)
-        for v in await _voices_for(services, model)
+        for v in await server.voices(model)
     ])
 
 
 @get("/v1/audio/voices/{model:str}", operation_id="openai_list_voices_for_model",
      tags=["openai"], summary="Voices of one model as {value, label} options",
      responses=errors(404), operation_class=LookupOperation)
-async def list_voice_options(model: FromPath[str], services: NamedDependency[Services]
+async def list_voice_options(model: FromPath[str], server: NamedDependency[Server]
                              ) -> VoiceOptionList:
     return VoiceOptionList(voices=[
         VoiceOption(value=v.voice_id, label=f"{v.voice_id} ({v.style})")
-        for v in await _voices_for(services, model)
+        for v in await server.voices(model)
     ])
 
 

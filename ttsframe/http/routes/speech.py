@@ -9,12 +9,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 from ttsframe.core.assembly import Services
+from ttsframe.core.catalogue import ModelEntry
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.job_replies import JobInfo
+from ttsframe.http.facade import Server
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
-from ttsframe.http.responses import speech_reply
 from ttsframe.http.schemas import (
     ModelInfo,
     ModelsResponse,
@@ -29,7 +30,8 @@ from ttsframe.http.schemas import (
        responses={202: ResponseSpec(JobInfo, description="async_mode=true: the job's record",
                                     generate_examples=False),
                   **errors(400, 404, 413, 429, 500, 503, 507)})
-async def generate(data: GenerateBody, services: NamedDependency[Services], request: Request,
+async def generate(data: GenerateBody, server: NamedDependency[Server],
+                   services: NamedDependency[Services], request: Request,
                    client: NamedDependency[Client],
                    async_mode: FromQuery[bool] = False) -> Response:
     """Synchronous generation; returns the audio bytes in ``response_format`` (WAV default).
@@ -42,7 +44,7 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
     stream; flac is sent whole at the end).
     """
     ignored = ignored_fields(await request.body(), type(data))
-    speech = data.to_domain(default_format=services.settings.generation.default_format)
+    speech = data.to_domain(default_format=server.settings.default_format)
     speech.notes += ignored
     speech.client = client.owner  # the job and the log belong to the caller's key
     mode = "job" if async_mode else "stream" if speech.stream else "sync"
@@ -52,20 +54,18 @@ async def generate(data: GenerateBody, services: NamedDependency[Services], requ
                 raise InvalidInput("'stream' and async_mode cannot be combined: a job's "
                                    "result is downloaded whole from GET /jobs/{job_id}/result")
             return Response(await services.jobs.submit(speech), status_code=202)
-        return await speech_reply(request, services, speech, tracked)
+        return await server.reply(request, speech, tracked=tracked)
+
+
+def model_info(entry: ModelEntry) -> ModelInfo:
+    """A catalogue entry in ``/models``' shape."""
+    return ModelInfo(id=entry.name, name=entry.name, state=entry.state, default=entry.default,
+                     capabilities=msgspec.to_builtins(entry.capabilities), info=entry.info)
 
 
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])
-async def list_models(services: NamedDependency[Services]) -> ModelsResponse:
-    default = services.settings.generation.default_backend
-    models = []
-    for name, backend in sorted(services.backends.items()):
-        worker = services.scheduler.workers[name]
-        models.append(ModelInfo(
-            id=name, name=name, state=worker.state, default=name == default,
-            capabilities=msgspec.to_builtins(backend.capabilities),
-            info=backend.describe() if worker.state == "ready" else {}))
-    return ModelsResponse(models=models)
+async def list_models(server: NamedDependency[Server]) -> ModelsResponse:
+    return ModelsResponse(models=[model_info(entry) for entry in server.models()])
 
 
 def voice_info(voice) -> VoiceInfo:
@@ -77,9 +77,8 @@ def voice_info(voice) -> VoiceInfo:
 
 
 @get("/voices", operation_id="list_voices", summary="List voices", tags=["speech"])
-async def list_voices(services: NamedDependency[Services]) -> VoicesResponse:
-    voices = await services.async_voices.list_voices()
-    return VoicesResponse(voices=[voice_info(v) for v in voices])
+async def list_voices(server: NamedDependency[Server]) -> VoicesResponse:
+    return VoicesResponse(voices=[voice_info(v) for v in await server.voices()])
 
 
 ROUTES = [generate, list_models, list_voices]

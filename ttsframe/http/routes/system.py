@@ -20,19 +20,13 @@ async def health(services: NamedDependency[Services], request: Request) -> Healt
     token = bearer_token(request.headers.get("authorization"))
     full = not keyed or bool(token and key_matches(token, [*security.api_keys,
                                                            *security.admin_keys]))
-    backends = {}
-    for name, worker in services.scheduler.workers.items():
-        info = worker.backend.describe() if worker.state == "ready" and full else {}
-        replicas = (worker.replica_health() if full and hasattr(worker, "replica_health")
-                    else None)
-        backends[name] = BackendHealth(state=worker.state,
-                                       error=worker.error if full else None, info=info,
-                                       replicas=replicas)
-    default = services.settings.generation.default_backend
-    state = backends[default].state
-    status = {"ready": "healthy", "loading": "loading", "failed": "unhealthy"}[state]
-    return HealthResponse(status=status, version=__version__, default_backend=default,
-                          backends=backends, queue=services.scheduler.stats() if full else {})
+    catalogue = services.catalogue
+    backends = {entry.name: BackendHealth(state=entry.state, error=entry.error,
+                                          info=entry.info, replicas=entry.replicas)
+                for entry in catalogue.entries(detail=full)}
+    return HealthResponse(status=catalogue.status(), version=__version__,
+                          default_backend=catalogue.default, backends=backends,
+                          queue=services.scheduler.stats() if full else {})
 
 
 ROUTES = [health]

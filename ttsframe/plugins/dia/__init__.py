@@ -11,9 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ttsframe.core.backend import Backend
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.plugins import PluginContext
+from ttsframe import Backend, PluginContext, hookimpl
 from ttsframe.plugins.dia.loading import DEFAULT_MODEL
 
 

@@ -28,9 +28,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from ttsframe.core.backend import Backend, TaskFeed
-from ttsframe.core.errors import Cancelled, GenerationFailed, InvalidInput, TTSFrameError
-from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe import (
+    Backend,
+    Cancelled,
+    Capabilities,
+    GenerationFailed,
+    InvalidInput,
+    SynthesisResult,
+    SynthesisTask,
+    TaskFeed,
+    TTSFrameError,
+)
 from ttsframe.plugins.dia.loading import (
     ModelUnavailable,
     load_components,

@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.synthesis import SynthesisTask
-from ttsframe.core.voices import AudioPrompt
+from ttsframe import AudioPrompt, InvalidInput, SynthesisTask
 from ttsframe.plugins.dia.planning import SAMPLE_RATE
 
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ttsframe.core.errors import InvalidInput
-from ttsframe.core.synthesis import SynthesisTask
+from ttsframe import InvalidInput, SynthesisTask
 
 SAMPLE_RATE = 44100
 MAX_TEXT_BYTES = 1024  # the encoder's positions; longer text is past what it was trained on

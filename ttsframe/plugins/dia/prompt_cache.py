@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ttsframe.core.prompt_areas import PromptAreas
+from ttsframe import PromptAreas
 
 # One-off prompts kept at least: enough for the few long texts a backend has in flight.
 ONE_OFF_SIZE = 4

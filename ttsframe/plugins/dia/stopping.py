@@ -8,7 +8,7 @@ import logging
 
 import torch
 
-from ttsframe.core.synthesis import SynthesisTask
+from ttsframe import SynthesisTask
 from ttsframe.plugins.dia.streaming import AudioStreamer
 
 log = logging.getLogger("ttsframe.dia")

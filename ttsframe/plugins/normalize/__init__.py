@@ -14,9 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.plugins import PluginContext
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
+from ttsframe import PluginContext, TextContext, TextPreprocessor, hookimpl
 from ttsframe.plugins.normalize.rules import language_of, normalize_text
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from num2words import CONVERTER_CLASSES, num2words
 
-from ttsframe.core.text import outside_markup
+from ttsframe import outside_markup
 from ttsframe.plugins.normalize import words
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
