@@ -35,7 +35,13 @@ from ttsframe.core.plugins import PluginContext
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.quality import CheckResult, Take
 from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest
-from ttsframe.core.synthesis import CancelToken, Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import (
+    BackendOptions,
+    CancelToken,
+    Capabilities,
+    SynthesisResult,
+    SynthesisTask,
+)
 from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
@@ -43,6 +49,7 @@ from ttsframe.core.voices import AudioPrompt, Voice
 __all__ = [
     "AudioPrompt",
     "Backend",
+    "BackendOptions",
     "BackendUnavailable",
     "BufferedStream",
     "BuiltinVoiceStore",

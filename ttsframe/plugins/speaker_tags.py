@@ -11,7 +11,7 @@ import re
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
-from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS, canonical_tags
+from ttsframe.core.text import ANY_TAG, LEADING_TAG, canonical_tags
 
 
 class SpeakerTagNormaliser(TextPreprocessor):
@@ -24,7 +24,7 @@ class SpeakerTagNormaliser(TextPreprocessor):
 
         text = canonical_tags(text, lambda tag: (
             f"unknown speaker tag [{tag}]: backend '{ctx.backend}' knows "
-            f"{', '.join(f'[{s}]' for s in SPEAKERS)}"))
+            f"{', '.join(f'[{s}]' for s in ctx.speakers)}"), ctx.speakers)
         if not LEADING_TAG.match(text):
             text = f"[{ctx.voice.primary_speaker}] {text}"
         if not ANY_TAG.sub("", text).strip():

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from ttsframe.core.assembly import Services
+from ttsframe.core.backend import options_schema
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import NotFound
 from ttsframe.core.voices import Voice
@@ -62,7 +63,9 @@ async def create_speech(data: SpeechCreateBody, services: NamedDependency[Servic
 
 def _models(services: Services, created: int) -> list[OpenAIModel]:
     """Every backend, then the OpenAI names: ``SpeechService.model_names``."""
-    return [OpenAIModel(id=name, created=created, owned_by=_owner(services, name))
+    return [OpenAIModel(id=name, created=created, owned_by=_owner(services, name),
+                        options=options_schema(
+                            services.backends[services.speech.resolve_backend(name)]))
             for name in services.speech.model_names()]
 
 

@@ -9,6 +9,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 from ttsframe.core.assembly import Services
+from ttsframe.core.backend import options_schema
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.job_replies import JobInfo
@@ -64,7 +65,8 @@ async def list_models(services: NamedDependency[Services]) -> ModelsResponse:
         models.append(ModelInfo(
             id=name, name=name, state=worker.state, default=name == default,
             capabilities=msgspec.to_builtins(backend.capabilities),
-            info=backend.describe() if worker.state == "ready" else {}))
+            info=backend.describe() if worker.state == "ready" else {},
+            options=options_schema(backend)))
     return ModelsResponse(models=models)
 
 
