@@ -139,7 +139,7 @@ def test_requests_with_any_parameters_share_the_decoding_loop(tiny_backend):  # 
     assert max(r.info["batch_size"] for r in results) == len(tasks)
     for t, got in zip(tasks, results, strict=True):
         (alone,) = tiny_backend.generate([task("again", t.text, **msgspec.structs.asdict(
-            t.params))])
+            t.params), **msgspec.structs.asdict(t.options))])
         assert got.tokens == alone.tokens and np.array_equal(got.samples, alone.samples)
 
 
