@@ -208,6 +208,14 @@ def _voice_name(voice: str | VoiceRef | None) -> str | None:
     return name.strip() or None
 
 
+def split_model_fields(fields: ModelFields) -> tuple[GenerationParams, dict[str, Any]]:
+    """The shared ``GenerationParams`` and the flat options (``FLAT_OPTIONS`` sent)."""
+    params = msgspec.convert(
+        {f: getattr(fields, f) for f in GenerationParams.__struct_fields__}, GenerationParams)
+    return params, {name: getattr(fields, name) for name in FLAT_OPTIONS
+                    if getattr(fields, name) is not None}
+
+
 def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, voice: str,
                     response_format: str) -> SpeechRequest:
     given = {f: getattr(body, f) for f in GenerationParams.__struct_fields__}
@@ -219,8 +227,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
                                param="cfg_filter_top_k", code="invalid_value")
         given["top_k"] = alias
     params = msgspec.convert(given, GenerationParams)
-    flat = {name: getattr(body, name) for name in FLAT_OPTIONS
-            if getattr(body, name) is not None}
+    _, flat = split_model_fields(body)
     notes = []
     if body.instructions:
         notes.append("'instructions' is not supported by this server and was ignored")
