@@ -45,6 +45,7 @@ from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
 from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402
+from ttsframe.plugins.dia.planning import DiaOptions  # noqa: E402
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint  # noqa: E402
 
 
@@ -69,8 +70,10 @@ def make_backend(cls, model_dir: Path) -> DiaBackend:
 
 
 def task(name: str, text: str, **params) -> SynthesisTask:
+    options = DiaOptions(**{k: params.pop(k) for k in DiaOptions.__struct_fields__
+                            if k in params})
     return SynthesisTask(task_id=f"{name}-{time.monotonic_ns()}", text=text,
-                         params=GenerationParams(**params))
+                         params=GenerationParams(**params), options=options)
 
 
 async def run_arrivals(backend: DiaBackend, arrivals: list[tuple[float, SynthesisTask]]):
@@ -171,7 +174,8 @@ def join_cost(backend: DiaBackend, rows: int, repeats: int) -> tuple[float, floa
             loop.step([])
             plain.append(time.perf_counter() - started)
             joiner = row(SynthesisTask(task_id="j", text="[S1] Joining.",
-                                       params=GenerationParams(max_tokens=1500, seed=9),
+                                       params=GenerationParams(seed=9),
+                                       options=DiaOptions(max_tokens=1500),
                                        prompt=prompt, prompt_transcript="[S1] Ten."))
             started = time.perf_counter()
             loop.step([joiner])

@@ -34,6 +34,7 @@ from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402
 from ttsframe.plugins.dia.loops import loop_seconds  # noqa: E402
+from ttsframe.plugins.dia.planning import DiaOptions  # noqa: E402
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint  # noqa: E402
 
 TEXT = ("[S1] A take of a length the benchmark asks for, spoken by the tiny checkpoint, "
@@ -69,8 +70,8 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for seconds in args.seconds:
             steps = min(3071, int(seconds * FPS) + 16)
-            task = SynthesisTask(task_id="bench", text=TEXT, params=GenerationParams(
-                seed=1, max_tokens=max(100, steps)))
+            task = SynthesisTask(task_id="bench", text=TEXT, params=GenerationParams(seed=1),
+                                 options=DiaOptions(max_tokens=max(100, steps)))
             generate_ms, (result,) = median_ms(lambda t=task: backend.generate([t]),
                                                max(1, args.repeats // 3))
             (codes,) = backend.generate_codes([task])

@@ -18,7 +18,15 @@ pytest.importorskip("transformers")
 
 from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.dia.backend import DiaBackend
+from ttsframe.plugins.dia.planning import DiaOptions
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint
+
+
+def dia_options(fields: dict) -> DiaOptions:
+    """Dia's options taken out of ``fields`` (a test's keyword arguments for a task, the
+    shared parameters left in it)."""
+    return DiaOptions(**{name: fields.pop(name) for name in DiaOptions.__struct_fields__
+                         if name in fields})
 
 
 @pytest.fixture(scope="session")

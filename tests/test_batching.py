@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.dia_fixtures import tiny_backend, tiny_model_dir  # noqa: E402, F401
+from tests.dia_fixtures import dia_options, tiny_backend, tiny_model_dir  # noqa: E402, F401
 from tests.server import ServerProcess  # noqa: E402
 from ttsframe.core.errors import InvalidInput  # noqa: E402
 from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
@@ -78,7 +78,9 @@ async def scheduled(backend, *, window: float, max_batch: int = 8,
 
 
 def task(task_id: str, text: str, **params) -> SynthesisTask:
-    return SynthesisTask(task_id=task_id, text=text, params=GenerationParams(**params))
+    options = dia_options(params)
+    return SynthesisTask(task_id=task_id, text=text, params=GenerationParams(**params),
+                         options=options)
 
 
 # ----------------------------------------------------------------------------- in process
@@ -137,7 +139,7 @@ def test_requests_with_any_parameters_share_the_decoding_loop(tiny_backend):  # 
     assert max(r.info["batch_size"] for r in results) == len(tasks)
     for t, got in zip(tasks, results, strict=True):
         (alone,) = tiny_backend.generate([task("again", t.text, **msgspec.structs.asdict(
-            t.params))])
+            t.params), **msgspec.structs.asdict(t.options))])
         assert got.tokens == alone.tokens and np.array_equal(got.samples, alone.samples)
 
 

@@ -74,7 +74,8 @@ def cloned_voice(dia_app, user_wav) -> str:
 def codes_through_the_server(services, voice: str, text: str):
     """The codes the server's own request path produces (prepare -> backend)."""
     request = SpeechRequest(text=text, voice_id=voice,
-                            params=GenerationParams(greedy=True, max_tokens=MAX_TOKENS))
+                            params=GenerationParams(greedy=True),
+                            options={"max_tokens": MAX_TOKENS})
     prepared = asyncio.run(services.speech.prepare(request))
     (out,) = services.backends["dia"].generate_codes([prepared.task])
     assert not isinstance(out, BaseException), out
@@ -132,7 +133,7 @@ def test_builtin_voices_sound_the_same_every_time(dia_app):
 
     def sampled_codes(voice: str):
         request = SpeechRequest(text="Same voice again.", voice_id=voice,
-                                params=GenerationParams(max_tokens=MAX_TOKENS))
+                                options={"max_tokens": MAX_TOKENS})
         prepared = asyncio.run(services.speech.prepare(request))
         (out,) = services.backends["dia"].generate_codes([prepared.task])
         return out.codes

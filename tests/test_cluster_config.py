@@ -3,6 +3,7 @@ These run in the main suite, without a Ray cluster."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -10,12 +11,19 @@ import numpy as np
 import pytest
 
 from ttsframe.cli import _serve_overrides, build_parser
-from ttsframe.cluster.wire import decode_outcome, encode_outcome, prompt_key, to_payload
+from ttsframe.cluster.wire import (
+    decode_outcome,
+    encode_outcome,
+    payload_fields,
+    prompt_key,
+    to_payload,
+)
 from ttsframe.core.config import load_settings
 from ttsframe.core.errors import ConfigError, GenerationFailed, InvalidInput
 from ttsframe.core.speech_types import GenerationParams
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
+from ttsframe.plugins.dia.planning import DiaOptions
 
 
 def test_flags_set_the_cluster_keys(tmp_path):
@@ -55,6 +63,7 @@ def test_local_engine_never_imports_ray(tmp_path):
 def test_payload_carries_the_task_but_not_its_callbacks():
     prompt = AudioPrompt("p", np.linspace(-0.5, 0.5, 441, dtype=np.float32), 44100)
     task = SynthesisTask(task_id="t1", text="[S1] Hi.", params=GenerationParams(seed=4),
+                         options=DiaOptions(max_tokens=300, cfg_scale=2.0),
                          prompt=prompt, prompt_transcript="[S1] Me.", voice_id="v",
                          text_bytes_hint=12)
     task.on_audio = lambda samples: None
@@ -63,6 +72,10 @@ def test_payload_carries_the_task_but_not_its_callbacks():
     cached = to_payload(task, send_prompt=False, key=key)
     assert sent.prompt is prompt and cached.prompt is None and cached.prompt_key == key
     assert sent.stream and not sent.progress and sent.params.seed == 4
+    # The backend's options cross the wire (Ray pickles the payload) and come back whole.
+    arrived = pickle.loads(pickle.dumps(cached))
+    rebuilt = SynthesisTask(**payload_fields(arrived, None))
+    assert rebuilt.options == DiaOptions(max_tokens=300, cfg_scale=2.0)
     # The same audio under another id is the same prompt; other audio is not.
     assert prompt_key(AudioPrompt("other", prompt.samples.copy(), 44100)) == key
     assert prompt_key(AudioPrompt("p", prompt.samples * 0.5, 44100)) != key

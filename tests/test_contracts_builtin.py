@@ -6,7 +6,6 @@ import pytest
 
 from ttsframe.core.config import QualityConfig
 from ttsframe.core.quality import BuiltinChecks
-from ttsframe.core.speech_types import GenerationParams
 from ttsframe.plugins import encoders
 from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
 from ttsframe.plugins.roles import RoleTagger
@@ -118,7 +117,7 @@ class TestDiaBackend(BackendContract):
     """The real transformers path on the tiny random checkpoint: its length does not
     follow the text, so only the contract's other promises are checked."""
 
-    params = GenerationParams(max_tokens=100)
+    options = {"max_tokens": 100}
     duration_grows_with_text = False
 
     @pytest.fixture

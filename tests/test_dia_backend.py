@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.dia_fixtures import ok  # noqa: E402
+from tests.dia_fixtures import dia_options, ok  # noqa: E402
 from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput  # noqa: E402
 from ttsframe.core.speech_types import GenerationParams  # noqa: E402
 from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
@@ -29,8 +29,9 @@ GREEDY = {"do_sample": False}
 
 def make_task(text: str, *, task_id: str | None = None, prompt: AudioPrompt | None = None,
               transcript: str | None = None, **params) -> SynthesisTask:
+    options = dia_options(params)
     return SynthesisTask(task_id=task_id or text, text=text, params=GenerationParams(**params),
-                         prompt=prompt, prompt_transcript=transcript)
+                         options=options, prompt=prompt, prompt_transcript=transcript)
 
 
 def noise_prompt(seconds: float, seed: int = 0, rate: int = 44100) -> AudioPrompt:

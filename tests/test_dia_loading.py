@@ -22,10 +22,12 @@ from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.dia import backend as dia_backend
 from ttsframe.plugins.dia.backend import DiaBackend
 from ttsframe.plugins.dia.loading import ModelUnavailable
+from ttsframe.plugins.dia.planning import DiaOptions
 
 pytest_plugins = ["tests.dia_fixtures"]
 
-GREEDY = GenerationParams(greedy=True, max_tokens=40)
+GREEDY = GenerationParams(greedy=True)
+SHORT = DiaOptions(max_tokens=40)
 
 
 @pytest.fixture
@@ -39,7 +41,8 @@ def offline_cache(monkeypatch, tmp_path):
 
 
 def speak(backend: DiaBackend):
-    (result,) = backend.generate([SynthesisTask(task_id="t", text="[S1] hi.", params=GREEDY)])
+    (result,) = backend.generate([SynthesisTask(task_id="t", text="[S1] hi.", params=GREEDY,
+                                                options=SHORT)])
     assert not isinstance(result, BaseException), result
     return result
 

@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 import torch
 
-from tests.dia_fixtures import ok
+from tests.dia_fixtures import dia_options, ok
 from ttsframe.core.errors import Cancelled
 from ttsframe.core.synthesis import GenerationParams, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
@@ -22,8 +22,9 @@ pytest_plugins = ["tests.dia_fixtures"]
 
 
 def task(text: str, *, prompt: AudioPrompt | None = None, **params) -> SynthesisTask:
+    options = dia_options(params)
     return SynthesisTask(task_id=f"{text}-{id(params)}", text=text,
-                         params=GenerationParams(**params), prompt=prompt,
+                         params=GenerationParams(**params), options=options, prompt=prompt,
                          prompt_transcript="[S1] Prompt words." if prompt else None)
 
 

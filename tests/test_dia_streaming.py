@@ -18,7 +18,7 @@ from litestar.testing import TestClient  # noqa: E402
 
 from tests.audio_checks import decode  # noqa: E402
 from tests.conftest import make_services  # noqa: E402
-from tests.dia_fixtures import count_codec_encodes, ok  # noqa: E402
+from tests.dia_fixtures import count_codec_encodes, dia_options, ok  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.test_streaming import aligned_correlation  # noqa: E402
 from ttsframe.core.errors import Cancelled  # noqa: E402
@@ -28,6 +28,7 @@ from ttsframe.core.voices import AudioPrompt  # noqa: E402
 from ttsframe.http.app import create_app  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402
+from ttsframe.plugins.dia.planning import DiaOptions  # noqa: E402
 from ttsframe.plugins.dia.prompt_cache import PromptCache  # noqa: E402
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint  # noqa: E402
 from ttsframe.testing.waiting import eventually  # noqa: E402
@@ -56,8 +57,10 @@ def endless_backend(endless_model):
 
 def task(text: str, *, stream: bool, prompt: AudioPrompt | None = None, **params):
     pieces: list[np.ndarray] = []
+    options = dia_options(params)
     t = SynthesisTask(task_id=f"{text}-{stream}", text=text,
-                      params=GenerationParams(greedy=True, **params), prompt=prompt,
+                      params=GenerationParams(greedy=True, **params), options=options,
+                      prompt=prompt,
                       prompt_transcript="[S1] The prompt says this." if prompt else None)
     if stream:
         t.on_audio = pieces.append
@@ -172,10 +175,12 @@ def test_model_and_codec_run_in_inference_mode(tiny_backend):
                              .astype(np.float32), 44100)
         streamed = SynthesisTask(task_id="s", text="[S1] Streamed.", prompt=prompt,
                                  prompt_transcript="[S1] Hi.",
-                                 params=GenerationParams(greedy=True, max_tokens=120))
+                                 params=GenerationParams(greedy=True),
+                                 options=DiaOptions(max_tokens=120))
         streamed.on_audio = lambda samples: None
         plain = SynthesisTask(task_id="p", text="[S1] Plain.",
-                              params=GenerationParams(greedy=True, max_tokens=120))
+                              params=GenerationParams(greedy=True),
+                              options=DiaOptions(max_tokens=120))
         tiny_backend.generate([streamed])
         tiny_backend.generate([plain])
     finally:

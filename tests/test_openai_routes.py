@@ -14,12 +14,18 @@ def test_models_list_has_openai_shape_with_backends_and_aliases(app_client):
     assert ids[0] == "tone"
     assert {"tts-1", "tts-1-hd", "gpt-4o-mini-tts"} <= set(ids)
     for model in body["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
+        assert set(model) == {"id", "object", "created", "owned_by", "options"}
         assert model["object"] == "model"
         assert isinstance(model["created"], int) and model["created"] > 1_600_000_000
     owners = {m["id"]: m["owned_by"] for m in body["data"]}
     assert owners["tone"] == "tone-plugin"  # the plugin that registered the backend
     assert owners["tts-1"] == "ttsframe"
+    # Each model's option schema; an OpenAI name's are the default backend's (the
+    # test backend's are Dia's names: tests/conftest.py registers the fake backend).
+    options = {m["id"]: m["options"] for m in body["data"]}
+    assert set(options["tone"]["properties"]) == {"cfg_scale", "max_tokens",
+                                                  "use_torch_compile"}
+    assert options["tts-1"] == options["tone"]  # tone is the default backend
 
 
 def test_model_retrieve(app_client):

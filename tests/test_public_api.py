@@ -50,8 +50,8 @@ BUILTIN_INTERNALS = {
     "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids", "ttsframe.core.paths"},
     # The server's pronunciation dictionary, the file the /pronunciations routes edit.
     "pronunciations.py": {"ttsframe.core.pronunciations"},
-    # The speaker set and tag patterns the per-backend options work turns into a backend
-    # capability.
+    # The tag patterns and the tag normaliser the core's chunking and SSML share (the
+    # speakers themselves are the backend's capability, ``Capabilities.speakers``).
     "speaker_tags.py": {"ttsframe.core.text"},
 }
 

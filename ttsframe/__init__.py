@@ -36,7 +36,13 @@ from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.prompt_areas import PromptAreas
 from ttsframe.core.quality import CheckResult, Take
 from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest
-from ttsframe.core.synthesis import CancelToken, Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import (
+    BackendOptions,
+    CancelToken,
+    Capabilities,
+    SynthesisResult,
+    SynthesisTask,
+)
 from ttsframe.core.text import outside_markup, speaker_of_leading_tag
 from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
 from ttsframe.core.voice_store import VoiceStore
@@ -45,6 +51,7 @@ from ttsframe.core.voices import AudioPrompt, Voice
 __all__ = [
     "AudioPrompt",
     "Backend",
+    "BackendOptions",
     "BackendUnavailable",
     "BufferedStream",
     "BuiltinVoiceStore",

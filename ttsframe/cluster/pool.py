@@ -133,7 +133,8 @@ class ReplicaSlot:
 
 class RemoteBackend(Backend):
     """The API node's stand-in for a backend that runs on replicas: the core reads its
-    capabilities (as a loaded replica reports them) and batch keys; it never generates.
+    capabilities (as a loaded replica reports them), options and batch keys; it never
+    generates.
 
     Batch keys come from an unloaded local instance of the backend, which may group
     more cautiously than a loaded one; the replica's backend still checks each batch.
@@ -143,6 +144,7 @@ class RemoteBackend(Backend):
         self.local = local
         self.pool = pool
         self.name = getattr(local, "name", pool.name)
+        self.options = local.options  # requests' options are checked on the API node
 
     @property
     def capabilities(self) -> Capabilities:

@@ -17,7 +17,7 @@ import numpy as np
 from ttsframe.core import errors
 from ttsframe.core.prompt_areas import PromptAreas
 from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import BackendOptions, SynthesisResult, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
 
 
@@ -25,6 +25,9 @@ class TaskPayload(msgspec.Struct, kw_only=True):
     task_id: str
     text: str
     params: GenerationParams
+    # The backend's options Struct (``SynthesisTask.options``), pickled with the rest:
+    # its class is the backend plugin's, which the replica has loaded too.
+    options: Any = msgspec.field(default_factory=BackendOptions)
     # The prompt's content hash; its samples are sent only to a replica without it.
     prompt_key: str | None = None
     prompt: AudioPrompt | None = None
@@ -76,7 +79,8 @@ def replica_prompts() -> PromptAreas:
 
 def to_payload(task: SynthesisTask, *, send_prompt: bool, key: str | None) -> TaskPayload:
     return TaskPayload(
-        task_id=task.task_id, text=task.text, params=task.params, prompt_key=key,
+        task_id=task.task_id, text=task.text, params=task.params, options=task.options,
+        prompt_key=key,
         prompt=task.prompt if send_prompt else None,
         prompt_transcript=task.prompt_transcript, voice_id=task.voice_id,
         language=task.language, text_bytes_hint=task.text_bytes_hint,
@@ -105,6 +109,7 @@ def decode_outcome(outcome: SynthesisResult | RemoteError) -> SynthesisResult | 
 def payload_fields(payload: TaskPayload, prompt: AudioPrompt | None) -> dict[str, Any]:
     """The ``SynthesisTask`` fields a payload carries (callbacks added by the replica)."""
     return dict(task_id=payload.task_id, text=payload.text, params=payload.params,
+                options=payload.options,
                 prompt=prompt, prompt_transcript=payload.prompt_transcript,
                 voice_id=payload.voice_id, language=payload.language,
                 text_bytes_hint=payload.text_bytes_hint,

@@ -11,7 +11,10 @@ import abc
 from collections.abc import Hashable
 from typing import Any, Protocol
 
-from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
+import msgspec
+
+from ttsframe.core.options import option_schema
+from ttsframe.core.synthesis import BackendOptions, Capabilities, SynthesisResult, SynthesisTask
 
 
 class TaskFeed(Protocol):
@@ -47,6 +50,11 @@ class Backend(abc.ABC):
     """
 
     name: str
+    # The options it takes besides the shared ``GenerationParams``: a ``BackendOptions``
+    # subclass. Requests send them as ``options`` (checked against it before queueing, a
+    # 400 naming the backend and the field); the backend reads them as ``task.options``;
+    # ``/models`` publishes their schema.
+    options: type[msgspec.Struct] = BackendOptions
     # True for a backend whose ``serve`` runs a decoding loop that tasks join and leave
     # between steps.
     continuous: bool = False
@@ -95,3 +103,8 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Release resources at shutdown."""
+
+
+def options_schema(backend: Backend) -> dict[str, Any]:
+    """The JSON schema of the options ``backend`` takes (``/models``, ``/v1/models``)."""
+    return option_schema(backend.options)

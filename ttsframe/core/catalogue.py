@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ttsframe.core.backend import Backend
+from ttsframe.core.backend import Backend, options_schema
 from ttsframe.core.config import Settings
 from ttsframe.core.errors import InvalidInput, NotFound
 from ttsframe.core.synthesis import Capabilities
@@ -64,9 +64,10 @@ class ModelEntry:
     info: dict[str, Any] = field(default_factory=dict)
     # With ``cluster.engine = "ray"``: each replica's state, node, process, error.
     replicas: list[dict[str, Any]] | None = None
-    # The backend's request options as a JSON schema (per-backend options); None while
-    # the backend declares none. ``/models`` and ``/v1/models`` publish it.
-    options: dict[str, Any] | None = None
+    # The JSON schema of the backend's request options (``Backend.options``; an object
+    # with no properties for a backend without options). ``/models`` and ``/v1/models``
+    # publish it.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -130,7 +131,8 @@ class ModelCatalogue:
             error=worker.error if detail else None,
             capabilities=self._backends[name].capabilities, owner=self.owner(name),
             info=worker.backend.describe() if ready and detail else {},
-            replicas=replica_health() if detail and replica_health is not None else None)
+            replicas=replica_health() if detail and replica_health is not None else None,
+            options=options_schema(self._backends[name]))
 
     def entries(self, *, detail: bool = True) -> list[ModelEntry]:
         """Every backend's entry, by name."""

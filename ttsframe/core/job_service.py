@@ -44,7 +44,7 @@ from ttsframe.core.paths import is_stored_file
 from ttsframe.core.request_context import REQUEST_ID
 from ttsframe.core.scheduler import Ticket
 from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
-from ttsframe.core.speech_types import SpeechRequest
+from ttsframe.core.speech_types import SpeechRequest, stored_request
 
 log = logging.getLogger("ttsframe.jobs")
 
@@ -226,7 +226,7 @@ class JobService:
                     return  # still pending: the next start resumes it
 
     async def _prepare_again(self, row: Row) -> PreparedSpeech:
-        request = msgspec.json.decode(row["request"], type=SpeechRequest)
+        request = stored_request(row["request"])
         worker = self.scheduler.workers.get(self.speech.resolve_backend(request.model))
         if worker is None:
             raise NotFound(f"Model '{request.model}' is not loaded any more")

@@ -17,6 +17,8 @@ class TextContext(msgspec.Struct, kw_only=True):
     voice: Voice
     backend: str
     speaker_tags: bool
+    # The speaker tags the backend understands (``Capabilities.speakers``).
+    speakers: tuple[str, ...] = ("S1", "S2")
     # The request's language code, None when it named none.
     language: str | None = None
     # The request's "normalize" field: None leaves it to each normalizing preprocessor's

@@ -34,6 +34,7 @@ from ttsframe.core.chunking import chunk_text, speakers_of, split_first_speakers
 from ttsframe.core.config import Settings
 from ttsframe.core.encoder import Encoder
 from ttsframe.core.errors import InvalidInput, NotFound, cause_of_stop
+from ttsframe.core.options import decode_options
 from ttsframe.core.output_pipeline import OutputPipeline
 from ttsframe.core.preprocessor import TextContext, TextPreprocessor
 from ttsframe.core.quality import (
@@ -214,6 +215,8 @@ class SpeechService:
             if ssml.rate is not None:  # <prosody rate> around the whole document
                 speed = round(speed * ssml.rate, 4)
         check_speed(speed)  # buffered and streamed alike, before queueing
+        options, option_notes = decode_options(backend_name, backend.options,
+                                               request.options, request.flat_options)
         # Voice stores may read files or a database: never on the event loop.
         voice = await self._voice(request.voice_id.strip())
         if voice.backends and backend_name not in voice.backends:
@@ -221,8 +224,10 @@ class SpeechService:
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "
                 f"not '{backend_name}'", param="voice", code="invalid_value")
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
-                          speaker_tags=caps.speaker_tags, language=request.language,
+                          speaker_tags=caps.speaker_tags, speakers=caps.speakers,
+                          language=request.language,
                           normalize=request.normalize, chat_text=request.chat_text)
+        ctx.warnings.extend(option_notes)
         answered = {pre.request_option for pre in self.preprocessors}
         for option, hint in TEXT_OPTIONS.items():
             if getattr(request, option) and option not in answered:
@@ -269,7 +274,8 @@ class SpeechService:
                                f"'{voice.voice_id}')", param="voice",
                                code="voice_not_found") from None
         transcript = voice.audio_prompt_transcript if prompt is not None else None
-        task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params, prompt=prompt,
+        task = SynthesisTask(task_id=uuid.uuid4().hex, text=text, params=params,
+                             options=options, prompt=prompt,
                              prompt_transcript=voice.audio_prompt_transcript,
                              voice_id=voice.voice_id, language=request.language)
         budget = self.chunk_bytes(backend_name, caps, prompt, transcript)
@@ -466,6 +472,7 @@ class SpeechService:
         largest = max(len(chunk.encode()) for chunk in batched)
         return [
             SynthesisTask(task_id=f"{task.task_id}.{i}", text=chunk, params=task.params,
+                          options=task.options,
                           prompt=task.prompt, prompt_transcript=task.prompt_transcript,
                           cancel=task.cancel, on_progress=partial(progress.update, i),
                           voice_id=task.voice_id, language=task.language,

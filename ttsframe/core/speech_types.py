@@ -8,7 +8,7 @@ and their audio prompts are in ``core/voices.py``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,17 +16,14 @@ Role = Literal["user", "assistant", "system"]
 
 
 class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Model parameters a request may set; ``None`` means "the backend's default".
-
-    Ranges are those of the API guide.
+    """The model parameters every backend shares; ``None`` means "the backend's default".
+    What only one backend takes is its own options (``Backend.options``,
+    ``SpeechRequest.options``). Ranges are those of the API guide.
     """
 
     temperature: Annotated[float, msgspec.Meta(ge=0.1, le=2.0)] | None = None
-    cfg_scale: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] | None = None
     top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
     top_k: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=100, le=10000)] | None = None
-    use_torch_compile: bool | None = None
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
     greedy: bool = False
     chunk_continuity: Annotated[bool | None, msgspec.Meta(description=(
@@ -52,6 +49,13 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # it: opus is always 48 kHz). The audio is resampled after the tempo change.
     sample_rate: int | None = None
     params: GenerationParams = msgspec.field(default_factory=GenerationParams)
+    # The chosen backend's own options as sent (``core/options.py``): each must be one
+    # it declares (``Backend.options``), else a 400 before queueing.
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Options sent as top-level body fields (the API guide's flat ``cfg_scale``,
+    # ``max_tokens``, ``use_torch_compile``): a backend that declares one gets it, any
+    # other ignores it with a warning.
+    flat_options: dict[str, Any] = msgspec.field(default_factory=dict)
     stream: bool = False
     # A language code ("en", "de", "zh-cn") for multilingual backends; None: the backend's.
     language: str | None = None
@@ -78,6 +82,22 @@ class SpeechRequest(msgspec.Struct, kw_only=True):
     # Check each take and retry a failed one (``core/quality``); None: ``[quality]
     # enabled``.
     quality: bool | None = None
+
+
+# Dia's options, which were ``params`` fields before backends declared their own:
+# a request stored then (a job row) keeps them as flat options.
+_FORMER_PARAMS = ("cfg_scale", "max_tokens", "use_torch_compile")
+
+
+def stored_request(data: bytes | str) -> SpeechRequest:
+    """A ``SpeechRequest`` stored as JSON (a job row), also one stored before options
+    left ``params``."""
+    raw = msgspec.json.decode(data)
+    params = raw.get("params") or {}
+    moved = {name: params.pop(name) for name in _FORMER_PARAMS if name in params}
+    if moved:
+        raw["flat_options"] = {**moved, **(raw.get("flat_options") or {})}
+    return msgspec.convert(raw, SpeechRequest)
 
 
 class SpeechOutput(msgspec.Struct, kw_only=True):

@@ -20,6 +20,15 @@ from ttsframe.core.speech_types import GenerationParams
 from ttsframe.core.voices import AudioPrompt
 
 
+class BackendOptions(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The options a backend takes besides the shared ``GenerationParams``: a backend
+    declares a subclass as its ``Backend.options`` (every field with a default; ``None``
+    meaning "the backend's own default" reads best), requests send them as ``options``,
+    the core validates them against it before queueing and hands them over as
+    ``SynthesisTask.options``. This base declares none. Frozen, so options can be part
+    of a batch key."""
+
+
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     """What a backend can do; the core reads this instead of guessing."""
 
@@ -36,6 +45,10 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     max_batch_size: int = 1
     supports_streaming: bool = False
     speaker_tags: bool = False
+    # The speaker tags it understands, in the text as ``[S1]``: with ``speaker_tags`` a
+    # tag outside these is refused (400) instead of being read aloud. Dia-style scripts'
+    # two speakers unless a backend declares its own.
+    speakers: tuple[str, ...] = ("S1", "S2")
     languages: tuple[str, ...] = ("en",)
     # Seconds of audio per character of text this backend speaks at, (fastest, slowest):
     # the quality stage's speaking-rate check (``core/quality``); None: not checked
@@ -76,6 +89,9 @@ class SynthesisTask(msgspec.Struct, kw_only=True):
     task_id: str
     text: str
     params: GenerationParams
+    # The request's options for this backend, decoded into its ``Backend.options``
+    # (``BackendOptions()`` when it declares none).
+    options: Any = msgspec.field(default_factory=BackendOptions)
     prompt: AudioPrompt | None = None
     prompt_transcript: str | None = None
     cancel: CancelToken = msgspec.field(default_factory=CancelToken)

@@ -1,4 +1,5 @@
-"""Text facts shared by preprocessors and backends: speaker tags and their patterns."""
+"""Text facts shared by preprocessors and backends: speaker tags and their patterns (which
+tags a backend understands is its ``Capabilities.speakers``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from ttsframe.core.errors import InvalidInput
 # "[S1]", "[s2]", "[ S1 ]" ... any bracketed S-number, so unknown speakers can be reported.
 ANY_TAG = re.compile(r"\[\s*[sS]\s*(\d+)\s*\]")
 LEADING_TAG = re.compile(r"^\s*\[\s*[sS]\s*\d+\s*\]")
-SPEAKERS = ("S1", "S2")
 # Markup that text rewriting (normalization, the pronunciation dictionary) leaves exactly
 # as written: speaker tags and parenthesised nonverbals (one to three lowercase words, as
 # the nonverbals plugin reads them).
@@ -30,13 +30,15 @@ def outside_markup(text: str, rewrite: Callable[[str], str]) -> str:
     return "".join(pieces)
 
 
-def canonical_tags(text: str, unknown: Callable[[str], str]) -> str:
-    """``[s1]``/``[ S1 ]`` -> ``[S1]`` with single spaces; a speaker outside ``SPEAKERS``
-    raises ``InvalidInput(unknown(tag))`` so each caller words the error for its field."""
+def canonical_tags(text: str, unknown: Callable[[str], str],
+                   speakers: tuple[str, ...]) -> str:
+    """``[s1]``/``[ S1 ]`` -> ``[S1]`` with single spaces; a speaker outside ``speakers``
+    (a backend's ``Capabilities.speakers``, or the tags a voice may name) raises
+    ``InvalidInput(unknown(tag))`` so each caller words the error for its field."""
 
     def canonical(match: re.Match[str]) -> str:
         tag = f"S{int(match.group(1))}"
-        if tag not in SPEAKERS:
+        if tag not in speakers:
             raise InvalidInput(unknown(tag))
         return f"[{tag}]"
 

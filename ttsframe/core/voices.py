@@ -13,6 +13,7 @@ The rules live in the core so that any store plugin gives the same answers:
 
 from __future__ import annotations
 
+import typing
 import zlib
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -22,9 +23,13 @@ import numpy as np
 
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.ids import check_id
-from ttsframe.core.text import ANY_TAG, SPEAKERS, canonical_tags, speaker_of_leading_tag
+from ttsframe.core.text import ANY_TAG, canonical_tags, speaker_of_leading_tag
 
+# The speakers a voice's record may name (its ``primary_speaker`` and its transcript's
+# tags): the voice record's own rule, whatever backend speaks it. Which tags a backend
+# understands is its ``Capabilities.speakers``.
 Speaker = Literal["S1", "S2"]
+VOICE_SPEAKERS: tuple[str, ...] = typing.get_args(Speaker)
 
 
 class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -71,7 +76,7 @@ def canonical_transcript(transcript: str) -> str:
 
     text = canonical_tags(transcript, lambda tag: (
         f"audio_prompt_transcript has unknown speaker tag [{tag}]; use "
-        f"{' or '.join(f'[{s}]' for s in SPEAKERS)}"))
+        f"{' or '.join(f'[{s}]' for s in VOICE_SPEAKERS)}"), VOICE_SPEAKERS)
     if text and not ANY_TAG.sub("", text).strip():
         raise InvalidInput("audio_prompt_transcript contains only speaker tags; write the "
                            "words spoken in the audio prompt")

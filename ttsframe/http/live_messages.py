@@ -4,12 +4,12 @@ gets the same kind of answer: an ``InvalidInput`` naming the field."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import GenerationParams
+from ttsframe.http.schemas import ModelFields
 
 ContextId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
 
@@ -54,7 +54,10 @@ class LiveStart(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     audio: Literal["binary", "base64"] = "binary"
     speed: Annotated[float, msgspec.Meta(ge=0.25, le=4.0)] = 1.0
     language: str | None = None
-    params: GenerationParams = msgspec.field(default_factory=GenerationParams)
+    # The model fields of /generate: the shared parameters and Dia's flat options.
+    params: ModelFields = msgspec.field(default_factory=ModelFields)
+    # The backend's own options, as /generate's ``options``.
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class LiveText(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag="text",

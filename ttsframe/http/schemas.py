@@ -31,6 +31,34 @@ OPENAI_PCM_RATE = 24000
 # The reference Dia implementation's name for the CFG filter's k; accepted as ``top_k``.
 FilterTopK = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 
+# Dia's options as the API guide's flat body fields (``DiaOptions``): kept in both bodies,
+# where they reach a backend that declares them (``SpeechRequest.flat_options``).
+FLAT_OPTIONS = ("cfg_scale", "max_tokens", "use_torch_compile")
+
+
+class ModelFields(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The model fields of both speech bodies, in the API guide's order: the shared
+    ``GenerationParams`` and Dia's options sent flat (``FLAT_OPTIONS``)."""
+
+    temperature: Annotated[float, msgspec.Meta(ge=0.1, le=2.0)] | None = None
+    cfg_scale: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=100, le=10000)] | None = None
+    use_torch_compile: bool | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
+    greedy: bool = False
+    chunk_continuity: Annotated[bool | None, msgspec.Meta(description=(
+        "Long text without a voice prompt: generate every chunk after the first with the "
+        "first chunk's audio and text as its prompt, so the voice stays the same (false: "
+        "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
+
+
+Options = Annotated[dict[str, Any] | None, msgspec.Meta(description=(
+    "The chosen backend's own options, by name (GET /models lists each backend's under "
+    "'options'); an option the backend does not declare is a 400. Dia's cfg_scale, "
+    "max_tokens and use_torch_compile may also be sent as the body's own fields."))]
+
 # The voice used when a request names none (or sends ``""``, as SillyTavern does for an
 # unset voice): OpenAI's and SillyTavern's first voice.
 DEFAULT_VOICE = "alloy"
@@ -67,7 +95,7 @@ Captions = Annotated[Literal["json", "srt", "vtt"], msgspec.Meta(description=(
     "needs a whole reply (not streamed)"))]
 
 
-class GenerateRequest(GenerationParams, kw_only=True):
+class GenerateRequest(ModelFields, kw_only=True):
     """``/generate`` body. Accepts the API guide's shape (``text``, ``voice_id``) and the
     OpenAI shape (``input``, ``voice``); ``cfg_filter_top_k`` is ``top_k``. Unknown
     fields are ignored and named in ``X-TTSFrame-Warnings``."""
@@ -90,6 +118,7 @@ class GenerateRequest(GenerationParams, kw_only=True):
     quality: Quality = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
+    options: Options = None
 
     def to_domain(self, *, default_format: str,
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -104,7 +133,7 @@ class GenerateRequest(GenerationParams, kw_only=True):
         return request
 
 
-class SpeechCreateRequest(GenerationParams, kw_only=True):
+class SpeechCreateRequest(ModelFields, kw_only=True):
     """``/v1/audio/speech`` body: OpenAI's fields plus the model parameters (temperature,
     cfg_scale, ``cfg_filter_top_k`` = ``top_k``, ...) and ``role``; unknown fields are
     ignored and named in ``X-TTSFrame-Warnings``. ``model`` may be a backend
@@ -134,6 +163,7 @@ class SpeechCreateRequest(GenerationParams, kw_only=True):
     quality: Quality = None
     cfg_filter_top_k: FilterTopK | None = None
     captions: Captions | None = None
+    options: Options = None
 
     def to_domain(self, *, default_format: str = "mp3",
                   default_voice: str = DEFAULT_VOICE) -> SpeechRequest:
@@ -178,6 +208,14 @@ def _voice_name(voice: str | VoiceRef | None) -> str | None:
     return name.strip() or None
 
 
+def split_model_fields(fields: ModelFields) -> tuple[GenerationParams, dict[str, Any]]:
+    """The shared ``GenerationParams`` and the flat options (``FLAT_OPTIONS`` sent)."""
+    params = msgspec.convert(
+        {f: getattr(fields, f) for f in GenerationParams.__struct_fields__}, GenerationParams)
+    return params, {name: getattr(fields, name) for name in FLAT_OPTIONS
+                    if getattr(fields, name) is not None}
+
+
 def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, voice: str,
                     response_format: str) -> SpeechRequest:
     given = {f: getattr(body, f) for f in GenerationParams.__struct_fields__}
@@ -189,6 +227,7 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
                                param="cfg_filter_top_k", code="invalid_value")
         given["top_k"] = alias
     params = msgspec.convert(given, GenerationParams)
+    _, flat = split_model_fields(body)
     notes = []
     if body.instructions:
         notes.append("'instructions' is not supported by this server and was ignored")
@@ -200,6 +239,8 @@ def _speech_request(body: GenerateRequest | SpeechCreateRequest, *, text: str, v
         response_format=response_format.strip().lower(),
         speed=body.speed,
         params=params,
+        options=dict(body.options or {}),
+        flat_options=flat,
         stream=bool(body.stream),
         language=body.language,
         normalize=body.normalize,
@@ -307,6 +348,8 @@ class ModelInfo(msgspec.Struct):
     default: bool
     capabilities: dict[str, Any]
     info: dict[str, Any]
+    # The JSON schema of the backend's own options (what a request's ``options`` may hold).
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ModelsResponse(msgspec.Struct):
@@ -335,6 +378,9 @@ class OpenAIModel(msgspec.Struct):
     created: int
     owned_by: str
     object: str = "model"
+    # The JSON schema of the options a request for this model may send (``options``);
+    # an OpenAI name's are the default backend's.
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class OpenAIModelList(msgspec.Struct):

@@ -26,9 +26,8 @@ from litestar.response import Redirect
 
 from ttsframe import __version__
 from ttsframe.core.assembly import Services
-from ttsframe.core.speech_types import GenerationParams
 from ttsframe.http.auth import check_access
-from ttsframe.http.schemas import Speed
+from ttsframe.http.schemas import ModelFields, Speed
 
 STATIC_DIR = Path(__file__).with_name("ui_static")
 MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript",
@@ -84,7 +83,7 @@ def param_ranges() -> dict[str, dict[str, Any]]:
     """Ranges of the model parameters, read from the request types the API validates
     with, so the page's limits cannot drift from the server's."""
     out: dict[str, dict[str, Any]] = {}
-    info = msgspec.inspect.type_info(GenerationParams)
+    info = msgspec.inspect.type_info(ModelFields)
     fields = {f.name: f.type for f in info.fields}
     fields["speed"] = msgspec.inspect.type_info(Speed)
     for name, default in PARAM_DEFAULTS.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ttsframe import InvalidInput, TextContext, TextPreprocessor, hookimpl
-from ttsframe.core.text import ANY_TAG, LEADING_TAG, SPEAKERS, canonical_tags
+from ttsframe.core.text import ANY_TAG, LEADING_TAG, canonical_tags
 
 
 class SpeakerTagNormaliser(TextPreprocessor):
@@ -22,7 +22,7 @@ class SpeakerTagNormaliser(TextPreprocessor):
 
         text = canonical_tags(text, lambda tag: (
             f"unknown speaker tag [{tag}]: backend '{ctx.backend}' knows "
-            f"{', '.join(f'[{s}]' for s in SPEAKERS)}"))
+            f"{', '.join(f'[{s}]' for s in ctx.speakers)}"), ctx.speakers)
         if not LEADING_TAG.match(text):
             text = f"[{ctx.voice.primary_speaker}] {text}"
         if not ANY_TAG.sub("", text).strip():

@@ -32,6 +32,7 @@ import numpy as np
 
 from ttsframe import (
     Backend,
+    BackendOptions,
     Cancelled,
     Capabilities,
     InvalidInput,
@@ -149,11 +150,21 @@ def speech_like(text: str, n: int, rate: int, salt: int = 0) -> np.ndarray:
     return out.astype(np.float32)
 
 
+class FakeOptions(BackendOptions, kw_only=True, frozen=True):
+    """The options it takes: Dia's names and ranges, since it stands in for Dia (only
+    ``max_tokens`` changes anything: tasks batch by it with ``batch_by = "params"``)."""
+
+    cfg_scale: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=100, le=10000)] | None = None
+    use_torch_compile: bool | None = None
+
+
 class FakeBackend(Backend):
     """A backend as configured by ``FakeConfig``; ``calls`` holds each batch it was given,
     ``tasks`` the same tasks in one list."""
 
     name = "fake"
+    options = FakeOptions
 
     def __init__(self, config: FakeConfig | None = None, *, name: str | None = None) -> None:
         self.config = config or FakeConfig()
@@ -179,7 +190,7 @@ class FakeBackend(Backend):
         if self.config.max_batch_size == 1:
             return task.task_id
         if self.config.batch_by == "params":
-            return (task.params.temperature, task.params.max_tokens)
+            return (task.params.temperature, getattr(task.options, "max_tokens", None))
         return "all"
 
     @property

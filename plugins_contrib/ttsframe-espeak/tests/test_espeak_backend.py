@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from ttsframe_espeak import EspeakBackend, EspeakConfig
+from ttsframe_espeak import EspeakBackend, EspeakConfig, EspeakOptions
 
 from ttsframe import ConfigError
 from ttsframe.testing.audio import rms
@@ -71,6 +71,17 @@ def test_duration_follows_the_text_and_the_rate(espeak):
     slow = EspeakBackend(EspeakConfig(rate=100))
     slow.load()
     assert len(speak(slow, "One sentence here.").samples) > 1.4 * one
+
+
+def test_a_requests_options_override_the_configured_settings(espeak):
+    text = "Hello, how are you doing today?"
+    plain = speak(espeak, text)
+    slow = speak(espeak, text, options=EspeakOptions(rate=100))
+    assert len(slow.samples) > 1.4 * len(plain.samples)
+    gaps = speak(espeak, text, options=EspeakOptions(word_gap_ms=200))
+    assert len(gaps.samples) > len(plain.samples) + 0.15 * 5 * 22050  # 6 words, 5+ gaps
+    high = speak(espeak, text, options=EspeakOptions(pitch=95))
+    assert f0(high.samples, 22050) > 1.3 * f0(plain.samples, 22050)
 
 
 def test_voices_map_to_distinct_espeak_voices(espeak):

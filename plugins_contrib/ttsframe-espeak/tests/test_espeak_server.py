@@ -25,6 +25,19 @@ def test_server_speaks_with_espeak(ttsframe_server):
     assert speech.duration > 2.5 * decode(short.content).duration
     assert rms(speech.samples) > 0.03
 
+    # Its own options: listed, checked, and spoken with; Dia's flat fields are ignored.
+    assert set(models["espeak"]["options"]["properties"]) == {"rate", "pitch", "pitch_range",
+                                                              "word_gap_ms"}
+    slow = srv.client.post("/generate", json={"text": "Hello.", "voice": "nova",
+                                              "options": {"rate": 90}, "cfg_scale": 2.0})
+    assert slow.status_code == 200, slow.text
+    assert decode(slow.content).duration > 1.4 * decode(short.content).duration
+    assert ("'cfg_scale' is not an option of backend 'espeak' and was ignored"
+            in slow.headers["x-ttsframe-warnings"])
+    bad = srv.client.post("/generate", json={"text": "Hello.", "options": {"rate": 10}})
+    assert bad.status_code == 400
+    assert "option 'rate' of backend 'espeak'" in bad.json()["detail"]
+
 
 def test_bad_voice_config_is_reported_by_health(ttsframe_server):
     srv = ttsframe_server({"generation": {"default_backend": "espeak"},

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ttsframe import hookimpl
-from ttsframe_espeak.backend import EspeakBackend, EspeakConfig
+from ttsframe_espeak.backend import EspeakBackend, EspeakConfig, EspeakOptions
 
-__all__ = ["EspeakBackend", "EspeakConfig"]
+__all__ = ["EspeakBackend", "EspeakConfig", "EspeakOptions"]
 
 
 @hookimpl

@@ -12,7 +12,14 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from ttsframe import Backend, Cancelled, Capabilities, SynthesisResult, SynthesisTask
+from ttsframe import (
+    Backend,
+    BackendOptions,
+    Cancelled,
+    Capabilities,
+    SynthesisResult,
+    SynthesisTask,
+)
 from ttsframe_espeak.library import VoiceSettings, espeak_library, language_voices
 
 SAMPLE_RATE = 22050
@@ -27,7 +34,10 @@ DEFAULT_VOICES = {
     "shimmer": "en-us+f4",
 }
 
-SAMPLING_PARAMS = ("temperature", "cfg_scale", "top_p", "top_k")
+SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
+Rate = Annotated[int, msgspec.Meta(ge=80, le=450)]
+Pitch = Annotated[int, msgspec.Meta(ge=0, le=99)]
+WordGap = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 
 
 class EspeakConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -35,16 +45,28 @@ class EspeakConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     voice: str = "en-us"  # for ttsframe voices not listed in ``voices``
     voices: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_VOICES))
-    rate: Annotated[int, msgspec.Meta(ge=80, le=450)] = 175  # words per minute
-    pitch: Annotated[int, msgspec.Meta(ge=0, le=99)] = 50
-    pitch_range: Annotated[int, msgspec.Meta(ge=0, le=99)] = 50
-    word_gap_ms: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    rate: Rate = 175  # words per minute
+    pitch: Pitch = 50
+    pitch_range: Pitch = 50
+    word_gap_ms: WordGap = 0
     follow_language: bool = True  # a request's language replaces the voice's language
     max_text_bytes: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
 
 
+class EspeakOptions(BackendOptions, kw_only=True, frozen=True):
+    """A request's own eSpeak settings (``options``); left out: ``[plugins.espeak]``'s."""
+
+    rate: Annotated[Rate | None, msgspec.Meta(description="Words per minute.")] = None
+    pitch: Annotated[Pitch | None, msgspec.Meta(description="Base pitch, 0-99.")] = None
+    pitch_range: Annotated[Pitch | None, msgspec.Meta(
+        description="How far the pitch moves, 0 (monotone) to 99.")] = None
+    word_gap_ms: Annotated[WordGap | None, msgspec.Meta(
+        description="Extra pause between words, in milliseconds.")] = None
+
+
 class EspeakBackend(Backend):
     name = "espeak"
+    options = EspeakOptions
 
     def __init__(self, config: EspeakConfig | None = None) -> None:
         self.config = config or EspeakConfig()
@@ -132,9 +154,17 @@ class EspeakBackend(Backend):
                 task.on_progress(min(position, total), total)
             return task.cancel.cancelled
 
-        cfg = self.config
-        settings = VoiceSettings(voice=voice, rate=cfg.rate, pitch=cfg.pitch,
-                                 pitch_range=cfg.pitch_range, word_gap_ms=cfg.word_gap_ms)
+        cfg, asked = self.config, task.options
+        if not isinstance(asked, EspeakOptions):
+            asked = EspeakOptions()
+
+        def pick(name: str) -> int:
+            value = getattr(asked, name)
+            return getattr(cfg, name) if value is None else value
+
+        settings = VoiceSettings(voice=voice, rate=pick("rate"), pitch=pick("pitch"),
+                                 pitch_range=pick("pitch_range"),
+                                 word_gap_ms=pick("word_gap_ms"))
         try:
             self._library.synthesize(task.text, settings, on_chunk)
         except Exception as exc:

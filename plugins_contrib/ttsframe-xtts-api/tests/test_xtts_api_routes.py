@@ -166,6 +166,9 @@ def test_configured_backend_language_and_sampling(client, spy):
                json={"text": "Guten Tag", "speaker_wav": "spy-only", "language": "de"})
     assert r.status_code == 200, r.text
     assert r.headers["x-model"] == "spy"
+    # XTTS's penalties are options of a backend that declares them; spy does not.
+    assert ("'repetition_penalty' is not an option of backend 'spy' and was ignored"
+            in r.headers["x-ttsframe-warnings"])
     task = spy.tasks[-1]
     assert (task.voice_id, task.language) == ("spy-only", "de")
     # temperature 0.01 is below what ttsframe allows; top_k 0 means "off" in XTTS.

@@ -157,16 +157,20 @@ def _speech_request(text: str, speaker_wav: str, language: str | None,
                     config: XttsApiConfig, settings: XttsSettings) -> SpeechRequest:
     if not text.strip():
         raise InvalidInput("text is empty; send the words to speak in 'text'")
-    params = GenerationParams()
+    params, penalties = GenerationParams(), {}
     if config.forward_sampling:
         params = GenerationParams(
             temperature=_clamp(settings.temperature, 0.1, 2.0),
             top_p=_clamp(settings.top_p, 0.0, 1.0),
             top_k=int(_clamp(settings.top_k, 1, 1024)) if settings.top_k else None)
+        # XTTS's own: options of a backend that declares them, else ignored with a note.
+        penalties = {name: value for name, value in (
+            ("length_penalty", settings.length_penalty),
+            ("repetition_penalty", settings.repetition_penalty)) if value is not None}
     speed = _clamp(settings.speed, 0.25, 4.0) if config.apply_speed else None
     return SpeechRequest(text=text, voice_id=_voice_id(speaker_wav),
                          model=config.model or None, response_format=config.response_format,
-                         speed=speed or 1.0, params=params,
+                         speed=speed or 1.0, params=params, flat_options=penalties,
                          language=language if config.send_language else None)
 
 

@@ -37,6 +37,7 @@ from ttsframe.core.errors import (
 )
 from ttsframe.core.live_audio import LiveFormat, parse_format
 from ttsframe.core.live_session import LiveEvent, LiveSession
+from ttsframe.core.options import decode_options
 from ttsframe.core.speech import check_language
 from ttsframe.core.speech_types import SpeechRequest
 from ttsframe.http.auth import authorization_of, client_of, key_protocol
@@ -52,6 +53,7 @@ from ttsframe.http.live_messages import (
     decode,
 )
 from ttsframe.http.request_ids import request_id_for
+from ttsframe.http.schemas import split_model_fields
 
 log = logging.getLogger("ttsframe.live")
 
@@ -410,11 +412,14 @@ async def live_session(socket: WebSocket, services: NamedDependency[Services]) -
         check_language(start.language)
         await services.async_voices.get_voice(start.voice_id)
         owner = owner_of(socket, services)
+        params, flat = split_model_fields(start.params)
         request = SpeechRequest(text="", voice_id=start.voice_id, model=start.model,
                                 response_format="pcm", speed=start.speed,
-                                params=start.params, stream=True, language=start.language,
-                                client=owner)
-        services.catalogue.resolve(start.model)
+                                params=params, options=start.options, flat_options=flat,
+                                stream=True, language=start.language, client=owner)
+        backend = services.catalogue.resolve(start.model)
+        decode_options(backend, services.backends[backend].options, request.options,
+                       request.flat_options)  # a bad option ends the start, as a bad model
         session = services.live.start(request, fmt, owner=owner,
                                       request_id=request_id_for(socket.scope))
         await send_json(socket, {"type": "started", "session_id": session.id,

@@ -59,7 +59,8 @@ async def create_speech(data: SpeechCreateBody, server: NamedDependency[Server],
 
 def _models(server: Server, created: int) -> list[OpenAIModel]:
     """Every backend, then the OpenAI names (``Server.model_names``)."""
-    return [OpenAIModel(id=name, created=created, owned_by=server.model_owner(name))
+    return [OpenAIModel(id=name, created=created, owned_by=server.model_owner(name),
+                        options=server.model(name).options)
             for name in server.model_names()]
 
 

@@ -60,7 +60,8 @@ async def generate(data: GenerateBody, server: NamedDependency[Server],
 def model_info(entry: ModelEntry) -> ModelInfo:
     """A catalogue entry in ``/models``' shape."""
     return ModelInfo(id=entry.name, name=entry.name, state=entry.state, default=entry.default,
-                     capabilities=msgspec.to_builtins(entry.capabilities), info=entry.info)
+                     capabilities=msgspec.to_builtins(entry.capabilities), info=entry.info,
+                     options=entry.options)
 
 
 @get("/models", operation_id="list_models", summary="List models (backends)", tags=["speech"])

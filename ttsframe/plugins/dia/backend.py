@@ -52,10 +52,12 @@ from ttsframe.plugins.dia.planning import (
     REFERENCE_DEFAULTS,
     SAMPLE_RATE,
     DecoderShape,
+    DiaOptions,
     GenerationPlan,
     check_limits,
     cut_note,
     model_text,
+    options_of,
     plan_generation,
 )
 from ttsframe.plugins.dia.prompt_cache import ONE_OFF_SIZE, PromptCache
@@ -163,6 +165,7 @@ class DiaBackend(Backend):
     """Dia-1.6B via ``DiaForConditionalGeneration`` and ``DiaProcessor``."""
 
     name = "dia"
+    options = DiaOptions
 
     def __init__(self, config: DiaConfig) -> None:
         self.config = config
@@ -196,7 +199,8 @@ class DiaBackend(Backend):
             frames_per_second=SAMPLE_RATE / self.shape.hop,
             supports_cloning=True, supports_batching=True,
             max_batch_size=self.config.max_batch_size, supports_streaming=True,
-            speaker_tags=True, languages=("en",), speech_rate=self.speech_rate)
+            speaker_tags=True, speakers=("S1", "S2"), languages=("en",),
+            speech_rate=self.speech_rate)
 
     def describe(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"model": self.config.model, "loaded": self.model is not None}
@@ -286,7 +290,7 @@ class DiaBackend(Backend):
         return plan, plan_notes + notes
 
     def _wants_compile(self, task: SynthesisTask, notes: list[str]) -> bool:
-        asked = task.params.use_torch_compile
+        asked = options_of(task).use_torch_compile
         if self.config.compile == "off":
             if asked:
                 notes.append("use_torch_compile was ignored: [plugins.dia] compile is off")
@@ -375,7 +379,7 @@ class DiaBackend(Backend):
         on where its listener is: the audio it sent is not sent again (``_resumed``), and
         a streamed reply ends as the buffered one does."""
         task = tasks[i]
-        if task.params.max_tokens is not None:
+        if options_of(task).max_tokens is not None:
             return result
         first = plan.max_new_tokens
         while isinstance(result, DiaCodes) and result.info.get("budget_limited"):
@@ -522,7 +526,7 @@ class DiaBackend(Backend):
         """The row again with twice the steps, when its automatic budget ran out before
         the speech ended (as ``_extend``); None otherwise."""
         task = done.task
-        if task.params.max_tokens is not None or task.cancel.cancelled:
+        if options_of(task).max_tokens is not None or task.cancel.cancelled:
             return None
         frames = int(loop_codes(done, list(self.shape.delay),
                                 self.model.config.decoder_config.pad_token_id).shape[0])

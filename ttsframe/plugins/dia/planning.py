@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
+import msgspec
 import numpy as np
 
-from ttsframe import InvalidInput, SynthesisTask
+from ttsframe import BackendOptions, InvalidInput, SynthesisTask
 
 SAMPLE_RATE = 44100
 MAX_TEXT_BYTES = 1024  # the encoder's positions; longer text is past what it was trained on
@@ -27,6 +29,30 @@ AUTO_MIN_TOKENS = 256
 # The library forces EOS max(delay)+1 steps before max_new_tokens; at or below that it
 # yields no frame and decoding crashes. Keep at least this many frames.
 MIN_FRAMES = 16
+
+
+class DiaOptions(BackendOptions, kw_only=True, frozen=True):
+    """Dia's own options (``DiaBackend.options``); ``None``: the checkpoint's default
+    or the automatic budget. The API guide's flat ``cfg_scale``, ``max_tokens`` and
+    ``use_torch_compile`` body fields are these."""
+
+    cfg_scale: Annotated[Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] | None, msgspec.Meta(
+        description=(
+        "Classifier-free guidance scale: how closely the speech follows the text "
+        "(the checkpoint's default, 3.0, when left out)."))] = None
+    max_tokens: Annotated[Annotated[int, msgspec.Meta(ge=100, le=10000)] | None, msgspec.Meta(
+        description=(
+        "Decoder steps for the speech (about 86 per second); left out: estimated from "
+        "the text, and extended if the speech runs past it."))] = None
+    use_torch_compile: Annotated[bool | None, msgspec.Meta(description=(
+        "Run this request through torch.compile (CUDA only; [plugins.dia] compile "
+        "decides when it is left out)."))] = None
+
+
+def options_of(task: SynthesisTask) -> DiaOptions:
+    """The task's Dia options (defaults for a task built without them)."""
+    options = task.options
+    return options if isinstance(options, DiaOptions) else DiaOptions()
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,7 @@ def plan_generation(task: SynthesisTask, defaults: dict, shape: DecoderShape, *,
                     compile: bool) -> tuple[GenerationPlan, list[str]]:
     """Resolve a task's parameters against the checkpoint's ``defaults``, with notes on
     anything changed."""
-    p = task.params
+    p, options = task.params, options_of(task)
     temperature = defaults["temperature"] if p.temperature is None else float(p.temperature)
     if not p.greedy and temperature <= 0:
         raise InvalidInput("temperature must be above 0; use greedy for deterministic "
@@ -84,8 +110,8 @@ def plan_generation(task: SynthesisTask, defaults: dict, shape: DecoderShape, *,
         temperature=None if greedy else temperature,
         top_p=None if greedy else (defaults["top_p"] if p.top_p is None else float(p.top_p)),
         top_k=defaults["top_k"] if p.top_k is None else int(p.top_k),
-        guidance_scale=(defaults["guidance_scale"] if p.cfg_scale is None
-                        else float(p.cfg_scale)),
+        guidance_scale=(defaults["guidance_scale"] if options.cfg_scale is None
+                        else float(options.cfg_scale)),
         max_new_tokens=max_new,
         compile=compile)
     return plan, notes
@@ -101,7 +127,7 @@ def max_new_tokens(task: SynthesisTask, shape: DecoderShape) -> tuple[int, list[
     """
     floor = shape.least_steps
     ceiling = shape.room(0)
-    requested = task.params.max_tokens
+    requested = options_of(task).max_tokens
     if requested is None:
         # Chunks of one long text estimate from their largest chunk: same bucket, so
         # they can share a batch.
@@ -158,6 +184,6 @@ def cut_note(task: SynthesisTask, max_new: int, prompt_frames: int,
         return (f"{text}; that is all the model's decoder holds"
                 f"{' with this audio prompt' if prompt_frames else ''}: "
                 "split the text into shorter requests")
-    if task.params.max_tokens is not None:
+    if options_of(task).max_tokens is not None:
         return f"{text}; send a larger max_tokens (up to {limit}) or leave it out"
     return text

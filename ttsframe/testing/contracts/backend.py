@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -26,22 +27,24 @@ import pytest
 from ttsframe.core.backend import Backend
 from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput, NotFound
 from ttsframe.core.hookspecs import hookimpl
+from ttsframe.core.options import option_schema
 from ttsframe.core.speech import SpeechService
 from ttsframe.core.speech_types import GenerationParams, SpeechRequest
-from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.synthesis import BackendOptions, Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.voice_store import VoiceStore
 from ttsframe.core.voices import AudioPrompt, Voice
 
 
-def make_task(text: str, *, params: GenerationParams | None = None,
+def make_task(text: str, *, params: GenerationParams | None = None, options: Any = None,
               prompt: AudioPrompt | None = None, prompt_transcript: str | None = None,
               voice_id: str | None = None, language: str | None = None,
               on_progress: Callable[[int, int], None] | None = None,
               on_audio: Callable[[np.ndarray], None] | None = None) -> SynthesisTask:
     """A task as the scheduler hands it to ``Backend.generate``."""
     return SynthesisTask(task_id=uuid.uuid4().hex, text=text,
-                         params=params or GenerationParams(), prompt=prompt,
-                         prompt_transcript=prompt_transcript, voice_id=voice_id,
+                         params=params or GenerationParams(),
+                         options=BackendOptions() if options is None else options,
+                         prompt=prompt, prompt_transcript=prompt_transcript, voice_id=voice_id,
                          language=language, on_progress=on_progress, on_audio=on_audio)
 
 
@@ -105,7 +108,9 @@ class BackendContract:
 
     * ``text``: what to speak (a leading ``[S1]`` is added for speaker-tag backends, as
       the core's preprocessors would);
-    * ``params``: generation parameters for every call (e.g. a low ``max_tokens``);
+    * ``params``: the shared generation parameters for every call;
+    * ``options``: the backend's own options for every call, by name as a request sends
+      them (e.g. Dia's ``{"max_tokens": 100}``), decoded into its ``Backend.options``;
     * ``duration_grows_with_text``: set ``False`` when output length does not follow the
       text (random test weights);
     * ``prompt_seconds``: length of the audio prompt used when the backend clones.
@@ -116,6 +121,7 @@ class BackendContract:
                    "clauses, a few more sentences, and enough words that any backend which "
                    "speaks them all must produce clearly more audio than for the short one.")
     params = GenerationParams()
+    options: dict[str, Any] = {}
     duration_grows_with_text = True
     prompt_seconds = 2.0
 
@@ -137,7 +143,8 @@ class BackendContract:
         return f"[S1] {text}" if backend.capabilities.speaker_tags else text
 
     def task(self, backend: Backend, text: str | None = None, **kw) -> SynthesisTask:
-        return make_task(self.spoken(backend, text), params=self.params, **kw)
+        return make_task(self.spoken(backend, text), params=self.params,
+                         options=msgspec.convert(self.options, backend.options), **kw)
 
     def generate_one(self, backend: Backend, task: SynthesisTask) -> SynthesisResult:
         results = backend.generate([task])
@@ -190,6 +197,18 @@ class BackendContract:
             "max_batch_size > 1 but supports_batching is False")
         assert caps.languages and all(isinstance(x, str) and x for x in caps.languages)
 
+    def test_options_are_declared_with_defaults(self, backend: Backend):
+        """``Backend.options`` is a Struct whose every option has a default (a request
+        sends only some), hashable (a batch key may hold it), with a JSON schema
+        (``/models``)."""
+        options = backend.options
+        assert isinstance(options, type) and issubclass(options, msgspec.Struct)
+        required = [f.name for f in msgspec.structs.fields(options) if f.required]
+        assert not required, f"options without a default: {required}"
+        hash(options())
+        assert option_schema(options)["type"] == "object"
+        msgspec.convert(self.options, options)
+
     def test_describe_is_json(self, loaded: Backend):
         msgspec.json.encode(loaded.describe())
 
@@ -222,7 +241,8 @@ class BackendContract:
     def test_speaker_tags_are_understood(self, loaded: Backend):
         if not loaded.capabilities.speaker_tags:
             pytest.skip("backend does not declare speaker_tags (the core strips them)")
-        task = make_task("[S1] Hello there. [S2] Hi, how are you?", params=self.params)
+        task = make_task("[S1] Hello there. [S2] Hi, how are you?", params=self.params,
+                         options=msgspec.convert(self.options, loaded.options))
         self.check_audio(loaded, self.generate_one(loaded, task))
 
     def test_streamed_pieces_start_the_result(self, loaded: Backend):
@@ -326,7 +346,8 @@ class BackendContract:
         voice = Voice(voice_id="v", audio_prompt=prompt.prompt_id,
                       audio_prompt_transcript="[S1] This is what the prompt says.")
         service = self.service(tmp_path, loaded, _OneVoiceStore(voice, prompt))
-        request = SpeechRequest(text=self.text, voice_id="v", params=self.params)
+        request = SpeechRequest(text=self.text, voice_id="v", params=self.params,
+                                options=dict(self.options))
         if not loaded.capabilities.supports_cloning:
             with pytest.raises(InvalidInput, match="cannot clone"):
                 asyncio.run(service.prepare(request))
