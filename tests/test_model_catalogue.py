@@ -24,7 +24,8 @@ def test_entries_carry_state_and_hide_details_without_detail(ttsframe_services):
         broken = catalogue.entry("broken")
         assert (broken.state, broken.default, broken.owner) == ("failed", False, "broken")
         assert broken.error == "no weights at /models/broken"
-        assert broken.options is None and broken.languages == ("en",)
+        # its option schema is known before (and without) loading
+        assert "max_tokens" in broken.options["properties"] and broken.languages == ("en",)
         beeper = catalogue.entry(None)
         assert beeper.name == "beeper" and beeper.default and beeper.ready
         assert catalogue.entry("broken", detail=False).error is None

@@ -146,7 +146,10 @@ def test_listing_matches_the_built_in_routes(server):
     assert [m["name"] for m in listing["models"]] == [m["id"] for m in models] == ["tone"]
     assert listing["models"][0] == {"name": "tone", "state": "ready", "default": True,
                                     "languages": models[0]["capabilities"]["languages"],
-                                    "owner": "tone", "sample_rate": 24000, "options": None}
+                                    "owner": "tone", "sample_rate": 24000,
+                                    "options": models[0]["options"]}
+    assert set(models[0]["options"]["properties"]) == {"cfg_scale", "max_tokens",
+                                                       "use_torch_compile"}
     openai = [m["id"] for m in server.client.get("/v1/models").json()["data"]]
     assert listing["names"] == openai and listing["names"][0] == "tone"
     assert listing["default"] == listing["openai_name"] == "tone" and listing["ready"]
