@@ -26,7 +26,7 @@ from ttsframe.core.speech_types import SpeechOutput
 from ttsframe.core.synthesis import SynthesisResult
 
 if TYPE_CHECKING:
-    from ttsframe.core.speech import PreparedSpeech
+    from ttsframe.core.prepared import PreparedSpeech
 
 log = logging.getLogger("ttsframe.streaming")
 
