@@ -34,6 +34,7 @@ from ttsframe.core.speech_types import SpeechOutput
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 
 if TYPE_CHECKING:
+    from ttsframe.core.backend import Backend
     from ttsframe.core.speech import SpeechService
 
 log = logging.getLogger("ttsframe.speech")
@@ -78,7 +79,7 @@ class SpeechRun:
         return self.prepared.task.task_id
 
     @property
-    def backend(self):
+    def backend(self) -> Backend:
         return self.service.backends[self.prepared.backend]
 
     def _progressed(self, done: int, total: int) -> None:  # on the backend's thread
