@@ -69,7 +69,7 @@ class SpeechService:
         self.voices = voices
         self.encoders = encoders
         self.scheduler = scheduler
-        # Awaited with every GenerationEvent, sync and async alike (see ``notify``).
+        # Awaited with each run's one GenerationEvent, sync, streamed and jobs (``notify``).
         self.observers: list[Callable[[GenerationEvent], Awaitable[None]]] = []
         self.tracing = Tracing()  # spans, when [tracing] is on (set at startup)
         # Streamed replies open now, per backend (read by the metrics).
@@ -250,11 +250,14 @@ class SpeechService:
         """``chunking.continue_voice`` with the request's backend."""
         continue_voice(self.backends[prepared.backend], prepared, later, first)
 
-    def run(self, prepared: PreparedSpeech, tasks: list[SynthesisTask] | None = None,
-            **options) -> SpeechRun:
-        """A run of ``prepared`` (``core/speech_run.py``; ``options`` as ``SpeechRun``
-        takes them), not started yet."""
-        return SpeechRun(self, prepared, tasks, **options)
+    def run(self, prepared: PreparedSpeech, tasks: list[SynthesisTask] | None = None, *,
+            streamed: bool = False,
+            continue_from: tuple[PreparedSpeech, SynthesisResult] | None = None,
+            job_id: str | None = None,
+            on_start: Callable[[Ticket], None] | None = None) -> SpeechRun:
+        """A run of ``prepared``, not started yet (the options: ``SpeechRun``'s)."""
+        return SpeechRun(self, prepared, tasks, streamed=streamed, continue_from=continue_from,
+                         job_id=job_id, on_start=on_start)
 
     def submit(self, prepared: PreparedSpeech,
                tasks: list[SynthesisTask] | None = None) -> Ticket:
