@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from ttsframe.core.metrics import Metrics  # noqa: E402
+from ttsframe.core.prepared import GenerationEvent, PreparedSpeech  # noqa: E402
 from ttsframe.core.scheduler import Ticket  # noqa: E402
-from ttsframe.core.speech import GenerationEvent, PreparedSpeech  # noqa: E402
 from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest  # noqa: E402
 from ttsframe.core.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
 from ttsframe.core.voices import Voice  # noqa: E402

@@ -1,16 +1,33 @@
-"""Split long text into chunks a backend can speak naturally, without losing a character.
+"""Long text: how a request's text becomes the generations a backend runs.
 
-Boundaries are chosen in order of preference: speaker turns, sentence ends, clause
-punctuation, then whitespace. Every chunk starts with the speaker tag in force at that
-point, so a turn split across chunks keeps its speaker and a tag is never separated from
-its text.
+Splitting: boundaries are chosen in order of preference: speaker turns, sentence ends,
+clause punctuation, then whitespace. Every chunk starts with the speaker tag in force at
+that point, so a turn split across chunks keeps its speaker and a tag is never separated
+from its text. Planning (below ``plan_chunks``): how much text one generation gets, the
+chunks of a plain, captioned or continued text, their tasks, and the prompt a continued
+text's later chunks take from the first chunk's audio.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
+import msgspec
+import numpy as np
+
+from ttsframe.core.backend import Backend
+from ttsframe.core.captions import FORMATS as CAPTION_FORMATS
+from ttsframe.core.errors import InvalidInput
+from ttsframe.core.segmenter import Segmenter
+from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
 from ttsframe.core.text import ANY_TAG
+from ttsframe.core.voices import AudioPrompt
+
+if TYPE_CHECKING:
+    from ttsframe.core.prepared import PreparedSpeech
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:—–-])\s+")  # noqa: RUF001 (em and en dashes end clauses)
@@ -165,3 +182,276 @@ def split_first_speakers(text: str, max_bytes: int, most_bytes: int, *,
             return opening, " ".join(remainder)
         taken.append(f"{tag}{body}")
     return first, rest
+
+
+# -- planning a request's generations ----------------------------------------------------
+#
+# Everything that decides how a long text becomes generations lives below: how much text
+# one generation gets (``chunk_bytes``), the chunks of a plain, captioned or continued
+# text (``plan_chunks``), the tasks that generate them (``part_tasks``) and the prompt a
+# continued text's later chunks take from its first (``continue_voice``). A backend's own
+# limits (Dia's decoder steps) stay with the backend (``Backend.check``).
+
+# No chunk of a long text is made smaller than this (UTF-8 bytes).
+MIN_CHUNK_BYTES = 64
+# Speech runs at about 13-17 bytes of text per second; planning with fewer errs on the
+# long side, so the room a chunk's audio takes in a decoder is not underestimated.
+SPEECH_BYTES_PER_SECOND = 12.0
+# The first chunk of a text whose later chunks are cloned from it: a sentence or two.
+FIRST_CHUNK_BYTES = 128
+
+
+@dataclass
+class ChunkPlan:
+    """A request's generations: their text and the silence after each, whether the later
+    ones are cloned from the first (``continued``), and what the reply should say."""
+
+    pieces: list[tuple[str, float]]
+    continued: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def chunks(self) -> list[str]:
+        return [chunk for chunk, _ in self.pieces]
+
+    @property
+    def pauses(self) -> list[float]:
+        return [pause for _, pause in self.pieces]
+
+
+def plan_chunks(backend_name: str, backend: Backend, task: SynthesisTask,
+                pieces: list[tuple[str, float]], *, captions: str | None,
+                continuity: bool, most: int) -> ChunkPlan:
+    """The generations of ``task`` (its text is ``pieces`` joined; each piece's silence
+    after it): one per chunk of at most ``chunk_bytes``, or one per sentence for
+    ``captions``, the later ones cloned from the first where ``continuity`` is wanted and
+    the backend can. Raises ``InvalidInput`` when it takes more than ``most`` generations
+    or a generation is more than the backend holds, before anything is queued."""
+    caps = backend.capabilities
+    text = task.text
+    transcript = task.prompt_transcript if task.prompt is not None else None
+    budget = chunk_bytes(backend_name, caps, task.prompt, transcript)
+    plan = ChunkPlan(split_pieces(pieces, budget, caps.speaker_tags))
+    if captions is not None:
+        if captions not in CAPTION_FORMATS:
+            raise InvalidInput(f"captions '{captions}' is not a format; use one "
+                               f"of {', '.join(CAPTION_FORMATS)}")
+        plan.pieces = []
+        for piece, pause in pieces:  # each piece's sentences, its pause after the last
+            sentences = sentence_chunks(piece, budget, tag_speakers=caps.speaker_tags)
+            plan.pieces += [(s, 0.0) for s in sentences[:-1]] + [(sentences[-1], pause)]
+    chunks = plan.chunks
+    if len(chunks) > 1 and task.prompt is None and caps.supports_cloning and continuity:
+        unable = None
+        try:
+            planned = (check_continued(backend, task, plan.pieces) if captions is not None
+                       else continuity_chunks(backend_name, backend, task, budget, pieces))
+        except InvalidInput as exc:  # the backend cannot take this plan
+            unable = exc.message
+        else:
+            if len(planned) <= most or len(chunks) > most:
+                plan.pieces, plan.continued = planned, True
+                chunks = plan.chunks
+                unanchored = [s for s in speakers_of(text) if s not in speakers_of(chunks[0])]
+                if unanchored:
+                    plan.warnings.append(
+                        f"the first chunk, whose audio the later chunks are cloned "
+                        f"from, holds no turn of {', '.join(unanchored)} (its first "
+                        "words come too late to fit in it), so that voice may change "
+                        "between chunks")
+            else:
+                unable = (f"that would take {len(planned)} generations, more than "
+                          f"generation.max_generations ({most})")
+        if unable:
+            plan.warnings.append(f"each chunk is generated on its own (the voice may "
+                                 f"change between chunks): {unable}")
+    if len(chunks) > most:
+        raise InvalidInput(
+            f"text is {len(text.encode())} bytes of UTF-8, which takes {len(chunks)} "
+            f"generations of backend '{backend_name}'; the limit is {most} "
+            "(generation.max_generations): send a shorter text")
+    # The backend's own limits, before anything is queued (an async job is then never
+    # accepted only to fail): each generation it will run is checked.
+    if not plan.continued:  # (continuity_chunks checked its own)
+        for chunk in chunks:
+            backend.check(task if chunk == text else msgspec.structs.replace(task, text=chunk))
+    return plan
+
+
+def chunk_bytes(backend: str, caps: Capabilities, prompt: AudioPrompt | None,
+                transcript: str | None) -> int:
+    """How much text one generation gets: the backend's preferred size, shrunk in
+    proportion to the decoder steps an audio prompt takes, and never more than the
+    backend holds once the prompt's transcript is prepended."""
+    hard = caps.max_text_bytes
+    if transcript:
+        hard -= len(transcript.encode()) + 1
+        if hard < MIN_CHUNK_BYTES:
+            raise InvalidInput(
+                f"the voice's prompt transcript is {len(transcript.encode())} bytes; "
+                f"backend '{backend}' reads at most {caps.max_text_bytes} bytes per "
+                "generation including the transcript, which leaves no room for text: "
+                "shorten audio_prompt_transcript")
+    budget = caps.preferred_text_bytes or hard
+    if (prompt is not None and caps.preferred_text_bytes and caps.max_decoder_steps
+            and caps.frames_per_second):
+        frames = prompt.samples.shape[-1] / prompt.sample_rate * caps.frames_per_second
+        budget = int(budget * max(0.0, 1.0 - frames / caps.max_decoder_steps))
+    return min(max(budget, MIN_CHUNK_BYTES), hard)
+
+
+def split_pieces(pieces: list[tuple[str, float]], budget: int,
+                 tag_speakers: bool) -> list[tuple[str, float]]:
+    """Each piece's text in chunks of at most ``budget`` bytes (split at turns,
+    sentences, clauses, words), the piece's silence after its last chunk."""
+    planned: list[tuple[str, float]] = []
+    for text, pause in pieces:
+        parts = (chunk_text(text, budget, tag_speakers=tag_speakers)
+                 if len(text.encode()) > budget else [text])
+        planned += [(part, 0.0) for part in parts[:-1]] + [(parts[-1], pause)]
+    return planned
+
+
+def sentence_chunks(text: str, budget: int, *, tag_speakers: bool) -> list[str]:
+    """A captioned text: one chunk per sentence (``core/segmenter.py``'s rules, speaker
+    tags carried), a sentence over ``budget`` bytes split as a long text is."""
+    segmenter = Segmenter(clause_chars=10**9, max_chars=max(16, budget))
+    out: list[str] = []
+    for sentence in [*segmenter.feed(text), *segmenter.flush()]:
+        if len(sentence.encode()) > budget:
+            out += chunk_text(sentence, budget, tag_speakers=tag_speakers)
+        else:
+            out.append(sentence)
+    return out or [text]
+
+
+def continuity_chunks(backend_name: str, backend: Backend, task: SynthesisTask,
+                      budget: int, pieces: list[tuple[str, float]] | None = None,
+                      ) -> list[tuple[str, float]]:
+    """Chunks for a long text whose later chunks are conditioned on the first.
+
+    The first chunk is short (a sentence or two: ``FIRST_CHUNK_BYTES``, at most half
+    the usual size), since its audio becomes a prompt that takes decoder room and its
+    text a transcript that takes text room; the rest are sized as for a
+    cloned voice whose prompt is that chunk, its audio estimated from its length.
+    Each generation is checked with the backend, the later ones behind that estimate.
+    ``pieces`` (text, silence after) are kept apart, as SSML's breaks and paragraphs
+    ask; the chunks come back with the silence after each.
+    """
+    caps = backend.capabilities
+    pieces = pieces or [(task.text, 0.0)]
+    first_bytes = max(MIN_CHUNK_BYTES, min(FIRST_CHUNK_BYTES, budget // 2))
+    # The first chunk's audio is the later chunks' prompt: it holds every speaker's
+    # first words when they fit in a chunk, so each voice is anchored.
+    first, rest = split_first_speakers(pieces[0][0], first_bytes, budget,
+                                       tag_speakers=caps.speaker_tags)
+    estimate = _estimated_prompt(first, caps)
+    later = chunk_bytes(backend_name, caps, estimate, first)
+    planned = [(first, 0.0 if rest.strip() else pieces[0][1])]
+    if rest.strip():
+        planned += split_pieces([(rest, pieces[0][1])], later, caps.speaker_tags)
+    planned += split_pieces(pieces[1:], later, caps.speaker_tags)
+    replace = msgspec.structs.replace
+    backend.check(replace(task, text=first))
+    for chunk, _ in planned[1:]:
+        backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=first))
+    return planned
+
+
+def check_continued(backend: Backend, task: SynthesisTask,
+                    planned: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``planned`` as it is (a captioned text's sentences and pauses), checked with
+    the backend as ``continuity_chunks`` checks its own: the later chunks behind the
+    first's estimated audio."""
+    chunks = [chunk for chunk, _ in planned]
+    estimate = _estimated_prompt(chunks[0], backend.capabilities)
+    replace = msgspec.structs.replace
+    backend.check(replace(task, text=chunks[0]))
+    for chunk in chunks[1:]:
+        backend.check(replace(task, text=chunk, prompt=estimate, prompt_transcript=chunks[0]))
+    return planned
+
+
+def _estimated_prompt(first: str, caps: Capabilities) -> AudioPrompt:
+    """Silence as long as ``first`` takes to say: the first chunk's audio, planned for."""
+    return AudioPrompt("first-chunk-estimate",
+                       np.zeros(int(speech_seconds(first) * caps.sample_rate), np.float32),
+                       caps.sample_rate)
+
+
+def part_tasks(prepared: PreparedSpeech) -> list[SynthesisTask]:
+    """The tasks that generate ``prepared``: its own task, or one per text chunk with
+    the same voice, prompt, transcript, parameters (seed included) and cancel token."""
+    task = prepared.task
+    if len(prepared.chunks) <= 1:
+        return [task]
+    progress = _PartsProgress(task, len(prepared.chunks))
+    # Chunks that can share a batch carry their largest size (the short first chunk
+    # of a continued text runs alone, so it keeps its own).
+    batched = prepared.chunks[1:] if prepared.continued else prepared.chunks
+    largest = max(len(chunk.encode()) for chunk in batched)
+    return [
+        SynthesisTask(task_id=f"{task.task_id}.{i}", text=chunk, params=task.params,
+                      options=task.options,
+                      prompt=task.prompt, prompt_transcript=task.prompt_transcript,
+                      cancel=task.cancel, on_progress=partial(progress.update, i),
+                      voice_id=task.voice_id, language=task.language,
+                      text_bytes_hint=None if prepared.continued and i == 0 else largest)
+        for i, chunk in enumerate(prepared.chunks)
+    ]
+
+
+def continue_voice(backend: Backend, prepared: PreparedSpeech, later: list[SynthesisTask],
+                   first: SynthesisResult) -> None:
+    """Give the later chunks the first chunk's audio and text as their prompt and
+    transcript, exactly as a cloned voice's, so they speak in the voice the first
+    chunk found. Runs when the first chunk is done, before the rest are queued. When its
+    audio cannot serve, they run on their own and the reply says why."""
+    caps = backend.capabilities
+    samples = np.asarray(first.samples, dtype=np.float32)
+    seconds = samples.size / first.sample_rate
+    prompt = AudioPrompt(f"{prepared.task.task_id}.0", samples, first.sample_rate,
+                         transient=True)
+    transcript = prepared.chunks[0]
+    longest = max(speech_seconds(task.text) for task in later)
+    holds = (caps.max_decoder_steps / caps.frames_per_second
+             if caps.max_decoder_steps and caps.frames_per_second else None)
+    reason = None
+    if samples.size == 0:
+        reason = "the first chunk's audio is empty"
+    elif first.info.get("budget_limited"):
+        reason = "the first chunk's audio was cut short, so it does not match its text"
+    elif holds is not None and seconds + longest > holds:
+        reason = (f"the first chunk's audio ({seconds:.1f} s) leaves the model too little "
+                  "room for the next chunks")
+    else:
+        try:
+            for task in later:
+                backend.check(msgspec.structs.replace(task, prompt=prompt,
+                                                      prompt_transcript=transcript))
+        except InvalidInput as exc:
+            reason = exc.message
+    if reason is not None:
+        prepared.task.notes.append(f"the chunks after the first were generated on their "
+                                   f"own (the voice may change between chunks): {reason}")
+        return
+    for task in later:
+        task.prompt, task.prompt_transcript = prompt, transcript
+
+
+class _PartsProgress:
+    """Progress of a split request: the mean of its parts' progress, out of 1000."""
+
+    def __init__(self, task: SynthesisTask, parts: int) -> None:
+        self.task = task
+        self.done = [0.0] * parts
+
+    def update(self, index: int, done: int, total: int) -> None:
+        self.done[index] = min(done / total, 1.0) if total else 0.0
+        if self.task.on_progress is not None:
+            self.task.on_progress(round(1000 * sum(self.done) / len(self.done)), 1000)
+
+
+def speech_seconds(text: str) -> float:
+    """About how long ``text`` takes to speak, on the long side."""
+    return len(text.encode()) / SPEECH_BYTES_PER_SECOND

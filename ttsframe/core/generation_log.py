@@ -33,7 +33,7 @@ from ttsframe.core.errors import (
 )
 from ttsframe.core.ids import check_id
 from ttsframe.core.paths import is_stored_file
-from ttsframe.core.speech import GenerationEvent
+from ttsframe.core.prepared import GenerationEvent
 
 log = logging.getLogger("ttsframe.logs")
 

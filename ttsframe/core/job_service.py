@@ -41,10 +41,11 @@ from ttsframe.core.ids import check_id
 from ttsframe.core.job_replies import JobCancelled, JobInfo, QueueStats
 from ttsframe.core.job_store import FINISHED, NEW_ROW, STATUSES, JobStore
 from ttsframe.core.paths import is_stored_file
+from ttsframe.core.prepared import PreparedSpeech
 from ttsframe.core.request_context import REQUEST_ID
-from ttsframe.core.scheduler import Ticket
-from ttsframe.core.speech import GenerationEvent, PreparedSpeech, SpeechService
-from ttsframe.core.speech_types import SpeechRequest, stored_request
+from ttsframe.core.speech import SpeechService
+from ttsframe.core.speech_run import SpeechRun
+from ttsframe.core.speech_types import SpeechOutput, SpeechRequest, stored_request
 
 log = logging.getLogger("ttsframe.jobs")
 
@@ -56,11 +57,9 @@ STORE_ON_STOP_S = 10.0
 
 @dataclass
 class ActiveJob:
-    """A job this process has handed to the scheduler."""
+    """A job this process has started: its run, and the task that stores its result."""
 
-    prepared: PreparedSpeech
-    ticket: Ticket | None = None
-    progress: tuple[int, int] | None = None
+    run: SpeechRun
     runner: asyncio.Task | None = None
 
 
@@ -93,7 +92,8 @@ class JobService:
         self._stopping = True
         # Jobs whose audio is already generated are stored before the process goes.
         storing = [a.runner for a in self.active.values()
-                   if a.runner is not None and a.ticket is not None and a.ticket.future.done()]
+                   if a.runner is not None and a.run.ticket is not None
+                   and a.run.ticket.future.done()]
         if storing:
             await asyncio.wait(storing, timeout=STORE_ON_STOP_S)
         tasks = list(self._background)  # job runners, resumption, bookkeeping
@@ -139,54 +139,46 @@ class JobService:
         return self._info({**NEW_ROW, **row})
 
     def _enqueue(self, job_id: str, prepared: PreparedSpeech) -> None:
-        active = ActiveJob(prepared)
-        prepared.task.task_id = job_id
+        run = self.speech.run(prepared, job_id=job_id, on_start=lambda t: self._in_background(
+            self.store.update(job_id, ("pending",), status="processing",
+                              started_at=t.started_at, worker=t.worker)))
+        run.start()  # raises QueueFull / BackendUnavailable
+        active = self.active[job_id] = ActiveJob(run)
+        active.runner = self._in_background(self._run(job_id, run))
 
-        def progress(done: int, total: int) -> None:  # called on the backend's thread
-            active.progress = (done, total)
-
-        prepared.task.on_progress = progress
-        active.ticket = self.speech.submit(prepared)  # raises QueueFull / BackendUnavailable
-        active.ticket.on_start = lambda t: self._in_background(self.store.update(
-            job_id, ("pending",), status="processing", started_at=t.started_at,
-            worker=t.worker))
-        self.active[job_id] = active
-        active.runner = self._in_background(self._run(job_id, active))
-
-    async def _run(self, job_id: str, active: ActiveJob) -> None:
-        prepared, ticket = active.prepared, active.ticket
-        assert ticket is not None
-        REQUEST_ID.set(prepared.request.request_id)  # this task's log lines, resumed too
-        event = GenerationEvent(prepared, ticket, job_id=job_id)
+    async def _run(self, job_id: str, run: SpeechRun) -> None:
+        """Generate, store the file, mark the row; then the run's one report. A job
+        stopped by the server's stop is not reported: it runs again at the next start."""
+        REQUEST_ID.set(run.prepared.request.request_id)  # this task's log lines, resumed too
+        output, error = None, None
         try:
-            event.output = await self.speech.finish(prepared, ticket)
-            if not await self._store_result(job_id, event):
-                event.output, event.error = None, Cancelled("cancelled by request",
-                                                            cause=CancelCause.REQUEST)
+            output = await run.whole()
+            if not await self._store_result(job_id, run.prepared, output):
+                output, error = None, Cancelled("cancelled by request",
+                                                cause=CancelCause.REQUEST)
         except asyncio.CancelledError:  # server shutting down: the job stays pending
-            self.scheduler.cancel(job_id, "server stopping", CancelCause.SHUTDOWN)
+            run.cancel("server stopping", CancelCause.SHUTDOWN)
             raise
         except ShuttingDown:  # stopped by the shutdown: it runs again at the next start
             return
         except Cancelled as exc:
-            event.error = exc
+            error = exc
             await self.store.update(job_id, ("pending", "processing"), status="cancelled",
                                     completed_at=time.time(), error_message=exc.message)
         except Exception as exc:
-            event.error = exc
+            error = exc
             message = exc.message if isinstance(exc, TTSFrameError) else (
                 f"{type(exc).__name__}: {exc}")
             await self.store.update(job_id, ("pending", "processing"), status="failed",
                                     completed_at=time.time(), error_message=message)
         finally:
             self.active.pop(job_id, None)
-        await self.speech.notify(event)
+        await run.finish(output=output, error=error)
 
-    async def _store_result(self, job_id: str, event: GenerationEvent) -> bool:
+    async def _store_result(self, job_id: str, prepared: PreparedSpeech,
+                            output: SpeechOutput) -> bool:
         """Write the file, then mark the row completed; False if it was cancelled first."""
-        output = event.output
-        assert output is not None
-        name = f"{job_id}.{event.prepared.request.response_format}"
+        name = f"{job_id}.{prepared.request.response_format}"
         path = self.results_dir / name
         await anyio.to_thread.run_sync(atomic_write_bytes, path, output.audio)
         done = await self.store.update(
@@ -290,8 +282,8 @@ class JobService:
         progress = None
         if completed:
             progress = 1.0
-        elif active is not None and active.progress and active.progress[1]:
-            done, total = active.progress
+        elif active is not None and active.run.progress and active.run.progress[1]:
+            done, total = active.run.progress
             progress = round(min(done / total, 1.0), 3)
         return JobInfo(
             job_id=row["job_id"], status=row["status"],
@@ -331,7 +323,9 @@ class JobService:
         reason = "cancelled by DELETE /jobs/{id}"
         if await self.store.update(job_id, ("pending", "processing"), status="cancelled",
                                    completed_at=time.time(), error_message=reason):
-            self.scheduler.cancel(job_id, reason, CancelCause.REQUEST)
+            active = self.active.get(job_id)
+            if active is not None:
+                active.run.cancel(reason, CancelCause.REQUEST)
             return JobCancelled(job_id=job_id, status="cancelled",
                                 detail=f"job {job_id} was {row['status']} and is cancelled")
         now = await self.info(job_id, client)  # it finished while we looked

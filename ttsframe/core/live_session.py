@@ -11,7 +11,8 @@ generation and, after ``slow_client_s``, ends the session (``SlowClient``).
 
 One voice: every segment has the first segment's seed; for a voice without an audio
 prompt on a cloning backend, the later segments wait for the first and take its audio
-and text as their prompt (``SpeechService.continue_voice``, as the chunked path does).
+and text as their prompt (the ``SpeechRun``'s ``continue_from``, with the
+``continue_voice`` of the chunked path).
 
 ``LiveSessions`` is the server's set of open sessions: limits in all and per key, and
 what the metrics read. The transports (``http/routes/live.py``) only parse messages and
@@ -201,13 +202,11 @@ class LiveSession:
                                           request_id=f"{self.id}.{seg.index}", stream=True)
         prepared = await self.speech.prepare(request)
         seg.prepared = prepared
-        tasks = self.speech.part_tasks(prepared)
         if seg.index == 0:
             self.seed = prepared.task.params.seed
-        elif self._first is not None:
-            first, result = self._first
-            self.speech.continue_voice(first, tasks, result)
-        stream = await self.speech.stream_prepared(prepared, tasks)
+        # Later segments take the first one's audio and text as their prompt.
+        run = self.speech.run(prepared, streamed=True, continue_from=self._first).start()
+        stream = await run.open()
         seg.stream = stream
         if self.audio is None:  # the rate of the segments' PCM, as their encoder says
             assert stream.head is not None

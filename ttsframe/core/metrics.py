@@ -31,8 +31,8 @@ from ttsframe.core.errors import CancelCause, Cancelled
 from ttsframe.core.synthesis import CancelToken, SynthesisResult
 
 if TYPE_CHECKING:
+    from ttsframe.core.prepared import GenerationEvent
     from ttsframe.core.scheduler import Scheduler, Ticket
-    from ttsframe.core.speech import GenerationEvent
 
 # Seconds: from a few milliseconds (a cached short reply) to minutes (a long text on CPU).
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,

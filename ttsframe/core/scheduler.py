@@ -425,7 +425,7 @@ class Scheduler:
     def submit_parts(self, backend: str, task: SynthesisTask, parts: list[SynthesisTask],
                      join: Callable[[list[SynthesisResult]], SynthesisResult],
                      after_first: Callable[[SynthesisResult], None] | None = None,
-                     reviews: list | None = None) -> Ticket:
+                     reviews: list | None = None, *, hold_rest: bool = False) -> Ticket:
         """Queue a request made of several tasks (the chunks of a long text) as one ticket.
 
         Each part is queued as its own task, so parts batch with each other and with other
@@ -435,11 +435,15 @@ class Scheduler:
         in a thread) once every part is done. An empty queue always accepts a request,
         however many parts it has.
 
-        With ``after_first``, only the first part is queued now; once it has succeeded,
-        ``after_first(its result)`` runs (it may change the later tasks, for instance to
-        condition them on the first part's audio) and the rest are queued together.
-        ``reviews`` are the parts' ``Ticket.review``, in order.
+        With ``hold_rest``, only the first part is queued now; the rest wait for the
+        caller's :meth:`release_rest` (a ``SpeechRun`` calls it when the first part is
+        done, having made the later tasks' prompt from its audio) and are then queued
+        together, or end without running if the first part failed, was cancelled or the
+        server is stopping. ``after_first(result)`` is the same with the release made
+        here: it runs once the first part has succeeded. ``reviews`` are the parts'
+        ``Ticket.review``, in order.
         """
+        hold_rest = hold_rest or after_first is not None
         self._check_accepting(backend)
         pending = self.pending_count
         if pending and pending + len(parts) > self.queue_size:
@@ -455,11 +459,14 @@ class Scheduler:
                                        review=reviews[k] if reviews else None))
         self._tickets[task.task_id] = ticket
         for k, part_ticket in enumerate(ticket.parts):
-            if after_first is None or k == 0:
+            if not hold_rest or k == 0:
                 self._enqueue(part_ticket)
-            else:  # held back until the first part is done (``_queue_rest``)
+            else:  # held back until the first part is done (``release_rest``)
                 self._tickets[part_ticket.task.task_id] = part_ticket
-        joiner = asyncio.create_task(self._join_parts(ticket, join, after_first),
+        if after_first is not None:
+            ticket.parts[0].future.add_done_callback(
+                lambda _f: self._after_first(ticket, after_first))
+        joiner = asyncio.create_task(self._join_parts(ticket, join),
                                      name=f"join-{task.task_id}")
         self._background.add(joiner)
         joiner.add_done_callback(self._background.discard)
@@ -472,12 +479,9 @@ class Scheduler:
         self._wakeups[ticket.backend].set()
 
     async def _join_parts(self, ticket: Ticket,
-                          join: Callable[[list[SynthesisResult]], SynthesisResult],
-                          after_first: Callable[[SynthesisResult], None] | None) -> None:
+                          join: Callable[[list[SynthesisResult]], SynthesisResult]) -> None:
         futures = [part.future for part in ticket.parts]
         try:
-            if after_first is not None:
-                await self._queue_rest(ticket, after_first)
             await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
             failed = next((f for f in futures if f.done() and failure_of(f) is not None), None)
             if failed is not None:
@@ -507,22 +511,33 @@ class Scheduler:
         finally:
             self._forget(ticket)
 
-    async def _queue_rest(self, ticket: Ticket,
-                          after_first: Callable[[SynthesisResult], None]) -> None:
-        """Queue the parts held back by ``submit_parts`` once the first one is done; if it
-        failed (or was cancelled, or the server is stopping) they end the same way."""
-        first, rest = ticket.parts[0], ticket.parts[1:]
-        await asyncio.wait([first.future])
-        error = failure_of(first.future)
-        if error is None and self.closing:
-            error = _shutting_down()
-        if error is None:
+    def _after_first(self, ticket: Ticket,
+                     after_first: Callable[[SynthesisResult], None]) -> None:
+        """``submit_parts(after_first=...)``: run it on the first part's result, then
+        release the rest (or end them as the first part, or the hook, ended)."""
+        first = ticket.parts[0].future
+        error = failure_of(first)
+        if error is None and not self.closing:
             try:
-                after_first(first.future.result())
+                after_first(first.result())
             except Exception as exc:
                 log.exception("preparing the later parts of %s failed", ticket.task.task_id)
                 error = exc
+        self.release_rest(ticket, error)
+
+    def release_rest(self, ticket: Ticket, error: BaseException | None = None) -> None:
+        """Queue the parts held back by ``submit_parts(hold_rest=True)``, once the first
+        is done. They end without running instead when ``error`` is given, when the first
+        part failed or was cancelled (its error), when the request was cancelled, or when
+        the server is stopping (``ShuttingDown``)."""
+        first, rest = ticket.parts[0], ticket.parts[1:]
+        if error is None and first.future.done():
+            error = failure_of(first.future)
+        if error is None and self.closing:
+            error = _shutting_down()
         for part in rest:
+            if part.future.done():
+                continue
             if error is None and not part.task.cancel.cancelled:
                 self._enqueue(part)
                 continue

@@ -26,7 +26,7 @@ from ttsframe.core.speech_types import SpeechOutput
 from ttsframe.core.synthesis import SynthesisResult
 
 if TYPE_CHECKING:
-    from ttsframe.core.speech import PreparedSpeech
+    from ttsframe.core.prepared import PreparedSpeech
 
 log = logging.getLogger("ttsframe.streaming")
 
@@ -56,7 +56,7 @@ class SpeechStream:
         # pipeline's rate before the tempo change (start, end): caption times.
         self.part_spans: list[tuple[int, int]] = []
         # A streamed reply: what its headers say (format, rate, voice, warnings known
-        # up front), set by ``SpeechService.open_stream``.
+        # up front), set by its ``SpeechRun``.
         self.head: SpeechOutput | None = None
         self._loop = loop
         self._events: asyncio.Queue[tuple[str, int, np.ndarray | None]] = asyncio.Queue()

@@ -29,7 +29,7 @@ from ttsframe.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from ttsframe.core.config import Settings
-    from ttsframe.core.speech import GenerationEvent
+    from ttsframe.core.prepared import GenerationEvent
 
 log = logging.getLogger("ttsframe.tracing")
 
