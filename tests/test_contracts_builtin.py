@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ttsframe.core.builtin_voices import BuiltinVoiceStore
 from ttsframe.core.config import QualityConfig
 from ttsframe.core.quality import BuiltinChecks
 from ttsframe.plugins import encoders
-from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
 from ttsframe.plugins.roles import RoleTagger
 from ttsframe.plugins.speaker_tags import SpeakerTagNormaliser
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore

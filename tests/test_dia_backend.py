@@ -475,7 +475,7 @@ def test_low_temperature_and_filters_hold_in_a_batch(tiny_backend):
 
 
 def test_builtin_voices_default_requests_share_a_batch(tiny_backend):
-    from ttsframe.plugins.builtin_voices import BUILTIN_VOICES
+    from ttsframe.core.builtin_voices import BUILTIN_VOICES
 
     voices = {v.voice_id: v for v in BUILTIN_VOICES}
     tasks = [make_task("[S1] Hello.", task_id=name, seed=voices[name].seed)

@@ -47,7 +47,9 @@ def builtin_sources() -> list[Path]:
 BUILTIN_INTERNALS = {
     # The server's own data layout: durable renames with directory fsyncs, temp files a
     # crash left, the reserved and length rules of new ids, files read only if regular.
-    "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids", "ttsframe.core.paths"},
+    # The built-in voices it includes and which of their names came later.
+    "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids", "ttsframe.core.paths",
+                          "ttsframe.core.builtin_voices"},
     # The server's pronunciation dictionary, the file the /pronunciations routes edit.
     "pronunciations.py": {"ttsframe.core.pronunciations"},
     # The tag patterns and the tag normaliser the core's chunking and SSML share (the

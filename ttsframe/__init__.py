@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes
 from ttsframe.core.audio_math import float_to_pcm16, resample, to_mono
 from ttsframe.core.backend import Backend, TaskFeed
+from ttsframe.core.builtin_voices import BuiltinVoiceStore
 from ttsframe.core.clients import Client
 from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.errors import (
@@ -102,12 +103,3 @@ __all__ = [
     "to_mono",
 ]
 
-
-def __getattr__(name: str):
-    # The built-in voices are a plugin of their own: imported only when asked for, so
-    # importing ttsframe (the CLI does) loads no plugin.
-    if name == "BuiltinVoiceStore":
-        from ttsframe.plugins.builtin_voices import BuiltinVoiceStore
-
-        return BuiltinVoiceStore
-    raise AttributeError(f"module 'ttsframe' has no attribute {name!r}")

@@ -24,7 +24,7 @@ import msgspec
 from ttsframe.cluster.wire import TaskPayload, encode_outcome, payload_fields, replica_prompts
 from ttsframe.core.backend import Backend
 from ttsframe.core.config import Settings
-from ttsframe.core.plugins import PluginContext, load_plugins
+from ttsframe.core.plugins import PluginContext, load_plugins, plugin_config
 from ttsframe.core.scheduler import run_batch
 from ttsframe.core.synthesis import CancelToken, SynthesisTask
 from ttsframe.core.voices import AudioPrompt
@@ -35,7 +35,6 @@ log = logging.getLogger("ttsframe.cluster.replica")
 def build_backend(settings: Settings, name: str) -> Backend:
     """The backend ``name`` as ``build_services`` makes it: plugins from entry points,
     its plugin's validated section."""
-    from ttsframe.core.assembly import plugin_config
 
     _, registry, _ = load_plugins(settings.plugin_enabled)
     reg = registry.items["backend"].get(name)

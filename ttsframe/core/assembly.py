@@ -15,7 +15,7 @@ import pluggy
 from ttsframe.core.async_voices import AsyncVoices
 from ttsframe.core.backend import Backend
 from ttsframe.core.catalogue import ModelCatalogue
-from ttsframe.core.config import Settings, convert
+from ttsframe.core.config import Settings
 from ttsframe.core.config_editor import ConfigEditor
 from ttsframe.core.database import DATABASE_NAME, Database
 from ttsframe.core.encoder import Encoder
@@ -25,7 +25,14 @@ from ttsframe.core.job_service import JobService
 from ttsframe.core.job_store import JobStore
 from ttsframe.core.live_session import LiveSessions
 from ttsframe.core.metrics import Metrics
-from ttsframe.core.plugins import PluginContext, PluginInfo, Registration, Registry, load_plugins
+from ttsframe.core.plugins import (
+    PluginContext,
+    PluginInfo,
+    Registration,
+    Registry,
+    load_plugins,
+    plugin_config,
+)
 from ttsframe.core.preprocessor import TextPreprocessor
 from ttsframe.core.pronunciations import PronunciationStore
 from ttsframe.core.retention import Retention
@@ -100,14 +107,6 @@ class Services:
             self.cluster.shutdown()
         await self.database.close()
         self.tracing.shutdown()
-
-
-def plugin_config(reg: Registration, settings: Settings) -> Any:
-    """The plugin's section, validated by its config Struct when it registered one."""
-    section = settings.plugin_section(reg.plugin)
-    if reg.config is not None:
-        return convert(section, reg.config, prefix=f"plugins.{reg.plugin}")
-    return section
 
 
 @dataclass

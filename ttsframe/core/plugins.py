@@ -19,6 +19,7 @@ import msgspec
 import pluggy
 
 from ttsframe.core import hookspecs
+from ttsframe.core.config import Settings, convert
 from ttsframe.core.errors import PluginError
 
 ENTRY_POINT_GROUP = "ttsframe"
@@ -205,3 +206,11 @@ def load_plugins(
         pm.register(plugin, name=name)  # registers nothing when the name is blocked
     registry = build_registry(pm)
     return pm, registry, describe_plugins(pm, registry)
+
+
+def plugin_config(reg: Registration, settings: Settings) -> Any:
+    """The plugin's section, validated by its config Struct when it registered one."""
+    section = settings.plugin_section(reg.plugin)
+    if reg.config is not None:
+        return convert(section, reg.config, prefix=f"plugins.{reg.plugin}")
+    return section

@@ -17,7 +17,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio.to_thread
 import numpy as np
@@ -35,9 +35,30 @@ from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
 
 if TYPE_CHECKING:
     from ttsframe.core.backend import Backend
-    from ttsframe.core.speech import SpeechService
+    from ttsframe.core.config import Settings
+    from ttsframe.core.encoder import Encoder
+    from ttsframe.core.quality import QualityStage
+    from ttsframe.core.scheduler import Scheduler
+    from ttsframe.core.tracing import Tracing
 
 log = logging.getLogger("ttsframe.speech")
+
+
+class RunHost(Protocol):
+    """What a run reads from the service that made it (``SpeechService`` is one); named
+    here so that a run does not depend on the service, which makes runs."""
+
+    settings: Settings
+    scheduler: Scheduler
+    backends: dict[str, Backend]
+    quality: QualityStage
+    tracing: Tracing
+    # Streams open per backend (``/health``, the metrics).
+    open_streams: dict[str, int]
+
+    def encoder(self, fmt: str) -> Encoder: ...
+
+    async def notify(self, event: GenerationEvent) -> None: ...
 
 
 class SpeechRun:
@@ -51,7 +72,7 @@ class SpeechRun:
     the run records its progress. ``on_start`` is called when generation starts.
     """
 
-    def __init__(self, service: SpeechService, prepared: PreparedSpeech,
+    def __init__(self, service: RunHost, prepared: PreparedSpeech,
                  tasks: list[SynthesisTask] | None = None, *, streamed: bool = False,
                  continue_from: tuple[PreparedSpeech, SynthesisResult] | None = None,
                  job_id: str | None = None,

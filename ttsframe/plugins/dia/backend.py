@@ -79,7 +79,7 @@ except ImportError:  # pragma: no cover - exercised only without the [dia] extra
     torch = None
 
 if TYPE_CHECKING:
-    from ttsframe.plugins.dia import DiaConfig
+    from ttsframe.plugins.dia.config import DiaConfig
 
 log = logging.getLogger("ttsframe.dia")
 
