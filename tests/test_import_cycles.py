@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = [ROOT / "ttsframe"] + sorted((ROOT / "plugins_contrib").glob("*/ttsframe_*"))
+PACKAGES = [ROOT / "ttsframe", *sorted((ROOT / "plugins_contrib").glob("*/ttsframe_*"))]
 
 
 def module_files() -> dict[str, Path]:
