@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams  # noqa: E402
-from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
-from ttsframe.core.voices import AudioPrompt  # noqa: E402
+from ttsframe.core.interfaces.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.interfaces.synthesis import SynthesisTask  # noqa: E402
+from ttsframe.core.speech.scheduler import BackendWorker, Scheduler  # noqa: E402
+from ttsframe.core.voices.voice import AudioPrompt  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402
 from ttsframe.plugins.dia.planning import DiaOptions  # noqa: E402

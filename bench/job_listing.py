@@ -42,7 +42,7 @@ QUERIES = {"GET /jobs": "/jobs", "GET /jobs?limit=1000": "/jobs?limit=1000",
 
 def seed_database(path: Path, count: int) -> None:
     """``count`` finished jobs, the layout a server writes (the server adds what is new)."""
-    from ttsframe.core.database import SCHEMA
+    from ttsframe.core.storage.database import SCHEMA
 
     db = sqlite3.connect(path)
     db.executescript(SCHEMA)

@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from ttsframe.core.metrics import Metrics  # noqa: E402
-from ttsframe.core.prepared import GenerationEvent, PreparedSpeech  # noqa: E402
-from ttsframe.core.scheduler import Ticket  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest  # noqa: E402
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
-from ttsframe.core.voices import Voice  # noqa: E402
+from ttsframe.core.interfaces.speech_types import GenerationParams, SpeechOutput, SpeechRequest  # noqa: E402
+from ttsframe.core.interfaces.synthesis import SynthesisResult, SynthesisTask  # noqa: E402
+from ttsframe.core.observability.metrics import Metrics  # noqa: E402
+from ttsframe.core.speech.prepared import GenerationEvent, PreparedSpeech  # noqa: E402
+from ttsframe.core.speech.scheduler import Ticket  # noqa: E402
+from ttsframe.core.voices.voice import Voice  # noqa: E402
 from ttsframe.http.metrics import SpeechTracker, http_metrics_middleware  # noqa: E402
 from ttsframe.http.request_ids import RequestIdMiddleware, add_request_id  # noqa: E402
 from ttsframe.log_format import TEXT_FORMAT, RequestIdFilter  # noqa: E402

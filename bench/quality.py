@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttsframe.core.config import Settings  # noqa: E402
-from ttsframe.core.quality import QualityStage  # noqa: E402
-from ttsframe.core.quality.checks import audio_loop_seconds  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams  # noqa: E402
-from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
+from ttsframe.core.config.settings import Settings  # noqa: E402
+from ttsframe.core.interfaces.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.interfaces.synthesis import SynthesisTask  # noqa: E402
+from ttsframe.core.speech.quality import QualityStage  # noqa: E402
+from ttsframe.core.speech.quality.checks import audio_loop_seconds  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402
 from ttsframe.plugins.dia.loops import loop_seconds  # noqa: E402

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttsframe.core.pronunciations import PronunciationIn, PronunciationStore  # noqa: E402
-from ttsframe.core.ssml import parse_ssml  # noqa: E402
+from ttsframe.core.text.pronunciations import PronunciationIn, PronunciationStore  # noqa: E402
+from ttsframe.core.text.ssml import parse_ssml  # noqa: E402
 from ttsframe.plugins.normalize.rules import normalize_text  # noqa: E402
 
 SENTENCES = [

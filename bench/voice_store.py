@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttsframe.core.voices import Voice  # noqa: E402
+from ttsframe.core.voices.voice import Voice  # noqa: E402
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore  # noqa: E402
 
 

@@ -9,8 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.server import builtin_plugin_names
-from ttsframe.core.assembly import Services, build_services
-from ttsframe.core.config import load_settings
+from ttsframe.assembly import Services, build_services
+from ttsframe.core.config.settings import load_settings
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import STREAMING, TONE, FakeBackendPlugin, fake_backend_plugin
 

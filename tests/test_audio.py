@@ -1,4 +1,4 @@
-"""core/upload_decoder.py (decoding uploads) and core/audio_math.py (resampling, tempo,
+"""core/voices/upload_decoder.py (decoding uploads) and core/audio_math.py (resampling, tempo,
 joining, PCM conversion).
 
 Every fixture is synthesised here and encoded with PyAV itself; nothing is downloaded.
@@ -23,7 +23,7 @@ from ttsframe.core.audio_math import (
     to_mono,
 )
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.upload_decoder import decode_audio, decode_info, prepare_prompt
+from ttsframe.core.voices.upload_decoder import decode_audio, decode_info, prepare_prompt
 
 
 def tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:

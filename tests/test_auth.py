@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_services
 from ttsframe import hookimpl
-from ttsframe.core.config import SecurityConfig
+from ttsframe.core.config.settings import SecurityConfig
 from ttsframe.http.app import create_app
 from ttsframe.http.auth import bearer_token, check_access, is_admin_route, key_matches
 
@@ -269,7 +269,7 @@ def test_without_keys_any_authorization_header_works(app_client):
      ({"TTSFRAME_SECURITY__API_KEYS": "not-a-list"}, "security.api_keys")],
 )
 def test_unusable_keys_stop_startup_without_echoing_them(tmp_path, env, key):
-    from ttsframe.core.config import load_settings
+    from ttsframe.core.config.settings import load_settings
     from ttsframe.core.errors import ConfigError
 
     (tmp_path / "ttsframe.toml").touch()
@@ -280,7 +280,7 @@ def test_unusable_keys_stop_startup_without_echoing_them(tmp_path, env, key):
 
 
 def test_keys_from_the_environment(tmp_path):
-    from ttsframe.core.config import load_settings
+    from ttsframe.core.config.settings import load_settings
 
     (tmp_path / "ttsframe.toml").touch()
     settings = load_settings(str(tmp_path / "ttsframe.toml"),

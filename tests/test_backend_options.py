@@ -13,8 +13,8 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_services
 from ttsframe import BackendOptions, InvalidInput, hookimpl
-from ttsframe.core.options import decode_options, option_schema
-from ttsframe.core.speech_types import stored_request
+from ttsframe.core.interfaces.speech_types import stored_request
+from ttsframe.core.speech.options import decode_options, option_schema
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import BEEPER, FakeBackend
 

@@ -18,10 +18,10 @@ pytest.importorskip("transformers")
 from tests.dia_fixtures import dia_options, tiny_backend, tiny_model_dir  # noqa: E402, F401
 from tests.server import ServerProcess  # noqa: E402
 from ttsframe.core.errors import InvalidInput  # noqa: E402
-from ttsframe.core.scheduler import BackendWorker, Scheduler  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams  # noqa: E402
-from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
-from ttsframe.core.voices import AudioPrompt  # noqa: E402
+from ttsframe.core.interfaces.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.interfaces.synthesis import SynthesisTask  # noqa: E402
+from ttsframe.core.speech.scheduler import BackendWorker, Scheduler  # noqa: E402
+from ttsframe.core.voices.voice import AudioPrompt  # noqa: E402
 from ttsframe.testing.fake_backend import STREAMING, FakeBackend  # noqa: E402
 from ttsframe.testing.waiting import eventually, eventually_async  # noqa: E402
 
@@ -264,7 +264,7 @@ def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
     """Between validation and the queue (a job's row being written, say) a request still
     holds the window open; one that is never submitted stops holding it."""
     from tests.conftest import make_services, pieces_plugin
-    from ttsframe.core.speech_types import SpeechRequest
+    from ttsframe.core.interfaces.speech_types import SpeechRequest
 
     services = make_services(tmp_path, extra_plugins=(("pieces-plugin", pieces_plugin()),),
                              generation={"default_backend": "pieces", "batch_wait_ms": 2000})

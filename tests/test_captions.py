@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from tests.server import ROOT, ServerProcess, install_fake_backend
-from ttsframe.core.captions import Caption, caption_text
+from ttsframe.core.speech.captions import Caption, caption_text
 
 srt = pytest.importorskip("srt")
 webvtt = pytest.importorskip("webvtt")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ttsframe.core.chunking import split_text
+from ttsframe.core.speech.chunking import split_text
 
 TAG = re.compile(r"\[S\d\]")
 
@@ -78,7 +78,7 @@ def test_random_texts_never_lose_words_or_exceed_limits():
 
 
 def test_chunk_text_keeps_the_count_but_evens_the_sizes():
-    from ttsframe.core.chunking import chunk_text
+    from ttsframe.core.speech.chunking import chunk_text
 
     text = "[S1] " + " ".join(f"Sentence {i} is here." for i in range(21))  # 20+ bytes each
     greedy = split_text(text, 200)
@@ -92,7 +92,7 @@ def test_chunk_text_keeps_the_count_but_evens_the_sizes():
 
 
 def test_chunk_text_on_random_texts_respects_the_limit():
-    from ttsframe.core.chunking import chunk_text
+    from ttsframe.core.speech.chunking import chunk_text
 
     rng = random.Random(11)
     vocab = ["hello", "world,", "yes.", "no!", "(laughs)", "maybe?", "[S1]", "[S2]", "ok;"]
@@ -107,7 +107,7 @@ def test_chunk_text_on_random_texts_respects_the_limit():
 
 
 def test_the_first_chunk_holds_every_speaker_when_they_fit():
-    from ttsframe.core.chunking import speakers_of, split_first_speakers
+    from ttsframe.core.speech.chunking import speakers_of, split_first_speakers
 
     text = ("[S1] Hello there, how are you doing today? I hope well, since the weather is "
             "lovely and the birds sing. [S2] Fine thanks. And you? [S1] Great. ") * 3

@@ -12,7 +12,7 @@ import pytest
 from tests.server import inherited_environment
 from ttsframe import cli, hookimpl
 from ttsframe.core.errors import PluginError
-from ttsframe.core.plugins import load_plugins
+from ttsframe.core.interfaces.plugins import load_plugins
 
 
 def command_plugin(name: str, calls: list) -> types.SimpleNamespace:

@@ -144,7 +144,7 @@ def test_a_database_from_before_owners_gains_the_column(tmp_path):
     import asyncio
     import sqlite3
 
-    from ttsframe.core.database import SCHEMA, Database
+    from ttsframe.core.storage.database import SCHEMA, Database
 
     path = tmp_path / "ttsframe.db"
     old = sqlite3.connect(path)

@@ -27,8 +27,8 @@ from tests.dia_fixtures import tiny_model_dir  # noqa: F401
 from tests.server import ServerProcess
 from tests.test_dia_backend import reference, reference_run  # noqa: F401
 from tests.voice_fixtures import encode_upload, wav_bytes
-from ttsframe.core.speech_types import GenerationParams, SpeechRequest
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.interfaces.speech_types import GenerationParams, SpeechRequest
+from ttsframe.core.voices.voice import AudioPrompt
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 

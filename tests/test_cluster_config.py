@@ -18,11 +18,11 @@ from ttsframe.cluster.wire import (
     prompt_key,
     to_payload,
 )
-from ttsframe.core.config import load_settings
+from ttsframe.core.config.settings import load_settings
 from ttsframe.core.errors import ConfigError, GenerationFailed, InvalidInput
-from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.interfaces.speech_types import GenerationParams
+from ttsframe.core.interfaces.synthesis import SynthesisResult, SynthesisTask
+from ttsframe.core.voices.voice import AudioPrompt
 from ttsframe.plugins.dia.planning import DiaOptions
 
 

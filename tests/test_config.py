@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ttsframe.cli import _serve_overrides, build_parser
-from ttsframe.core.config import load_settings
+from ttsframe.core.config.settings import load_settings
 from ttsframe.core.errors import ConfigError
 
 
@@ -89,7 +89,7 @@ def test_shipped_config_is_valid_and_matches_defaults():
 
     import msgspec
 
-    from ttsframe.core.config import Settings
+    from ttsframe.core.config.settings import Settings
 
     shipped = load_settings(str(Path(__file__).parents[1] / "ttsframe.toml"), environ={})
     defaults = Settings()

@@ -12,9 +12,9 @@ from litestar.testing import TestClient
 from tests.conftest import make_services, tone_plugin
 from tests.job_helpers import TONE, tone_server
 from tests.server import builtin_plugin_names
-from ttsframe.core.assembly import build_services
-from ttsframe.core.config import load_settings
-from ttsframe.core.config_file import update_toml_text
+from ttsframe.assembly import build_services
+from ttsframe.core.config.file import update_toml_text
+from ttsframe.core.config.settings import load_settings
 from ttsframe.http.app import create_app
 
 GUIDE_KEYS = {"debug_mode", "save_outputs", "show_prompts", "output_retention_hours"}

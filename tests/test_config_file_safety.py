@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 from tests.conftest import make_services
-from ttsframe.core.config_file import keys_readable_by_others, write_config
+from ttsframe.core.config.file import keys_readable_by_others, write_config
 from ttsframe.testing.app import app_client
 
 SECRET_CONFIG = '[security]\nadmin_keys = ["boss"]\n\n[generation]\nqueue_size = 64\n'
@@ -47,7 +47,7 @@ ROUNDS = 150
 EDITOR = f"""
 import sys, time, tomllib
 from pathlib import Path
-from ttsframe.core.config_file import write_config
+from ttsframe.core.config.file import write_config
 path, mine, theirs = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 while not path.with_name("go").exists():  # both start editing together
     time.sleep(0.001)

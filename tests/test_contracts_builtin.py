@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ttsframe.core.builtin_voices import BuiltinVoiceStore
-from ttsframe.core.config import QualityConfig
-from ttsframe.core.quality import BuiltinChecks
+from ttsframe.core.config.settings import QualityConfig
+from ttsframe.core.speech.quality import BuiltinChecks
+from ttsframe.core.voices.builtin import BuiltinVoiceStore
 from ttsframe.plugins import encoders
 from ttsframe.plugins.roles import RoleTagger
 from ttsframe.plugins.speaker_tags import SpeakerTagNormaliser

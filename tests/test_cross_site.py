@@ -327,7 +327,7 @@ def test_host_rule():
 
 
 def test_allowed_hosts_is_checked_at_startup_and_restart_only(tmp_path):
-    from ttsframe.core.config import load_settings
+    from ttsframe.core.config.settings import load_settings
     from ttsframe.core.errors import ConfigError
 
     cfg = tmp_path / "ttsframe.toml"
@@ -348,7 +348,7 @@ def test_allowed_hosts_is_checked_at_startup_and_restart_only(tmp_path):
 
 def test_allowed_hosts_from_the_environment(tmp_path):
     """A LAN user sets the name without editing the file."""
-    from ttsframe.core.config import load_settings
+    from ttsframe.core.config.settings import load_settings
 
     cfg = tmp_path / "ttsframe.toml"
     cfg.touch()

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 
 from tests.job_helpers import submit, tone_server, wait_for
-from ttsframe.core.config import Settings
-from ttsframe.core.data_lock import DataDirLock
+from ttsframe.core.config.settings import Settings
 from ttsframe.core.errors import ConfigError
-from ttsframe.core.job_service import JobService
+from ttsframe.core.jobs.service import JobService
+from ttsframe.core.storage.data_lock import DataDirLock
 
 
 def test_second_server_on_a_data_directory_refuses_to_start(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_second_server_on_a_data_directory_refuses_to_start(tmp_path: Path) -> N
 def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, pathlib; from ttsframe.core.data_lock import DataDirLock; "
+         "import sys, pathlib; from ttsframe.core.storage.data_lock import DataDirLock; "
          "DataDirLock(pathlib.Path(sys.argv[1])).acquire(); print('held', flush=True); "
          "sys.stdin.read()", str(tmp_path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -74,9 +74,8 @@ def test_a_late_second_run_never_deletes_the_stored_result(tmp_path: Path) -> No
     job_id = "a" * 32
     jobs = JobService(Settings(), _CompletedElsewhere(f"{job_id}.wav"),
                       SimpleNamespace(scheduler=None), tmp_path)
-    event = SimpleNamespace(
-        output=SimpleNamespace(audio=b"RIFF-second-run", content_type="audio/wav",
-                               duration_s=1.0, sample_rate=24000, warnings=[]),
-        prepared=SimpleNamespace(request=SimpleNamespace(response_format="wav")))
-    assert asyncio.run(jobs._store_result(job_id, event)) is False
+    output = SimpleNamespace(audio=b"RIFF-second-run", content_type="audio/wav",
+                             duration_s=1.0, sample_rate=24000, warnings=[])
+    prepared = SimpleNamespace(request=SimpleNamespace(response_format="wav"))
+    assert asyncio.run(jobs._store_result(job_id, prepared, output)) is False
     assert (tmp_path / f"{job_id}.wav").read_bytes() == b"RIFF-second-run"

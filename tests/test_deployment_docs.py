@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import yaml
 
-from ttsframe.core.config import Settings
+from ttsframe.core.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "docs" / "examples" / "raycluster.yaml"

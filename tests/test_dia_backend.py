@@ -14,9 +14,9 @@ pytest.importorskip("transformers")
 
 from tests.dia_fixtures import dia_options, ok  # noqa: E402
 from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams  # noqa: E402
-from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
-from ttsframe.core.voices import AudioPrompt  # noqa: E402
+from ttsframe.core.interfaces.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.interfaces.synthesis import SynthesisTask  # noqa: E402
+from ttsframe.core.voices.voice import AudioPrompt  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaCodes  # noqa: E402
 
 pytest_plugins = ["tests.dia_fixtures"]
@@ -475,7 +475,7 @@ def test_low_temperature_and_filters_hold_in_a_batch(tiny_backend):
 
 
 def test_builtin_voices_default_requests_share_a_batch(tiny_backend):
-    from ttsframe.core.builtin_voices import BUILTIN_VOICES
+    from ttsframe.core.voices.builtin import BUILTIN_VOICES
 
     voices = {v.voice_id: v for v in BUILTIN_VOICES}
     tasks = [make_task("[S1] Hello.", task_id=name, seed=voices[name].seed)

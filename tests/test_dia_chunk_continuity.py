@@ -22,7 +22,7 @@ pytest.importorskip("transformers")
 
 from tests.conftest import make_services
 from tests.dia_fixtures import count_codec_encodes, tiny_eos_model_dir  # noqa: F401
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.voices.voice import AudioPrompt
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from ttsframe.core.plugins import PluginContext
-from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import SynthesisTask
+from ttsframe.core.interfaces.plugins import PluginContext
+from ttsframe.core.interfaces.speech_types import GenerationParams
+from ttsframe.core.interfaces.synthesis import SynthesisTask
 from ttsframe.plugins import dia
 from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.dia import backend as dia_backend

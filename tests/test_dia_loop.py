@@ -14,8 +14,8 @@ import torch
 
 from tests.dia_fixtures import dia_options, ok
 from ttsframe.core.errors import Cancelled
-from ttsframe.core.synthesis import GenerationParams, SynthesisTask
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.interfaces.synthesis import GenerationParams, SynthesisTask
+from ttsframe.core.voices.voice import AudioPrompt
 from ttsframe.plugins.dia.loop import DecodingLoop, pick_joiners
 
 pytest_plugins = ["tests.dia_fixtures"]

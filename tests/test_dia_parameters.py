@@ -17,9 +17,9 @@ pytest.importorskip("transformers")
 from tests.conftest import make_services
 from tests.dia_fixtures import tiny_model_dir  # noqa: F401  (fixture)
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import SynthesisTask
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.core.interfaces.speech_types import GenerationParams
+from ttsframe.core.interfaces.synthesis import SynthesisTask
+from ttsframe.core.voices.voice import AudioPrompt, Voice
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 

@@ -22,9 +22,9 @@ from tests.dia_fixtures import count_codec_encodes, dia_options, ok  # noqa: E40
 from tests.server import ServerProcess  # noqa: E402
 from tests.test_streaming import aligned_correlation  # noqa: E402
 from ttsframe.core.errors import Cancelled  # noqa: E402
-from ttsframe.core.speech_types import GenerationParams  # noqa: E402
-from ttsframe.core.synthesis import SynthesisTask  # noqa: E402
-from ttsframe.core.voices import AudioPrompt  # noqa: E402
+from ttsframe.core.interfaces.speech_types import GenerationParams  # noqa: E402
+from ttsframe.core.interfaces.synthesis import SynthesisTask  # noqa: E402
+from ttsframe.core.voices.voice import AudioPrompt  # noqa: E402
 from ttsframe.http.app import create_app  # noqa: E402
 from ttsframe.plugins.dia import DiaConfig  # noqa: E402
 from ttsframe.plugins.dia.backend import DiaBackend  # noqa: E402

@@ -23,7 +23,7 @@ import pytest
 
 import ttsframe
 from tests.server import ROOT
-from ttsframe.core.config import Settings
+from ttsframe.core.config.settings import Settings
 from ttsframe.plugins.dia import DiaConfig
 from ttsframe.plugins.dia.planning import DiaOptions
 from ttsframe.plugins.nonverbals import NonverbalsConfig

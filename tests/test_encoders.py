@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ttsframe.core.encoder import Encoder
+from ttsframe.core.interfaces.encoder import Encoder
 from ttsframe.plugins import encoders as plugin
 from ttsframe.plugins.encoders import ENCODERS, wav_header
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_services
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import SpeechRequest
+from ttsframe.core.interfaces.speech_types import SpeechRequest
 from ttsframe.testing.app import app_client
 
 

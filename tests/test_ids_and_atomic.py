@@ -14,7 +14,7 @@ import pytest
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes, remove_stale_temps
 from ttsframe.core.errors import InvalidInput, StorageFailed
 from ttsframe.core.ids import MAX_ID_LENGTH, check_id, is_valid_id
-from ttsframe.core.voices import Voice
+from ttsframe.core.voices.voice import Voice
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ KILL_BETWEEN_WRITE_AND_RENAME = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from pathlib import Path
     from ttsframe.core import atomic
-    from ttsframe.core.voices import Voice
+    from ttsframe.core.voices.voice import Voice
     from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 
     store = FilesystemVoiceStore(Path({prompts!r}), Path({data!r}))

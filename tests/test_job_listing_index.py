@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from ttsframe.core.clients import OPERATOR, Client
-from ttsframe.core.database import SCHEMA, Database
-from ttsframe.core.generation_log import list_query
-from ttsframe.core.job_store import STATUSES, select_query
+from ttsframe.core.jobs.store import STATUSES, select_query
+from ttsframe.core.storage.database import SCHEMA, Database
+from ttsframe.core.storage.generation_log import list_query
 
 KEY = Client(owner="k1fingerprint", admin=False)
 # The schema as released before the listing indexes and the seed column.

@@ -26,8 +26,8 @@ from websockets.sync.client import connect
 
 from tests.server import ROOT, ServerProcess, install_fake_backend
 from tests.test_metrics import value
-from ttsframe.core.live_audio import LiveAudio, alaw, parse_format, ulaw
-from ttsframe.core.segmenter import Segmenter
+from ttsframe.core.live.audio import LiveAudio, alaw, parse_format, ulaw
+from ttsframe.core.live.segmenter import Segmenter
 from ttsframe.testing.waiting import eventually
 
 KEY, KEY2, KEY3 = "live-key-1", "live-key-2", "live-key-3"

@@ -14,10 +14,10 @@ from tests.audio_checks import decode
 from tests.conftest import make_services, pieces_plugin
 from ttsframe.core import audio_math
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech import SpeechService
-from ttsframe.core.speech_types import GenerationParams, SpeechRequest
-from ttsframe.core.synthesis import Capabilities, SynthesisResult
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.core.interfaces.speech_types import GenerationParams, SpeechRequest
+from ttsframe.core.interfaces.synthesis import Capabilities, SynthesisResult
+from ttsframe.core.speech.service import SpeechService
+from ttsframe.core.voices.voice import AudioPrompt, Voice
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import FakeBackend, speech_like
 from ttsframe.testing.waiting import eventually
@@ -244,9 +244,9 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
 
 
 def test_joined_result_reports_each_note_once():
-    from ttsframe.core.output_pipeline import OutputPipeline
-    from ttsframe.core.speech import join_results
-    from ttsframe.core.synthesis import SynthesisResult
+    from ttsframe.core.interfaces.synthesis import SynthesisResult
+    from ttsframe.core.speech.output_pipeline import OutputPipeline
+    from ttsframe.core.speech.service import join_results
     from ttsframe.plugins.encoders import PcmEncoder
 
     clamp = "max_tokens 10000 was lowered to 3071: the model holds 3072 decoder steps"

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import make_services
 from ttsframe import hookimpl
 from ttsframe.core.errors import CancelCause, Cancelled
-from ttsframe.core.metrics import Metrics, cancel_reason
-from ttsframe.core.synthesis import CancelToken, SynthesisResult
+from ttsframe.core.interfaces.synthesis import CancelToken, SynthesisResult
+from ttsframe.core.observability.metrics import Metrics, cancel_reason
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import TONE, FakeBackend
 from ttsframe.testing.waiting import eventually

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.preprocessor import TextContext
-from ttsframe.core.voices import Voice
+from ttsframe.core.interfaces.preprocessor import TextContext
+from ttsframe.core.voices.voice import Voice
 from ttsframe.plugins.nonverbals import KNOWN_NONVERBALS, NonverbalChecker
 from ttsframe.testing.contracts.preprocessor import PreprocessorContract
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttsframe.core.preprocessor import TextContext
-from ttsframe.core.voices import Voice
+from ttsframe.core.interfaces.preprocessor import TextContext
+from ttsframe.core.voices.voice import Voice
 from ttsframe.plugins.normalize import NormalizeConfig, TextNormalizer
 from ttsframe.plugins.normalize.rules import normalize_text
 from ttsframe.testing.app import app_client, make_services

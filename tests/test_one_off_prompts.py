@@ -14,10 +14,10 @@ import pytest
 
 from ttsframe.cluster.replica import Replica
 from ttsframe.cluster.wire import ONE_OFF_PROMPTS, PromptAreas, TaskPayload, prompt_key
-from ttsframe.core.config import load_settings
-from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.config.settings import load_settings
+from ttsframe.core.interfaces.speech_types import GenerationParams
+from ttsframe.core.interfaces.synthesis import SynthesisResult, SynthesisTask
+from ttsframe.core.voices.voice import AudioPrompt
 from ttsframe.plugins.dia.prompt_cache import ONE_OFF_SIZE, PromptCache
 from ttsframe.testing.fake_backend import STREAMING, FakeBackend
 

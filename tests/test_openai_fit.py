@@ -237,7 +237,7 @@ def test_a_streamed_pipeline_at_another_rate_sends_the_whole_file_s_audio():
     """The output rate is the last step before the encoder, streamed and whole alike."""
     import numpy as np
 
-    from ttsframe.core.output_pipeline import OutputPipeline
+    from ttsframe.core.speech.output_pipeline import OutputPipeline
     from ttsframe.plugins.encoders import PcmEncoder
 
     t = np.arange(RATE) / RATE

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.server import ROOT, builtin_plugin_names, free_port
-from ttsframe.core import hookspecs
+from ttsframe.core.interfaces import hookspecs
 from ttsframe.testing.audio import decode, dominant_frequency
 from ttsframe.testing.waiting import eventually
 

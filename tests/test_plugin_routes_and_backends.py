@@ -12,8 +12,8 @@ from litestar.di import NamedDependency
 from tests.conftest import tone_plugin
 from ttsframe import hookimpl
 from ttsframe.core.errors import ConfigError, NotFound
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.core.interfaces.voice_store import VoiceStore
+from ttsframe.core.voices.voice import AudioPrompt, Voice
 from ttsframe.routes import Server
 from ttsframe.testing.audio import decode
 

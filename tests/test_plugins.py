@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import tone_plugin
 from ttsframe import hookimpl
 from ttsframe.core.errors import PluginError
-from ttsframe.core.plugins import load_plugins
+from ttsframe.core.interfaces.plugins import load_plugins
 
 
 def plugin(**hooks) -> types.SimpleNamespace:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.job_helpers import tone_server
 from ttsframe.core.errors import InvalidInput, NotFound
-from ttsframe.core.pronunciations import PronunciationIn, PronunciationStore
+from ttsframe.core.text.pronunciations import PronunciationIn, PronunciationStore
 from ttsframe.testing.app import app_client, make_services
 
 

@@ -48,13 +48,13 @@ BUILTIN_INTERNALS = {
     # The server's own data layout: durable renames with directory fsyncs, temp files a
     # crash left, the reserved and length rules of new ids, files read only if regular.
     # The built-in voices it includes and which of their names came later.
-    "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids", "ttsframe.core.paths",
-                          "ttsframe.core.builtin_voices"},
+    "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids",
+                          "ttsframe.core.storage.paths", "ttsframe.core.voices.builtin"},
     # The server's pronunciation dictionary, the file the /pronunciations routes edit.
-    "pronunciations.py": {"ttsframe.core.pronunciations"},
+    "pronunciations.py": {"ttsframe.core.text.pronunciations"},
     # The tag patterns and the tag normaliser the core's chunking and SSML share (the
     # speakers themselves are the backend's capability, ``Capabilities.speakers``).
-    "speaker_tags.py": {"ttsframe.core.text"},
+    "speaker_tags.py": {"ttsframe.core.text.tags"},
 }
 
 
@@ -103,8 +103,9 @@ def test_the_tutorial_imports_only_the_public_api():
 
 
 def test_the_check_sees_a_private_import():
-    assert ttsframe_imports("from ttsframe.core.voices import Voice\n") == ["ttsframe.core.voices"]
-    assert not is_public("ttsframe.core.voices")
+    assert ttsframe_imports("from ttsframe.core.voices.voice import Voice\n") \
+        == ["ttsframe.core.voices.voice"]
+    assert not is_public("ttsframe.core.voices.voice")
     assert ttsframe_imports("def f():\n    import ttsframe.http.app\n") == ["ttsframe.http.app"]
     assert is_public("ttsframe.testing.contracts")
 
@@ -129,5 +130,5 @@ def test_tests_take_hookimpl_from_the_public_api():
     wrong = [str(p.relative_to(ROOT)) for p in paths
              if any(m != "ttsframe" for m in hookimpl_sources(p.read_text()))]
     assert not wrong, f"import hookimpl with `from ttsframe import hookimpl` in {wrong}"
-    assert hookimpl_sources("def f():\n    from ttsframe.core.hookspecs import hookimpl\n") \
-        == ["ttsframe.core.hookspecs"]
+    source = "def f():\n    from ttsframe.core.interfaces.hookspecs import hookimpl\n"
+    assert hookimpl_sources(source) == ["ttsframe.core.interfaces.hookspecs"]

@@ -14,9 +14,9 @@ from litestar.testing import TestClient
 from tests.audio_checks import decode
 from tests.conftest import make_services
 from ttsframe import CheckResult, hookimpl
-from ttsframe.core.config import QualityConfig
-from ttsframe.core.quality import BuiltinChecks, Take, retry_seed
-from ttsframe.core.quality.checks import audio_loop_seconds
+from ttsframe.core.config.settings import QualityConfig
+from ttsframe.core.speech.quality import BuiltinChecks, Take, retry_seed
+from ttsframe.core.speech.quality.checks import audio_loop_seconds
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import (
     FLAKY,
@@ -327,10 +327,10 @@ def test_cancelling_a_job_stops_its_retry(tmp_path):
 
 
 def test_configured_rates_and_a_voices_calibration_set_the_rate_bounds(tmp_path):
-    from ttsframe.core.config import Settings
-    from ttsframe.core.quality import QualityStage
-    from ttsframe.core.speech_types import GenerationParams
-    from ttsframe.core.synthesis import SynthesisResult, SynthesisTask
+    from ttsframe.core.config.settings import Settings
+    from ttsframe.core.interfaces.speech_types import GenerationParams
+    from ttsframe.core.interfaces.synthesis import SynthesisResult, SynthesisTask
+    from ttsframe.core.speech.quality import QualityStage
     from ttsframe.testing.fake_backend import FakeBackend
 
     settings = Settings()

@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tests.conftest import make_services
-from ttsframe.core.quality import retry_seed
+from ttsframe.core.speech.quality import retry_seed
 from ttsframe.http.app import create_app
 from ttsframe.plugins.dia.tiny import write_tiny_checkpoint
 from ttsframe.testing.waiting import eventually
@@ -89,8 +89,8 @@ def test_a_streamed_row_outrunning_the_automatic_budget_goes_on_as_the_buffered_
     streamed or not: the stream goes on past the audio it already sent (never sent
     twice) and ends where the buffered take ends; only frames near the first budget's
     forced end may differ."""
-    from ttsframe.core.speech_types import GenerationParams
-    from ttsframe.core.synthesis import SynthesisTask
+    from ttsframe.core.interfaces.speech_types import GenerationParams
+    from ttsframe.core.interfaces.synthesis import SynthesisTask
     from ttsframe.plugins.dia import planning
 
     for name, value in {"AUTO_BYTES_PER_SECOND": 1e9, "AUTO_MARGIN_S": 0.0,

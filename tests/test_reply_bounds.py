@@ -92,7 +92,7 @@ def test_a_language_that_is_not_a_short_code_is_refused(tmp_path, language):
     import asyncio
 
     from ttsframe.core.errors import InvalidInput
-    from ttsframe.core.speech_types import SpeechRequest
+    from ttsframe.core.interfaces.speech_types import SpeechRequest
 
     services = make_services(tmp_path)
     request = SpeechRequest(text="[S1] Hello.", voice_id="alloy", language=language)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar.testing import TestClient
 
 from tests.conftest import make_services, pieces_plugin
-from ttsframe.core.scheduler import Scheduler, Ticket
+from ttsframe.core.speech.scheduler import Scheduler, Ticket
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 

@@ -14,9 +14,9 @@ from ttsframe.core.errors import (
     QueueFull,
     ShuttingDown,
 )
-from ttsframe.core.scheduler import BackendWorker, Scheduler
-from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import SynthesisTask
+from ttsframe.core.interfaces.speech_types import GenerationParams
+from ttsframe.core.interfaces.synthesis import SynthesisTask
+from ttsframe.core.speech.scheduler import BackendWorker, Scheduler
 from ttsframe.testing.fake_backend import TONE, FakeBackend, FakeConfig
 from ttsframe.testing.waiting import eventually_async
 

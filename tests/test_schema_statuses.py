@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from tests.conftest import make_services
 from tests.job_helpers import logged, wait_for
 from tests.voice_fixtures import sine_wav
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 

@@ -14,7 +14,7 @@ from tests.conftest import make_services
 from tests.job_helpers import logged, tone_server, wait_for
 from tests.stored_state import stored_state
 from tests.voice_fixtures import cloner_plugin, sine_wav
-from ttsframe.core import upload_decoder
+from ttsframe.core.voices import upload_decoder
 from ttsframe.http.app import create_app
 from ttsframe.testing.waiting import eventually
 

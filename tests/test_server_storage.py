@@ -20,7 +20,7 @@ import pytest
 from tests.job_helpers import TONE, submit, tone_server, wait_for
 from tests.voice_fixtures import sine_wav
 from ttsframe.core import atomic
-from ttsframe.core.config_file import write_config
+from ttsframe.core.config.file import write_config
 from ttsframe.testing.waiting import eventually
 
 

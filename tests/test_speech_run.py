@@ -1,4 +1,4 @@
-"""A request's run (``core/speech_run.py``): one report to the observers however it ends
+"""A request's run (``core/speech/run.py``): one report to the observers however it ends
 (done, failed, cancelled, client gone), and the voice continuity of a long text: the
 later chunks are queued only once the first has succeeded."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_services, pieces_plugin
 from ttsframe.core.errors import CancelCause, Cancelled
-from ttsframe.core.speech_types import SpeechRequest
+from ttsframe.core.interfaces.speech_types import SpeechRequest
 from ttsframe.testing.waiting import eventually_async
 
 pytestmark = pytest.mark.app

@@ -1,4 +1,4 @@
-"""The SSML subset: parsing (core/ssml.py), and breaks as real silence in the audio, on
+"""The SSML subset: parsing (core/text/ssml.py), and breaks as real silence in the audio, on
 the kit's fake backend and on the tiny Dia model."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import soundfile as sf
 
 from ttsframe.core.audio_math import CROSSFADE_MS
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import SpeechRequest
-from ttsframe.core.ssml import parse_ssml
+from ttsframe.core.interfaces.speech_types import SpeechRequest
+from ttsframe.core.text.ssml import parse_ssml
 from ttsframe.testing.app import app_client, make_services
 from ttsframe.testing.waiting import eventually
 

@@ -25,7 +25,7 @@ from tests.server import ServerProcess, install_fake_backend
 from tests.test_metrics import scrape, value, wait_for
 from ttsframe.core import audio_math as audio
 from ttsframe.core.audio_math import Crossfade, Tempo
-from ttsframe.core.output_pipeline import OutputPipeline
+from ttsframe.core.speech.output_pipeline import OutputPipeline
 from ttsframe.http.app import create_app
 from ttsframe.plugins.encoders import PcmEncoder
 from ttsframe.testing.fake_backend import speech_like

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from ttsframe.core.errors import Cancelled, InvalidInput, NotFound
-from ttsframe.core.backend import Backend
-from ttsframe.core.encoder import Encoder
-from ttsframe.core.preprocessor import TextPreprocessor
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.synthesis import Capabilities, SynthesisResult
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.interfaces.backend import Backend
+from ttsframe.core.interfaces.encoder import Encoder
+from ttsframe.core.interfaces.preprocessor import TextPreprocessor
+from ttsframe.core.interfaces.voice_store import VoiceStore
+from ttsframe.core.interfaces.synthesis import Capabilities, SynthesisResult
+from ttsframe.core.voices.voice import AudioPrompt
 from ttsframe.plugins.encoders import WavEncoder, wav_header
 from ttsframe.core.audio_math import float_to_pcm16
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import make_services
-from ttsframe.core.trace_redaction import redact_query, redact_url
+from ttsframe.core.observability.trace_redaction import redact_query, redact_url
 from ttsframe.http.app import create_app
 
 SECRET = "sk-live-0123456789"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ttsframe.core.builtin_voices import BUILTIN_VOICES
 from ttsframe.core.errors import ConfigError, Conflict, InvalidInput, NotFound
-from ttsframe.core.voices import Voice, build_voice, derive_seed
+from ttsframe.core.voices.builtin import BUILTIN_VOICES
+from ttsframe.core.voices.voice import Voice, build_voice, derive_seed
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 
 

@@ -26,7 +26,7 @@ import soundfile as sf
 from tests.job_helpers import tone_server
 from ttsframe.core.errors import ConfigError, Conflict, NotFound
 from ttsframe.core.ids import RESERVED_NAMES
-from ttsframe.core.voices import Voice
+from ttsframe.core.voices.voice import Voice
 from ttsframe.plugins import voice_store_fs
 from ttsframe.plugins.voice_store_fs import FilesystemVoiceStore
 

@@ -12,8 +12,8 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_services
 from tests.voice_fixtures import UPLOAD_FORMATS, cloner_plugin, encode_upload, sine, wav_bytes
-from ttsframe.core.builtin_voices import BUILTIN_VOICES
-from ttsframe.core.voices import derive_seed
+from ttsframe.core.voices.builtin import BUILTIN_VOICES
+from ttsframe.core.voices.voice import derive_seed
 from ttsframe.http.app import create_app
 
 LIMIT_MB = 1.0

@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 from tests.voice_fixtures import sine_wav
-from ttsframe.core.async_voices import AsyncVoices
+from ttsframe.core.voices.async_store import AsyncVoices
 from ttsframe.testing.app import app_client, make_services
 
 

@@ -10,10 +10,7 @@ __version__ = "0.1.0"
 
 from ttsframe.core.atomic import atomic_write, atomic_write_bytes
 from ttsframe.core.audio_math import float_to_pcm16, resample, to_mono
-from ttsframe.core.backend import Backend, TaskFeed
-from ttsframe.core.builtin_voices import BuiltinVoiceStore
 from ttsframe.core.clients import Client
-from ttsframe.core.encoder import BufferedStream, Encoder, StreamWriter
 from ttsframe.core.errors import (
     BackendUnavailable,
     CancelCause,
@@ -30,24 +27,27 @@ from ttsframe.core.errors import (
     StorageFailed,
     TTSFrameError,
 )
-from ttsframe.core.hookspecs import hookimpl
 from ttsframe.core.ids import check_id, is_valid_id
-from ttsframe.core.plugins import PluginContext
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
-from ttsframe.core.prompt_areas import PromptAreas
-from ttsframe.core.quality import CheckResult, Take
-from ttsframe.core.speech_types import GenerationParams, SpeechOutput, SpeechRequest
-from ttsframe.core.synthesis import (
+from ttsframe.core.interfaces.backend import Backend, TaskFeed
+from ttsframe.core.interfaces.encoder import BufferedStream, Encoder, StreamWriter
+from ttsframe.core.interfaces.hookspecs import hookimpl
+from ttsframe.core.interfaces.plugins import PluginContext
+from ttsframe.core.interfaces.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.interfaces.speech_types import GenerationParams, SpeechOutput, SpeechRequest
+from ttsframe.core.interfaces.synthesis import (
     BackendOptions,
     CancelToken,
     Capabilities,
     SynthesisResult,
     SynthesisTask,
 )
-from ttsframe.core.text import outside_markup, speaker_of_leading_tag
-from ttsframe.core.upload_decoder import DecodedAudio, decode_audio
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.core.interfaces.voice_store import VoiceStore
+from ttsframe.core.speech.quality import CheckResult, Take
+from ttsframe.core.text.tags import outside_markup, speaker_of_leading_tag
+from ttsframe.core.voices.builtin import BuiltinVoiceStore
+from ttsframe.core.voices.prompt_areas import PromptAreas
+from ttsframe.core.voices.upload_decoder import DecodedAudio, decode_audio
+from ttsframe.core.voices.voice import AudioPrompt, Voice
 
 __all__ = [
     "AudioPrompt",

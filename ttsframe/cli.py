@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ttsframe import __version__
-from ttsframe.core.config import Settings, load_settings
+from ttsframe.core.config.settings import Settings, load_settings
 from ttsframe.core.errors import ConfigError, PluginError
 
 # Exit statuses of ``serve``: 2 for a bad configuration, 3 when the address is unusable,
@@ -69,11 +69,11 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ttsframe.core.assembly import build_services, check_config
-    from ttsframe.core.config_file import keys_readable_by_others, remove_stale_temps_of
-    from ttsframe.core.data_lock import DataDirLock
-    from ttsframe.core.database import DATABASE_NAME, check_database
+    from ttsframe.assembly import build_services, check_config
+    from ttsframe.core.config.file import keys_readable_by_others, remove_stale_temps_of
     from ttsframe.core.errors import StorageUnusable
+    from ttsframe.core.storage.data_lock import DataDirLock
+    from ttsframe.core.storage.database import DATABASE_NAME, check_database
     from ttsframe.http.app import create_app
     from ttsframe.http.auth import every_key_is_admin
     from ttsframe.http.listen import CannotListen, bind_listeners
@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from ttsframe.core.plugins import load_plugins
+    from ttsframe.core.interfaces.plugins import load_plugins
 
     settings = _settings(args)
     _, _, infos = load_plugins(settings.plugin_enabled)
@@ -146,7 +146,7 @@ BUILT_IN_COMMANDS = ("serve", "plugins")
 def plugin_commands(argv: list[str]) -> dict[str, Any]:
     """``name -> Command`` from the enabled plugins; a broken plugin or config only warns
     here (``serve`` and ``plugins`` report it as an error)."""
-    from ttsframe.core.plugins import load_plugins
+    from ttsframe.core.interfaces.plugins import load_plugins
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")

@@ -20,7 +20,7 @@ import re
 import time
 from typing import Literal
 
-from ttsframe.core.request_context import current_request_id
+from ttsframe.core.observability.request_context import current_request_id
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 # Fields passed with ``extra=`` that a JSON line keeps as keys.

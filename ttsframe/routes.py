@@ -15,7 +15,7 @@ is asking, whose jobs and logs a request's work belongs to; and ``plugin_config`
 plugin's validated ``[plugins.<name>]`` section.
 """
 
-from ttsframe.core.catalogue import ModelEntry
+from ttsframe.core.speech.catalogue import ModelEntry
 from ttsframe.http.disconnect import unless_disconnected
 from ttsframe.http.facade import Server, ServerSettings
 from ttsframe.http.responses import audio_response, stream_response

@@ -7,8 +7,8 @@ so a server with the default local engine never needs the ``ray`` extra.
 from __future__ import annotations
 
 from ttsframe.cluster.pool import RayCluster, RayWorkerPool
-from ttsframe.core.backend import Backend
-from ttsframe.core.config import Settings
+from ttsframe.core.config.settings import Settings
+from ttsframe.core.interfaces.backend import Backend
 
 
 def build_ray_workers(settings: Settings, backends: dict[str, Backend]

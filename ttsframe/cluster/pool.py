@@ -22,11 +22,11 @@ from typing import Any
 import msgspec
 
 from ttsframe.cluster.wire import decode_outcome, prompt_keys, replica_prompts, to_payload
-from ttsframe.core.backend import Backend
-from ttsframe.core.config import ClusterConfig, Settings
+from ttsframe.core.config.settings import ClusterConfig, Settings
 from ttsframe.core.errors import BackendUnavailable, Cancelled, GenerationFailed
-from ttsframe.core.prompt_areas import PromptAreas
-from ttsframe.core.synthesis import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.interfaces.backend import Backend
+from ttsframe.core.interfaces.synthesis import Capabilities, SynthesisResult, SynthesisTask
+from ttsframe.core.voices.prompt_areas import PromptAreas
 
 log = logging.getLogger("ttsframe.cluster")
 

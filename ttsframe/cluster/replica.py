@@ -2,7 +2,7 @@
 
 It builds the backend with the same plugin code and the same ``[plugins.<name>]`` section
 as a local worker would, loads it, and runs the batches the API node's scheduler hands
-it through :func:`ttsframe.core.scheduler.run_batch`; a ``continuous`` backend (Dia)
+it through :func:`ttsframe.core.speech.scheduler.run_batch`; a ``continuous`` backend (Dia)
 instead runs its decoding loop on the replica for its lifetime, and the tasks of every
 call join that loop (calls overlap: the actor is threaded). ``generate`` is a streaming
 generator: progress and audio flow back while the batch runs, the results come last.
@@ -22,12 +22,12 @@ from typing import Any
 import msgspec
 
 from ttsframe.cluster.wire import TaskPayload, encode_outcome, payload_fields, replica_prompts
-from ttsframe.core.backend import Backend
-from ttsframe.core.config import Settings
-from ttsframe.core.plugins import PluginContext, load_plugins, plugin_config
-from ttsframe.core.scheduler import run_batch
-from ttsframe.core.synthesis import CancelToken, SynthesisTask
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.config.settings import Settings
+from ttsframe.core.interfaces.backend import Backend
+from ttsframe.core.interfaces.plugins import PluginContext, load_plugins, plugin_config
+from ttsframe.core.interfaces.synthesis import CancelToken, SynthesisTask
+from ttsframe.core.speech.scheduler import run_batch
+from ttsframe.core.voices.voice import AudioPrompt
 
 log = logging.getLogger("ttsframe.cluster.replica")
 

@@ -15,10 +15,10 @@ import msgspec
 import numpy as np
 
 from ttsframe.core import errors
-from ttsframe.core.prompt_areas import PromptAreas
-from ttsframe.core.speech_types import GenerationParams
-from ttsframe.core.synthesis import BackendOptions, SynthesisResult, SynthesisTask
-from ttsframe.core.voices import AudioPrompt
+from ttsframe.core.interfaces.speech_types import GenerationParams
+from ttsframe.core.interfaces.synthesis import BackendOptions, SynthesisResult, SynthesisTask
+from ttsframe.core.voices.prompt_areas import PromptAreas
+from ttsframe.core.voices.voice import AudioPrompt
 
 
 class TaskPayload(msgspec.Struct, kw_only=True):

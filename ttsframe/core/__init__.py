@@ -1,2 +1,4 @@
-"""The framework core: hook specs and the plugin kinds, plugin loading, config, the speech
-path (service, scheduler, types), jobs, logs and startup assembly."""
+"""The framework core: everything between the HTTP layer and the plugins, knowing no
+model and no HTTP. One folder per concern (``docs/architecture.md`` has the map); the
+shared basics (errors, ids, atomic writes, audio maths, clients) sit at the top. Startup
+assembly is outside the core, in ``ttsframe/assembly.py``."""

@@ -5,7 +5,7 @@ Each step exists once, in the incremental form a stream needs; a whole array is 
 call of the same code (``crossfade_concat``, ``time_stretch``). Mono float32 arrays in
 [-1, 1] are the common currency; multichannel arrays are ``(frames, channels)`` as
 soundfile returns them. numpy, soxr and PyAV's bundled FFmpeg only: no torch, no ffmpeg
-binary. Untrusted uploads are decoded in ``core/upload_decoder.py``, not here.
+binary. Untrusted uploads are decoded in ``core/voices/upload_decoder.py``, not here.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
 from ttsframe import __version__
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.http import explorer, ui
 from ttsframe.http.auth import api_key_guard, client_dependency, openapi_security
@@ -57,12 +57,12 @@ def _constant(value: object) -> Provide:
 
 def tracing_plugins(services: Services) -> list:
     """Litestar's OpenTelemetry plugin with this server's tracer provider (a span per
-    request; ``core/tracing.py`` adds the speech spans inside it)."""
+    request; ``core/observability/tracing.py`` adds the speech spans inside it)."""
     if not services.tracing.enabled:
         return []
     from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-    from ttsframe.core.trace_redaction import scrub_span
+    from ttsframe.core.observability.trace_redaction import scrub_span
 
     # The request hook runs once the span holds the request's URL: its query values
     # (``?api_key=...``) are redacted there, before any exporter sees them.

@@ -41,7 +41,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
 from ttsframe.core.clients import Client, fingerprint
-from ttsframe.core.config import SecurityConfig
+from ttsframe.core.config.settings import SecurityConfig
 from ttsframe.http.query import flag, query_values, taken
 
 PUBLIC_PATHS = frozenset({"/health"})

@@ -13,7 +13,7 @@ import logging
 from litestar.config.cors import CORSConfig
 from litestar.types import Message, Scope
 
-from ttsframe.core.config import SecurityConfig
+from ttsframe.core.config.settings import SecurityConfig
 
 log = logging.getLogger("ttsframe.cors")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 
-from ttsframe.core.config import SecurityConfig
+from ttsframe.core.config.settings import SecurityConfig
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 from litestar import Request, Response
 
-from ttsframe.core.catalogue import ModelEntry
-from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
-from ttsframe.core.voices import Voice
+from ttsframe.core.interfaces.speech_types import SpeechOutput, SpeechRequest
+from ttsframe.core.speech.catalogue import ModelEntry
+from ttsframe.core.voices.voice import Voice
 from ttsframe.http.responses import speech_reply
 
 if TYPE_CHECKING:
-    from ttsframe.core.assembly import Services
-    from ttsframe.core.speech_stream import SpeechStream
+    from ttsframe.assembly import Services
+    from ttsframe.core.speech.stream import SpeechStream
     from ttsframe.http.metrics import SpeechTracker
 
 

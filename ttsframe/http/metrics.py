@@ -25,10 +25,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.errors import Cancelled, InvalidInput, TTSFrameError
-from ttsframe.core.metrics import LATENCY_BUCKETS, Labelled, Metrics, status_class
-from ttsframe.core.speech_types import SpeechRequest
+from ttsframe.core.interfaces.speech_types import SpeechRequest
+from ttsframe.core.observability.metrics import LATENCY_BUCKETS, Labelled, Metrics, status_class
 from ttsframe.http.errors import status_for
 
 HTTP_LABELS = ["method", "path", "status_code", "app_name"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from litestar import Request
 
-from ttsframe.core.request_context import REQUEST_ID
+from ttsframe.core.observability.request_context import REQUEST_ID
 from ttsframe.http.cross_site import CrossSiteWrites
 from ttsframe.http.errors import detail_response
 from ttsframe.http.hosts import HostRule

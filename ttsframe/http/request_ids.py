@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from ttsframe.core.request_context import REQUEST_ID
+from ttsframe.core.observability.request_context import REQUEST_ID
 
 HEADER = b"x-request-id"
 SCOPE_ID = "ttsframe.request_id"

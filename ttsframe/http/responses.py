@@ -12,15 +12,15 @@ from litestar import Response
 from litestar.response import Stream
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.quality import quality_summary
-from ttsframe.core.speech_stream import SpeechStream
-from ttsframe.core.speech_types import SpeechOutput, SpeechRequest
+from ttsframe.core.interfaces.speech_types import SpeechOutput, SpeechRequest
+from ttsframe.core.speech.quality import quality_summary
+from ttsframe.core.speech.stream import SpeechStream
 from ttsframe.http.disconnect import unless_disconnected
 
 if TYPE_CHECKING:
     from litestar import Request
 
-    from ttsframe.core.assembly import Services
+    from ttsframe.assembly import Services
     from ttsframe.http.metrics import SpeechTracker
 
 # Control characters end or split a header line (CR, LF, NUL): never sent.

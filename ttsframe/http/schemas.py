@@ -10,14 +10,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.speech_types import (
+from ttsframe.core.interfaces.speech_types import (
     MAX_OUTPUT_RATE,
     MIN_OUTPUT_RATE,
     GenerationParams,
     Role,
     SpeechRequest,
 )
-from ttsframe.core.voices import Speaker
+from ttsframe.core.voices.voice import Speaker
 
 Language = Annotated[str, msgspec.Meta(
     max_length=35, description="A language code such as 'en', 'de' or 'pt-BR': the text's "

@@ -18,7 +18,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.http.connection_limits import (
     ConnectionLimits,
     RequestLimit,

@@ -25,7 +25,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from ttsframe import __version__
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.http.auth import check_access
 from ttsframe.http.schemas import ModelFields, Speed
 

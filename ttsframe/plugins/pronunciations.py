@@ -13,7 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from ttsframe import PluginContext, TextContext, TextPreprocessor, hookimpl
-from ttsframe.core.pronunciations import PronunciationStore
+from ttsframe.core.text.pronunciations import PronunciationStore
 
 
 class PronunciationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ttsframe import InvalidInput, TextContext, TextPreprocessor, hookimpl
-from ttsframe.core.text import ANY_TAG, LEADING_TAG, canonical_tags
+from ttsframe.core.text.tags import ANY_TAG, LEADING_TAG, canonical_tags
 
 
 class SpeakerTagNormaliser(TextPreprocessor):

@@ -72,13 +72,13 @@ from ttsframe.core.atomic import (
     sync_dir_after,
     temp_path_for,
 )
-from ttsframe.core.builtin_voices import BUILTIN_VOICES, LATER_BUILTINS, builtin_voice
 from ttsframe.core.ids import (
     MAX_ID_LENGTH,
     RESERVED_NAMES,
     check_new_id,
 )
-from ttsframe.core.paths import is_stored_file
+from ttsframe.core.storage.paths import is_stored_file
+from ttsframe.core.voices.builtin import BUILTIN_VOICES, LATER_BUILTINS, builtin_voice
 
 log = logging.getLogger("ttsframe.voices")
 

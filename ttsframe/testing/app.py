@@ -17,8 +17,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from ttsframe.core.assembly import Services, build_services
-from ttsframe.core.config import Settings, _deep_merge, load_settings
+from ttsframe.assembly import Services, build_services
+from ttsframe.core.config.settings import Settings, _deep_merge, load_settings
 from ttsframe.testing.fake_backend import fake_backend_plugin
 from ttsframe.testing.server import builtin_plugin_names
 from ttsframe.testing.waiting import eventually

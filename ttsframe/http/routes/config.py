@@ -8,7 +8,7 @@ from litestar import get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.http.openapi import errors
 
 

@@ -8,9 +8,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import File
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.core.job_replies import JobCancelled, JobInfo, QueueStats
+from ttsframe.http.job_replies import JobCancelled, JobInfo, QueueStats
 from ttsframe.http.openapi import AudioFileOperation, JobIdPath, errors
 
 

@@ -8,7 +8,7 @@
 - ``/live``: ttsframe's protocol, JSON control messages with ttsframe's parameters, audio
   as binary frames (or base64) and a ``segment`` message with each segment's times.
 
-The handlers only parse, relay and close: sessions live in ``core/live_session.py``,
+The handlers only parse, relay and close: sessions live in ``core/live/session.py``,
 close codes come from ``http/errors.py``. docs/live-speech.md has the messages and codes.
 """
 
@@ -25,7 +25,7 @@ from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.errors import (
     InvalidInput,
     NotFound,
@@ -35,11 +35,11 @@ from ttsframe.core.errors import (
     TooManySessions,
     TTSFrameError,
 )
-from ttsframe.core.live_audio import LiveFormat, parse_format
-from ttsframe.core.live_session import LiveEvent, LiveSession
-from ttsframe.core.options import decode_options
-from ttsframe.core.speech import check_language
-from ttsframe.core.speech_types import SpeechRequest
+from ttsframe.core.interfaces.speech_types import SpeechRequest
+from ttsframe.core.live.audio import LiveFormat, parse_format
+from ttsframe.core.live.session import LiveEvent, LiveSession
+from ttsframe.core.speech.options import decode_options
+from ttsframe.core.speech.service import check_language
 from ttsframe.http.auth import authorization_of, client_of, key_protocol
 from ttsframe.http.errors import close_code_for, close_reason
 from ttsframe.http.live_messages import (

@@ -8,10 +8,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import File
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.core.generation_log import LogEntry
-from ttsframe.core.retention import CleanupReport
+from ttsframe.core.storage.generation_log import LogEntry
+from ttsframe.core.storage.retention import CleanupReport
 from ttsframe.http.openapi import AudioFileOperation, LogIdPath, errors
 
 

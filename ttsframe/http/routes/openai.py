@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.http.facade import Server
 from ttsframe.http.metrics import track_speech

@@ -1,4 +1,4 @@
-"""``/pronunciations``: the pronunciation dictionary (``core/pronunciations.py``).
+"""``/pronunciations``: the pronunciation dictionary (``core/text/pronunciations.py``).
 
 Anyone with a key lists it; adding, changing and deleting entries are admin routes (a
 dictionary entry changes every voice's speech). File work runs in a worker thread.
@@ -12,9 +12,9 @@ from litestar import delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.ids import check_id
-from ttsframe.core.pronunciations import Pronunciation, PronunciationIn
+from ttsframe.core.text.pronunciations import Pronunciation, PronunciationIn
 from ttsframe.http.openapi import EntryIdPath, errors
 
 

@@ -8,12 +8,12 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
-from ttsframe.core.assembly import Services
-from ttsframe.core.catalogue import ModelEntry
+from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.job_replies import JobInfo
+from ttsframe.core.speech.catalogue import ModelEntry
 from ttsframe.http.facade import Server
+from ttsframe.http.job_replies import JobInfo
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.schemas import (

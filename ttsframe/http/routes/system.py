@@ -6,7 +6,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 
 from ttsframe import __version__
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.http.auth import bearer_token, key_matches
 from ttsframe.http.schemas import BackendHealth, HealthResponse
 

@@ -6,7 +6,7 @@ import msgspec
 from litestar import post
 from litestar.di import NamedDependency
 
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.http.openapi import GenerateBody, errors
 
 

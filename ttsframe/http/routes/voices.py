@@ -21,11 +21,11 @@ from litestar.openapi.spec import RequestBody as OpenAPIRequestBody
 from litestar.openapi.spec import Schema as OpenAPISchema
 from litestar.params import FromQuery, JSONBody
 
-from ttsframe.core import upload_decoder
-from ttsframe.core.assembly import Services
+from ttsframe.assembly import Services
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
 from ttsframe.core.ids import check_id
-from ttsframe.core.voices import Voice, build_voice
+from ttsframe.core.voices import upload_decoder
+from ttsframe.core.voices.voice import Voice, build_voice
 from ttsframe.http.multipart import read_form
 from ttsframe.http.openapi import PromptIdPath, VoiceIdPath, VoiceMappingBodyIn, errors
 from ttsframe.http.schemas import (

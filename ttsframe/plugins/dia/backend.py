@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ttsframe.dia")
 
 INSTALL_HINT = "the Dia backend needs torch and transformers: pip install 'ttsframe[dia]'"
-# Longer text is split (core/chunking.py) into chunks of about this size: ~15-20 s of speech
+# Longer text is split (core/speech/chunking.py) into chunks of about this size: ~15-20 s of speech
 # at Dia's usual 13-17 bytes/s, inside the 5-20 s it speaks naturally; the automatic
 # max_tokens for it is 2048 steps, which leaves the decoder room for a 10 s prompt (861
 # frames). The core shrinks chunks in proportion to the steps a longer prompt takes.

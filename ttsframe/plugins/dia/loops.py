@@ -1,5 +1,5 @@
 """A take that ends in a loop, found in its codes: the quality stage's loop check reads
-``info["loop_s"]`` (``core/quality``) rather than guessing from the audio.
+``info["loop_s"]`` (``core/speech/quality``) rather than guessing from the audio.
 
 Dia's loops repeat a phrase: the same codes, one period apart, frame after frame up to
 the end. Sampling changes a few codes between repeats, so a frame matches the one a

@@ -24,15 +24,20 @@ import msgspec
 import numpy as np
 import pytest
 
-from ttsframe.core.backend import Backend
 from ttsframe.core.errors import CancelCause, Cancelled, InvalidInput, NotFound
-from ttsframe.core.hookspecs import hookimpl
-from ttsframe.core.options import option_schema
-from ttsframe.core.speech import SpeechService
-from ttsframe.core.speech_types import GenerationParams, SpeechRequest
-from ttsframe.core.synthesis import BackendOptions, Capabilities, SynthesisResult, SynthesisTask
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.core.interfaces.backend import Backend
+from ttsframe.core.interfaces.hookspecs import hookimpl
+from ttsframe.core.interfaces.speech_types import GenerationParams, SpeechRequest
+from ttsframe.core.interfaces.synthesis import (
+    BackendOptions,
+    Capabilities,
+    SynthesisResult,
+    SynthesisTask,
+)
+from ttsframe.core.interfaces.voice_store import VoiceStore
+from ttsframe.core.speech.options import option_schema
+from ttsframe.core.speech.service import SpeechService
+from ttsframe.core.voices.voice import AudioPrompt, Voice
 
 
 def make_task(text: str, *, params: GenerationParams | None = None, options: Any = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttsframe.core.encoder import Encoder
+from ttsframe.core.interfaces.encoder import Encoder
 from ttsframe.testing.audio import Decoded, decode, dominant_frequency, rms, sine
 
 

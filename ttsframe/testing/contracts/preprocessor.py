@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 
 from ttsframe.core.errors import InvalidInput
-from ttsframe.core.preprocessor import TextContext, TextPreprocessor
-from ttsframe.core.voices import Voice
+from ttsframe.core.interfaces.preprocessor import TextContext, TextPreprocessor
+from ttsframe.core.voices.voice import Voice
 
 ORDINARY = [
     "Hello, this is a test message.",

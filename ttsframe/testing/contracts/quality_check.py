@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttsframe.core.quality import CheckResult, Take
+from ttsframe.core.speech.quality import CheckResult, Take
 
 RATE = 24000
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from ttsframe.core.errors import Conflict, InvalidInput, NotFound, TTSFrameError
-from ttsframe.core.voice_store import VoiceStore
-from ttsframe.core.voices import AudioPrompt, Voice
+from ttsframe.core.interfaces.voice_store import VoiceStore
+from ttsframe.core.voices.voice import AudioPrompt, Voice
 
 BAD_IDS = ["../escape", "a/b", "..", "", "x" * 300, "nul\x00byte", "back\\slash", ".hidden"]
 

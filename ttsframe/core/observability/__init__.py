@@ -1,0 +1,1 @@
+"""Metrics, traces, the request id of log lines, and what spans must not carry."""
