@@ -96,8 +96,8 @@ def test_an_edit_waits_for_the_lock_another_process_holds(tmp_path):
     lock = os.open(cfg, os.O_RDONLY)
     fcntl.flock(lock, fcntl.LOCK_EX)  # another editor is in its read-modify-write
     editor = subprocess.Popen([sys.executable, "-c",
-                               "import sys; from pathlib import Path; from ttsframe.core."
-                               "config_file import write_config; write_config(Path("
+                               "import sys; from pathlib import Path; from ttsframe.core.config."
+                               "file import write_config; write_config(Path("
                                "sys.argv[1]), {'generation': {'queue_size': 5}})", str(cfg)])
     try:
         with contextlib.suppress(subprocess.TimeoutExpired):
