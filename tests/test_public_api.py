@@ -13,11 +13,11 @@ import ttsframe
 import ttsframe.routes
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC = ("ttsframe", "ttsframe.routes", "ttsframe.testing")
+PUBLIC = ("ttsframe", "ttsframe.routes", "ttsframe.files", "ttsframe.testing")
 
 
 def is_public(module: str) -> bool:
-    return module in PUBLIC[:2] or module == PUBLIC[2] or module.startswith(PUBLIC[2] + ".")
+    return module in PUBLIC or module.startswith("ttsframe.testing.")
 
 
 def ttsframe_imports(source: str) -> list[str]:
@@ -43,21 +43,6 @@ def builtin_sources() -> list[Path]:
     return sorted((ROOT / "ttsframe" / "plugins").rglob("*.py"))
 
 
-# The internals a built-in plugin still imports, each for a reason; any other is an error.
-BUILTIN_INTERNALS = {
-    # The server's own data layout: durable renames with directory fsyncs, temp files a
-    # crash left, the reserved and length rules of new ids, files read only if regular.
-    # The built-in voices it includes and which of their names came later.
-    "voice_store_fs.py": {"ttsframe.core.atomic", "ttsframe.core.ids",
-                          "ttsframe.core.storage.paths", "ttsframe.core.voices.builtin"},
-    # The server's pronunciation dictionary, the file the /pronunciations routes edit.
-    "pronunciations.py": {"ttsframe.core.text.pronunciations"},
-    # The tag patterns and the tag normaliser the core's chunking and SSML share (the
-    # speakers themselves are the backend's capability, ``Capabilities.speakers``).
-    "speaker_tags.py": {"ttsframe.core.text.tags"},
-}
-
-
 def tutorial_blocks() -> list[str]:
     tutorial = (ROOT / "docs" / "plugin-tutorial.md").read_text()
     return re.findall(r"```python\n(.*?)```", tutorial, flags=re.S)
@@ -79,19 +64,16 @@ def test_contributed_plugins_import_only_the_public_api(path):
 @pytest.mark.parametrize("path", builtin_sources(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_builtin_plugins_import_only_the_public_api(path):
     """The built-in plugins are written as any plugin is: public names, and their own
-    package (``ttsframe.plugins``), less the internals named in ``BUILTIN_INTERNALS``."""
-    allowed = BUILTIN_INTERNALS.get(path.name, set()) if path.parent.name == "plugins" else set()
+    package (``ttsframe.plugins``)."""
     private = [m for m in ttsframe_imports(path.read_text())
-               if not is_public(m) and not m.startswith("ttsframe.plugins") and m not in allowed]
+               if not is_public(m) and not m.startswith("ttsframe.plugins")]
     assert not private, f"{path.relative_to(ROOT)} imports {private}; use the public API"
 
 
-def test_the_builtin_check_sees_every_plugin_and_no_stale_exception():
+def test_the_builtin_check_sees_every_plugin():
     names = {p.relative_to(ROOT / "ttsframe" / "plugins").as_posix() for p in builtin_sources()}
-    assert {"dia/backend.py", "encoders.py", "voice_store_fs.py"} <= names
-    for name, modules in BUILTIN_INTERNALS.items():
-        imported = set(ttsframe_imports((ROOT / "ttsframe" / "plugins" / name).read_text()))
-        assert modules <= imported, f"{name} no longer imports {modules - imported}"
+    assert {"dia/backend.py", "encoders.py", "voice_store_fs.py", "speaker_tags.py",
+            "pronunciations.py"} <= names
 
 
 def test_the_tutorial_imports_only_the_public_api():

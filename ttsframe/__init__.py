@@ -3,7 +3,8 @@
 The names below are the public plugin API: what a plugin imports from ttsframe, kept
 stable across releases (``docs/plugins.md``, "The public API"). Everything else under
 ``ttsframe.core``, ``ttsframe.http`` and ``ttsframe.plugins`` is internal and may change.
-Plugin routes also use ``ttsframe.routes``; plugin tests use ``ttsframe.testing``.
+Plugin routes also use ``ttsframe.routes``, stores ``ttsframe.files``; plugin tests use
+``ttsframe.testing``.
 """
 
 __version__ = "0.1.0"
@@ -43,7 +44,13 @@ from ttsframe.core.interfaces.synthesis import (
 )
 from ttsframe.core.interfaces.voice_store import VoiceStore
 from ttsframe.core.speech.quality import CheckResult, Take
-from ttsframe.core.text.tags import outside_markup, speaker_of_leading_tag
+from ttsframe.core.text.pronunciations import PronunciationStore
+from ttsframe.core.text.tags import (
+    canonical_tags,
+    outside_markup,
+    speaker_of_leading_tag,
+    without_speaker_tags,
+)
 from ttsframe.core.voices.builtin import BuiltinVoiceStore
 from ttsframe.core.voices.prompt_areas import PromptAreas
 from ttsframe.core.voices.upload_decoder import DecodedAudio, decode_audio
@@ -75,6 +82,7 @@ __all__ = [
     "PluginContext",
     "PluginError",
     "PromptAreas",
+    "PronunciationStore",
     "QueueFull",
     "SpeechOutput",
     "SpeechRequest",
@@ -92,6 +100,7 @@ __all__ = [
     "__version__",
     "atomic_write",
     "atomic_write_bytes",
+    "canonical_tags",
     "check_id",
     "decode_audio",
     "float_to_pcm16",
@@ -101,5 +110,6 @@ __all__ = [
     "resample",
     "speaker_of_leading_tag",
     "to_mono",
+    "without_speaker_tags",
 ]
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ttsframe import PluginContext, TextContext, TextPreprocessor, hookimpl
-from ttsframe.core.text.pronunciations import PronunciationStore
+from ttsframe import PluginContext, PronunciationStore, TextContext, TextPreprocessor, hookimpl
 
 
 class PronunciationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -6,10 +6,15 @@ Tags the model does not know (``[S3]``) are rejected instead of being read aloud
 
 from __future__ import annotations
 
-import re
-
-from ttsframe import InvalidInput, TextContext, TextPreprocessor, hookimpl
-from ttsframe.core.text.tags import ANY_TAG, LEADING_TAG, canonical_tags
+from ttsframe import (
+    InvalidInput,
+    TextContext,
+    TextPreprocessor,
+    canonical_tags,
+    hookimpl,
+    speaker_of_leading_tag,
+    without_speaker_tags,
+)
 
 
 class SpeakerTagNormaliser(TextPreprocessor):
@@ -18,14 +23,14 @@ class SpeakerTagNormaliser(TextPreprocessor):
 
     def process(self, text: str, ctx: TextContext) -> str:
         if not ctx.speaker_tags:
-            return re.sub(r"\s+", " ", ANY_TAG.sub(" ", text)).strip()
+            return without_speaker_tags(text)
 
         text = canonical_tags(text, lambda tag: (
             f"unknown speaker tag [{tag}]: backend '{ctx.backend}' knows "
             f"{', '.join(f'[{s}]' for s in ctx.speakers)}"), ctx.speakers)
-        if not LEADING_TAG.match(text):
+        if speaker_of_leading_tag(text) is None:
             text = f"[{ctx.voice.primary_speaker}] {text}"
-        if not ANY_TAG.sub("", text).strip():
+        if not without_speaker_tags(text):
             raise InvalidInput("text contains only speaker tags; add words to speak")
         return text
 

@@ -49,6 +49,7 @@ import soundfile as sf
 
 from ttsframe import (
     AudioPrompt,
+    BuiltinVoiceStore,
     ConfigError,
     Conflict,
     InvalidInput,
@@ -64,21 +65,18 @@ from ttsframe import (
     resample,
     to_mono,
 )
-from ttsframe.core.atomic import (
+from ttsframe.files import (
+    MAX_ID_LENGTH,
+    RESERVED_NAMES,
+    check_new_id,
     fsync_dir,
+    is_stored_file,
     remove_file,
     remove_stale_temps,
     storage_failed,
     sync_dir_after,
     temp_path_for,
 )
-from ttsframe.core.ids import (
-    MAX_ID_LENGTH,
-    RESERVED_NAMES,
-    check_new_id,
-)
-from ttsframe.core.storage.paths import is_stored_file
-from ttsframe.core.voices.builtin import BUILTIN_VOICES, LATER_BUILTINS, builtin_voice
 
 log = logging.getLogger("ttsframe.voices")
 
@@ -300,15 +298,15 @@ class FilesystemVoiceStore(VoiceStore):
 
     def list_voices(self) -> list[Voice]:
         voices = self._all_voices()
-        return [*(v for v in BUILTIN_VOICES
-                  if v.voice_id not in LATER_BUILTINS or v.voice_id not in voices),
+        return [*(v for v in BuiltinVoiceStore.voices
+                  if v.voice_id not in BuiltinVoiceStore.later or v.voice_id not in voices),
                 *(self._voice(v, voices[v]) for v in sorted(voices))]
 
     def _builtin(self, voice_id: str) -> Voice | None:
         """The built-in voice of that id, unless a custom voice stored before the
-        built-in existed holds the id (``LATER_BUILTINS``)."""
-        builtin = builtin_voice(voice_id)
-        if builtin is not None and voice_id in LATER_BUILTINS \
+        built-in existed holds the id (``BuiltinVoiceStore.later``)."""
+        builtin = BuiltinVoiceStore.find(voice_id)
+        if builtin is not None and voice_id in BuiltinVoiceStore.later \
                 and voice_id in self._all_voices():
             return None
         return builtin
@@ -336,7 +334,7 @@ class FilesystemVoiceStore(VoiceStore):
 
     def create_voice(self, voice: Voice) -> Voice:
         check_id(voice.voice_id, "voice_id")
-        if builtin_voice(voice.voice_id) is not None:
+        if BuiltinVoiceStore.find(voice.voice_id) is not None:
             raise Conflict(f"Voice '{voice.voice_id}' already exists as a built-in voice; "
                            "pick another voice_id")
         path = self._voice_path(voice.voice_id)
@@ -345,7 +343,7 @@ class FilesystemVoiceStore(VoiceStore):
                 raise Conflict(f"Voice '{voice.voice_id}' already exists; change it with "
                                f"PUT /voice_mappings/{voice.voice_id} or pick another voice_id")
             check_new_id(voice.voice_id, "voice_id",
-                         [*(v.voice_id for v in BUILTIN_VOICES), *voices])
+                         [*(v.voice_id for v in BuiltinVoiceStore.voices), *voices])
             if self.max_voices is not None and len(voices) >= self.max_voices:
                 raise StorageFailed(
                     f"there are {len(voices)} custom voices, the limit "
@@ -681,7 +679,8 @@ def _voice_targets(voices: dict[str, Record], voices_dir: Path) -> dict[str, str
     when :func:`_is_portable`, else a new one from :func:`_new_voice_id`. So no voice is
     lost, and a client still asking for the old id gets a 404, never another voice."""
     on_disk = _file_ids(voices_dir)
-    blocked = {v.casefold() for v in voices} | {v.voice_id.casefold() for v in BUILTIN_VOICES}
+    blocked = {v.casefold() for v in voices} | {v.voice_id.casefold()
+                                                for v in BuiltinVoiceStore.voices}
     claimed: set[str] = set()
     targets = {}
     for voice_id, record in voices.items():

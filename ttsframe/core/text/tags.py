@@ -45,6 +45,12 @@ def canonical_tags(text: str, unknown: Callable[[str], str],
     return re.sub(r"\s+", " ", ANY_TAG.sub(canonical, text)).strip()
 
 
+def without_speaker_tags(text: str) -> str:
+    """``text`` with every speaker tag (``[S1]``, ``[ s2 ]``, ...) removed and its
+    whitespace collapsed: what a backend without speaker tags is given."""
+    return re.sub(r"\s+", " ", ANY_TAG.sub(" ", text)).strip()
+
+
 def speaker_of_leading_tag(text: str) -> str | None:
     match = ANY_TAG.match(text.lstrip())
     return f"S{match.group(1)}" if match else None

@@ -40,9 +40,18 @@ def builtin_voice(voice_id: str) -> Voice | None:
 
 
 class BuiltinVoiceStore(VoiceStore):
-    """Only the built-in voices; no prompts, no writes."""
+    """Only the built-in voices; no prompts, no writes. A writable store that keeps the
+    built-ins too reads them from the class: ``voices``, ``find`` and ``later`` (names
+    a stored custom voice may hold, the built-in standing behind it)."""
 
     name = "builtin"
+    voices: tuple[Voice, ...] = BUILTIN_VOICES
+    later: frozenset[str] = LATER_BUILTINS
+
+    @staticmethod
+    def find(voice_id: str) -> Voice | None:
+        """The built-in voice ``voice_id``, or None."""
+        return builtin_voice(voice_id)
 
     def list_voices(self) -> list[Voice]:
         return list(BUILTIN_VOICES)
