@@ -147,6 +147,25 @@ def joined(results):
     return results  # the parts' results, in order, as the parent ticket's value
 
 
+def submit_held(sched, parts, after_first):
+    """Queue ``parts`` with the later ones held; once the first is done, ``after_first``
+    prepares them from its result and they are released, as a ``SpeechRun`` does for a
+    continued text (``core/speech/run.py``)."""
+    ticket = sched.submit_parts("tone", task("whole"), parts, joined, hold_rest=True)
+
+    def first_done(first):
+        error = None
+        if not first.cancelled() and first.exception() is None and not sched.closing:
+            try:
+                after_first(first.result())
+            except Exception as exc:
+                error = exc
+        sched.release_rest(ticket, error)
+
+    ticket.parts[0].future.add_done_callback(first_done)
+    return ticket
+
+
 def test_parts_held_for_the_first_run_together_after_it():
     seen = []
 
@@ -161,7 +180,7 @@ def test_parts_held_for_the_first_run_together_after_it():
         sched, backend = await started(tone(), queue_size=10, max_batch=4,
                                        batch_wait_s=0.05)
         parts = [task(f"part {i}") for i in range(4)]
-        ticket = sched.submit_parts("tone", task("whole"), parts, joined, after_first)
+        ticket = submit_held(sched, parts, after_first)
         results = await ticket.future
         await sched.stop()
         return results, ticket
@@ -193,7 +212,7 @@ def test_parts_held_for_the_first_end_with_it(how):
                                        queue_size=10, max_batch=4, batch_wait_s=0)
         first = "(explode) part 0" if how == "fail" else "part 0"
         parts = [task(first), task("part 1"), task("part 2")]
-        ticket = sched.submit_parts("tone", task("whole"), parts, joined, after_first)
+        ticket = submit_held(sched, parts, after_first)
         assert sched.pending_count == 1  # only the first part is queued
         if how in ("cancel", "stop signal"):
             await eventually_async(lambda: ticket.started_at, message="the first part runs")
@@ -255,7 +274,7 @@ def test_a_stop_cancels_with_the_shutdown_cause():
         sched, _ = await started(tone(step_delay_s=0.05, steps=400),
                                  queue_size=10, max_batch=1, batch_wait_s=0)
         parts = [task("part 0"), task("part 1")]
-        held = sched.submit_parts("tone", task("whole"), parts, joined, lambda _r: None)
+        held = submit_held(sched, parts, lambda _r: None)
         await eventually_async(lambda: held.started_at, message="the first part runs")
         await sched.stop()
         outcomes = [f.exception() for f in (held.future, *(p.future for p in held.parts))]

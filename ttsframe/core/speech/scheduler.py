@@ -424,7 +424,6 @@ class Scheduler:
 
     def submit_parts(self, backend: str, task: SynthesisTask, parts: list[SynthesisTask],
                      join: Callable[[list[SynthesisResult]], SynthesisResult],
-                     after_first: Callable[[SynthesisResult], None] | None = None,
                      reviews: list | None = None, *, hold_rest: bool = False) -> Ticket:
         """Queue a request made of several tasks (the chunks of a long text) as one ticket.
 
@@ -439,11 +438,8 @@ class Scheduler:
         caller's :meth:`release_rest` (a ``SpeechRun`` calls it when the first part is
         done, having made the later tasks' prompt from its audio) and are then queued
         together, or end without running if the first part failed, was cancelled or the
-        server is stopping. ``after_first(result)`` is the same with the release made
-        here: it runs once the first part has succeeded. ``reviews`` are the parts'
-        ``Ticket.review``, in order.
+        server is stopping. ``reviews`` are the parts' ``Ticket.review``, in order.
         """
-        hold_rest = hold_rest or after_first is not None
         self._check_accepting(backend)
         pending = self.pending_count
         if pending and pending + len(parts) > self.queue_size:
@@ -463,9 +459,6 @@ class Scheduler:
                 self._enqueue(part_ticket)
             else:  # held back until the first part is done (``release_rest``)
                 self._tickets[part_ticket.task.task_id] = part_ticket
-        if after_first is not None:
-            ticket.parts[0].future.add_done_callback(
-                lambda _f: self._after_first(ticket, after_first))
         joiner = asyncio.create_task(self._join_parts(ticket, join),
                                      name=f"join-{task.task_id}")
         self._background.add(joiner)
@@ -510,20 +503,6 @@ class Scheduler:
             _complete_future(ticket.future, error=exc)
         finally:
             self._forget(ticket)
-
-    def _after_first(self, ticket: Ticket,
-                     after_first: Callable[[SynthesisResult], None]) -> None:
-        """``submit_parts(after_first=...)``: run it on the first part's result, then
-        release the rest (or end them as the first part, or the hook, ended)."""
-        first = ticket.parts[0].future
-        error = failure_of(first)
-        if error is None and not self.closing:
-            try:
-                after_first(first.result())
-            except Exception as exc:
-                log.exception("preparing the later parts of %s failed", ticket.task.task_id)
-                error = exc
-        self.release_rest(ticket, error)
 
     def release_rest(self, ticket: Ticket, error: BaseException | None = None) -> None:
         """Queue the parts held back by ``submit_parts(hold_rest=True)``, once the first
