@@ -13,9 +13,14 @@ from ttsframe.core.errors import InvalidInput
 from ttsframe.core.interfaces.speech_types import (
     MAX_OUTPUT_RATE,
     MIN_OUTPUT_RATE,
+    ChunkContinuity,
     GenerationParams,
     Role,
+    Seed,
     SpeechRequest,
+    Temperature,
+    TopK,
+    TopP,
 )
 from ttsframe.core.voices.voice import Speaker
 
@@ -40,18 +45,15 @@ class ModelFields(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The model fields of both speech bodies, in the API guide's order: the shared
     ``GenerationParams`` and Dia's options sent flat (``FLAT_OPTIONS``)."""
 
-    temperature: Annotated[float, msgspec.Meta(ge=0.1, le=2.0)] | None = None
+    temperature: Temperature | None = None
     cfg_scale: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] | None = None
-    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    top_p: TopP | None = None
+    top_k: TopK | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=100, le=10000)] | None = None
     use_torch_compile: bool | None = None
-    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
+    seed: Seed | None = None
     greedy: bool = False
-    chunk_continuity: Annotated[bool | None, msgspec.Meta(description=(
-        "Long text without a voice prompt: generate every chunk after the first with the "
-        "first chunk's audio and text as its prompt, so the voice stays the same (false: "
-        "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
+    chunk_continuity: ChunkContinuity = None
 
 
 Options = Annotated[dict[str, Any] | None, msgspec.Meta(description=(

@@ -14,6 +14,16 @@ import msgspec
 
 Role = Literal["user", "assistant", "system"]
 
+# The shared parameters' types, also used by the HTTP bodies that carry them flat.
+Temperature = Annotated[float, msgspec.Meta(ge=0.1, le=2.0)]
+TopP = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+TopK = Annotated[int, msgspec.Meta(ge=1, le=1024)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+ChunkContinuity = Annotated[bool | None, msgspec.Meta(description=(
+    "Long text without a voice prompt: generate every chunk after the first with the "
+    "first chunk's audio and text as its prompt, so the voice stays the same (false: "
+    "each chunk on its own). Default: generation.chunk_continuity (true)."))]
+
 
 class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The model parameters every backend shares; ``None`` means "the backend's default".
@@ -21,15 +31,12 @@ class GenerationParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     ``SpeechRequest.options``). Ranges are those of the API guide.
     """
 
-    temperature: Annotated[float, msgspec.Meta(ge=0.1, le=2.0)] | None = None
-    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
-    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    top_k: TopK | None = None
+    seed: Seed | None = None
     greedy: bool = False
-    chunk_continuity: Annotated[bool | None, msgspec.Meta(description=(
-        "Long text without a voice prompt: generate every chunk after the first with the "
-        "first chunk's audio and text as its prompt, so the voice stays the same (false: "
-        "each chunk on its own). Default: generation.chunk_continuity (true)."))] = None
+    chunk_continuity: ChunkContinuity = None
 
 
 # The output rates a request may ask for (``SpeechRequest.sample_rate``).
