@@ -222,7 +222,9 @@ def build_services(
                 for name, reg in checked.backends.items()}
     voices = checked.instantiate(checked.voice_store, settings)
     warn_of_missing_alias_targets(settings.voices.aliases, voices)
-    preprocessors = [checked.instantiate(reg, settings) for reg in checked.preprocessors]
+    # In the order they run (``order``, then name), as the speech service applies them.
+    preprocessors = sorted((checked.instantiate(reg, settings) for reg in checked.preprocessors),
+                           key=lambda p: (p.order, p.name))
     encoders = {name: checked.instantiate(reg, settings)
                 for name, reg in checked.encoders.items()}
     cluster = None

@@ -21,7 +21,9 @@ import pytest
 
 @pytest.fixture
 def ttsframe_services(tmp_path):
-    """``ttsframe_services(config=None, *, plugins=None, entry_points=())`` -> Services."""
+    """``ttsframe_services(config=None, *, plugins=None, entry_points=())`` -> an assembled
+    server, built but not started, for ``app_client``; a test reads its ``backends`` and
+    ``preprocessors`` (``docs/plugin-testing.md``), nothing else of it is stable."""
     from ttsframe.testing.app import make_services
 
     counter = itertools.count()

@@ -92,7 +92,7 @@ class TestChatTextContract(PreprocessorContract):
 
 def test_runs_before_role_tagging_in_the_app(ttsframe_services, ttsframe_client):
     services = ttsframe_services(entry_points=["chattext"])
-    names = [p.name for p in services.speech.preprocessors]
+    names = [p.name for p in services.preprocessors]
     assert names.index("chattext") < names.index("roles") < names.index("speaker_tags")
     # The kit's beeper gives 0.2 s per word: "[S2] Oh, you're back! I missed you." is 7.
     client = ttsframe_client(entry_points=["chattext"])
