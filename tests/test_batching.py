@@ -275,14 +275,14 @@ def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
         try:
             first = await speech.prepare(SpeechRequest(text="[S1] first", voice_id="alloy"))
             second = await speech.prepare(SpeechRequest(text="[S1] second", voice_id="alloy"))
-            ticket = speech.submit(first)
+            ticket = speech.run(first).start().ticket
             await asyncio.sleep(0.6)  # three times the quiet gap
-            other = speech.submit(second)
+            other = speech.run(second).start().ticket
             await asyncio.gather(ticket.future, other.future)
             await speech.prepare(SpeechRequest(text="[S1] never sent", voice_id="alloy"))
             started = time.perf_counter()
-            await speech.submit(await speech.prepare(
-                SpeechRequest(text="[S1] alone", voice_id="alloy"))).future
+            await speech.run(await speech.prepare(
+                SpeechRequest(text="[S1] alone", voice_id="alloy"))).start().ticket.future
             return time.perf_counter() - started
         finally:
             await services.stop()

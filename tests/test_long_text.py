@@ -16,7 +16,7 @@ from ttsframe.core import audio_math
 from ttsframe.core.errors import InvalidInput
 from ttsframe.core.interfaces.speech_types import GenerationParams, SpeechRequest
 from ttsframe.core.interfaces.synthesis import Capabilities, SynthesisResult
-from ttsframe.core.speech.service import SpeechService
+from ttsframe.core.speech.chunking import chunk_bytes, continue_voice, part_tasks
 from ttsframe.core.voices.voice import AudioPrompt, Voice
 from ttsframe.http.app import create_app
 from ttsframe.testing.fake_backend import FakeBackend, speech_like
@@ -137,7 +137,7 @@ def test_voice_prompt_and_transcript_go_with_every_chunk(tmp_path):
 def test_chunk_budget_rules():
     caps = Capabilities(sample_rate=44100, max_text_bytes=1024, preferred_text_bytes=256,
                         max_decoder_steps=3072, frames_per_second=44100 / 512)
-    budget = SpeechService.chunk_bytes
+    budget = chunk_bytes
     assert budget("dia", caps, None, None) == 256
     ten_s = AudioPrompt("p", np.zeros(441000, np.float32), 44100)
     # A 10 s prompt takes 861 of 3072 decoder steps: chunks shrink in proportion.
@@ -216,13 +216,13 @@ def test_prepare_reports_the_chunks_it_will_run(tmp_path):
     services = pieces_services(tmp_path)
     request = SpeechRequest(text=long_dialogue(12), voice_id="alloy")
     prepared = asyncio.run(services.speech.prepare(request))
-    tasks = services.speech.part_tasks(prepared)
+    tasks = part_tasks(prepared)
     assert [t.text for t in tasks] == prepared.chunks
     assert all(t.cancel is prepared.task.cancel for t in tasks)
     assert words(" ".join(prepared.chunks)) == words(prepared.task.text)
     short = asyncio.run(services.speech.prepare(SpeechRequest(text="[S1] Hi.", voice_id="alloy")))
     assert short.chunks == ["[S1] Hi."]
-    assert services.speech.part_tasks(short) == [short.task]
+    assert part_tasks(short) == [short.task]
 
 
 def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
@@ -230,7 +230,7 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
     prepared = asyncio.run(services.speech.prepare(
         SpeechRequest(text=long_dialogue(12), voice_id="alloy",
                       params=GenerationParams(chunk_continuity=False))))
-    tasks = services.speech.part_tasks(prepared)
+    tasks = part_tasks(prepared)
     sizes = [len(t.text.encode()) for t in tasks]
     assert len(set(sizes)) > 1
     assert {t.text_bytes_hint for t in tasks} == {max(sizes)}
@@ -238,7 +238,7 @@ def test_chunks_carry_their_largest_size_so_dia_estimates_them_alike(tmp_path):
     # run together after it, share theirs.
     prepared = asyncio.run(services.speech.prepare(
         SpeechRequest(text=long_dialogue(12), voice_id="alloy")))
-    first, *later = services.speech.part_tasks(prepared)
+    first, *later = part_tasks(prepared)
     assert prepared.continued and first.text_bytes_hint is None
     assert {t.text_bytes_hint for t in later} == {max(len(t.text.encode()) for t in later)}
 
@@ -334,17 +334,17 @@ def test_a_first_chunk_that_cannot_be_a_prompt_leaves_the_rest_on_their_own(tmp_
     prepared = asyncio.run(speech.prepare(SpeechRequest(text=long_dialogue(16),
                                                         voice_id="alloy")))
     assert prepared.continued
-    _first, *later = speech.part_tasks(prepared)
+    _first, *later = part_tasks(prepared)
     good = SynthesisResult(samples=np.full(RATE, 0.1, np.float32), sample_rate=RATE)
     cut = SynthesisResult(samples=good.samples, sample_rate=RATE,
                           info={"budget_limited": True})
     empty = SynthesisResult(samples=np.zeros(0, np.float32), sample_rate=RATE)
     for result, why in ((cut, "cut short"), (empty, "empty")):
-        speech.continue_voice(prepared, later, result)
+        continue_voice(speech.backends[prepared.backend], prepared, later, result)
         assert all(t.prompt is None for t in later)
         assert why in prepared.task.notes[-1] and "generated on their own" in \
             prepared.task.notes[-1]
-    speech.continue_voice(prepared, later, good)
+    continue_voice(speech.backends[prepared.backend], prepared, later, good)
     assert all(t.prompt.samples is good.samples for t in later)
     # Used by this request only: marked so that caches keep it apart from voices' prompts.
     assert all(t.prompt.transient for t in later)
@@ -362,10 +362,10 @@ def test_a_first_chunk_too_long_for_the_decoder_is_not_a_prompt(tmp_path, monkey
                         property(lambda self: caps))
     prepared = asyncio.run(speech.prepare(SpeechRequest(text=long_dialogue(16),
                                                         voice_id="alloy")))
-    first, *later = speech.part_tasks(prepared)
+    first, *later = part_tasks(prepared)
     assert len(first.text.encode()) <= 128
     # Later chunks shrink for the first one's audio, estimated at 12 bytes/s.
-    budget = SpeechService.chunk_bytes("pieces", caps, AudioPrompt(
+    budget = chunk_bytes("pieces", caps, AudioPrompt(
         "p", np.zeros(int(len(first.text.encode()) / 12 * RATE)), RATE), first.text)
     assert budget < 256 and all(len(t.text.encode()) <= budget for t in later)
     longest = max(len(t.text.encode()) for t in later) / 12
@@ -375,6 +375,6 @@ def test_a_first_chunk_too_long_for_the_decoder_is_not_a_prompt(tmp_path, monkey
             task.prompt = None
         result = SynthesisResult(samples=np.full(int(seconds * RATE), 0.1, np.float32),
                                  sample_rate=RATE)
-        speech.continue_voice(prepared, later, result)
+        continue_voice(speech.backends[prepared.backend], prepared, later, result)
         assert all((t.prompt is not None) == used for t in later), seconds
     assert "too little room" in prepared.task.notes[-1]

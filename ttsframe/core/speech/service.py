@@ -38,7 +38,7 @@ from ttsframe.core.interfaces.voice_store import VoiceStore
 from ttsframe.core.observability.request_context import current_request_id
 from ttsframe.core.observability.tracing import Tracing
 from ttsframe.core.speech.catalogue import model_names, resolve_model, unknown_model
-from ttsframe.core.speech.chunking import chunk_bytes, continue_voice, part_tasks, plan_chunks
+from ttsframe.core.speech.chunking import plan_chunks
 from ttsframe.core.speech.options import decode_options
 from ttsframe.core.speech.prepared import GenerationEvent as GenerationEvent
 from ttsframe.core.speech.prepared import PreparedSpeech
@@ -233,18 +233,6 @@ class SpeechService:
             text = pre.process(text, ctx)
         return text
 
-    # The planning of long text lives in ``core/speech/chunking.py``; these name it here.
-    chunk_bytes = staticmethod(chunk_bytes)
-
-    def part_tasks(self, prepared: PreparedSpeech) -> list[SynthesisTask]:
-        """``chunking.part_tasks``: the tasks that generate ``prepared``."""
-        return part_tasks(prepared)
-
-    def continue_voice(self, prepared: PreparedSpeech, later: list[SynthesisTask],
-                       first: SynthesisResult) -> None:
-        """``chunking.continue_voice`` with the request's backend."""
-        continue_voice(self.backends[prepared.backend], prepared, later, first)
-
     def run(self, prepared: PreparedSpeech, tasks: list[SynthesisTask] | None = None, *,
             streamed: bool = False,
             continue_from: tuple[PreparedSpeech, SynthesisResult] | None = None,
@@ -253,12 +241,6 @@ class SpeechService:
         """A run of ``prepared``, not started yet (the options: ``SpeechRun``'s)."""
         return SpeechRun(self, prepared, tasks, streamed=streamed, continue_from=continue_from,
                          job_id=job_id, on_start=on_start)
-
-    def submit(self, prepared: PreparedSpeech,
-               tasks: list[SynthesisTask] | None = None) -> Ticket:
-        """Start a run of ``prepared`` and give its ticket, for a caller that awaits the
-        generation only (no reply, no report)."""
-        return self.run(prepared, tasks).start().ticket
 
     async def synthesize(self, request: SpeechRequest) -> SpeechOutput:
         """The whole reply of ``request``: prepared, run, reported."""

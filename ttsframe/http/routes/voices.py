@@ -24,6 +24,7 @@ from litestar.params import FromQuery, JSONBody
 from ttsframe.assembly import Services
 from ttsframe.core.errors import InvalidInput, PayloadTooLarge
 from ttsframe.core.ids import check_id
+from ttsframe.core.speech.chunking import chunk_bytes
 from ttsframe.core.voices import upload_decoder
 from ttsframe.core.voices.voice import Voice, build_voice
 from ttsframe.http.multipart import read_form
@@ -60,8 +61,8 @@ def check_backends(voice: Voice, services: Services) -> Voice:
                            f"{', '.join(sorted(services.backends))}")
     if voice.audio_prompt_transcript:  # too long for a backend: refused now, not per request
         for name in voice.backends or [services.settings.generation.default_backend]:
-            services.speech.chunk_bytes(name, services.backends[name].capabilities, None,
-                                        voice.audio_prompt_transcript)
+            chunk_bytes(name, services.backends[name].capabilities, None,
+                        voice.audio_prompt_transcript)
     return voice
 
 
