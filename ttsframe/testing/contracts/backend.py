@@ -35,6 +35,7 @@ from ttsframe.core.interfaces.synthesis import (
     SynthesisTask,
 )
 from ttsframe.core.interfaces.voice_store import VoiceStore
+from ttsframe.core.speech.chunking import part_tasks
 from ttsframe.core.speech.options import option_schema
 from ttsframe.core.speech.service import SpeechService
 from ttsframe.core.voices.voice import AudioPrompt, Voice
@@ -338,7 +339,7 @@ class BackendContract:
         service = self.service(tmp_path, loaded, _OneVoiceStore(Voice(voice_id="v")))
         words = "Some words to speak, and then some more. " * (limit // 20 + 2)
         prepared = asyncio.run(service.prepare(SpeechRequest(text=words, voice_id="v")))
-        tasks = service.part_tasks(prepared)
+        tasks = part_tasks(prepared)
         assert len(tasks) >= 2
         for task in tasks:
             assert len(task.text.encode()) <= limit, (len(task.text.encode()), limit)
