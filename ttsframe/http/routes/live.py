@@ -295,12 +295,18 @@ async def eleven_multi_stream_input(socket: WebSocket, voice_id: FromPath[str],
     contexts: dict[str, tuple[LiveSession, asyncio.Task]] = {}
     error: BaseException | None = None
     closing = False
+    # One read at a time, kept across the contexts' ends: a read cancelled to look at an
+    # ended context could lose the message it had just taken (the client answers a
+    # context's isFinal at once), and the inactivity timeout counts from the client's
+    # last message, not from the last context that ended.
+    reader: asyncio.Future | None = None
     try:
         base, fmt, idle = eleven_setup(socket, voice_id, services)
         await services.async_voices.get_voice(voice_id)
         finished: set[asyncio.Task] = set()
         while True:
-            reader = asyncio.ensure_future(receive(socket, live.max_message_bytes, idle))
+            if reader is None:
+                reader = asyncio.ensure_future(receive(socket, live.max_message_bytes, idle))
             senders = {task for _, task in contexts.values()}
             await asyncio.wait({reader, *senders}, return_when=asyncio.FIRST_COMPLETED)
             for context, (session, task) in list(contexts.items()):
@@ -313,12 +319,10 @@ async def eleven_multi_stream_input(socket: WebSocket, voice_id: FromPath[str],
                 reader.cancel()
                 break
             if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
                 continue
+            done, reader = reader, None
             try:
-                data = reader.result()
+                data = done.result()
             except TimeoutError:
                 for session, _ in contexts.values():
                     if not session.input_ended:
@@ -371,6 +375,8 @@ async def eleven_multi_stream_input(socket: WebSocket, voice_id: FromPath[str],
     except TTSFrameError as exc:
         error = exc
     finally:
+        if reader is not None:
+            reader.cancel()
         for session, task in contexts.values():
             session.close()
             task.cancel()
