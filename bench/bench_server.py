@@ -128,7 +128,7 @@ def main() -> None:
             return r
 
         # Warm both paths up (first calls allocate and initialise).
-        for _ in range(2):
+        for _ in range(1 if args.quick else 2):
             raw_once()
             http_once()
 

@@ -361,7 +361,8 @@ def test_message_and_session_text_limits_close_with_4413(server):
 
 
 def test_idle_session_is_closed_with_4408(server):
-    with eleven(server, output_format="pcm_16000") as ws:
+    """The client's own inactivity_timeout (1 s) instead of the server's 10 s."""
+    with eleven(server, output_format="pcm_16000", inactivity_timeout=1) as ws:
         ws.send(json.dumps({"text": " "}))
         code, messages = closed_with(ws)
     assert code == 4408 and "inactivity" in messages[-1]["message"]
