@@ -104,6 +104,20 @@ def test_no_import_cycle():
         " <-> ".join(c) for c in found)
 
 
+# What the core must not import: the layers above it (HTTP, startup, the engines and the
+# plugins it serves, the public facades built on it).
+ABOVE_THE_CORE = ("ttsframe.http", "ttsframe.assembly", "ttsframe.cli", "ttsframe.cluster",
+                  "ttsframe.plugins", "ttsframe.routes", "ttsframe.testing")
+
+
+def test_the_core_imports_nothing_above_it():
+    graph = import_graph()
+    wrong = {name: sorted(t for t in targets
+                          if any(t == up or t.startswith(up + ".") for up in ABOVE_THE_CORE))
+             for name, targets in graph.items() if name.startswith("ttsframe.core")}
+    assert not {k: v for k, v in wrong.items() if v}, wrong
+
+
 def test_the_check_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert cycles(graph) == [["a", "b", "c"]]

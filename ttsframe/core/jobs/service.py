@@ -38,6 +38,7 @@ from ttsframe.core.errors import (
 )
 from ttsframe.core.ids import check_id
 from ttsframe.core.interfaces.speech_types import SpeechOutput, SpeechRequest, stored_request
+from ttsframe.core.jobs.records import JobCancelled, JobInfo, QueueStats
 from ttsframe.core.jobs.store import FINISHED, NEW_ROW, STATUSES, JobStore
 from ttsframe.core.observability.request_context import REQUEST_ID
 from ttsframe.core.speech.prepared import PreparedSpeech
@@ -45,7 +46,6 @@ from ttsframe.core.speech.run import SpeechRun
 from ttsframe.core.speech.service import SpeechService
 from ttsframe.core.storage.database import Row, timestamp
 from ttsframe.core.storage.paths import is_stored_file
-from ttsframe.http.job_replies import JobCancelled, JobInfo, QueueStats
 
 log = logging.getLogger("ttsframe.jobs")
 

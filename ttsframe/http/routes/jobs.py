@@ -10,7 +10,7 @@ from litestar.response import File
 
 from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
-from ttsframe.http.job_replies import JobCancelled, JobInfo, QueueStats
+from ttsframe.core.jobs.records import JobCancelled, JobInfo, QueueStats
 from ttsframe.http.openapi import AudioFileOperation, JobIdPath, errors
 
 

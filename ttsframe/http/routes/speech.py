@@ -11,9 +11,9 @@ from litestar.params import FromQuery
 from ttsframe.assembly import Services
 from ttsframe.core.clients import Client
 from ttsframe.core.errors import InvalidInput
+from ttsframe.core.jobs.records import JobInfo
 from ttsframe.core.speech.catalogue import ModelEntry
 from ttsframe.http.facade import Server
-from ttsframe.http.job_replies import JobInfo
 from ttsframe.http.metrics import track_speech
 from ttsframe.http.openapi import GenerateBody, SpeechOperation, errors
 from ttsframe.http.schemas import (

@@ -1,4 +1,5 @@
-"""What the job routes answer: a job's state, a cancel's outcome, the queue's counts."""
+"""A job as the job service reports it: its state, a cancel's outcome, the queue's counts
+(the job routes answer with these records as they are)."""
 
 from __future__ import annotations
 
