@@ -80,6 +80,21 @@ async def receive(socket: WebSocket, limit: int, timeout: float) -> str | bytes:
     return data
 
 
+async def receive_or_end(socket: WebSocket, limit: int, timeout: float,
+                         sender: asyncio.Future | None) -> str | bytes | None:
+    """The next message (``receive``), or None once ``sender`` (the session's audio) has
+    ended first: the read is then cancelled, as nothing the client sends matters more."""
+    reader = asyncio.ensure_future(receive(socket, limit, timeout))
+    await asyncio.wait({reader} | ({sender} if sender is not None else set()),
+                       return_when=asyncio.FIRST_COMPLETED)
+    if not reader.done():
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
+        return None
+    return reader.result()
+
+
 async def send_json(socket: WebSocket, body: dict, timeout: float) -> None:
     """Send one message; a client that reads nothing for ``timeout`` s is too slow."""
     await send_frame(socket, json.dumps(body, separators=(",", ":")), timeout)
@@ -228,16 +243,8 @@ async def eleven_stream_input(socket: WebSocket, voice_id: FromPath[str],
         while True:
             if sender is not None and sender.done():
                 break
-            reader = asyncio.ensure_future(receive(socket, live.max_message_bytes, idle))
-            waits = {reader} | ({sender} if sender is not None else set())
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
-                break
             try:
-                data = reader.result()
+                data = await receive_or_end(socket, live.max_message_bytes, idle, sender)
             except TimeoutError:
                 if session is None:
                     raise SessionIdle("no message arrived within the inactivity timeout; "
@@ -245,6 +252,8 @@ async def eleven_stream_input(socket: WebSocket, voice_id: FromPath[str],
                 if session.input_ended:
                     continue  # the text is complete: its audio is still coming
                 session.idle()
+                break
+            if data is None:
                 break
             message = decode(data, ElevenMessage)
             if session is None:
@@ -434,20 +443,15 @@ async def live_session(socket: WebSocket, services: NamedDependency[Services]) -
         sender = asyncio.ensure_future(relay(socket, session, _own_sender(socket, session,
                                                                           start.audio)))
         while not sender.done():
-            reader = asyncio.ensure_future(receive(socket, live.max_message_bytes,
-                                                   live.idle_timeout_s))
-            await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
-                break
             try:
-                data = reader.result()
+                data = await receive_or_end(socket, live.max_message_bytes,
+                                            live.idle_timeout_s, sender)
             except TimeoutError:
                 if session.input_ended:
                     continue
                 session.idle()
+                break
+            if data is None:
                 break
             message = decode(data, LiveMessage)
             if isinstance(message, LiveText):
