@@ -88,6 +88,9 @@ class ModelCatalogue:
         self._backends = backends
         self._workers = workers
         self._owners = owners
+        # Option types are fixed when a backend is built: their schemas are made once,
+        # not on every listing (``/health`` is polled).
+        self._options = {name: options_schema(backend) for name, backend in backends.items()}
 
     @property
     def default(self) -> str:
@@ -132,7 +135,7 @@ class ModelCatalogue:
             capabilities=self._backends[name].capabilities, owner=self.owner(name),
             info=worker.backend.describe() if ready and detail else {},
             replicas=replica_health() if detail and replica_health is not None else None,
-            options=options_schema(self._backends[name]))
+            options=self._options[name])
 
     def entries(self, *, detail: bool = True) -> list[ModelEntry]:
         """Every backend's entry, by name."""
