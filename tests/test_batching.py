@@ -290,7 +290,9 @@ def test_a_prepared_request_is_waited_for_until_it_is_submitted(tmp_path):
     waited = run(main())
     assert [[t.text for t in c] for c in backend.calls][:2] == [
         ["[S1] first", "[S1] second"], ["[S1] alone"]]
-    assert waited < 2.5  # the abandoned one held the window at most until it closed
+    # The abandoned one held the window at most until it closed (2 s, its announcement's
+    # lifetime too); the margin is for a busy machine.
+    assert waited < 5
 
 
 def test_builtin_voices_with_default_sampling_share_one_call(tmp_path, tiny_model_dir):  # noqa: F811

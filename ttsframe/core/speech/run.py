@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio.to_thread
 import numpy as np
 
-from ttsframe.core.errors import CancelCause, cause_of_stop
+from ttsframe.core.errors import CancelCause, Cancelled, cause_of_stop
 from ttsframe.core.interfaces.speech_types import SpeechOutput
 from ttsframe.core.interfaces.synthesis import SynthesisResult, SynthesisTask
 from ttsframe.core.speech.captions import caption_text, captions_of
@@ -256,7 +256,7 @@ class SpeechRun:
             self._counted = False
             self.service.open_streams[self.prepared.backend] -= 1
         if error is not None:
-            await self.finish(error=error)
+            await self.finish(error=await self._stopped(error))
             return
         data = b""
         if stream.pipeline.kept is not None:  # logging.save_outputs: keep a whole file
@@ -264,6 +264,23 @@ class SpeechRun:
         output = self.speech_output(data)
         self._log_warnings(output)
         await self.finish(output=output)
+
+    async def _stopped(self, error: BaseException) -> BaseException:
+        """What a stream that ended early reports, once its generation has really
+        stopped (the backend ends between steps): the log's times then say how long the
+        worker was held, and a backend's own words (``cancelled after 37 of 784 decoding
+        steps``) how far it got."""
+        future = self.ticket.future if self.ticket is not None else None
+        if future is None:
+            return error
+        if not future.done():
+            await asyncio.wait([future])  # wait only: the stream's end cancelled it
+        if future.cancelled():
+            return error
+        stopped = future.exception()
+        if isinstance(error, Cancelled) and isinstance(stopped, Cancelled):
+            return stopped
+        return error
 
     def speech_output(self, data: bytes = b"") -> SpeechOutput:
         """The reply's description: up front (the stream's ``head``: no audio, duration or
