@@ -131,8 +131,17 @@ def test_a_whole_reply_whose_client_left_is_cancelled_and_reported_once(tmp_path
 
 
 def test_a_stream_whose_client_left_is_reported_once(tmp_path):
+    """... and only once its generation has stopped, so that the report's times say how
+    long the worker was held."""
     services, events = services_with_events(tmp_path, step_delay_s=0.01)
     speech = services.speech
+    stopped_when_reported = []
+
+    async def observe(event):
+        stopped_when_reported.append(event.ticket.future.done()
+                                     and event.ticket.finished_at is not None)
+
+    speech.observers.append(observe)
 
     async def main():
         prepared = await speech.prepare(request("[S1] (slow) Hello.", stream=True))
@@ -152,6 +161,7 @@ def test_a_stream_whose_client_left_is_reported_once(tmp_path):
     assert isinstance(event.error, Cancelled)
     assert event.error.cause == CancelCause.CLIENT_DISCONNECT
     assert event.streamed_bytes and still_open == 0
+    assert stopped_when_reported == [True]
 
 
 def test_a_long_text_runs_its_later_chunks_after_the_first_as_its_voice(tmp_path):
