@@ -197,3 +197,45 @@ def test_speakers_are_the_backends_capability(client):
     preview = client.post("/text/preview", json={"text": "[s3] Hello.", "model": "gain"})
     assert preview.status_code == 200, preview.text
     assert "[S3] Hello." in preview.text
+
+
+def test_a_voice_may_speak_as_any_speaker_its_backends_know(client):
+    """A voice's speaker is checked against the backends it names when it is saved, and
+    against the chosen backend on every request: no core list of speakers."""
+    r = client.post("/voice_mappings", json={"voice_id": "third", "primary_speaker": "S3"})
+    assert r.status_code == 400  # the default backend (tone) knows S1 and S2
+    assert ("voice 'third' speaks as [S3] (its primary_speaker), but backend 'tone' knows "
+            "[S1], [S2]") in r.json()["detail"]
+    r = client.post("/voice_mappings", json={"voice_id": "third", "primary_speaker": "S3",
+                                             "backends": ["gain"]})
+    assert r.status_code == 201, r.text
+    assert r.json()["voice_config"]["primary_speaker"] == "S3"
+    preview = client.post("/text/preview", json={"text": "Hello.", "voice": "third",
+                                                 "model": "gain"})
+    assert preview.status_code == 200, preview.text
+    assert "[S3] Hello." in preview.text  # untagged text speaks as the voice's speaker
+    assert client.post("/generate", json={"text": "Hello.", "voice": "third",
+                                          "model": "gain"}).status_code == 200
+    # Unlisted with another backend, the same voice is refused naming both.
+    r = client.put("/voice_mappings/third", json={"backends": None})
+    assert r.status_code == 400 and "backend 'tone' knows [S1], [S2]" in r.json()["detail"]
+
+
+def test_a_voice_is_checked_against_the_backend_each_request_chooses(tmp_path, gain):
+    services = make_services(tmp_path, extra_plugins=(("gain-plugin", gain),),
+                             generation={"default_backend": "gain"})
+    with TestClient(app=create_app(services)) as client:
+        r = client.post("/voice_mappings", json={"voice_id": "third", "primary_speaker": "S3"})
+        assert r.status_code == 201, r.text  # gain, the default, speaks S3
+        assert client.post("/generate", json={"text": "Hello.", "voice": "third"}
+                           ).status_code == 200
+        r = client.post("/generate", json={"text": "Hello.", "voice": "third", "model": "tone"})
+        assert r.status_code == 400
+        body = r.json()
+        assert body["detail"].startswith(
+            "voice 'third' speaks as [S3] (its primary_speaker), but backend 'tone' knows "
+            "[S1], [S2]")
+        r = client.post("/v1/audio/speech", json={"model": "tone", "input": "Hello.",
+                                                  "voice": "third"})
+        assert r.status_code == 400
+        assert r.json()["error"]["param"] == "voice", r.json()

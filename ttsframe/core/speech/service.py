@@ -48,7 +48,7 @@ from ttsframe.core.speech.run import join_results as join_results
 from ttsframe.core.speech.scheduler import Scheduler, Ticket
 from ttsframe.core.speech.stream import SpeechStream
 from ttsframe.core.text.ssml import is_ssml, parse_ssml
-from ttsframe.core.voices.voice import Voice
+from ttsframe.core.voices.voice import Voice, check_voice_speakers
 
 log = logging.getLogger("ttsframe.speech")
 
@@ -160,6 +160,8 @@ class SpeechService:
             raise InvalidInput(
                 f"voice '{voice.voice_id}' works with {', '.join(voice.backends)}, "
                 f"not '{backend_name}'", param="voice", code="invalid_value")
+        if caps.speaker_tags:
+            check_voice_speakers(voice, backend_name, caps.speakers)
         ctx = TextContext(role=request.role, voice=voice, backend=backend_name,
                           speaker_tags=caps.speaker_tags, speakers=caps.speakers,
                           language=request.language,

@@ -13,10 +13,10 @@ The rules live in the core so that any store plugin gives the same answers:
 
 from __future__ import annotations
 
-import typing
+import sys
 import zlib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -26,10 +26,14 @@ from ttsframe.core.ids import check_id
 from ttsframe.core.text.tags import ANY_TAG, canonical_tags, speaker_of_leading_tag
 
 # The speakers a voice's record may name (its ``primary_speaker`` and its transcript's
-# tags): the voice record's own rule, whatever backend speaks it. Which tags a backend
-# understands is its ``Capabilities.speakers``.
-Speaker = Literal["S1", "S2"]
-VOICE_SPEAKERS: tuple[str, ...] = typing.get_args(Speaker)
+# tags): any speaker tag, S1 to S99. Which of them a backend speaks is its
+# ``Capabilities.speakers``: a voice is checked against its backends when it is saved
+# (the voice routes) and against the chosen backend on every request (``prepare``).
+Speaker = Annotated[str, msgspec.Meta(
+    pattern=r"^S[1-9][0-9]?$",
+    description="A speaker tag's name, S1 to S99; which of them a model speaks is listed "
+                "on /models (Dia: S1 and S2)")]
+VOICE_SPEAKERS: tuple[str, ...] = tuple(f"S{n}" for n in range(1, 100))
 
 
 class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -43,6 +47,11 @@ class Voice(msgspec.Struct, kw_only=True, omit_defaults=True):
     seed: int | None = None
     builtin: bool = False
     backends: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        # msgspec leaves out a default by identity: a decoded "S1" is the default's own
+        # object only once interned, so stored and listed voices stay as they were.
+        self.primary_speaker = sys.intern(self.primary_speaker)
 
 
 class AudioPrompt(msgspec.Struct, frozen=True):
@@ -75,12 +84,41 @@ def canonical_transcript(transcript: str) -> str:
     """Canonical ``[S1]``/``[S2]`` tags and single spaces; unknown speakers are a 400."""
 
     text = canonical_tags(transcript, lambda tag: (
-        f"audio_prompt_transcript has unknown speaker tag [{tag}]; use "
-        f"{' or '.join(f'[{s}]' for s in VOICE_SPEAKERS)}"), VOICE_SPEAKERS)
+        f"audio_prompt_transcript has unknown speaker tag [{tag}]; a speaker tag is [S1] "
+        "to [S99]"), VOICE_SPEAKERS)
     if text and not ANY_TAG.sub("", text).strip():
         raise InvalidInput("audio_prompt_transcript contains only speaker tags; write the "
                            "words spoken in the audio prompt")
     return text
+
+
+def voice_speakers(voice: Voice) -> list[str]:
+    """The speakers a voice makes a backend speak: its ``primary_speaker`` (untagged
+    text's tag) and its transcript's, in order of first appearance."""
+    return list(dict.fromkeys([voice.primary_speaker, *transcript_speakers(voice)]))
+
+
+def transcript_speakers(voice: Voice) -> list[str]:
+    return [f"S{int(n)}" for n in ANY_TAG.findall(voice.audio_prompt_transcript or "")]
+
+
+def check_voice_speakers(voice: Voice, backend: str, speakers: tuple[str, ...]) -> None:
+    """A 400 when ``voice`` names a speaker that ``backend`` (whose
+    ``Capabilities.speakers`` are ``speakers``) does not speak."""
+    missing = [s for s in voice_speakers(voice) if s not in speakers]
+    if not missing:
+        return
+    speaker = missing[0]
+    where = [field for field, named in (("primary_speaker", speaker == voice.primary_speaker),
+                                        ("audio_prompt_transcript",
+                                         speaker in transcript_speakers(voice)))
+             if named]
+    raise InvalidInput(
+        f"voice '{voice.voice_id}' speaks as [{speaker}] (its {' and '.join(where)}), but "
+        f"backend "
+        f"'{backend}' knows {', '.join(f'[{s}]' for s in speakers)}; change the voice's "
+        "speaker, or use it with a backend that speaks it (its backends field)",
+        param="voice", code="invalid_value")
 
 
 def build_voice(voice_id: str, given: Mapping[str, Any], base: Voice | None = None) -> Voice:

@@ -26,7 +26,7 @@ from ttsframe.core.errors import InvalidInput, PayloadTooLarge
 from ttsframe.core.ids import check_id
 from ttsframe.core.speech.chunking import chunk_bytes
 from ttsframe.core.voices import upload_decoder
-from ttsframe.core.voices.voice import Voice, build_voice
+from ttsframe.core.voices.voice import Voice, build_voice, check_voice_speakers
 from ttsframe.http.multipart import read_form
 from ttsframe.http.openapi import PromptIdPath, VoiceIdPath, VoiceMappingBodyIn, errors
 from ttsframe.http.schemas import (
@@ -59,10 +59,12 @@ def check_backends(voice: Voice, services: Services) -> Voice:
     if unknown:
         raise InvalidInput(f"unknown backend(s) in backends: {', '.join(unknown)}; available: "
                            f"{', '.join(sorted(services.backends))}")
-    if voice.audio_prompt_transcript:  # too long for a backend: refused now, not per request
-        for name in voice.backends or [services.settings.generation.default_backend]:
-            chunk_bytes(name, services.backends[name].capabilities, None,
-                        voice.audio_prompt_transcript)
+    for name in voice.backends or [services.settings.generation.default_backend]:
+        caps = services.backends[name].capabilities
+        if caps.speaker_tags:  # a speaker it does not know: refused now, not per request
+            check_voice_speakers(voice, name, caps.speakers)
+        if voice.audio_prompt_transcript:  # too long for a backend: the same
+            chunk_bytes(name, caps, None, voice.audio_prompt_transcript)
     return voice
 
 
