@@ -175,7 +175,7 @@ class _Reader:
         match = SPEAKER_NAMES.match(name)
         if match:
             return f"S{int(match.group(1))}"
-        self.warnings.append(f"<voice name=\"{name}\"> is not a speaker (use S1 or S2); "
+        self.warnings.append(f"<voice name=\"{name}\"> is not a speaker tag (S1, S2, ...); "
                              "its text keeps the surrounding speaker")
         return current
 
