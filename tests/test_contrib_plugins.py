@@ -56,9 +56,11 @@ def test_plugins_command_shows_version_source_and_hooks(tmp_path):
     assert "roles 0.1.0  [built-in]" in lines
 
 
-def test_the_repository_tests_do_not_load_them(ttsframe_services):
+def test_the_repository_tests_do_not_load_them(tmp_path):
     """Installed contributed plugins change nothing unless a test names them."""
-    services = ttsframe_services()
+    from ttsframe.testing.app import make_services
+
+    services = make_services(tmp_path)
     assert "espeak" not in services.backends
     assert "chattext" not in [p.name for p in services.speech.preprocessors]
     assert not services.registry.routes

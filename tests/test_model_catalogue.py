@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ttsframe import InvalidInput, NotFound
-from ttsframe.testing.app import app_client
+from ttsframe.testing.app import app_client, make_services
 from ttsframe.testing.fake_backend import fake_backend_plugin
 
 pytestmark = pytest.mark.app
 
 
-def services_with_a_broken_backend(ttsframe_services):
-    return ttsframe_services(plugins={"broken": fake_backend_plugin(
+@pytest.fixture
+def assembled(tmp_path):
+    """Whole assemblies (``make_services``): these tests read the catalogue inside."""
+    counter = itertools.count()
+    return lambda **kw: make_services(tmp_path / f"server-{next(counter)}", **kw)
+
+
+def services_with_a_broken_backend(assembled):
+    return assembled(plugins={"broken": fake_backend_plugin(
         "broken", fail_load="no weights at /models/broken")})
 
 
-def test_entries_carry_state_and_hide_details_without_detail(ttsframe_services):
-    services = services_with_a_broken_backend(ttsframe_services)
+def test_entries_carry_state_and_hide_details_without_detail(assembled):
+    services = services_with_a_broken_backend(assembled)
     with app_client(services):
         catalogue = services.catalogue
         assert catalogue.backends() == ["beeper", "broken"]
@@ -33,8 +42,8 @@ def test_entries_carry_state_and_hide_details_without_detail(ttsframe_services):
         assert catalogue.status() == "healthy"
 
 
-def test_every_listing_is_a_shape_of_the_entries(ttsframe_services):
-    services = services_with_a_broken_backend(ttsframe_services)
+def test_every_listing_is_a_shape_of_the_entries(assembled):
+    services = services_with_a_broken_backend(assembled)
     with app_client(services) as client:
         entries = {e.name: e for e in services.catalogue.entries()}
         models = {m["id"]: m for m in client.get("/models").json()["models"]}
@@ -51,8 +60,8 @@ def test_every_listing_is_a_shape_of_the_entries(ttsframe_services):
         assert meta["backends"] == ["beeper", "broken"] and meta["default_backend"] == "beeper"
 
 
-def test_names_resolve_to_backends_with_one_message(ttsframe_services):
-    catalogue = ttsframe_services().catalogue
+def test_names_resolve_to_backends_with_one_message(assembled):
+    catalogue = assembled().catalogue
     assert catalogue.resolve(None) == catalogue.resolve("") == catalogue.resolve("tts-1") \
         == catalogue.lookup("gpt-4o-mini-tts") == "beeper"
     assert "tts-1" in catalogue.names() and catalogue.owner("tts-1") == "ttsframe"
@@ -65,8 +74,8 @@ def test_names_resolve_to_backends_with_one_message(ttsframe_services):
                                              "beeper, gpt-4o-mini-tts")
 
 
-def test_the_default_is_read_live(ttsframe_services):
-    services = services_with_a_broken_backend(ttsframe_services)
+def test_the_default_is_read_live(assembled):
+    services = services_with_a_broken_backend(assembled)
     services.settings.generation.default_backend = "broken"
     assert services.catalogue.resolve(None) == "broken"
     assert [e.name for e in services.catalogue.entries() if e.default] == ["broken"]

@@ -60,6 +60,21 @@ def test_plugin_route_config_is_validated_at_startup(ttsframe_services):
                           plugins={"greeter": ROUTES_PLUGIN})
 
 
+def test_the_kit_shows_plugin_tests_the_backends_and_preprocessors_only(ttsframe_services):
+    from ttsframe.testing.app import AssembledServer, app_client
+
+    server = ttsframe_services(plugins={"greeter": ROUTES_PLUGIN})
+    assert isinstance(server, AssembledServer)
+    assert list(server.backends) == ["beeper"]
+    with pytest.raises(TypeError):
+        server.backends["other"] = server.backends["beeper"]  # a view, not the server's
+    names = [p.name for p in server.preprocessors]
+    assert names.index("roles") < names.index("speaker_tags")
+    assert not {"scheduler", "speech", "db", "settings"} & set(dir(server))
+    with app_client(server) as client:
+        assert client.get("/greeting").json() == {"greeting": "hello", "backends": ["beeper"]}
+
+
 def test_disabled_route_plugin_adds_no_routes(ttsframe_client):
     client = ttsframe_client({"plugins": {"greeter": {"enabled": False}}},
                              plugins={"greeter": ROUTES_PLUGIN})

@@ -6,7 +6,7 @@
 * ``ttsframe.testing.contracts``: suites to subclass (``BackendContract``,
   ``VoiceStoreContract``, ``EncoderContract``, ``PreprocessorContract``,
   ``QualityCheckContract``).
-* ``ttsframe.testing.app``: ``make_services`` / ``app_client`` for an in-process server
+* ``ttsframe.testing.app``: ``assemble`` / ``app_client`` for an in-process server
   with your plugin registered by name or by entry point.
 * ``ttsframe.testing.server``: ``ServerProcess``, a real ``ttsframe serve`` on loopback.
 * ``ttsframe.testing.audio``: ``decode`` bytes with PyAV, ``sine``, ``rms``.

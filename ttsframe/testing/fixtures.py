@@ -21,17 +21,17 @@ import pytest
 
 @pytest.fixture
 def ttsframe_services(tmp_path):
-    """``ttsframe_services(config=None, *, plugins=None, entry_points=())`` -> an assembled
-    server, built but not started, for ``app_client``; a test reads its ``backends`` and
-    ``preprocessors`` (``docs/plugin-testing.md``), nothing else of it is stable."""
-    from ttsframe.testing.app import make_services
+    """``ttsframe_services(config=None, *, plugins=None, entry_points=())`` -> an
+    ``AssembledServer``, built but not started: a test reads its ``backends`` and
+    ``preprocessors`` and may hand it to ``app_client`` (``docs/plugin-testing.md``)."""
+    from ttsframe.testing.app import assemble
 
     counter = itertools.count()
 
     def build(config: Mapping[str, Any] | None = None, *,
               plugins: Mapping[str, object] | None = None, entry_points: Iterable[str] = ()):
-        return make_services(tmp_path / f"services-{next(counter)}", config, plugins=plugins,
-                             entry_points=entry_points)
+        return assemble(tmp_path / f"services-{next(counter)}", config, plugins=plugins,
+                        entry_points=entry_points)
 
     return build
 

@@ -128,10 +128,10 @@ def test_unknown_voice_fails_load_naming_the_key(voice):
 
 
 def test_bad_config_is_refused_at_startup(tmp_path):
-    from ttsframe.testing.app import make_services
+    from ttsframe.testing.app import assemble
 
     with pytest.raises(ConfigError, match=r"plugins.espeak.rate.*>= 80"):
-        make_services(tmp_path, {"plugins": {"espeak": {"rate": 5}}}, entry_points=["espeak"])
+        assemble(tmp_path, {"plugins": {"espeak": {"rate": 5}}}, entry_points=["espeak"])
 
 
 def test_two_threads_never_mix_their_audio():
