@@ -11,9 +11,9 @@ from ttsframe.plugins.roles import RoleTagger
 from ttsframe.plugins.speaker_tags import SpeakerTagNormaliser
 
 
-def run(text: str, role=None, speaker="S1", tags=True) -> str:
+def run(text: str, role=None, speaker="S1", tags=True, speakers=("S1", "S2")) -> str:
     ctx = TextContext(role=role, voice=Voice(voice_id="v", primary_speaker=speaker),
-                      backend="dia", speaker_tags=tags)
+                      backend="dia", speaker_tags=tags, speakers=speakers)
     for pre in sorted([SpeakerTagNormaliser(), RoleTagger()], key=lambda p: p.order):
         text = pre.process(text, ctx)
     return text
@@ -50,3 +50,12 @@ def test_only_tags_is_rejected():
 
 def test_backends_without_tags_get_plain_text():
     assert run("[S1] Hello [S2] there", role="user", tags=False) == "Hello there"
+
+
+def test_roles_take_the_backends_own_speakers():
+    """The user gets the backend's first speaker and the assistant its second; a backend
+    with one speaker gives it to every role rather than refusing assistant text."""
+    assert run("Hi.", role="assistant", speakers=("S1", "S2", "S3")) == "[S2] Hi."
+    assert run("Hi.", role="user", speakers=("S1", "S2", "S3")) == "[S1] Hi."
+    assert run("Hi.", role="assistant", speakers=("S1",)) == "[S1] Hi."
+    assert run("Hi.", role="system", speakers=("S1",)) == "[S1] Hi."

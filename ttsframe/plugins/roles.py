@@ -1,4 +1,5 @@
-"""Role tagging: chat roles become Dia speaker tags (user -> [S1], assistant/system -> [S2]).
+"""Role tagging: chat roles become speaker tags (user -> the backend's first speaker, [S1]
+for Dia; assistant/system -> its second, [S2]; a backend with one speaker gives it to all).
 
 Only untagged text is tagged; text that already starts with a speaker tag is the
 caller's explicit choice and is left alone.
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 from ttsframe import TextContext, TextPreprocessor, hookimpl, speaker_of_leading_tag
 
-ROLE_SPEAKERS = {"user": "S1", "assistant": "S2", "system": "S2"}
+# Which of the backend's speakers a role takes: the first for the user, the second (the
+# only one, for a backend with one) for the assistant and the system.
+ROLE_SPEAKERS = {"user": 0, "assistant": 1, "system": 1}
 
 
 class RoleTagger(TextPreprocessor):
@@ -22,9 +25,10 @@ class RoleTagger(TextPreprocessor):
     order = 20
 
     def process(self, text: str, ctx: TextContext) -> str:
-        if not ctx.speaker_tags or ctx.role is None or speaker_of_leading_tag(text) is not None:
+        if not ctx.speaker_tags or not ctx.speakers or ctx.role is None \
+                or speaker_of_leading_tag(text) is not None:
             return text
-        speaker = ROLE_SPEAKERS[ctx.role]
+        speaker = ctx.speakers[min(ROLE_SPEAKERS[ctx.role], len(ctx.speakers) - 1)]
         voice = ctx.voice
         if voice.audio_prompt and speaker != voice.primary_speaker:
             ctx.warnings.append(
