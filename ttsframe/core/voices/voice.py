@@ -81,7 +81,8 @@ def derive_seed(voice_id: str) -> int:
 
 
 def canonical_transcript(transcript: str) -> str:
-    """Canonical ``[S1]``/``[S2]`` tags and single spaces; unknown speakers are a 400."""
+    """Canonical speaker tags (``[s1]`` -> ``[S1]``) and single spaces; a tag outside
+    ``[S1]`` to ``[S99]`` is a 400 (which of them a backend speaks is checked apart)."""
 
     text = canonical_tags(transcript, lambda tag: (
         f"audio_prompt_transcript has unknown speaker tag [{tag}]; a speaker tag is [S1] "
@@ -92,30 +93,19 @@ def canonical_transcript(transcript: str) -> str:
     return text
 
 
-def voice_speakers(voice: Voice) -> list[str]:
-    """The speakers a voice makes a backend speak: its ``primary_speaker`` (untagged
-    text's tag) and its transcript's, in order of first appearance."""
-    return list(dict.fromkeys([voice.primary_speaker, *transcript_speakers(voice)]))
-
-
-def transcript_speakers(voice: Voice) -> list[str]:
-    return [f"S{int(n)}" for n in ANY_TAG.findall(voice.audio_prompt_transcript or "")]
-
-
 def check_voice_speakers(voice: Voice, backend: str, speakers: tuple[str, ...]) -> None:
-    """A 400 when ``voice`` names a speaker that ``backend`` (whose
-    ``Capabilities.speakers`` are ``speakers``) does not speak."""
-    missing = [s for s in voice_speakers(voice) if s not in speakers]
-    if not missing:
+    """A 400 when ``voice`` names a speaker (its ``primary_speaker``, untagged text's tag,
+    or one of its transcript's) that ``backend``, whose ``Capabilities.speakers`` are
+    ``speakers``, does not speak."""
+    tagged = [f"S{int(n)}" for n in ANY_TAG.findall(voice.audio_prompt_transcript or "")]
+    speaker = next((s for s in (voice.primary_speaker, *tagged) if s not in speakers), None)
+    if speaker is None:
         return
-    speaker = missing[0]
-    where = [field for field, named in (("primary_speaker", speaker == voice.primary_speaker),
-                                        ("audio_prompt_transcript",
-                                         speaker in transcript_speakers(voice)))
-             if named]
+    fields = " and ".join(field for field, named in (
+        ("primary_speaker", speaker == voice.primary_speaker),
+        ("audio_prompt_transcript", speaker in tagged)) if named)
     raise InvalidInput(
-        f"voice '{voice.voice_id}' speaks as [{speaker}] (its {' and '.join(where)}), but "
-        f"backend "
+        f"voice '{voice.voice_id}' speaks as [{speaker}] (its {fields}), but backend "
         f"'{backend}' knows {', '.join(f'[{s}]' for s in speakers)}; change the voice's "
         "speaker, or use it with a backend that speaks it (its backends field)",
         param="voice", code="invalid_value")
